@@ -1,0 +1,20 @@
+#!/bin/sh
+# One-time setup on a fresh Debian/Ubuntu machine: system packages the tests use, npm dependencies
+# (which also compiles the TypeScript), and the real MRI data (Debian's mricron-data).
+#   python3-sklearn, python3-nibabel: independent reference implementations the tests compare against
+#   chromium: the headless browser that checks the HTML report
+set -eu
+cd "$(dirname "$0")/.."
+need=""
+/usr/bin/python3 -c 'import sklearn, nibabel' >/dev/null 2>&1 || need="$need python3-sklearn python3-nibabel"
+[ -x /usr/bin/chromium ] || need="$need chromium"
+if [ -n "$need" ]; then
+  if [ "$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+    echo "setup: need Debian packages:$need (run as root or install them yourself)" >&2; exit 1
+  fi
+  echo "setup: installing Debian packages:$need"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $need >/dev/null
+fi
+npm ci --no-audit --no-fund
+sh scripts/fetch-data.sh

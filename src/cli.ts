@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+/**
+ * The moodlsr command line. Each capability registers one subcommand from src/cli/.
+ * Exit codes: 0 success, 1 usage or fatal error, 2 some inputs failed (the others were processed).
+ */
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { describeError } from './errors.js';
+import { registerInfo } from './cli/info.js';
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('moodlsr')
+    .description('Anomaly detection in 3-D medical images by latent space restoration (MOOD challenge)')
+    .version(packageVersion())
+    .showHelpAfterError();
+  registerInfo(program);
+  return program;
+}
+
+buildProgram()
+  .parseAsync(process.argv)
+  .catch((err: unknown) => {
+    process.stderr.write(`moodlsr: ${describeError(err)}\n`);
+    process.exitCode = 1;
+  });
