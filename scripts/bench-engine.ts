@@ -176,6 +176,7 @@ function writeSection(file: string, section: string): void {
 
 async function main(): Promise<void> {
   const write = !process.argv.includes('--no-write');
+  const loadBefore = os.loadavg()[0].toFixed(1);
   const stockRate = await stockBackpropInputRate();
   const engine = await initEngine({ prefer: 'wasm' });
   const conv = convRows();
@@ -191,11 +192,13 @@ async function main(): Promise<void> {
   await tf.setBackend('cpu');
   const cpu = cpuRow();
 
+  const load = `1-min load average ${loadBefore} at start, ${os.loadavg()[0].toFixed(1)} at end (other processes share the cores; ` +
+    `a load above ${os.availableParallelism()} means the numbers below understate the machine)`;
   const section = [
     SECTION,
     '',
     `Command: \`npx tsc -p tsconfig.json && node dist/scripts/bench-engine.js\` — ${new Date().toISOString().slice(0, 10)}.`,
-    `Machine: ${machine()}. Backend: ${engine.reason}.`,
+    `Machine: ${machine()}. Backend: ${engine.reason}. ${load}.`,
     `FLOPs = 2·H_out·W_out·K_h·K_w·C_in·C_out·B; medians of ${RUNS} runs after a warm-up.`,
     '',
     '| conv layer (NHWC, pad same) | GFLOP | forward GFLOP/s | input grad / conv2dTranspose GFLOP/s | input+filter grads GFLOP/s |',

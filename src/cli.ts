@@ -7,6 +7,11 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { describeError } from './errors.js';
 import { registerInfo } from './cli/info.js';
+import { registerInject } from './cli/inject.js';
+import { registerEval } from './cli/eval.js';
+import { registerPopulation } from './cli/population.js';
+import { registerTrain } from './cli/train.js';
+import { registerPredict } from './cli/predict.js';
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -21,6 +26,11 @@ export function buildProgram(): Command {
     .version(packageVersion())
     .showHelpAfterError();
   registerInfo(program);
+  registerInject(program);
+  registerEval(program);
+  registerPopulation(program);
+  registerTrain(program);
+  registerPredict(program);
   return program;
 }
 

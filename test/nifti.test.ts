@@ -487,8 +487,10 @@ describe('bad input: one InputFileError naming the file and the reason', () => {
     ['voxoffset-low.nii', () => tinyValid({ voxOffset: 100 }), /vox_offset = 100/],
     ['voxoffset-fraction.nii', () => tinyValid({ voxOffset: 352.5 }), /vox_offset = 352.5/],
     ['voxoffset-far.nii', () => tinyValid({ voxOffset: 1e6 }), /vox_offset 1000000 lies beyond the end/],
-    ['voxoffset-far.nii.gz', () => gzipSync(tinyValid({ voxOffset: 1e6 })), /vox_offset 1000000 lies beyond the end/],
+    ['voxoffset-far.nii.gz', () => gzipSync(tinyValid({ voxOffset: 1e5 })), /vox_offset 100000 lies beyond the end of the decompressed data/],
+    ['voxoffset-very-far.nii.gz', () => gzipSync(tinyValid({ voxOffset: 1e7 })), /vox_offset 10000000 lies beyond the end/],
     ['short-data.nii', () => tinyValid({}, 59), /truncated: 3×4×5 uint8 voxels .* need 412 bytes, the file has 411/],
+    ['huge-dims.nii.gz', () => gzipSync(tinyValid({ dims: [3, 30000, 30000, 30000], datatype: 64, bitpix: 64 })), /truncated: the header asks for/],
     ['short-data.nii.gz', () => gzipSync(ch2Plain().subarray(0, 5_000_000)), /truncated: 181×217×181 uint8/],
   ];
   for (const [name, make, reason] of cases) {

@@ -11,6 +11,7 @@ import {
   type PreparedSource,
 } from '../eval/inject/variants.js';
 import { deriveSeed } from '../eval/inject/seeds.js';
+import { bsplineField } from '../eval/inject/smooth-field.js';
 
 const CH2BET = 'data/mricron/ch2bet.nii.gz';
 const SIZE = 40;
@@ -193,5 +194,28 @@ describe('deriveSeed', () => {
     expect(deriveSeed('eval', 7, 'normal', 0)).not.toBe(deriveSeed('train', 7, 'normal', 0));
     expect(deriveSeed('eval', 7, 'normal', 0)).not.toBe(deriveSeed('eval', 7, 'normal', 1));
     expect(deriveSeed('eval', 7, 'normal', 0)).not.toBe(deriveSeed('eval', 8, 'normal', 0));
+  });
+});
+
+describe('bsplineField', () => {
+  it('reproduces constant and linear control values exactly (so the warp has no spurious wiggles)', () => {
+    const shape = [17, 9, 12] as const;
+    const g = 5;
+    const knots = shape.map((n) => (n - 1) / (g - 3));
+    const values = new Float64Array(g ** 3);
+    for (let k = 0, i = 0; k < g; k++) {
+      for (let j = 0; j < g; j++) {
+        for (let l = 0; l < g; l++, i++) values[i] = 2 + 0.5 * (l - 1) * knots[0] - 0.25 * (j - 1) * knots[1] + 0.1 * (k - 1) * knots[2];
+      }
+    }
+    const field = bsplineField(shape, g, values);
+    const row = new Float32Array(shape[0]);
+    for (let z = 0; z < shape[2]; z++) {
+      for (let y = 0; y < shape[1]; y++) {
+        field.fillRow(y, z, row);
+        for (let x = 0; x < shape[0]; x++) expect(row[x]).toBeCloseTo(2 + 0.5 * x - 0.25 * y + 0.1 * z, 4);
+      }
+    }
+    expect(() => bsplineField(shape, 3, new Float64Array(27))).toThrow(/control/);
   });
 });

@@ -85,19 +85,19 @@ export function toyCaseName(index: number): string {
   return `toy_${index}.nii.gz`;
 }
 
-interface Slot {
+export interface CaseSlot {
   readonly kind: CaseKind;
   readonly slot: number;
 }
 
 /** Which slot gets which name: normal slots, then per kind, shuffled by the set seed. */
-export function planCases(normal: number, perKind: number, kinds: readonly AnomalyKind[], seed: number): Slot[] {
+export function planCases(normal: number, perKind: number, kinds: readonly AnomalyKind[], seed: number): CaseSlot[] {
   for (const [what, n] of [['normal', normal], ['perKind', perKind]] as const) {
     if (!Number.isInteger(n) || n < 0) throw new RangeError(`${what} must be a non-negative integer, got ${n}`);
   }
   for (const kind of kinds) if (!ANOMALY_KINDS.includes(kind)) throw new RangeError(`unknown anomaly kind '${kind}' (known: ${ANOMALY_KINDS.join(', ')})`);
   if (new Set(kinds).size !== kinds.length) throw new RangeError(`anomaly kinds repeat: ${kinds.join(', ')}`);
-  const slots: Slot[] = [];
+  const slots: CaseSlot[] = [];
   for (let k = 0; k < normal; k++) slots.push({ kind: 'normal', slot: k });
   for (const kind of kinds) for (let k = 0; k < perKind; k++) slots.push({ kind, slot: k });
   return shuffled(slots, createRng(deriveSeed(EVAL_SALT, seed, 'order')));
@@ -114,7 +114,7 @@ export interface GeneratedCase {
  */
 export function generateCase(
   name: string,
-  slot: Slot,
+  slot: CaseSlot,
   sources: readonly PreparedSource[],
   sourceNames: readonly string[],
   opts: Pick<ToySetOptions, 'size' | 'seed' | 'variation' | 'fill'>,

@@ -92,6 +92,8 @@ export const DEFAULT_GZIP_LEVEL = 1;
 
 const IO_CHUNK_BYTES = 1 << 20;
 const ENCODE_CHUNK_VOXELS = 1 << 18;
+/** deflate cannot expand data by more than ~1032:1. */
+const MAX_DEFLATE_RATIO = 1032;
 
 // ---------------------------------------------------------------------------------------------
 // Reading
@@ -110,7 +112,7 @@ export async function readNifti(path: string): Promise<NiftiImage> {
     const start = new Uint8Array(2);
     const { bytesRead } = await handle.read(start, 0, 2, 0);
     const gzipped = bytesRead === 2 && start[0] === 0x1f && start[1] === 0x8b;
-    const collector = new NiftiCollector(gzipped ? null : stats.size);
+    const collector = new NiftiCollector(gzipped ? null : stats.size, gzipped ? stats.size : null);
     const file = handle.createReadStream({ start: 0, highWaterMark: IO_CHUNK_BYTES, autoClose: false });
     const consume = async (source: AsyncIterable<Uint8Array>) => {
       try {
@@ -140,8 +142,14 @@ class NiftiCollector {
   /** Bytes seen so far, header included. */
   private total = 0;
 
-  /** `fileSize`: the byte count when known up front (uncompressed files), to fail early. */
-  constructor(private readonly fileSize: number | null) {}
+  /**
+   * `fileSize`: the byte count when known up front (uncompressed files), to fail early;
+   * `gzipSize`: the compressed size, which bounds what the header may ask for before allocating.
+   */
+  constructor(
+    private readonly fileSize: number | null,
+    private readonly gzipSize: number | null,
+  ) {}
 
   push(chunk: Uint8Array): void {
     let pos = 0;
@@ -173,6 +181,15 @@ class NiftiCollector {
     const { header, dtype } = this.parsed;
     const voxels = header.dims[1] * header.dims[2] * header.dims[3];
     if (this.fileSize !== null) this.checkLength(this.fileSize);
+    if (this.gzipSize !== null) {
+      const bound = this.gzipSize * MAX_DEFLATE_RATIO + 1024;
+      const needed = header.voxOffset + voxels * dtype.bytes;
+      const capacity = `what a ${this.gzipSize}-byte gzip file can hold`;
+      if (header.voxOffset > bound) {
+        throw new NiftiFormatProblem(`vox_offset ${header.voxOffset} lies beyond the end of ${capacity}`);
+      }
+      if (needed > bound) throw new NiftiFormatProblem(`truncated: the header asks for ${needed} bytes, more than ${capacity}`);
+    }
     let out: Float32Array;
     try {
       out = new Float32Array(voxels);

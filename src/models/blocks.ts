@@ -98,6 +98,14 @@ export function conditionBias(params: ParamMap, prefix: string, pos: tf.Tensor1D
   return tf.add(tf.mul(tf.reshape(pos, [-1, 1, 1, 1]), tf.reshape(w, [1, 1, 1, -1])), tf.reshape(b, [1, 1, 1, -1]));
 }
 
+/**
+ * One-hot float32 encoding. tfjs-backend-wasm 4.22's OneHot ignores a float32 dtype and writes
+ * int32 bit patterns (1 reads as 1.4e-45), so build it as int32 and cast.
+ */
+export function oneHotFloat(indices: tf.Tensor, depth: number): tf.Tensor {
+  return tf.cast(tf.oneHot(tf.cast(indices, 'int32'), depth), 'float32');
+}
+
 /** Shifts the map down by one row (zeros enter at the top). */
 export function shiftDown(x: tf.Tensor4D): tf.Tensor4D {
   const [, h] = x.shape;

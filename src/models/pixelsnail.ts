@@ -30,6 +30,7 @@ import {
   conv,
   dropoutContext,
   glu,
+  oneHotFloat,
   padSpatial,
   shiftDown,
   shiftRight,
@@ -201,7 +202,7 @@ export function priorLogits(
   checkCodes(codes, pos, cfg);
   const drop = dropoutContext(opts, cfg.dropout);
   return tf.tidy(() => {
-    const x = tf.oneHot(codes, cfg.codebookSize, 1, 0, 'float32') as tf.Tensor4D;
+    const x = oneHotFloat(codes, cfg.codebookSize) as tf.Tensor4D;
     const bg = background(cfg.height, cfg.width);
     let u = shiftDown(causalConv(params, 'in.u', x, 'down'));
     let l: tf.Tensor4D = tf.add(
@@ -227,7 +228,7 @@ export function nllFromLogits(logits: tf.Tensor4D, codes: tf.Tensor3D): tf.Tenso
   return tf.tidy(() => {
     const k = logits.shape[3];
     const logp = tf.logSoftmax(logits);
-    return tf.neg(tf.sum(tf.mul(logp, tf.oneHot(codes, k, 1, 0, 'float32')), 3)) as tf.Tensor3D;
+    return tf.neg(tf.sum(tf.mul(logp, oneHotFloat(codes, k)), 3)) as tf.Tensor3D;
   });
 }
 

@@ -106,6 +106,7 @@ export function resampleData(data: Float32Array, shape: Shape3, newShape: Shape3
   const tx = halfPixelTaps(shape[0], ox);
   const ty = halfPixelTaps(shape[1], oy);
   const tz = halfPixelTaps(shape[2], oz);
+  const { lo: xLo, hi: xHi, weightHi: xWeight } = tx;
   const out = new Float32Array(voxelCount(newShape));
   let o = 0;
   for (let k = 0; k < oz; k++) {
@@ -125,9 +126,9 @@ export function resampleData(data: Float32Array, shape: Shape3, newShape: Shape3
       const w01 = (1 - wy) * wz;
       const w11 = wy * wz;
       for (let i = 0; i < ox; i++, o++) {
-        const a = tx.lo[i];
-        const b = tx.hi[i];
-        const wx = tx.weightHi[i];
+        const a = xLo[i];
+        const b = xHi[i];
+        const wx = xWeight[i];
         const c00 = data[r00 + a] * (1 - wx) + data[r00 + b] * wx;
         const c10 = data[r10 + a] * (1 - wx) + data[r10 + b] * wx;
         const c01 = data[r01 + a] * (1 - wx) + data[r01 + b] * wx;

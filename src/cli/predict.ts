@@ -1,0 +1,68 @@
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { loadZScore, zscorePredictor } from '../baselines/zscore-model.js';
+import { parseShard } from '../mood/cases.js';
+import type { MoodRegion, MoodTask, Predictor } from '../mood/predictor.js';
+import { runPrediction } from '../mood/run.js';
+import { parseInteger, stderrLog } from './common.js';
+
+/** Methods `predict` can run, each loading its weights from the region's weights folder. */
+export const METHODS: Record<string, (weightsDir: string) => Promise<Predictor>> = {
+  zscore: async (dir) => zscorePredictor(await loadZScore(dir)),
+};
+
+/** The shipped weights of a region: <package>/weights/<region>. */
+export function shippedWeightsDir(region: MoodRegion): string {
+  return fileURLToPath(new URL(`../../../weights/${region}`, import.meta.url));
+}
+
+interface PredictCliOptions {
+  task: MoodTask;
+  region: MoodRegion;
+  input: string;
+  output: string;
+  weights?: string;
+  method: string;
+  seed: number;
+  shard?: string;
+  dtype: 'float32' | 'uint16';
+}
+
+export function registerPredict(program: Command): void {
+  program
+    .command('predict')
+    .description('score every NIfTI case of a folder: OUT/F.txt (sample) or OUT/F (pixel), the MOOD contract')
+    .requiredOption('--task <task>', 'sample or pixel')
+    .requiredOption('--region <region>', 'brain or abdom')
+    .requiredOption('-i, --input <dir>', 'folder of input cases (*.nii, *.nii.gz)')
+    .requiredOption('-o, --output <dir>', 'output folder (created if missing)')
+    .option('--weights <dir>', 'weights folder (default: the shipped weights of the region)')
+    .option('--method <name>', `scoring method: ${Object.keys(METHODS).join(', ')}`, 'zscore')
+    .option('--seed <s>', 'seed of every random draw', parseInteger('--seed'), 0)
+    .option('--shard <K/N>', 'process only the K-th of N disjoint parts of the sorted case list')
+    .option('--dtype <dtype>', 'pixel maps as float32 or uint16 (scale 1/65535)', 'float32')
+    .action(async (opts: PredictCliOptions) => {
+      if (opts.task !== 'sample' && opts.task !== 'pixel') throw new Error(`--task must be sample or pixel, got "${opts.task}"`);
+      if (opts.region !== 'brain' && opts.region !== 'abdom') throw new Error(`--region must be brain or abdom, got "${opts.region}"`);
+      if (opts.dtype !== 'float32' && opts.dtype !== 'uint16') throw new Error(`--dtype must be float32 or uint16, got "${opts.dtype}"`);
+      const load = METHODS[opts.method];
+      if (!load) throw new Error(`unknown --method "${opts.method}" (known: ${Object.keys(METHODS).join(', ')})`);
+      const shard = opts.shard ? parseShard(opts.shard) : undefined;
+      const predictor = await load(opts.weights ?? shippedWeightsDir(opts.region));
+      try {
+        const summary = await runPrediction({
+          task: opts.task,
+          inDir: opts.input,
+          outDir: opts.output,
+          predictor,
+          seed: opts.seed,
+          shard,
+          pixelDtype: opts.dtype,
+          log: stderrLog('predict: '),
+        });
+        if (summary.failed.length > 0) process.exitCode = 2;
+      } finally {
+        await predictor.dispose?.();
+      }
+    });
+}
