@@ -12,6 +12,7 @@ import { registerEval } from './cli/eval.js';
 import { registerPopulation } from './cli/population.js';
 import { registerTrain } from './cli/train.js';
 import { registerPredict } from './cli/predict.js';
+import { registerLeaderboard } from './cli/leaderboard.js';
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerPopulation(program);
   registerTrain(program);
   registerPredict(program);
+  registerLeaderboard(program);
   return program;
 }
 

@@ -1,20 +1,9 @@
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { loadZScore, zscorePredictor } from '../baselines/zscore-model.js';
 import { parseShard } from '../mood/cases.js';
-import type { MoodRegion, MoodTask, Predictor } from '../mood/predictor.js';
+import { METHODS, methodNames, shippedWeightsDir } from '../mood/methods.js';
+import type { MoodRegion, MoodTask } from '../mood/predictor.js';
 import { runPrediction } from '../mood/run.js';
 import { parseInteger, stderrLog } from './common.js';
-
-/** Methods `predict` can run, each loading its weights from the region's weights folder. */
-export const METHODS: Record<string, (weightsDir: string) => Promise<Predictor>> = {
-  zscore: async (dir) => zscorePredictor(await loadZScore(dir)),
-};
-
-/** The shipped weights of a region: <package>/weights/<region>. */
-export function shippedWeightsDir(region: MoodRegion): string {
-  return fileURLToPath(new URL(`../../../weights/${region}`, import.meta.url));
-}
 
 interface PredictCliOptions {
   task: MoodTask;
@@ -37,7 +26,7 @@ export function registerPredict(program: Command): void {
     .requiredOption('-i, --input <dir>', 'folder of input cases (*.nii, *.nii.gz)')
     .requiredOption('-o, --output <dir>', 'output folder (created if missing)')
     .option('--weights <dir>', 'weights folder (default: the shipped weights of the region)')
-    .option('--method <name>', `scoring method: ${Object.keys(METHODS).join(', ')}`, 'zscore')
+    .option('--method <name>', `scoring method: ${methodNames().join(', ')}`, 'zscore')
     .option('--seed <s>', 'seed of every random draw', parseInteger('--seed'), 0)
     .option('--shard <K/N>', 'process only the K-th of N disjoint parts of the sorted case list')
     .option('--dtype <dtype>', 'pixel maps as float32 or uint16 (scale 1/65535)', 'float32')
@@ -46,7 +35,7 @@ export function registerPredict(program: Command): void {
       if (opts.region !== 'brain' && opts.region !== 'abdom') throw new Error(`--region must be brain or abdom, got "${opts.region}"`);
       if (opts.dtype !== 'float32' && opts.dtype !== 'uint16') throw new Error(`--dtype must be float32 or uint16, got "${opts.dtype}"`);
       const load = METHODS[opts.method];
-      if (!load) throw new Error(`unknown --method "${opts.method}" (known: ${Object.keys(METHODS).join(', ')})`);
+      if (!load) throw new Error(`unknown --method "${opts.method}" (known: ${methodNames().join(', ')})`);
       const shard = opts.shard ? parseShard(opts.shard) : undefined;
       const predictor = await load(opts.weights ?? shippedWeightsDir(opts.region));
       try {

@@ -5,19 +5,21 @@
  * (the slice position in [-0.5, 0.5]); the brain latent grid is 20×20 (three stride-2 levels), the
  * abdomen grid 10×10 (four levels), as in Naval Marimont & Tarroni 2021.
  *
- * FLOPs per slice (one forward, 2 FLOPs per multiply-add, convolutions and matMuls only) come from
- * `vqvaeFlops` / `pixelsnailFlops` in ./flops.ts; the numbers quoted below were produced by it.
+ * FLOPs per slice (one forward, 2 FLOPs per multiply-add, convolutions and matMuls only), from
+ * `vqvaeFlops` / `pixelsnailFlops` in ./flops.ts:
  *
- *   preset / region      encoder   decoder   prior (one pass, 20×20 or 10×10 grid)
- *   reference / brain    3.52 G    7.66 G    12.1 G
- *   reference / abdomen  3.65 G    7.92 G    2.98 G
- *   compact / brain      0.31 G    0.50 G    0.19 G
- *   compact / abdomen    0.32 G    0.51 G    0.046 G
+ *   preset / region      encoder   decoder   quantize   prior (one pass over the whole grid)
+ *   reference / brain    4.33 G    6.02 G    0.026 G    7.09 G   (20×20, attention on 2×2 blocks)
+ *   reference / abdomen  3.93 G    4.25 G    0.007 G    1.78 G   (10×10)
+ *   compact / brain      0.52 G    0.56 G    0.007 G    0.19 G   (20×20)
+ *   compact / abdomen    0.56 G    0.59 G    0.002 G    0.042 G  (10×10)
  *
- * The compact sizes are set by the CPU budget (wasm, one thread, ~20 GFLOP/s forward, ~10 GFLOP/s
- * training): 480 decoder passes per brain volume cost 480 × 0.50 G ≈ 240 GFLOP ≈ 12–15 s, and
- * training at batch 8 costs ≈ 3 × 0.81 G × 8 ≈ 20 GFLOP a step ≈ 2 s, i.e. ≈ 1 800 steps
- * (≈ 14 000 slices) an hour on one core, two workers doubling that.
+ * Compact sizes come from the CPU budget (wasm, one thread per worker). FLOPs alone flatter the
+ * narrow full-resolution layers: wasm runs a 3×3 8→16 conv at 160×160 about 3× less efficiently
+ * than a 64→128 conv at 40×40, and norm/activation passes at 160×160 are memory-bound. Per brain
+ * volume, 480 decoder passes are 480 × 0.56 G ≈ 270 GFLOP; one VQ-VAE training step at batch 8 is
+ * ≈ 3 × 1.08 G × 8 ≈ 26 GFLOP. The full-resolution level (a gated block costs 1.4 M·C² FLOPs at
+ * 160×160) dominates, hence C0 = 8 and one block per level.
  */
 
 export type Region = 'brain' | 'abdomen';

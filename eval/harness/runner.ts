@@ -1,0 +1,91 @@
+/**
+ * Running a predictor over a toy-format set as a child process, under a wall-clock timeout.
+ * An entry is either one of moodlsr's own methods (run through the compiled CLI's `predict`) or any shell
+ * command — a `run_*.sh` script, a `docker run …` line — with placeholders {in}, {out}, {task}, {region};
+ * a command that names neither {in} nor {out} gets the two folders appended, as the MOOD scripts expect.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, rm } from 'node:fs/promises';
+import { cliEntryPath } from '../../src/mood/methods.js';
+import type { MoodRegion, MoodTask } from '../../src/mood/predictor.js';
+
+export type Entry =
+  | { readonly name: string; readonly kind: 'method'; readonly method: string; readonly weights?: string }
+  | { readonly name: string; readonly kind: 'command'; readonly command: string };
+
+export interface RunOutcome {
+  readonly seconds: number;
+  readonly exitCode: number | null;
+  readonly timedOut: boolean;
+  /** Last lines of the command's stderr/stdout, for the log. */
+  readonly tail: string;
+}
+
+/** Parses "NAME=COMMAND" (a shell command) or a bare method name ("zscore", "zscore@weights/dir"). */
+export function parseEntry(text: string, kind: 'method' | 'command'): Entry {
+  if (kind === 'method') {
+    const [method, weights] = text.split('@');
+    if (!method) throw new Error(`--method needs a name, got "${text}"`);
+    return weights ? { name: method, kind, method, weights } : { name: method, kind, method };
+  }
+  const eq = text.indexOf('=');
+  if (eq <= 0) throw new Error(`--command must look like NAME=COMMAND, got "${text}"`);
+  return { name: text.slice(0, eq).trim(), kind, command: text.slice(eq + 1) };
+}
+
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+export function commandLine(entry: Entry, io: { inDir: string; outDir: string; task: MoodTask; region: MoodRegion; seed: number }): { file: string; args: string[] } {
+  if (entry.kind === 'method') {
+    const args = [cliEntryPath(), 'predict', '--task', io.task, '--region', io.region, '-i', io.inDir, '-o', io.outDir, '--method', entry.method, '--seed', String(io.seed)];
+    if (entry.weights) args.push('--weights', entry.weights);
+    return { file: process.execPath, args };
+  }
+  const filled = entry.command
+    .replaceAll('{in}', shellQuote(io.inDir))
+    .replaceAll('{out}', shellQuote(io.outDir))
+    .replaceAll('{task}', io.task)
+    .replaceAll('{region}', io.region);
+  const hasFolders = entry.command.includes('{in}') || entry.command.includes('{out}');
+  const script = hasFolders ? filled : `${filled} ${shellQuote(io.inDir)} ${shellQuote(io.outDir)}`;
+  return { file: '/bin/sh', args: ['-c', script] };
+}
+
+/** Runs one entry for one task into a fresh output folder; kills the whole process group on timeout. */
+export async function runEntry(
+  entry: Entry,
+  io: { inDir: string; outDir: string; task: MoodTask; region: MoodRegion; seed: number; timeoutSeconds: number },
+): Promise<RunOutcome> {
+  await rm(io.outDir, { recursive: true, force: true });
+  await mkdir(io.outDir, { recursive: true });
+  const { file, args } = commandLine(entry, io);
+  const started = performance.now();
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let tail = '';
+    const keep = (chunk: Buffer): void => {
+      tail = (tail + chunk.toString('utf8')).slice(-4000);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+    }, io.timeoutSeconds * 1000);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`${entry.name}: cannot start ${file}: ${err.message}`));
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolvePromise({ seconds: (performance.now() - started) / 1000, exitCode: code, timedOut, tail });
+    });
+  });
+}

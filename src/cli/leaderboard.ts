@@ -1,0 +1,84 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { InputFileError } from '../errors.js';
+import { atomicWriteFile } from '../io/atomic.js';
+import type { MoodRegion, MoodTask } from '../mood/predictor.js';
+import { runLeaderboard } from '../../eval/harness/leaderboard.js';
+import { describeDrops, findDrops } from '../../eval/harness/regression.js';
+import { parseEntry, type Entry } from '../../eval/harness/runner.js';
+import { writeReport } from '../../eval/report/index.js';
+import { collect, parseInteger, parseNumber, stderrLog } from './common.js';
+
+interface LeaderboardCliOptions {
+  set: string;
+  method: string[];
+  command: string[];
+  tasks: string;
+  region: MoodRegion;
+  out: string;
+  timeout: number;
+  seed: number;
+  bootstrap: number;
+  overlays: number;
+  baseline?: string;
+  tolerance: number;
+}
+
+/** `moodlsr leaderboard`: several predictors side by side on one toy-format set, with a report. */
+export function registerLeaderboard(program: Command): void {
+  program
+    .command('leaderboard')
+    .description('run predictors over a toy-format set under a timeout, score them the MOOD way, write JSON/Markdown/HTML')
+    .requiredOption('--set <dir>', 'toy-format set (toy/, toy_label/, manifest.json), e.g. from `moodlsr inject`')
+    .option('--method <name[@weights]>', 'one of moodlsr’s methods, run through `moodlsr predict` (repeatable)', collect, [])
+    .option('--command <NAME=CMD>', 'any predictor command, e.g. "lsr=sh scripts/run_pixel_brain.sh" or a docker run line; placeholders {in} {out} {task} {region}, else IN OUT are appended (repeatable)', collect, [])
+    .option('--tasks <list>', 'sample,pixel', 'sample,pixel')
+    .option('--region <region>', 'brain or abdom', 'brain')
+    .requiredOption('--out <dir>', 'folder for predictions and the report')
+    .option('--timeout <s>', 'wall-clock limit per predictor call, seconds', parseNumber('--timeout', 1), 3600)
+    .option('--seed <s>', 'seed for predictors and the bootstrap', parseInteger('--seed'), 0)
+    .option('--bootstrap <n>', 'bootstrap resamples for confidence intervals', parseInteger('--bootstrap', 0), 1000)
+    .option('--overlays <n>', 'cases shown with slice overlays', parseInteger('--overlays', 0), 12)
+    .option('--baseline <file>', 'stored scores (a scores.json); exit 3 when a metric fell by more than --tolerance')
+    .option('--tolerance <t>', 'allowed drop against --baseline', parseNumber('--tolerance', 0), 0.005)
+    .action(async (opts: LeaderboardCliOptions) => {
+      const tasks = opts.tasks.split(',').map((t) => t.trim()) as MoodTask[];
+      if (tasks.length === 0 || tasks.some((t) => t !== 'sample' && t !== 'pixel')) throw new Error(`--tasks must list sample and/or pixel, got "${opts.tasks}"`);
+      if (opts.region !== 'brain' && opts.region !== 'abdom') throw new Error(`--region must be brain or abdom, got "${opts.region}"`);
+      const entries: Entry[] = [...opts.method.map((m) => parseEntry(m, 'method')), ...opts.command.map((c) => parseEntry(c, 'command'))];
+      if (entries.length === 0) throw new Error('give at least one --method or --command');
+      const names = entries.map((e) => e.name);
+      if (new Set(names).size !== names.length) throw new Error(`entry names repeat: ${names.join(', ')}`);
+      const board = await runLeaderboard({
+        setDir: opts.set,
+        entries,
+        tasks,
+        region: opts.region,
+        workDir: opts.out,
+        timeoutSeconds: opts.timeout,
+        seed: opts.seed,
+        bootstrap: opts.bootstrap,
+        overlayCases: opts.overlays,
+        createdAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+        log: stderrLog('leaderboard: '),
+      });
+      const paths = await writeReport(opts.out, board.report);
+      await atomicWriteFile(join(opts.out, 'scores.json'), `${JSON.stringify(board.scores, null, 1)}\n`);
+      process.stderr.write(`leaderboard: report ${paths.html}\n`);
+      process.stdout.write(`${await readFile(paths.markdown, 'utf8')}\n${paths.html}\n`);
+      if (opts.baseline) {
+        let baseline: unknown;
+        try {
+          baseline = JSON.parse(await readFile(opts.baseline, 'utf8'));
+        } catch (err) {
+          throw new InputFileError(opts.baseline, `cannot read stored scores (${(err as Error).message})`);
+        }
+        const drops = findDrops(board.scores, baseline, opts.tolerance);
+        if (drops.length > 0) {
+          process.stderr.write(`leaderboard: REGRESSION against ${opts.baseline}:\n${describeDrops(drops, opts.tolerance)}\n`);
+          process.exitCode = 3;
+        } else process.stderr.write(`leaderboard: no metric fell by more than ${opts.tolerance} against ${opts.baseline}\n`);
+      }
+    });
+}
