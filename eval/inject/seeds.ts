@@ -9,7 +9,7 @@ import seedrandom from 'seedrandom';
  *
  *   - `'eval'`  — the synthetic test sets of the harness (buildToySet, this folder).
  *   - `'train'` — the population of normal brains used for training (reuse makeNormalVariant with
- *                 `deriveSeed('train', seed, 'variant', i)`).
+ *                 `deriveSeed('train', seed, 'normal', i)`, see population.ts).
  *
  * Within a salt, a path such as `['normal', 3]` or `['shift', 0]` names one case independently of how many
  * cases are generated, so adding cases never changes existing ones.

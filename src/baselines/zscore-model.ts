@@ -93,7 +93,7 @@ export async function saveZScore(dir: string, model: ZScoreModel, extra: Record<
 }
 
 export async function loadZScore(dir: string): Promise<ZScoreModel> {
-  const bundle = await readTensorBundle(dir, ZSCORE_FILE, ZSCORE_KIND);
+  const bundle = readTensorBundle(dir, ZSCORE_FILE, ZSCORE_KIND);
   const config = bundle.config as ZScoreConfig;
   const calibration = bundle.extra?.calibration;
   const mean = bundle.tensors.get('mean');

@@ -9,8 +9,10 @@
  *
  *   atomicWriteFile(path, bytes | text)        one-shot write of a buffer or a UTF-8 string
  *   withAtomicFile(path, async (tmp) => {...}) the caller streams into `tmp` itself
+ *   atomicWriteFileSync(path, bytes | text)    the same, synchronously
  */
 import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 
 /** The temp path used for an atomic write of `path`: same folder, unique suffix. */
@@ -52,5 +54,25 @@ async function flushToDisk(file: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+/** Synchronous `atomicWriteFile`, for code paths that are synchronous throughout. */
+export function atomicWriteFileSync(path: string, content: Uint8Array | string): void {
+  const tmp = tempPathFor(path);
+  try {
+    const fd = openSync(tmp, 'wx');
+    try {
+      const bytes = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
+      let written = 0;
+      while (written < bytes.byteLength) written += writeSync(fd, bytes, written, bytes.byteLength - written);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
   }
 }

@@ -6,8 +6,8 @@
  * (src/models/weights.ts) and the baselines' statistics share this format.
  */
 import { readFileSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { InputFileError } from '../errors.js';
 import { atomicWriteFile } from './atomic.js';
 
@@ -75,12 +75,15 @@ function sizeOf(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-/** Writes the bundle; tensors in sorted-name order. Returns the two paths. */
-export async function writeTensorBundle(
-  dir: string,
-  name: string,
-  bundle: { kind: string; config: unknown; extra?: Record<string, unknown>; tensors: ReadonlyMap<string, HostTensor> },
-): Promise<{ manifest: string; binary: string }> {
+export interface BundleContent {
+  readonly kind: string;
+  readonly config: unknown;
+  readonly extra?: Record<string, unknown>;
+  readonly tensors: ReadonlyMap<string, HostTensor>;
+}
+
+/** The manifest text and binary of a bundle; tensors in sorted-name order. */
+export function encodeTensorBundle(bundle: BundleContent): { manifestText: string; binary: Uint8Array } {
   const names = [...bundle.tensors.keys()].sort();
   const entries: TensorEntry[] = [];
   let offset = 0;
@@ -107,10 +110,16 @@ export async function writeTensorBundle(
     ...(bundle.extra !== undefined ? { extra: bundle.extra } : {}),
     tensors: entries,
   };
+  return { manifestText: `${JSON.stringify(manifest, null, 1)}\n`, binary };
+}
+
+/** Writes `<dir>/<name>.bin` then `<dir>/<name>.json`, each atomically. Returns the two paths. */
+export async function writeTensorBundle(dir: string, name: string, bundle: BundleContent): Promise<{ manifest: string; binary: string }> {
+  const { manifestText, binary } = encodeTensorBundle(bundle);
   const files = { manifest: manifestPath(dir, name), binary: binaryPath(dir, name) };
   await mkdir(dir, { recursive: true });
   await atomicWriteFile(files.binary, binary);
-  await atomicWriteFile(files.manifest, `${JSON.stringify(manifest, null, 1)}\n`);
+  await atomicWriteFile(files.manifest, manifestText);
   return files;
 }
 
@@ -137,12 +146,12 @@ export function parseBundleManifest(file: string, text: string): BundleManifest 
   return m as BundleManifest;
 }
 
-/** Reads a bundle; with `expectedKind`, a bundle of another kind is refused. */
-export async function readTensorBundle(dir: string, name: string, expectedKind?: string): Promise<TensorBundle> {
+/** Reads a bundle (synchronously: weights are small); with `expectedKind`, a bundle of another kind is refused. */
+export function readTensorBundle(dir: string, name: string, expectedKind?: string): TensorBundle {
   const file = manifestPath(dir, name);
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new InputFileError(file, `cannot read weights manifest (${(err as Error).message})`);
   }
@@ -151,13 +160,18 @@ export async function readTensorBundle(dir: string, name: string, expectedKind?:
   const binFile = binaryPath(dir, name);
   let bytes: Buffer;
   try {
-    bytes = await readFile(binFile);
+    bytes = readFileSync(binFile);
   } catch (err) {
     throw new InputFileError(binFile, `cannot read weights binary (${(err as Error).message})`);
   }
+  return decodeTensorBundle(m, file, binFile, bytes);
+}
+
+/** The tensors of a checked manifest from its binary; a size mismatch names the binary file. */
+export function decodeTensorBundle(m: BundleManifest, manifestFile: string, binFile: string, bytes: Uint8Array): TensorBundle {
   const expectedBytes = m.tensors.reduce((end, t) => Math.max(end, t.offset + t.length), 0);
   if (bytes.byteLength !== expectedBytes) {
-    throw new InputFileError(binFile, `has ${bytes.byteLength} bytes, the manifest ${name}.json describes ${expectedBytes}`);
+    throw new InputFileError(binFile, `has ${bytes.byteLength} bytes, the manifest ${basename(manifestFile)} describes ${expectedBytes}`);
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const tensors = new Map<string, HostTensor>();
