@@ -4,11 +4,13 @@
  * - cases: every *.nii / *.nii.gz in IN, sorted; other entries are ignored with one note;
  * - sample task → OUT/F.txt holding one finite float in [0, 1]; pixel task → OUT/F, a NIfTI of the
  *   input's shape on the input's grid (header copied), finite values in [0, 1];
- * - every write is atomic (temp file in OUT + rename); scratch files live in OUT/.moodlsr-tmp-PID,
- *   removed at the end, and TMPDIR points there while the run lasts (the root FS may be read-only);
- * - a bad case gets one log line and no output file; the other cases are still written.
+ * - every write is atomic (temp file in OUT + rename); scratch files live in OUT/.moodlsr-tmp-XXXXXX
+ *   (unique per run, so shards on several hosts sharing OUT never remove each other's), removed at the
+ *   end, and TMPDIR points there while the run lasts (the root FS may be read-only);
+ * - a bad case gets one log line and no output file (a stale one from an earlier run is removed); the
+ *   other cases are still written.
  */
-import { mkdir, rm, access, constants, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, realpath, rm, access, constants, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createRng } from '../engine/random.js';
 import { describeError, InputFileError } from '../errors.js';
@@ -53,6 +55,13 @@ export function caseSeed(runSeed: number, caseName: string): number {
   return createRng(`${runSeed}:${caseName}`).seed();
 }
 
+/** Scratch folders are OUT/<prefix><random>; temp files of atomic writes end in `.tmp`. */
+export const SCRATCH_PREFIX = '.moodlsr-tmp-';
+
+function oneLine(text: string): string {
+  return text.replace(/\s*[\r\n]+\s*/g, ' | ');
+}
+
 export async function runPrediction(req: PredictionRequest): Promise<PredictionSummary> {
   const started = performance.now();
   const inDir = resolve(req.inDir);
@@ -74,15 +83,19 @@ export async function runPrediction(req: PredictionRequest): Promise<PredictionS
   const cases = req.shard ? selectShard(listing.cases, req.shard) : listing.cases;
   if (req.shard) req.log(`shard ${req.shard.index}/${req.shard.count}: ${cases.length} of ${listing.cases.length} cases`);
 
-  const scratch = join(outDir, `.moodlsr-tmp-${process.pid}`);
+  let scratch: string | null = null;
   try {
     await mkdir(outDir, { recursive: true });
     await access(outDir, constants.W_OK);
-    await mkdir(scratch, { recursive: true });
+    scratch = await mkdtemp(join(outDir, SCRATCH_PREFIX));
     await writeFile(join(scratch, 'probe'), '');
   } catch (err) {
-    await rm(scratch, { recursive: true, force: true }).catch(() => undefined);
+    if (scratch !== null) await rm(scratch, { recursive: true, force: true }).catch(() => undefined);
     throw new PredictionSetupError(`cannot write to output folder ${outDir}: ${(err as Error).message}`);
+  }
+  if (req.task === 'pixel' && (await realpath(outDir)) === (await realpath(inDir))) {
+    await rm(scratch, { recursive: true, force: true }).catch(() => undefined);
+    throw new PredictionSetupError(`the output folder is the input folder (${inDir}): pixel maps would overwrite the cases`);
   }
   const previousTmp = process.env.TMPDIR;
   process.env.TMPDIR = scratch;
@@ -97,8 +110,9 @@ export async function runPrediction(req: PredictionRequest): Promise<PredictionS
         written.push(name);
         req.log(`${name}: ${req.task} written (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
       } catch (err) {
-        const reason = err instanceof InputFileError ? err.reason : describeError(err);
+        const reason = oneLine(err instanceof InputFileError ? err.reason : describeError(err));
         failed.push({ name, reason });
+        await rm(outputPathFor(outDir, name, req.task), { force: true }).catch(() => undefined);
         req.log(`${name}: FAILED, no output written: ${reason}`);
       }
     }

@@ -1,0 +1,280 @@
+/**
+ * Painting simple solids into one axial slice of the synthetic abdominal phantom.
+ *
+ * A slice is painted back to front (painter's algorithm): every solid overwrites what lies under it,
+ * blended over its edge by its sub-voxel coverage (a one-voxel ramp, so edges are anti-aliased the
+ * way a CT's point-spread blurs them). Solids are tested at the *deformed* position of each voxel
+ * (canvas.X/Y/Z, mm), which is how the smooth random warp bends every organ; each solid only visits
+ * the voxels of its bounding box grown by the largest displacement (canvas.marginMm).
+ */
+import type { TissueCode } from './tissues.js';
+
+export interface SliceCanvas {
+  /** Voxels per side of the slice (the slice is n × n, x fastest). */
+  readonly n: number;
+  /** Voxel size, mm (isotropic). */
+  readonly voxelMm: number;
+  /** Deformed position of each voxel of the slice, mm (patient right +X, anterior +Y, superior +Z). */
+  readonly X: Float32Array;
+  readonly Y: Float32Array;
+  readonly Z: Float32Array;
+  /** Nominal (undeformed) z of the slice, mm. */
+  z: number;
+  /** Largest displacement of the warp, mm: how far bounding boxes are grown. */
+  readonly marginMm: number;
+  /** CT numbers being painted. */
+  readonly hu: Float32Array;
+  readonly label: Uint8Array;
+  /** Coverage of the abdominal cavity (0–1), for `clip: 'cavity'`. */
+  readonly cavity: Float32Array;
+  /** Coverage of the inside of the subcutaneous fat (muscle wall and everything within), for `clip: 'fascia'`. */
+  readonly fascia: Float32Array;
+}
+
+export interface PaintStyle {
+  readonly hu: number;
+  readonly label: TissueCode;
+  /**
+   * Multiply coverage by the coverage of a region: 'cavity' keeps organs inside the abdominal cavity,
+   * 'fascia' keeps muscles and bones inside the subcutaneous fat.
+   */
+  readonly clip?: 'cavity' | 'fascia';
+  /** Paint only where deformed Y ≥ this (mm): the gas above an air–fluid level of a supine patient. */
+  readonly yAbove?: number;
+  /** Paint only a shell this thick (mm) just inside the surface. */
+  readonly shellMm?: number;
+  /** Where field[i] > threshold, paint gas (hu/label given here) instead: mottled bowel content. */
+  readonly gas?: { readonly field: Float32Array; readonly threshold: number; readonly hu: number; readonly label: TissueCode };
+}
+
+/** Voxel index range [lo, hi) whose nominal centres lie within [loMm, hiMm] grown by the canvas margin. */
+function voxelRange(canvas: SliceCanvas, loMm: number, hiMm: number): [number, number] {
+  const { n, voxelMm, marginMm } = canvas;
+  const lo = Math.max(0, Math.floor((loMm - marginMm) / voxelMm + n / 2 - 0.5));
+  const hi = Math.min(n, Math.ceil((hiMm + marginMm) / voxelMm + n / 2 - 0.5) + 1);
+  return [lo, hi];
+}
+
+/** Coverage of a solid at normalised squared radius q (1 on the surface), for a solid of radius rMm. */
+function coverage(q: number, qIn: number, qOut: number, rOverVoxel: number): number {
+  if (q <= qIn) return 1;
+  if (q >= qOut) return 0;
+  return 0.5 - (Math.sqrt(q) - 1) * rOverVoxel;
+}
+
+function blend(canvas: SliceCanvas, i: number, alpha: number, style: PaintStyle): void {
+  let a = alpha;
+  if (style.clip === 'cavity') a *= canvas.cavity[i];
+  else if (style.clip === 'fascia') a *= canvas.fascia[i];
+  if (style.yAbove !== undefined) {
+    const above = (canvas.Y[i] - style.yAbove) / canvas.voxelMm + 0.5;
+    a *= above <= 0 ? 0 : above >= 1 ? 1 : above;
+  }
+  if (a <= 0) return;
+  let hu = style.hu;
+  let label = style.label;
+  if (style.gas && style.gas.field[i] > style.gas.threshold) {
+    hu = style.gas.hu;
+    label = style.gas.label;
+  }
+  canvas.hu[i] += (hu - canvas.hu[i]) * a;
+  if (a >= 0.5) canvas.label[i] = label;
+}
+
+interface Band {
+  readonly qIn: number;
+  readonly qOut: number;
+  readonly rOverVoxel: number;
+  /** For shells: squared scale of the inner surface (q / innerScale2 is the inner normalised radius). */
+  readonly innerScale2: number;
+  readonly inner: { readonly qIn: number; readonly qOut: number; readonly rOverVoxel: number } | null;
+}
+
+function band(rMm: number, voxelMm: number, shellMm: number | undefined): Band {
+  const h = (0.5 * voxelMm) / rMm;
+  const base = { qIn: Math.max(0, 1 - h) ** 2, qOut: (1 + h) ** 2, rOverVoxel: rMm / voxelMm };
+  if (!shellMm || shellMm <= 0 || shellMm >= rMm) return { ...base, innerScale2: 1, inner: null };
+  const rInner = rMm - shellMm;
+  const hi = (0.5 * voxelMm) / rInner;
+  return {
+    ...base,
+    innerScale2: (rInner / rMm) ** 2,
+    inner: { qIn: Math.max(0, 1 - hi) ** 2, qOut: (1 + hi) ** 2, rOverVoxel: rInner / voxelMm },
+  };
+}
+
+function bandCoverage(q: number, b: Band): number {
+  const outer = coverage(q, b.qIn, b.qOut, b.rOverVoxel);
+  if (outer <= 0 || b.inner === null) return outer;
+  const qi = q / b.innerScale2;
+  return outer - coverage(qi, b.inner.qIn, b.inner.qOut, b.inner.rOverVoxel);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ellipsoids (organs)
+
+export interface EllipsoidSpec {
+  /** Centre, mm. */
+  readonly centre: readonly [number, number, number];
+  /** Semi-axes along the ellipsoid's own axes, mm. */
+  readonly radii: readonly [number, number, number];
+  /** Rotation angles about x, then y, then z (radians). */
+  readonly rotation: readonly [number, number, number];
+}
+
+export interface Ellipsoid {
+  readonly centre: readonly [number, number, number];
+  /** Symmetric quadratic form q(d) = dᵀ Q d, stored as xx, yy, zz, xy, xz, yz (off-diagonals doubled). */
+  readonly form: Float64Array;
+  /** Half-extents of the axis-aligned bounding box, mm. */
+  readonly halfExtent: readonly [number, number, number];
+  readonly rMin: number;
+}
+
+function rotationMatrix([ax, ay, az]: readonly [number, number, number]): number[][] {
+  const [cx, sx, cy, sy, cz, sz] = [Math.cos(ax), Math.sin(ax), Math.cos(ay), Math.sin(ay), Math.cos(az), Math.sin(az)];
+  // R = Rz · Ry · Rx: columns are the ellipsoid's axes in patient coordinates.
+  return [
+    [cz * cy, cz * sy * sx - sz * cx, cz * sy * cx + sz * sx],
+    [sz * cy, sz * sy * sx + cz * cx, sz * sy * cx - cz * sx],
+    [-sy, cy * sx, cy * cx],
+  ];
+}
+
+export function prepareEllipsoid(spec: EllipsoidSpec): Ellipsoid {
+  const R = rotationMatrix(spec.rotation);
+  const inv2 = spec.radii.map((r) => 1 / (r * r));
+  const Q = (i: number, j: number): number => R[i][0] * R[j][0] * inv2[0] + R[i][1] * R[j][1] * inv2[1] + R[i][2] * R[j][2] * inv2[2];
+  const form = Float64Array.of(Q(0, 0), Q(1, 1), Q(2, 2), 2 * Q(0, 1), 2 * Q(0, 2), 2 * Q(1, 2));
+  const half = [0, 1, 2].map((i) => Math.sqrt(R[i][0] ** 2 * spec.radii[0] ** 2 + R[i][1] ** 2 * spec.radii[1] ** 2 + R[i][2] ** 2 * spec.radii[2] ** 2));
+  return { centre: spec.centre, form, halfExtent: [half[0], half[1], half[2]], rMin: Math.min(...spec.radii) };
+}
+
+/** A copy of the ellipsoid scaled about its centre (e.g. the lumen inside a wall). */
+export function scaleEllipsoid(spec: EllipsoidSpec, factor: number): EllipsoidSpec {
+  return { ...spec, radii: [spec.radii[0] * factor, spec.radii[1] * factor, spec.radii[2] * factor] };
+}
+
+export function paintEllipsoid(canvas: SliceCanvas, e: Ellipsoid, style: PaintStyle): void {
+  const [cx, cy, cz] = e.centre;
+  const [hx, hy, hz] = e.halfExtent;
+  if (Math.abs(canvas.z - cz) > hz + canvas.marginMm) return;
+  const [x0, x1] = voxelRange(canvas, cx - hx, cx + hx);
+  const [y0, y1] = voxelRange(canvas, cy - hy, cy + hy);
+  const b = band(e.rMin, canvas.voxelMm, style.shellMm);
+  const f = e.form;
+  const [qxx, qyy, qzz, qxy, qxz, qyz] = [f[0], f[1], f[2], f[3], f[4], f[5]];
+  const { X, Y, Z, n } = canvas;
+  for (let y = y0; y < y1; y++) {
+    for (let x = x0, i = x0 + n * y; x < x1; x++, i++) {
+      const dx = X[i] - cx;
+      const dy = Y[i] - cy;
+      const dz = Z[i] - cz;
+      const q = qxx * dx * dx + qyy * dy * dy + qzz * dz * dz + qxy * dx * dy + qxz * dx * dz + qyz * dy * dz;
+      if (q >= b.qOut) continue;
+      const a = bandCoverage(q, b);
+      if (a > 0) blend(canvas, i, a, style);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Capsules (colon segments)
+
+export interface Capsule {
+  readonly from: readonly [number, number, number];
+  readonly to: readonly [number, number, number];
+  readonly radius: number;
+}
+
+export function paintCapsule(canvas: SliceCanvas, c: Capsule, style: PaintStyle): void {
+  const [ax, ay, az] = c.from;
+  const [bx, by, bz] = c.to;
+  const r = c.radius;
+  if (canvas.z < Math.min(az, bz) - r - canvas.marginMm || canvas.z > Math.max(az, bz) + r + canvas.marginMm) return;
+  const [x0, x1] = voxelRange(canvas, Math.min(ax, bx) - r, Math.max(ax, bx) + r);
+  const [y0, y1] = voxelRange(canvas, Math.min(ay, by) - r, Math.max(ay, by) + r);
+  const [ux, uy, uz] = [bx - ax, by - ay, bz - az];
+  const len2 = ux * ux + uy * uy + uz * uz || 1;
+  const b = band(r, canvas.voxelMm, style.shellMm);
+  const inv = 1 / (r * r);
+  const { X, Y, Z, n } = canvas;
+  for (let y = y0; y < y1; y++) {
+    for (let x = x0, i = x0 + n * y; x < x1; x++, i++) {
+      const dx = X[i] - ax;
+      const dy = Y[i] - ay;
+      const dz = Z[i] - az;
+      let t = (dx * ux + dy * uy + dz * uz) / len2;
+      t = t < 0 ? 0 : t > 1 ? 1 : t;
+      const ex = dx - t * ux;
+      const ey = dy - t * uy;
+      const ez = dz - t * uz;
+      const q = (ex * ex + ey * ey + ez * ez) * inv;
+      if (q >= b.qOut) continue;
+      const a = bandCoverage(q, b);
+      if (a > 0) blend(canvas, i, a, style);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ellipses within the slice (structures that run along z: body outline, spine, vessels)
+
+export interface SliceEllipse {
+  readonly cx: number;
+  readonly cy: number;
+  /** Semi-axis along the (rotated) x direction, mm. */
+  readonly a: number;
+  /** Semi-axis along the (rotated) y direction, mm; for y below the centre, `bBelow` if given. */
+  readonly b: number;
+  readonly bBelow?: number;
+  /** Rotation in the slice plane, radians. */
+  readonly angle?: number;
+}
+
+/** Normalised squared radius of (X, Y) in the ellipse (1 on its outline). */
+export function ellipseQ(e: SliceEllipse, X: number, Y: number, cos: number, sin: number): number {
+  const dx = X - e.cx;
+  const dy = Y - e.cy;
+  const u = (cos * dx + sin * dy) / e.a;
+  const vRaw = -sin * dx + cos * dy;
+  const v = vRaw / (vRaw < 0 && e.bBelow !== undefined ? e.bBelow : e.b);
+  return u * u + v * v;
+}
+
+export function paintSliceEllipse(canvas: SliceCanvas, e: SliceEllipse, style: PaintStyle): void {
+  if (e.a <= 0 || e.b <= 0) return;
+  const reach = Math.max(e.a, e.b, e.bBelow ?? 0);
+  const [x0, x1] = voxelRange(canvas, e.cx - reach, e.cx + reach);
+  const [y0, y1] = voxelRange(canvas, e.cy - reach, e.cy + reach);
+  const cos = Math.cos(e.angle ?? 0);
+  const sin = Math.sin(e.angle ?? 0);
+  const b = band(Math.min(e.a, e.b, e.bBelow ?? Infinity), canvas.voxelMm, style.shellMm);
+  const { X, Y, n } = canvas;
+  for (let y = y0; y < y1; y++) {
+    for (let x = x0, i = x0 + n * y; x < x1; x++, i++) {
+      const q = ellipseQ(e, X[i], Y[i], cos, sin);
+      if (q >= b.qOut) continue;
+      const a = bandCoverage(q, b);
+      if (a > 0) blend(canvas, i, a, style);
+    }
+  }
+}
+
+/** Coverage (0–1) of every voxel of the slice by the ellipse, written into `out` (the whole slice). */
+export function ellipseCoverage(canvas: SliceCanvas, e: SliceEllipse, out: Float32Array): void {
+  out.fill(0);
+  if (e.a <= 0 || e.b <= 0) return;
+  const reach = Math.max(e.a, e.b, e.bBelow ?? 0);
+  const [x0, x1] = voxelRange(canvas, e.cx - reach, e.cx + reach);
+  const [y0, y1] = voxelRange(canvas, e.cy - reach, e.cy + reach);
+  const cos = Math.cos(e.angle ?? 0);
+  const sin = Math.sin(e.angle ?? 0);
+  const b = band(Math.min(e.a, e.b, e.bBelow ?? Infinity), canvas.voxelMm, undefined);
+  const { X, Y, n } = canvas;
+  for (let y = y0; y < y1; y++) {
+    for (let x = x0, i = x0 + n * y; x < x1; x++, i++) {
+      out[i] = bandCoverage(ellipseQ(e, X[i], Y[i], cos, sin), b);
+    }
+  }
+}

@@ -1,0 +1,60 @@
+import { InvalidArgumentError, type Command } from 'commander';
+import { calibrateLsr, writeLsrCalibration } from '../score/calibrate-lsr.js';
+import { listNiftiFiles } from '../train/dataset.js';
+import type { SliceSelection } from '../volume/slices.js';
+import { collect, parseInteger, stderrLog } from './common.js';
+
+/** "every:8", "count:32" or "all". */
+export function parseSliceSelection(value: string): SliceSelection {
+  if (value === 'all') return 'all';
+  const m = /^(every|count):(\d+)$/.exec(value);
+  if (m === null || Number(m[2]) < 1) throw new InvalidArgumentError(`--slices must be all, every:N or count:N, got "${value}"`);
+  return m[1] === 'every' ? { every: Number(m[2]) } : { count: Number(m[2]) };
+}
+
+interface CalibrateLsrCliOptions {
+  weights: string;
+  data: string[];
+  region: string;
+  slices?: SliceSelection;
+  copies: number;
+  pixelVolumes: number;
+  seed: number;
+  workers?: number;
+}
+
+/** `moodlsr calibrate <method>`: thresholds and score maps fitted on held-out normal volumes, stored with the weights. */
+export function registerCalibrate(program: Command): void {
+  const calibrate = program.command('calibrate').description('fit score thresholds and calibrations on held-out normal volumes');
+  calibrate
+    .command('lsr')
+    .description('λs, λp (98th / 90th percentile of code NLL), sample-score calibration and pixel scale → WEIGHTS/lsr-calibration.json')
+    .requiredOption('--weights <dir>', 'weights folder with vqvae.json/.bin and pixelsnail.json/.bin')
+    .requiredOption('--data <dir>', 'folder (or file) of held-out normal volumes, never used in training (repeatable)', collect, [])
+    .option('--region <r>', 'brain or abdom', 'brain')
+    .option('--slices <sel>', 'slices per volume: every:N, count:N or all (default: the paper\'s, every 8th brain / 16th abdominal)', parseSliceSelection)
+    .option('--copies <n>', 'restorations per slice', parseInteger('--copies', 1), 15)
+    .option('--pixel-volumes <n>', 'held-out volumes restored to fit the pixel scale', parseInteger('--pixel-volumes', 0), 2)
+    .option('--seed <s>', 'seed of the restorations', parseInteger('--seed'), 0)
+    .option('--workers <n>', 'worker threads for the restorations (0 = in-process; default one per core)', parseInteger('--workers', 0))
+    .action(async (opts: CalibrateLsrCliOptions) => {
+      if (opts.region !== 'brain' && opts.region !== 'abdom') throw new Error(`--region must be brain or abdom, got "${opts.region}"`);
+      const t0 = performance.now();
+      const files = await listNiftiFiles(opts.data);
+      if (files.length === 0) throw new Error(`no NIfTI files in ${opts.data.join(', ')}`);
+      const log = stderrLog('calibrate lsr: ');
+      const calibration = await calibrateLsr({
+        weightsDir: opts.weights,
+        files,
+        region: opts.region === 'brain' ? 'brain' : 'abdomen',
+        slices: opts.slices,
+        copies: opts.copies,
+        pixelVolumes: opts.pixelVolumes,
+        seed: opts.seed,
+        workers: opts.workers,
+        log,
+      });
+      const file = writeLsrCalibration(opts.weights, calibration);
+      log(`wrote ${file} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    });
+}

@@ -1,0 +1,339 @@
+/**
+ * The `lsr` method: a weights folder (vqvae.json/.bin, pixelsnail.json/.bin, lsr-calibration.json)
+ * and the predictor that scores volumes with it.
+ *
+ * Pixel scores run the restoration + decoding of slice chunks on a pool of worker threads (one wasm
+ * backend per core, src/engine/pool.ts): slices are independent, and each slice's random stream is
+ * keyed by its z index, so the chunking does not change the result. With `workers: 0` (or a non-wasm
+ * backend such as tfjs-node-gpu) the same code runs in-process.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { initEngine } from '../engine/backend.js';
+import { createInferencePool, type InferencePool } from '../engine/pool.js';
+import { InputFileError } from '../errors.js';
+import type { CaseContext, Predictor } from '../mood/predictor.js';
+import type { Region } from '../volume/normalise.js';
+import { normalisedBackground } from '../volume/preprocess.js';
+import { normalisationFor } from '../volume/normalise.js';
+import type { SliceSelection } from '../volume/slices.js';
+import type { Volume } from '../volume/volume.js';
+import { isSampleCalibration, type SampleCalibration } from './calibration.js';
+import { disposeLsrNetworks, latentGeometry, loadLsrNetworks, type LsrNetworks } from './networks.js';
+import {
+  PAPER_SMOOTHING,
+  RESIDUAL_TEMPERATURE,
+  restorationScores,
+  smoothScoreStack,
+  stackScoresToVolume,
+  type RestorationScoreResult,
+  type RestorationScoreTask,
+} from './pixel-score.js';
+import type { RestorationStats } from './restoration.js';
+import { encodeVolume, sampleScoreOfCodes, type EncodedVolume } from './sample-score.js';
+
+export const LSR_CALIBRATION_FILE = 'lsr-calibration.json';
+export const LSR_CALIBRATION_FORMAT = 'moodlsr-lsr-calibration';
+export const LSR_CALIBRATION_VERSION = 1;
+export const DEFAULT_COPIES = 15;
+
+export interface LsrCalibration {
+  readonly format: typeof LSR_CALIBRATION_FORMAT;
+  readonly version: number;
+  readonly region: Region;
+  /** Slices scored per volume (the paper: every 8th brain slice, every 16th abdominal slice). */
+  readonly slices: SliceSelection;
+  /** S: restorations per slice. */
+  readonly copies: number;
+  /** k of the residual weights softmax(k / mean residual). */
+  readonly k: number;
+  /** λs (nats): codes above it count in the sample score (98th percentile of held-out normal NLL). */
+  readonly lambdaS: number;
+  /** λp (nats): codes above it are resampled in the restoration (90th percentile). */
+  readonly lambdaP: number;
+  readonly sampleCalibration: SampleCalibration;
+  /** c of the pixel map AS / (AS + c), in normalised intensity units. */
+  readonly pixelScale: number;
+  /** Provenance: what the numbers were fitted on. */
+  readonly heldOut?: Record<string, unknown>;
+}
+
+export function calibrationPath(dir: string): string {
+  return path.join(dir, LSR_CALIBRATION_FILE);
+}
+
+function isSliceSelection(x: unknown): x is SliceSelection {
+  if (x === 'all') return true;
+  if (x === null || typeof x !== 'object') return false;
+  const s = x as { every?: unknown; count?: unknown };
+  const positiveInt = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v > 0;
+  return ('every' in s && positiveInt(s.every)) || ('count' in s && positiveInt(s.count));
+}
+
+/** Throws a reason (string) for the first bad field; returns the typed calibration. */
+export function validateLsrCalibration(raw: unknown): LsrCalibration {
+  const c = raw as Partial<LsrCalibration>;
+  if (c === null || typeof c !== 'object' || c.format !== LSR_CALIBRATION_FORMAT) throw new Error(`not a ${LSR_CALIBRATION_FORMAT} file`);
+  if (c.version !== LSR_CALIBRATION_VERSION) throw new Error(`version ${c.version} is not supported (expected ${LSR_CALIBRATION_VERSION})`);
+  if (c.region !== 'brain' && c.region !== 'abdomen') throw new Error(`region must be 'brain' or 'abdomen', got ${JSON.stringify(c.region)}`);
+  if (!isSliceSelection(c.slices)) throw new Error(`slices must be 'all', {every: n} or {count: n}, got ${JSON.stringify(c.slices)}`);
+  if (typeof c.copies !== 'number' || !Number.isInteger(c.copies) || c.copies < 1) throw new Error('copies must be a positive integer');
+  for (const key of ['k', 'lambdaS', 'lambdaP'] as const) {
+    if (typeof c[key] !== 'number' || !Number.isFinite(c[key])) throw new Error(`${key} must be a finite number`);
+  }
+  if (typeof c.pixelScale !== 'number' || !(c.pixelScale > 0) || !Number.isFinite(c.pixelScale)) throw new Error('pixelScale must be a positive number');
+  if (!isSampleCalibration(c.sampleCalibration)) throw new Error('sampleCalibration is missing or malformed');
+  return c as LsrCalibration;
+}
+
+export function readLsrCalibration(dir: string): LsrCalibration {
+  const file = calibrationPath(dir);
+  if (!existsSync(file)) {
+    throw new InputFileError(file, `missing: create it with \`moodlsr calibrate lsr --weights ${dir} --data HELD_OUT_NORMALS\``);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new InputFileError(file, `not readable JSON (${(err as Error).message})`);
+  }
+  try {
+    return validateLsrCalibration(raw);
+  } catch (err) {
+    throw new InputFileError(file, (err as Error).message);
+  }
+}
+
+export interface LsrModel {
+  readonly dir: string;
+  readonly nets: LsrNetworks;
+  readonly calibration: LsrCalibration;
+}
+
+/** Initialises the engine and loads the networks and the calibration; every problem names its file. */
+export async function loadLsrModel(dir: string): Promise<LsrModel> {
+  if (!existsSync(dir)) throw new InputFileError(dir, 'weights folder does not exist');
+  const calibration = readLsrCalibration(dir);
+  await initEngine();
+  const nets = loadLsrNetworks(dir);
+  return { dir, nets, calibration };
+}
+
+/** Runs restoration tasks (slice chunks), in-process or on workers; results in task order. */
+export type RestorationRunner = (tasks: readonly RestorationScoreTask[]) => Promise<RestorationScoreResult[]>;
+
+export function inProcessRunner(nets: LsrNetworks): RestorationRunner {
+  return async (tasks) => tasks.map((t) => restorationScores(nets, t));
+}
+
+export interface LsrJobInit {
+  readonly weightsDir: string;
+}
+
+/** The worker job module (src/score/lsr-job.ts, compiled to dist by the pool). */
+export function lsrJobModule(): string {
+  const here = fileURLToPath(import.meta.url);
+  return path.join(path.dirname(here), here.endsWith('.ts') ? 'lsr-job.ts' : 'lsr-job.js');
+}
+
+export async function createLsrPool(weightsDir: string, workers: number): Promise<InferencePool<RestorationScoreTask, RestorationScoreResult>> {
+  return createInferencePool<LsrJobInit, RestorationScoreTask, RestorationScoreResult>({
+    jobModule: lsrJobModule(),
+    initArg: { weightsDir: path.resolve(weightsDir) },
+    workers,
+  });
+}
+
+export interface PixelRunParameters {
+  readonly region: Region;
+  readonly slices: SliceSelection;
+  readonly copies: number;
+  readonly lambdaP: number;
+  readonly k: number;
+  readonly seed: number;
+  /** Slice chunks handed to the runner (≥ 1); slice i goes to chunk i mod chunks. */
+  readonly chunks: number;
+}
+
+export interface PixelTimings {
+  preprocess: number;
+  encode: number;
+  /** Wall time of restoration + decoding + residuals (all chunks, parallel when on workers). */
+  restoreWall: number;
+  /** Summed over chunks (CPU seconds when chunks run in parallel). */
+  restorePrior: number;
+  restoreTotal: number;
+  decode: number;
+  residual: number;
+  smooth: number;
+  resample?: number;
+}
+
+export interface PixelStackResult {
+  readonly encoded: EncodedVolume;
+  /** Smoothed AS at model resolution, count × S × S, before scaling. */
+  readonly smoothed: Float32Array;
+  readonly stats: RestorationStats;
+  readonly timings: PixelTimings;
+}
+
+function sumStats(parts: readonly RestorationStats[]): RestorationStats {
+  const add = (key: keyof RestorationStats) => parts.reduce((a, s) => a + s[key], 0);
+  return {
+    slices: add('slices'),
+    copies: parts[0]?.copies ?? 0,
+    positions: parts[0]?.positions ?? 0,
+    naiveCopyPasses: add('naiveCopyPasses'),
+    mapPasses: add('mapPasses'),
+    priorCalls: add('priorCalls'),
+    resampled: add('resampled'),
+    changed: add('changed'),
+    priorSeconds: add('priorSeconds'),
+    seconds: add('seconds'),
+  };
+}
+
+/** Encode, restore (chunked), decode, weigh residuals and smooth: the pixel score before the volume grid. */
+export async function pixelScoreStack(nets: LsrNetworks, volume: Volume, params: PixelRunParameters, runner: RestorationRunner): Promise<PixelStackResult> {
+  const encoded = encodeVolume(nets, volume, params.region, params.slices);
+  const { stack, codes } = encoded;
+  const size = stack.width;
+  const plane = size * size;
+  const cells = latentGeometry(nets.prior).positions;
+  const chunks = Math.max(1, Math.min(params.chunks, stack.count));
+  const members: number[][] = Array.from({ length: chunks }, () => []);
+  for (let i = 0; i < stack.count; i++) members[i % chunks].push(i);
+  const tasks: RestorationScoreTask[] = members.map((slices) => {
+    const images = new Float32Array(slices.length * plane);
+    const chunkCodes = new Int32Array(slices.length * cells);
+    slices.forEach((s, i) => {
+      images.set(stack.data.subarray(s * plane, (s + 1) * plane), i * plane);
+      chunkCodes.set(codes.subarray(s * cells, (s + 1) * cells), i * cells);
+    });
+    return {
+      images,
+      codes: chunkCodes,
+      slicePositions: Float32Array.from(slices, (s) => stack.positions[s]),
+      restoration: { copies: params.copies, lambdaP: params.lambdaP, seed: params.seed, sliceKeys: slices.map((s) => stack.zs[s]) },
+      k: params.k,
+    };
+  });
+  const t0 = performance.now();
+  const results = await runner(tasks);
+  const restoreWall = (performance.now() - t0) / 1000;
+  const scores = new Float32Array(stack.count * plane);
+  members.forEach((slices, c) => slices.forEach((s, i) => scores.set(results[c].scores.subarray(i * plane, (i + 1) * plane), s * plane)));
+  const t1 = performance.now();
+  const smoothed = smoothScoreStack(scores, stack.count, size, size, PAPER_SMOOTHING);
+  const stats = sumStats(results.map((r) => r.stats));
+  return {
+    encoded,
+    smoothed,
+    stats,
+    timings: {
+      preprocess: encoded.preprocessSeconds,
+      encode: encoded.encodeSeconds,
+      restoreWall,
+      restorePrior: stats.priorSeconds,
+      restoreTotal: stats.seconds,
+      decode: results.reduce((a, r) => a + r.decodeSeconds, 0),
+      residual: results.reduce((a, r) => a + r.residualSeconds, 0),
+      smooth: (performance.now() - t1) / 1000,
+    },
+  };
+}
+
+/** Foreground of the normalised stack (voxels that differ from the normalised background value). */
+export function stackForeground(encoded: EncodedVolume, region: Region): Uint8Array {
+  const background = normalisedBackground(normalisationFor(region));
+  return Uint8Array.from(encoded.stack.data, (v) => (v !== background ? 1 : 0));
+}
+
+export interface LsrPredictorOptions {
+  /** Worker threads for the pixel score; 0 = in-process. Default: one per core when ≥ 2 cores and the backend is wasm. */
+  readonly workers?: number;
+  /** Override the calibration's number of restorations per slice. */
+  readonly copies?: number;
+  /** Override the calibration's slice selection. */
+  readonly slices?: SliceSelection;
+}
+
+function formatSeconds(s: number): string {
+  return `${s.toFixed(2)} s`;
+}
+
+export function describeRestoration(stats: RestorationStats): string {
+  const saved = stats.naiveCopyPasses - stats.mapPasses;
+  return (
+    `prior passes ${stats.mapPasses} maps in ${stats.priorCalls} calls vs ${stats.naiveCopyPasses} copy-passes naive ` +
+    `(${saved} saved, ${((100 * saved) / Math.max(1, stats.naiveCopyPasses)).toFixed(1)} %), ${stats.resampled} resampled, ${stats.changed} changed`
+  );
+}
+
+export async function defaultWorkerCount(): Promise<number> {
+  const engine = await initEngine();
+  const cores = os.availableParallelism();
+  return engine.backend === 'wasm' && cores >= 2 ? cores : 0;
+}
+
+export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): Predictor {
+  const cal = model.calibration;
+  const slices = opts.slices ?? cal.slices;
+  const copies = opts.copies ?? cal.copies;
+  let pool: InferencePool<RestorationScoreTask, RestorationScoreResult> | null = null;
+  let workers: number | null = opts.workers ?? null;
+
+  const runner = async (): Promise<{ run: RestorationRunner; chunks: number }> => {
+    workers ??= await defaultWorkerCount();
+    if (workers === 0) return { run: inProcessRunner(model.nets), chunks: 1 };
+    pool ??= await createLsrPool(model.dir, workers);
+    const active = pool;
+    return { run: (tasks) => active.runAll(tasks), chunks: 2 * workers };
+  };
+
+  return {
+    name: 'lsr',
+    tasks: ['sample', 'pixel'],
+    async sampleScore(volume: Volume, ctx: CaseContext): Promise<number> {
+      const encoded = encodeVolume(model.nets, volume, cal.region, slices);
+      const result = sampleScoreOfCodes(model.nets, encoded, cal.lambdaS, cal.sampleCalibration);
+      ctx.log(
+        `lsr sample: raw ${result.raw.toFixed(2)} → ${result.score.toFixed(4)}; preprocess ${formatSeconds(encoded.preprocessSeconds)}, ` +
+          `encode ${formatSeconds(encoded.encodeSeconds)}, prior ${formatSeconds(result.priorSeconds)}`,
+      );
+      return result.score;
+    },
+    async pixelScore(volume: Volume, ctx: CaseContext): Promise<Float32Array> {
+      const { run, chunks } = await runner();
+      const result = await pixelScoreStack(
+        model.nets,
+        volume,
+        { region: cal.region, slices, copies, lambdaP: cal.lambdaP, k: cal.k, seed: ctx.seed, chunks },
+        run,
+      );
+      const t0 = performance.now();
+      const map = stackScoresToVolume(result.smoothed, result.encoded.stack, volume.shape, cal.pixelScale);
+      const t = { ...result.timings, resample: (performance.now() - t0) / 1000 };
+      ctx.log(
+        `lsr pixel: preprocess ${formatSeconds(t.preprocess)}, encode ${formatSeconds(t.encode)}, restore+decode ${formatSeconds(t.restoreWall)} wall ` +
+          `(prior ${formatSeconds(t.restorePrior)}, decode ${formatSeconds(t.decode)} summed over ${chunks} chunks), smooth ${formatSeconds(t.smooth)}, ` +
+          `resample ${formatSeconds(t.resample)}; ${describeRestoration(result.stats)}`,
+      );
+      return map;
+    },
+    async dispose(): Promise<void> {
+      if (pool !== null) await pool.close();
+      pool = null;
+      disposeLsrNetworks(model.nets);
+    },
+  };
+}
+
+export const DEFAULT_RESIDUAL_TEMPERATURE = RESIDUAL_TEMPERATURE;
+
+/** For the METHODS registry. */
+export async function createLsrPredictor(weightsDir: string): Promise<Predictor> {
+  return lsrPredictor(await loadLsrModel(weightsDir));
+}

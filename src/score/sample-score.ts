@@ -1,0 +1,61 @@
+/**
+ * Sample score of latent space restoration: the NLL of every latent code under the prior (one pass
+ * per batch of slices), AS_sample = Σ over codes and slices of NLL where NLL > λs, mapped to [0, 1]
+ * by the monotone calibration fitted on held-out normal volumes (src/score/calibration.ts).
+ *
+ * `encodeVolume` is the first stage of both scores: the volume goes through `preprocessForModel`
+ * (the path training uses) at the VQ-VAE's input size, then the encoder gives one code map per slice.
+ */
+import { preprocessForModel } from '../volume/preprocess.js';
+import type { Region } from '../volume/normalise.js';
+import type { SliceSelection, SliceStack } from '../volume/slices.js';
+import type { Volume } from '../volume/volume.js';
+import { applySampleCalibration, type SampleCalibration } from './calibration.js';
+import { codeNlls, encodeSlices, type LsrNetworks } from './networks.js';
+
+export interface EncodedVolume {
+  /** Normalised slices at the VQ-VAE input size, with their z indices and positions. */
+  readonly stack: SliceStack;
+  /** One code map per slice, int32 [count, h, w] flattened. */
+  readonly codes: Int32Array;
+  readonly preprocessSeconds: number;
+  readonly encodeSeconds: number;
+}
+
+export function encodeVolume(nets: LsrNetworks, volume: Volume, region: Region, slices?: SliceSelection): EncodedVolume {
+  const t0 = performance.now();
+  const stack = preprocessForModel(volume, { region, slices, size: nets.vqvae.cfg.inputSize });
+  const t1 = performance.now();
+  const codes = encodeSlices(nets.vqvae, stack.data, stack.positions);
+  return { stack, codes, preprocessSeconds: (t1 - t0) / 1000, encodeSeconds: (performance.now() - t1) / 1000 };
+}
+
+/** Σ of the NLL values above λs (strictly), in float64. */
+export function rawSampleScore(nll: Float32Array, lambdaS: number): number {
+  let sum = 0;
+  for (let i = 0; i < nll.length; i++) if (nll[i] > lambdaS) sum += nll[i];
+  return sum;
+}
+
+export interface SampleScore {
+  /** In [0, 1], from the calibration. */
+  readonly score: number;
+  readonly raw: number;
+  /** Per-code NLL, [count, h, w] flattened. */
+  readonly nll: Float32Array;
+  readonly priorSeconds: number;
+}
+
+/** NLL of the encoded codes, raw score, calibrated score. */
+export function sampleScoreOfCodes(
+  nets: LsrNetworks,
+  encoded: Pick<EncodedVolume, 'codes' | 'stack'>,
+  lambdaS: number,
+  calibration: SampleCalibration,
+): SampleScore {
+  const t0 = performance.now();
+  const nll = codeNlls(nets.prior, encoded.codes, encoded.stack.positions);
+  const priorSeconds = (performance.now() - t0) / 1000;
+  const raw = rawSampleScore(nll, lambdaS);
+  return { score: applySampleCalibration(calibration, raw), raw, nll, priorSeconds };
+}

@@ -1,0 +1,244 @@
+/**
+ * The model side of training: gradients, evaluation, encoding and latents of one batch, given the
+ * weights as one flat Float32Array. The trainer keeps the weights and the Adam state as typed arrays
+ * (see ./loop.ts) and hands them to a `ModelRunner`, either in this thread or in a worker thread
+ * (this file is also the worker-pool job module: `setup` / `run`).
+ *
+ * The flat layout is the parameter names in sorted order, each tensor's values in row-major order,
+ * the same order `saveModel` writes.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { PixelSnailConfig, VqvaeConfig } from '../models/config.js';
+import { sizeOf, type ParamMap, type ParamSpec } from '../models/params.js';
+import { initPixelSnail, pixelsnailParamSpecs, priorLoss } from '../models/pixelsnail.js';
+import { initVqvae, vqvaeEncode, vqvaeEncodeCodes, vqvaeLoss, vqvaeParamSpecs } from '../models/vqvae.js';
+
+export type TrainableKind = 'vqvae' | 'pixelsnail';
+
+export type ModelSpec = { kind: 'vqvae'; config: VqvaeConfig } | { kind: 'pixelsnail'; config: PixelSnailConfig };
+
+/** Slices for the VQ-VAE: count × size × size, W fastest. */
+export interface ImageBatch {
+  kind: 'images';
+  images: Float32Array;
+  positions: Float32Array;
+  count: number;
+  size: number;
+}
+
+/** Code maps for the prior: count × height × width int32. */
+export interface CodeBatch {
+  kind: 'codes';
+  codes: Int32Array;
+  positions: Float32Array;
+  count: number;
+  height: number;
+  width: number;
+}
+
+export type TrainBatch = ImageBatch | CodeBatch;
+
+/** Metric means of one batch (mean over its elements) and how many samples they cover. */
+export interface BatchStats {
+  count: number;
+  /** vqvae: loss, rec, codebook, commit; pixelsnail: loss (= NLL in nats per code). */
+  means: Record<string, number>;
+  /** vqvae: how many latent positions chose each code. */
+  codeCounts?: Int32Array;
+}
+
+/** `version` identifies the weights' contents: a runner reloads them only when it changes. */
+interface WeightsRef {
+  weights: Float32Array;
+  version: number;
+}
+
+export type RunnerTask = WeightsRef &
+  (
+    | { op: 'gradients'; batch: TrainBatch; seed: number }
+    | { op: 'evaluate'; batch: TrainBatch }
+    | { op: 'encode'; batch: ImageBatch }
+    | { op: 'latents'; batch: ImageBatch }
+  );
+
+export interface RunnerResult {
+  grads?: Float32Array;
+  stats?: BatchStats;
+  codes?: Int32Array;
+  latents?: Float32Array;
+}
+
+export interface ParamLayoutEntry {
+  name: string;
+  shape: number[];
+  offset: number;
+  size: number;
+}
+
+export interface ParamLayout {
+  entries: ParamLayoutEntry[];
+  total: number;
+}
+
+export function paramSpecsOf(model: ModelSpec): ParamSpec[] {
+  return model.kind === 'vqvae' ? vqvaeParamSpecs(model.config) : pixelsnailParamSpecs(model.config);
+}
+
+/** Sorted-name flat layout of a model's parameters. */
+export function paramLayout(model: ModelSpec): ParamLayout {
+  const specs = [...paramSpecsOf(model)].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  let offset = 0;
+  const entries = specs.map((s) => {
+    const size = sizeOf(s.shape);
+    const entry = { name: s.name, shape: [...s.shape], offset, size };
+    offset += size;
+    return entry;
+  });
+  return { entries, total: offset };
+}
+
+export function flattenParams(params: ParamMap, layout: ParamLayout): Float32Array {
+  const flat = new Float32Array(layout.total);
+  for (const e of layout.entries) {
+    const v = params[e.name];
+    if (v === undefined) throw new Error(`parameter ${e.name} is missing`);
+    flat.set(v.dataSync() as Float32Array, e.offset);
+  }
+  return flat;
+}
+
+/** Holds one copy of the model's variables and runs tasks on them. */
+export class ModelRunner {
+  readonly layout: ParamLayout;
+  private readonly params: ParamMap;
+  private loadedVersion: number | null = null;
+
+  constructor(readonly model: ModelSpec) {
+    this.layout = paramLayout(model);
+    this.params = model.kind === 'vqvae' ? initVqvae(model.config, 0) : initPixelSnail(model.config, 0);
+  }
+
+  /** Copies `weights` into the variables (skipped when this version is already loaded). */
+  setWeights(weights: Float32Array, version: number): void {
+    if (weights.length !== this.layout.total) {
+      throw new Error(`weights hold ${weights.length} values, the ${this.model.kind} layout ${this.layout.total}`);
+    }
+    if (this.loadedVersion === version) return;
+    for (const e of this.layout.entries) {
+      const t = tf.tensor(weights.subarray(e.offset, e.offset + e.size), e.shape, 'float32');
+      this.params[e.name]!.assign(t);
+      t.dispose();
+    }
+    this.loadedVersion = version;
+  }
+
+  run(task: RunnerTask): RunnerResult {
+    this.setWeights(task.weights, task.version);
+    switch (task.op) {
+      case 'gradients':
+        return this.gradients(task.batch, task.seed);
+      case 'evaluate':
+        return { stats: this.evaluate(task.batch) };
+      case 'encode':
+        return { codes: this.encode(task.batch) };
+      case 'latents':
+        return { latents: this.latents(task.batch) };
+    }
+  }
+
+  private vqvaeConfig(): VqvaeConfig {
+    if (this.model.kind !== 'vqvae') throw new Error('this operation needs a VQ-VAE');
+    return this.model.config;
+  }
+
+  private imageTensors(batch: ImageBatch): { x: tf.Tensor4D; pos: tf.Tensor1D } {
+    return {
+      x: tf.tensor4d(batch.images, [batch.count, batch.size, batch.size, 1]),
+      pos: tf.tensor1d(batch.positions),
+    };
+  }
+
+  /** The scalar losses of a forward pass (inside a tidy / gradient scope); extra tensors are kept. */
+  private losses(batch: TrainBatch, training: boolean, seed: number, kept: tf.Tensor[]): tf.Scalar {
+    if (this.model.kind === 'vqvae') {
+      if (batch.kind !== 'images') throw new Error('the VQ-VAE trains on image batches');
+      const { x, pos } = this.imageTensors(batch);
+      const out = vqvaeLoss(this.params, this.model.config, x, pos, { training, seed });
+      kept.push(tf.keep(out.rec), tf.keep(out.codebook), tf.keep(out.commit), tf.keep(out.indices));
+      return out.loss;
+    }
+    if (batch.kind !== 'codes') throw new Error('the prior trains on code batches');
+    const codes = tf.tensor3d(batch.codes, [batch.count, batch.height, batch.width], 'int32');
+    return priorLoss(this.params, this.model.config, codes, tf.tensor1d(batch.positions), { training, seed });
+  }
+
+  private statsOf(batch: TrainBatch, loss: tf.Scalar, kept: tf.Tensor[]): BatchStats {
+    const means: Record<string, number> = { loss: loss.dataSync()[0]! };
+    if (this.model.kind !== 'vqvae') return { count: batch.count, means };
+    const [rec, codebook, commit, indices] = kept;
+    means.rec = rec!.dataSync()[0]!;
+    means.codebook = codebook!.dataSync()[0]!;
+    means.commit = commit!.dataSync()[0]!;
+    const codeCounts = new Int32Array(this.model.config.codebookSize);
+    for (const i of indices!.dataSync() as Int32Array) codeCounts[i]++;
+    return { count: batch.count, means, codeCounts };
+  }
+
+  private gradients(batch: TrainBatch, seed: number): RunnerResult {
+    const kept: tf.Tensor[] = [];
+    const vars = this.layout.entries.map((e) => this.params[e.name]!);
+    const { value, grads } = tf.variableGrads(() => this.losses(batch, true, seed, kept), vars);
+    const flat = new Float32Array(this.layout.total);
+    this.layout.entries.forEach((e, i) => {
+      const g = grads[vars[i]!.name];
+      if (g !== undefined) flat.set(g.dataSync() as Float32Array, e.offset);
+    });
+    const stats = this.statsOf(batch, value, kept);
+    tf.dispose([value, ...Object.values(grads), ...kept]);
+    return { grads: flat, stats };
+  }
+
+  private evaluate(batch: TrainBatch): BatchStats {
+    const kept: tf.Tensor[] = [];
+    const loss = tf.tidy(() => this.losses(batch, false, 0, kept));
+    const stats = this.statsOf(batch, loss, kept);
+    tf.dispose([loss, ...kept]);
+    return stats;
+  }
+
+  private encode(batch: ImageBatch): Int32Array {
+    const cfg = this.vqvaeConfig();
+    const codes = tf.tidy(() => {
+      const { x, pos } = this.imageTensors(batch);
+      return vqvaeEncodeCodes(this.params, cfg, x, pos);
+    });
+    const out = codes.dataSync() as Int32Array;
+    codes.dispose();
+    return Int32Array.from(out);
+  }
+
+  /** Pre-quantisation encoder outputs z, [count, h, w, D] flattened. */
+  private latents(batch: ImageBatch): Float32Array {
+    const cfg = this.vqvaeConfig();
+    const z = tf.tidy(() => {
+      const { x, pos } = this.imageTensors(batch);
+      return vqvaeEncode(this.params, cfg, x, pos).z;
+    });
+    const out = Float32Array.from(z.dataSync() as Float32Array);
+    z.dispose();
+    return out;
+  }
+}
+
+// ---- worker-pool job module -------------------------------------------------------------------
+
+let runner: ModelRunner | null = null;
+
+export function setup(model: ModelSpec): void {
+  runner = new ModelRunner(model);
+}
+
+export function run(task: RunnerTask): RunnerResult {
+  if (runner === null) throw new Error('training worker: setup() was not called');
+  return runner.run(task);
+}

@@ -1,0 +1,273 @@
+/**
+ * The training loop shared by the VQ-VAE and the prior: epochs of Adam steps on batches drawn by the
+ * caller, gradient value clipping, held-out evaluation, an end-of-epoch hook (dead-code re-seeding),
+ * checkpoints and the best weights after every epoch, and `--resume`.
+ *
+ * Weights and Adam moments live here as flat Float32Arrays (layout: ./loop-worker.ts); the model
+ * runs in a `TrainingEngine` (this thread or worker threads). Adam is plain arithmetic on typed
+ * arrays, so its state is saved and restored exactly.
+ *
+ * Determinism: epoch e draws everything (batch sampling, augmentation, dropout seeds, re-seeding)
+ * from createRng(`${seed}:epoch:${e}`), so a run resumed after epoch e repeats, bit for bit, what an
+ * uninterrupted run with the same seed, data and worker count computes from epoch e + 1 on.
+ */
+import { mkdirSync } from 'node:fs';
+import { createRng, type Rng } from '../engine/random.js';
+import {
+  loadCheckpoint,
+  saveCheckpoint,
+  saveFlatModel,
+  writeTrainingRecord,
+  type EpochRecord,
+  type TrainingState,
+} from './checkpoint.js';
+import { combineStats, type TrainingEngine } from './engine.js';
+import type { BatchStats, ModelSpec, ParamLayout, TrainBatch } from './loop-worker.js';
+import { createProgress, type ProgressSink } from './progress.js';
+
+export interface AdamOptions {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+}
+
+export const DEFAULT_ADAM: AdamOptions = { lr: 1e-4, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 };
+
+/** Clamps every gradient value to [−limit, limit] in place (the paper's grad-value clip, limit 1). */
+export function clipValues(grads: Float32Array, limit: number): void {
+  for (let i = 0; i < grads.length; i++) {
+    const g = grads[i]!;
+    if (g > limit) grads[i] = limit;
+    else if (g < -limit) grads[i] = -limit;
+  }
+}
+
+/** One Adam step in place; `t` is the step number after this update (1 for the first). */
+export function adamStep(weights: Float32Array, grads: Float32Array, m: Float32Array, v: Float32Array, t: number, o: AdamOptions): void {
+  const c1 = 1 - o.beta1 ** t;
+  const c2 = 1 - o.beta2 ** t;
+  for (let i = 0; i < weights.length; i++) {
+    const g = grads[i]!;
+    const mi = o.beta1 * m[i]! + (1 - o.beta1) * g;
+    const vi = o.beta2 * v[i]! + (1 - o.beta2) * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    weights[i] = weights[i]! - (o.lr * (mi / c1)) / (Math.sqrt(vi / c2) + o.epsilon);
+  }
+}
+
+/** What the end-of-epoch hook may use and change. */
+export interface EpochContext {
+  epoch: number;
+  rng: Rng;
+  weights: Float32Array;
+  adamM: Float32Array;
+  adamV: Float32Array;
+  /** Version the engine should see for `weights` (the hook must bump it via `changed()` after edits). */
+  version: number;
+  changed(): void;
+  lastBatch: TrainBatch;
+  /** Statistics of the epoch's training steps (code counts summed over the epoch). */
+  trainStats: BatchStats;
+  engine: TrainingEngine;
+}
+
+export interface LoopSpec {
+  model: ModelSpec;
+  /** 'vqvae' or 'pixelsnail': names of the best-weights files. */
+  name: string;
+  outDir: string;
+  engine: TrainingEngine;
+  layout: ParamLayout;
+  initialWeights: Float32Array;
+  epochs: number;
+  stepsPerEpoch: number;
+  seed: number;
+  adam: AdamOptions;
+  clip: number;
+  resume: boolean;
+  /** Stop before an epoch that would end after this many minutes of this session. */
+  maxMinutes?: number;
+  /** Must equal the checkpoint's on --resume (model, data, seed, batch …). */
+  fingerprint: string;
+  nextBatch(rng: Rng): TrainBatch;
+  holdout: readonly TrainBatch[];
+  /** Extra numbers for the epoch record (e.g. { reseeded: 3 }). */
+  afterEpoch?(ctx: EpochContext): Promise<Partial<EpochRecord>>;
+  /** Codebook size when the training stats carry code counts. */
+  codebookSize?: number;
+  /** Static fields of training.json (command, backend, data …). */
+  record: Record<string, unknown>;
+  log: (line: string) => void;
+  sink: ProgressSink;
+}
+
+export interface LoopResult {
+  state: TrainingState;
+  weights: Float32Array;
+  /** Why the loop ended. */
+  stopped: 'epochs' | 'max-minutes';
+}
+
+/** Perplexity exp(H) and number of used codes of a histogram. */
+export function codebookUsage(counts: Int32Array): { perplexity: number; used: number } {
+  const total = counts.reduce((a, c) => a + c, 0);
+  let entropy = 0;
+  let used = 0;
+  for (const c of counts) {
+    if (c === 0) continue;
+    used++;
+    const p = c / total;
+    entropy -= p * Math.log(p);
+  }
+  return { perplexity: Math.exp(entropy), used };
+}
+
+function fmt(x: number | undefined): string {
+  return x === undefined ? '-' : Math.abs(x) >= 0.01 ? x.toFixed(4) : x.toExponential(3);
+}
+
+export function describeEpoch(r: EpochRecord, epochs: number): string {
+  const parts = [`epoch ${r.epoch}/${epochs}`, `train loss ${fmt(r.train.loss)}`];
+  if (r.train.rec !== undefined) parts.push(`rec ${fmt(r.train.rec)}`);
+  if (r.holdout.loss !== undefined) parts.push(`held-out loss ${fmt(r.holdout.loss)}`);
+  if (r.holdout.rec !== undefined) parts.push(`held-out rec ${fmt(r.holdout.rec)}`);
+  if (r.codesUsed !== undefined) parts.push(`codes used ${r.codesUsed}`, `perplexity ${r.perplexity!.toFixed(1)}`);
+  if (r.reseeded !== undefined) parts.push(`re-seeded ${r.reseeded}`);
+  parts.push(`${r.seconds.toFixed(1)} s`);
+  return parts.join(', ');
+}
+
+function freshState(fingerprint: string): TrainingState {
+  return { epoch: 0, step: 0, bestHoldout: null, bestEpoch: null, wallSeconds: 0, history: [], fingerprint };
+}
+
+export async function runTrainingLoop(spec: LoopSpec): Promise<LoopResult> {
+  mkdirSync(spec.outDir, { recursive: true });
+  const n = spec.layout.total;
+  let weights = spec.initialWeights;
+  let adamM = new Float32Array(n);
+  let adamV = new Float32Array(n);
+  let state = freshState(spec.fingerprint);
+  if (spec.resume) {
+    const saved = loadCheckpoint(spec.outDir);
+    if (saved === null) {
+      spec.log(`no checkpoint in ${spec.outDir}: starting from scratch`);
+    } else {
+      if (saved.kind !== spec.model.kind || saved.state.fingerprint !== spec.fingerprint || saved.weights.length !== n) {
+        throw new Error(
+          `cannot resume from ${spec.outDir}: its checkpoint was made with a different model, data, seed or batch ` +
+            `(expected ${spec.fingerprint}, found ${saved.state.fingerprint})`,
+        );
+      }
+      ({ weights, adamM, adamV, state } = saved);
+      spec.log(`resuming after epoch ${state.epoch} (step ${state.step}, best held-out ${state.bestHoldout ?? '-'})`);
+    }
+  }
+
+  let version = 1;
+  const sessionStart = performance.now();
+  let lastEpochSeconds = 0;
+  let stopped: LoopResult['stopped'] = 'epochs';
+  for (let epoch = state.epoch + 1; epoch <= spec.epochs; epoch++) {
+    const sessionSeconds = (performance.now() - sessionStart) / 1000;
+    if (spec.maxMinutes !== undefined && sessionSeconds + lastEpochSeconds > spec.maxMinutes * 60) {
+      spec.log(`stopping before epoch ${epoch}: it would end after --max-minutes ${spec.maxMinutes}`);
+      stopped = 'max-minutes';
+      break;
+    }
+    const t0 = performance.now();
+    const rng = createRng(`${spec.seed}:epoch:${epoch}`);
+    const progress = createProgress(spec.sink, `epoch ${epoch}/${spec.epochs}`);
+    const stepStats: BatchStats[] = [];
+    let batch = spec.nextBatch(rng);
+    let lastBatch = batch;
+    for (let s = 1; s <= spec.stepsPerEpoch; s++) {
+      const pending = spec.engine.gradients(weights, version, batch, rng.seed());
+      // Prepared while the workers compute (the draw order is the same either way).
+      const next = s < spec.stepsPerEpoch ? spec.nextBatch(rng) : null;
+      const { grads, stats } = await pending;
+      if (!Number.isFinite(stats.means.loss!)) throw new Error(`training diverged: loss ${stats.means.loss} at epoch ${epoch}, step ${s}`);
+      clipValues(grads, spec.clip);
+      state.step++;
+      adamStep(weights, grads, adamM, adamV, state.step, spec.adam);
+      version++;
+      stepStats.push(stats);
+      lastBatch = batch;
+      if (next !== null) batch = next;
+      const perStep = (performance.now() - t0) / 1000 / s;
+      progress.update(s, spec.stepsPerEpoch, `loss ${fmt(stats.means.loss)} ${perStep.toFixed(2)} s/step`);
+    }
+    const trainStats = combineStats(stepStats);
+    const record: EpochRecord = { epoch, steps: spec.stepsPerEpoch, train: trainStats.means, holdout: {}, seconds: 0 };
+    if (trainStats.codeCounts !== undefined) {
+      const usage = codebookUsage(trainStats.codeCounts);
+      record.codesUsed = usage.used;
+      record.perplexity = usage.perplexity;
+    }
+    if (spec.afterEpoch !== undefined) {
+      const ctx: EpochContext = {
+        epoch,
+        rng,
+        weights,
+        adamM,
+        adamV,
+        version,
+        changed: () => {
+          version++;
+          ctx.version = version;
+        },
+        lastBatch,
+        trainStats,
+        engine: spec.engine,
+      };
+      Object.assign(record, await spec.afterEpoch(ctx));
+    }
+    if (spec.holdout.length > 0) record.holdout = (await spec.engine.evaluate(weights, version, spec.holdout)).means;
+    record.seconds = (performance.now() - t0) / 1000;
+    lastEpochSeconds = record.seconds;
+    state.epoch = epoch;
+    state.wallSeconds += record.seconds;
+    state.history.push(record);
+    progress.line(describeEpoch(record, spec.epochs));
+
+    // Best = lowest held-out loss; with nothing held out, the latest weights.
+    const score = record.holdout.loss ?? record.train.loss!;
+    const improved = spec.holdout.length === 0 || state.bestHoldout === null || score < state.bestHoldout;
+    if (improved) {
+      state.bestHoldout = spec.holdout.length > 0 ? score : null;
+      state.bestEpoch = epoch;
+      saveFlatModel(spec.outDir, spec.name, {
+        kind: spec.model.kind,
+        config: spec.model.config,
+        layout: spec.layout,
+        weights,
+        extra: { training: summary(spec, state) },
+      });
+    }
+    await saveCheckpoint(spec.outDir, { kind: spec.model.kind, config: spec.model.config, weights, adamM, adamV, state });
+    await writeTrainingRecord(spec.outDir, { ...spec.record, ...summary(spec, state), history: state.history });
+  }
+  if (state.epoch === 0 && stopped === 'epochs' && spec.epochs > 0) throw new Error('no epoch was run');
+  return { state, weights, stopped };
+}
+
+function summary(spec: LoopSpec, state: TrainingState): Record<string, unknown> {
+  const last = state.history[state.history.length - 1];
+  return {
+    kind: spec.model.kind,
+    seed: spec.seed,
+    epochsDone: state.epoch,
+    epochsPlanned: spec.epochs,
+    steps: state.step,
+    stepsPerEpoch: spec.stepsPerEpoch,
+    wallSeconds: Math.round(state.wallSeconds * 10) / 10,
+    bestEpoch: state.bestEpoch,
+    bestHoldoutLoss: state.bestHoldout,
+    final: last === undefined ? null : { train: last.train, holdout: last.holdout, codesUsed: last.codesUsed, perplexity: last.perplexity },
+    workers: spec.engine.workers,
+    adam: spec.adam,
+    clip: spec.clip,
+  };
+}

@@ -1,0 +1,60 @@
+/**
+ * The regression gate on the shipped weights: a small seeded brain set built from the real Colin27 head,
+ * scored by the leaderboard, compared with eval/regression/brain.json. Real CLI, real files, real data.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const root = join(import.meta.dirname, '..');
+const cli = join(root, 'dist', 'src', 'cli.js');
+const storedPath = join(root, 'eval', 'regression', 'brain.json');
+
+interface Stored {
+  recipe: { inject: string[]; leaderboard: string[]; tolerance: number };
+  methods: Record<string, Record<string, { ap: number }>>;
+}
+
+describe('regression gate on the shipped brain weights', () => {
+  let work: string;
+  const stored = JSON.parse(readFileSync(storedPath, 'utf8')) as Stored;
+
+  beforeAll(() => {
+    if (!existsSync(cli)) throw new Error('dist/src/cli.js is missing: run `npm run build` (npm test does)');
+    if (!existsSync(join(root, 'data', 'mricron', 'ch2bet.nii.gz'))) execFileSync('sh', [join(root, 'scripts', 'fetch-data.sh')]);
+    work = mkdtempSync(join(tmpdir(), 'moodlsr-regression-'));
+    execFileSync(process.execPath, [cli, 'inject', ...stored.recipe.inject, '--out', join(work, 'set')], { cwd: root, stdio: 'pipe' });
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  const board = (baseline: string, out: string) =>
+    spawnSync(
+      process.execPath,
+      [cli, 'leaderboard', '--set', join(work, 'set'), ...stored.recipe.leaderboard, '--out', out, '--baseline', baseline, '--tolerance', String(stored.recipe.tolerance)],
+      { cwd: root, encoding: 'utf8' },
+    );
+
+  it('reproduces the stored scores (no metric falls)', () => {
+    const run = board(storedPath, join(work, 'board'));
+    expect(run.stderr).toContain('no metric fell');
+    expect(run.status).toBe(0);
+    const now = JSON.parse(readFileSync(join(work, 'board', 'scores.json'), 'utf8')) as Stored;
+    for (const [method, tasks] of Object.entries(stored.methods)) {
+      for (const [task, metrics] of Object.entries(tasks)) expect(now.methods[method]![task]!.ap).toBeCloseTo(metrics.ap, 12);
+    }
+  });
+
+  it('fails, naming the metric, when the stored score is higher than what the weights reach', () => {
+    const raised = structuredClone(stored);
+    raised.methods.zscore!.pixel!.ap += 0.01;
+    const path = join(work, 'raised.json');
+    writeFileSync(path, JSON.stringify(raised));
+    const run = board(path, join(work, 'board-raised'));
+    expect(run.status).toBe(3);
+    expect(run.stderr).toContain('REGRESSION');
+    expect(run.stderr).toContain('methods.zscore.pixel.ap');
+    expect(run.stderr).not.toContain('methods.zscore.sample.ap');
+  });
+});
