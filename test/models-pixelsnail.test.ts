@@ -190,11 +190,10 @@ for (const backend of ['cpu', 'wasm'] as const) {
           () => priorLoss(params, cfg, codes, pos, { training: true, seed: step }),
           Object.values(params),
         );
-        const clipped: tf.NamedTensorMap = {};
-        for (const [k, g] of Object.entries(grads)) clipped[k] = tf.clipByValue(g, -1, 1);
+        const clipped = Object.entries(grads).map(([name, g]) => ({ name, tensor: tf.clipByValue(g, -1, 1) }));
         opt.applyGradients(clipped);
         losses.push(value.dataSync()[0]!);
-        tf.dispose([value, grads, clipped]);
+        tf.dispose([value, grads, clipped.map((c) => c.tensor)]);
       }
       if (process.env.MOODLSR_TEST_VERBOSE) console.log('prior losses', losses.map((l) => l.toFixed(3)).join(' '));
       expect(losses.every(Number.isFinite)).toBe(true);

@@ -192,12 +192,22 @@ function parseLabel(file: string, text: string): number {
   return v;
 }
 
-/** Like Python's float() on the first line: surrounding whitespace allowed, 'nan'/'inf' spelled any case. */
+/** Python's float literal syntax: digit groups may hold single underscores between digits ("1_000.5"). */
+const DIGITS = String.raw`\d(?:_?\d)*`;
+/** What Python's strip() removes (str.isspace): JS whitespace plus \x1c-\x1f and \x85, but not the BOM \uFEFF. */
+const PYTHON_SPACE = String.raw`(?:(?!\uFEFF)[\s\x1c-\x1f\x85])`;
+const PYTHON_EDGE_SPACE = new RegExp(`^${PYTHON_SPACE}+|${PYTHON_SPACE}+$`, 'g');
+const PYTHON_FLOAT = new RegExp(String.raw`^[+-]?(?:${DIGITS}(?:\.(?:${DIGITS})?)?|\.${DIGITS})(?:e[+-]?${DIGITS})?$`, 'i');
+
+/**
+ * Like Python's float(open(f).readline()): the first line (text mode ends a line at \n, \r\n or \r),
+ * surrounding whitespace allowed, 'nan'/'inf'/'infinity' spelled any case.
+ */
 export function parseScore(text: string): { value: number; wasNaN: boolean } {
-  const line = (text.split('\n')[0] ?? '').trim();
+  const line = (text.split(/\r\n|\r|\n/)[0] ?? '').replace(PYTHON_EDGE_SPACE, '');
   if (/^[+-]?nan$/i.test(line)) return { value: NaN, wasNaN: true };
   if (/^[+-]?(inf|infinity)$/i.test(line)) return { value: line.startsWith('-') ? -Infinity : Infinity, wasNaN: false };
-  if (!/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(line.replace(/_/g, ''))) return { value: NaN, wasNaN: false };
+  if (!PYTHON_FLOAT.test(line)) return { value: NaN, wasNaN: false };
   return { value: Number(line.replace(/_/g, '')), wasNaN: false };
 }
 

@@ -53,11 +53,22 @@ export function commandLine(entry: Entry, io: { inDir: string; outDir: string; t
   return { file: '/bin/sh', args: ['-c', script] };
 }
 
+/** setTimeout fires at once for delays above 2^31 − 1 ms (~24.8 days): clamp, so a huge timeout means "no limit". */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** How long output pipes may stay open after the command exited. */
+const PIPE_GRACE_MS = 2000;
+
+export function timerDelayMs(seconds: number): number {
+  if (!(seconds > 0)) throw new RangeError(`timeout must be a positive number of seconds, got ${seconds}`);
+  return Math.min(MAX_TIMER_MS, Math.ceil(seconds * 1000));
+}
+
 /** Runs one entry for one task into a fresh output folder; kills the whole process group on timeout. */
 export async function runEntry(
   entry: Entry,
   io: { inDir: string; outDir: string; task: MoodTask; region: MoodRegion; seed: number; timeoutSeconds: number },
 ): Promise<RunOutcome> {
+  const delayMs = timerDelayMs(io.timeoutSeconds);
   await rm(io.outDir, { recursive: true, force: true });
   await mkdir(io.outDir, { recursive: true });
   const { file, args } = commandLine(entry, io);
@@ -78,13 +89,23 @@ export async function runEntry(
       } catch {
         child.kill('SIGKILL');
       }
-    }, io.timeoutSeconds * 1000);
+    }, delayMs);
     child.on('error', (err) => {
       clearTimeout(timer);
       reject(new Error(`${entry.name}: cannot start ${file}: ${err.message}`));
     });
+    // A process that left the group (setsid, a daemon) can hold the pipes open after the command ended:
+    // stop waiting for them a little after the command's own exit.
+    let pipeGrace: NodeJS.Timeout | undefined;
+    child.on('exit', () => {
+      pipeGrace = setTimeout(() => {
+        child.stdout.destroy();
+        child.stderr.destroy();
+      }, PIPE_GRACE_MS);
+    });
     child.on('close', (code) => {
       clearTimeout(timer);
+      clearTimeout(pipeGrace);
       resolvePromise({ seconds: (performance.now() - started) / 1000, exitCode: code, timedOut, tail });
     });
   });

@@ -20,8 +20,14 @@ export interface SliceCanvas {
   readonly Z: Float32Array;
   /** Nominal (undeformed) z of the slice, mm. */
   z: number;
-  /** Largest displacement of the warp, mm: how far bounding boxes are grown. */
-  readonly marginMm: number;
+  /** Largest displacement of the warp in this slice, mm: how far bounding boxes are grown. */
+  marginMm: number;
+  /**
+   * Where the patient sits in the field of view: the voxel whose nominal centre is (x, y) mm shows
+   * the patient near (x − offsetX, y − offsetY), up to the warp.
+   */
+  readonly offsetX: number;
+  readonly offsetY: number;
   /** CT numbers being painted. */
   readonly hu: Float32Array;
   readonly label: Uint8Array;
@@ -47,11 +53,15 @@ export interface PaintStyle {
   readonly gas?: { readonly field: Float32Array; readonly threshold: number; readonly hu: number; readonly label: TissueCode };
 }
 
-/** Voxel index range [lo, hi) whose nominal centres lie within [loMm, hiMm] grown by the canvas margin. */
-function voxelRange(canvas: SliceCanvas, loMm: number, hiMm: number): [number, number] {
+/**
+ * Voxel index range [lo, hi) along x (axis 0) or y (axis 1) whose nominal centres may show patient
+ * positions within [loMm, hiMm], allowing for the patient's offset and the warp.
+ */
+function voxelRange(canvas: SliceCanvas, axis: 0 | 1, loMm: number, hiMm: number): [number, number] {
   const { n, voxelMm, marginMm } = canvas;
-  const lo = Math.max(0, Math.floor((loMm - marginMm) / voxelMm + n / 2 - 0.5));
-  const hi = Math.min(n, Math.ceil((hiMm + marginMm) / voxelMm + n / 2 - 0.5) + 1);
+  const offset = axis === 0 ? canvas.offsetX : canvas.offsetY;
+  const lo = Math.max(0, Math.floor((loMm + offset - marginMm) / voxelMm + n / 2 - 0.5));
+  const hi = Math.min(n, Math.ceil((hiMm + offset + marginMm) / voxelMm + n / 2 - 0.5) + 1);
   return [lo, hi];
 }
 
@@ -159,8 +169,8 @@ export function paintEllipsoid(canvas: SliceCanvas, e: Ellipsoid, style: PaintSt
   const [cx, cy, cz] = e.centre;
   const [hx, hy, hz] = e.halfExtent;
   if (Math.abs(canvas.z - cz) > hz + canvas.marginMm) return;
-  const [x0, x1] = voxelRange(canvas, cx - hx, cx + hx);
-  const [y0, y1] = voxelRange(canvas, cy - hy, cy + hy);
+  const [x0, x1] = voxelRange(canvas, 0, cx - hx, cx + hx);
+  const [y0, y1] = voxelRange(canvas, 1, cy - hy, cy + hy);
   const b = band(e.rMin, canvas.voxelMm, style.shellMm);
   const f = e.form;
   const [qxx, qyy, qzz, qxy, qxz, qyz] = [f[0], f[1], f[2], f[3], f[4], f[5]];
@@ -192,8 +202,8 @@ export function paintCapsule(canvas: SliceCanvas, c: Capsule, style: PaintStyle)
   const [bx, by, bz] = c.to;
   const r = c.radius;
   if (canvas.z < Math.min(az, bz) - r - canvas.marginMm || canvas.z > Math.max(az, bz) + r + canvas.marginMm) return;
-  const [x0, x1] = voxelRange(canvas, Math.min(ax, bx) - r, Math.max(ax, bx) + r);
-  const [y0, y1] = voxelRange(canvas, Math.min(ay, by) - r, Math.max(ay, by) + r);
+  const [x0, x1] = voxelRange(canvas, 0, Math.min(ax, bx) - r, Math.max(ax, bx) + r);
+  const [y0, y1] = voxelRange(canvas, 1, Math.min(ay, by) - r, Math.max(ay, by) + r);
   const [ux, uy, uz] = [bx - ax, by - ay, bz - az];
   const len2 = ux * ux + uy * uy + uz * uz || 1;
   const b = band(r, canvas.voxelMm, style.shellMm);
@@ -245,8 +255,8 @@ export function ellipseQ(e: SliceEllipse, X: number, Y: number, cos: number, sin
 export function paintSliceEllipse(canvas: SliceCanvas, e: SliceEllipse, style: PaintStyle): void {
   if (e.a <= 0 || e.b <= 0) return;
   const reach = Math.max(e.a, e.b, e.bBelow ?? 0);
-  const [x0, x1] = voxelRange(canvas, e.cx - reach, e.cx + reach);
-  const [y0, y1] = voxelRange(canvas, e.cy - reach, e.cy + reach);
+  const [x0, x1] = voxelRange(canvas, 0, e.cx - reach, e.cx + reach);
+  const [y0, y1] = voxelRange(canvas, 1, e.cy - reach, e.cy + reach);
   const cos = Math.cos(e.angle ?? 0);
   const sin = Math.sin(e.angle ?? 0);
   const b = band(Math.min(e.a, e.b, e.bBelow ?? Infinity), canvas.voxelMm, style.shellMm);
@@ -266,8 +276,8 @@ export function ellipseCoverage(canvas: SliceCanvas, e: SliceEllipse, out: Float
   out.fill(0);
   if (e.a <= 0 || e.b <= 0) return;
   const reach = Math.max(e.a, e.b, e.bBelow ?? 0);
-  const [x0, x1] = voxelRange(canvas, e.cx - reach, e.cx + reach);
-  const [y0, y1] = voxelRange(canvas, e.cy - reach, e.cy + reach);
+  const [x0, x1] = voxelRange(canvas, 0, e.cx - reach, e.cx + reach);
+  const [y0, y1] = voxelRange(canvas, 1, e.cy - reach, e.cy + reach);
   const cos = Math.cos(e.angle ?? 0);
   const sin = Math.sin(e.angle ?? 0);
   const b = band(Math.min(e.a, e.b, e.bBelow ?? Infinity), canvas.voxelMm, undefined);

@@ -1,9 +1,10 @@
 /**
  * Model configurations (plain JSON-serialisable objects) and presets.
  *
- * Geometry shared by every preset: 160×160 axial slices, one image channel, one conditioning value
- * (the slice position in [-0.5, 0.5]); the brain latent grid is 20×20 (three stride-2 levels), the
- * abdomen grid 10×10 (four levels), as in Naval Marimont & Tarroni 2021.
+ * Geometry: one image channel, one conditioning value (the slice position in [-0.5, 0.5]). Reference
+ * (Naval Marimont & Tarroni 2021): 160×160 slices, brain latent 20×20 (three stride-2 levels), abdomen
+ * 10×10 (four levels). Compact: brain 128×128 → 16×16, abdomen 160×160 → 10×10. Prediction must
+ * preprocess slices to the weights' `inputSize`.
  *
  * FLOPs per slice (one forward, 2 FLOPs per multiply-add, convolutions and matMuls only), from
  * `vqvaeFlops` / `pixelsnailFlops` in ./flops.ts:
@@ -11,7 +12,7 @@
  *   preset / region      encoder   decoder   quantize   prior (one pass over the whole grid)
  *   reference / brain    4.33 G    6.02 G    0.026 G    7.09 G   (20×20, attention on 2×2 blocks)
  *   reference / abdomen  3.93 G    4.25 G    0.007 G    1.78 G   (10×10)
- *   compact / brain      0.52 G    0.56 G    0.007 G    0.19 G   (20×20)
+ *   compact / brain      0.33 G    0.36 G    0.004 G    0.115 G  (128² → 16×16)
  *   compact / abdomen    0.56 G    0.59 G    0.002 G    0.042 G  (10×10)
  *
  * Compact sizes come from the CPU budget (wasm, one thread per worker). FLOPs alone flatter the
@@ -151,13 +152,16 @@ function referenceVqvae(region: Region): VqvaeConfig {
 }
 
 /**
- * Compact: same geometry and codebook size, half the channels at full resolution (the 160×160
- * level dominates the cost: its gated block costs 1.4 M·C² FLOPs), D = 64, one gated block per
- * level and nearest-upsample + conv in the decoder.
+ * Compact: same codebook size, half the channels at full resolution (the full-resolution level
+ * dominates the cost: its gated block costs 1.4 M·C² FLOPs at 160²), D = 64, one gated block per
+ * level and nearest-upsample + conv in the decoder. Brain: 128×128 input → 16×16 latent (see
+ * docs/benchmarks.md "Training throughput": 1.7–1.9× faster training and decoding than 160×160 on
+ * wasm, where memory-bound per-pixel work at full resolution dominates, and 256 instead of 400
+ * sequential restoration positions). Abdomen keeps 160×160 → 10×10.
  */
 function compactVqvae(region: Region): VqvaeConfig {
   return {
-    inputSize: 160,
+    inputSize: region === 'brain' ? 128 : 160,
     inChannels: 1,
     condChannels: 1,
     channels: region === 'brain' ? [8, 16, 32, 64] : [8, 16, 32, 64, 64],
@@ -187,7 +191,7 @@ function referencePixelSnail(region: Region): PixelSnailConfig {
 }
 
 function compactPixelSnail(region: Region): PixelSnailConfig {
-  const grid = region === 'brain' ? 20 : 10;
+  const grid = region === 'brain' ? 16 : 10;
   return {
     codebookSize: 128,
     height: grid,

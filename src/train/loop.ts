@@ -147,8 +147,8 @@ export async function runTrainingLoop(spec: LoopSpec): Promise<LoopResult> {
   mkdirSync(spec.outDir, { recursive: true });
   const n = spec.layout.total;
   let weights = spec.initialWeights;
-  let adamM = new Float32Array(n);
-  let adamV = new Float32Array(n);
+  let adamM: Float32Array = new Float32Array(n);
+  let adamV: Float32Array = new Float32Array(n);
   let state = freshState(spec.fingerprint);
   if (spec.resume) {
     const saved = loadCheckpoint(spec.outDir);

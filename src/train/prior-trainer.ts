@@ -1,0 +1,154 @@
+/**
+ * `trainPrior`: trains the PixelSNAIL prior with cross-entropy on the codes of a frozen VQ-VAE.
+ * All slices are encoded once into a code cache (./code-cache.ts); batches are random code maps of
+ * the training volumes; the held-out NLL (nats per code) is computed on every code map of the
+ * held-out volumes after each epoch. Best weights: `pixelsnail.json/.bin`.
+ *
+ * The split uses the same function and seed as the VQ-VAE trainer, so with the same data, seed and
+ * --holdout the prior holds out the very volumes the VQ-VAE never trained on.
+ */
+import { mkdirSync } from 'node:fs';
+import { loadModel, binaryPath, manifestPath } from '../models/weights.js';
+import { disposeParams } from '../models/params.js';
+import { initPixelSnail } from '../models/pixelsnail.js';
+import { pixelsnailPreset, vqvaeLatentSize, type PixelSnailConfig, type PresetName, type VqvaeConfig } from '../models/config.js';
+import { buildCodeCache, codeCacheKey, loadCodeCache, saveCodeCache, type CodeCache, type VolumeCodes } from './code-cache.js';
+import { fingerprint, prepareData, type CommonTrainOptions } from './common.js';
+import { createTrainingEngine } from './engine.js';
+import { DEFAULT_ADAM, runTrainingLoop } from './loop.js';
+import { flattenParams, paramLayout, type CodeBatch } from './loop-worker.js';
+import type { TrainOutcome } from './vqvae-trainer.js';
+import type { Rng } from '../engine/random.js';
+
+export const DEFAULT_PRIOR_BATCH = 32;
+export const DEFAULT_PRIOR_EPOCHS = 30;
+
+export interface PriorTrainOptions extends CommonTrainOptions {
+  preset: PresetName;
+  /** Folder holding the trained vqvae.json/.bin. */
+  vqvaeDir: string;
+  /** Overrides the preset (grid and codebook size are always taken from the VQ-VAE). */
+  config?: PixelSnailConfig;
+}
+
+/** The prior's config for a VQ-VAE: the preset's widths on the VQ-VAE's grid and codebook. */
+export function priorConfigFor(base: PixelSnailConfig, vq: VqvaeConfig): PixelSnailConfig {
+  const grid = vqvaeLatentSize(vq);
+  const attention = base.attention === null ? null : { ...base.attention, downsample: grid % base.attention.downsample === 0 ? base.attention.downsample : 1 };
+  return { ...base, codebookSize: vq.codebookSize, height: grid, width: grid, attention };
+}
+
+function codeBatch(maps: readonly { v: VolumeCodes; s: number }[], height: number, width: number): CodeBatch {
+  const plane = height * width;
+  const codes = new Int32Array(maps.length * plane);
+  const positions = new Float32Array(maps.length);
+  maps.forEach(({ v, s }, i) => {
+    codes.set(v.codes.subarray(s * plane, (s + 1) * plane), i * plane);
+    positions[i] = v.positions[s]!;
+  });
+  return { kind: 'codes', codes, positions, count: maps.length, height, width };
+}
+
+/** `batch` code maps drawn uniformly (with replacement) from all maps of `volumes`. */
+function randomCodeBatch(volumes: readonly VolumeCodes[], cache: CodeCache, batch: number, rng: Rng): CodeBatch {
+  const total = volumes.reduce((a, v) => a + v.count, 0);
+  const maps = Array.from({ length: batch }, () => {
+    let k = rng.int(total);
+    let i = 0;
+    while (k >= volumes[i]!.count) k -= volumes[i++]!.count;
+    return { v: volumes[i]!, s: k };
+  });
+  return codeBatch(maps, cache.height, cache.width);
+}
+
+export async function trainPrior(opts: PriorTrainOptions): Promise<TrainOutcome> {
+  const log0 = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const vq = loadModel<VqvaeConfig>(opts.vqvaeDir, 'vqvae', 'vqvae');
+  const vqModel = { kind: 'vqvae' as const, config: vq.config };
+  const vqLayout = paramLayout(vqModel);
+  const vqWeights = flattenParams(vq.params, vqLayout);
+  disposeParams(vq.params);
+  const data = await prepareData({ ...opts, log: log0 }, vq.config.inputSize);
+  const cfg = priorConfigFor(opts.config ?? pixelsnailPreset(opts.preset, opts.region), vq.config);
+  const seed = opts.seed ?? 0;
+  const batch = opts.batch ?? DEFAULT_PRIOR_BATCH;
+  const backend = data.info.backend === 'cpu' ? 'cpu' : 'wasm';
+  mkdirSync(opts.outDir, { recursive: true });
+
+  const volumes = [...data.train, ...data.holdout];
+  const key = codeCacheKey([manifestPath(opts.vqvaeDir, 'vqvae'), binaryPath(opts.vqvaeDir, 'vqvae')], volumes.map((v) => v.file));
+  let cache = loadCodeCache(opts.outDir, key);
+  if (cache !== null) {
+    data.log(`code cache: reusing ${opts.outDir}/codes.bin`);
+  } else {
+    const t0 = performance.now();
+    const encoder = await createTrainingEngine(vqModel, { workers: data.workers, backend });
+    try {
+      cache = await buildCodeCache(volumes, (batches) => encoder.encode(vqWeights, 1, batches), {
+        key,
+        latent: vqvaeLatentSize(vq.config),
+        batch: 8,
+      });
+    } finally {
+      await encoder.close();
+    }
+    await saveCodeCache(opts.outDir, cache);
+    const slices = cache.volumes.reduce((a, v) => a + v.count, 0);
+    data.log(`code cache: encoded ${slices} slices in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+  const trainCodes = cache.volumes.slice(0, data.train.length);
+  const holdoutCodes = cache.volumes.slice(data.train.length);
+  const trainMaps = trainCodes.reduce((a, v) => a + v.count, 0);
+  const stepsPerEpoch = opts.stepsPerEpoch ?? Math.max(1, Math.ceil(trainMaps / batch));
+
+  const holdout: CodeBatch[] = [];
+  const holdoutMaps = holdoutCodes.flatMap((v) => Array.from({ length: v.count }, (_, s) => ({ v, s })));
+  for (let i = 0; i < holdoutMaps.length; i += batch) holdout.push(codeBatch(holdoutMaps.slice(i, i + batch), cache.height, cache.width));
+
+  const model = { kind: 'pixelsnail' as const, config: cfg };
+  const layout = paramLayout(model);
+  const initial = initPixelSnail(cfg, seed);
+  const initialWeights = flattenParams(initial, layout);
+  disposeParams(initial);
+  const engine = await createTrainingEngine(model, { workers: data.workers, backend });
+  const codeCache = cache;
+  try {
+    const adam = { ...DEFAULT_ADAM, lr: opts.lr ?? DEFAULT_ADAM.lr };
+    const result = await runTrainingLoop({
+      model,
+      name: 'pixelsnail',
+      outDir: opts.outDir,
+      engine,
+      layout,
+      initialWeights,
+      epochs: opts.epochs ?? DEFAULT_PRIOR_EPOCHS,
+      stepsPerEpoch,
+      seed,
+      adam,
+      clip: 1,
+      resume: opts.resume ?? false,
+      ...(opts.maxMinutes !== undefined ? { maxMinutes: opts.maxMinutes } : {}),
+      fingerprint: fingerprint({ kind: 'pixelsnail', cfg, seed, batch, stepsPerEpoch, lr: adam.lr, codes: key, train: data.train.length }),
+      nextBatch: (rng) => randomCodeBatch(trainCodes, codeCache, batch, rng),
+      holdout,
+      record: {
+        command: opts.command ?? null,
+        model: 'pixelsnail',
+        preset: opts.preset,
+        region: opts.region,
+        config: cfg,
+        vqvae: opts.vqvaeDir,
+        backend: data.info.backend,
+        batch,
+        trainVolumes: data.train.map((e) => e.file),
+        holdoutVolumes: data.holdout.map((e) => e.file),
+        skippedFiles: data.skipped,
+      },
+      log: data.log,
+      sink: data.sink,
+    });
+    return { ...result, outDir: opts.outDir, backend: data.info.backend, workers: engine.workers };
+  } finally {
+    await engine.close();
+  }
+}

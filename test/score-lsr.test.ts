@@ -1,0 +1,134 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Command } from 'commander';
+import { initEngine } from '../src/engine/backend.js';
+import { InputFileError } from '../src/errors.js';
+import { readNifti, writeNifti } from '../src/io/nifti.js';
+import { runPrediction } from '../src/mood/run.js';
+import { registerCalibrate } from '../src/cli/calibrate.js';
+import { calibrateLsr, writeLsrCalibration } from '../src/score/calibrate-lsr.js';
+import { calibrationPath, loadLsrModel, lsrPredictor, readLsrCalibration } from '../src/score/lsr-model.js';
+import { disposeLsrNetworks, loadLsrNetworks } from '../src/score/networks.js';
+import { saveTinyNetworks, tinyBrain, tinyNetworks } from './helpers/score-fixtures.js';
+
+const root = mkdtempSync(join(tmpdir(), 'moodlsr-score-lsr-'));
+const weights = join(root, 'weights');
+const normals = join(root, 'normals');
+const cases = join(root, 'cases');
+const shape = [20, 18, 24] as const;
+const silent = () => undefined;
+
+beforeAll(async () => {
+  await initEngine({ prefer: 'wasm', log: silent });
+  const nets = tinyNetworks(21);
+  saveTinyNetworks(weights, nets);
+  disposeLsrNetworks(nets);
+  mkdirSync(normals);
+  mkdirSync(cases);
+  for (let i = 0; i < 3; i++) await writeNifti(join(normals, `normal_${i}.nii.gz`), tinyBrain(shape, 100 + i));
+  await writeNifti(join(cases, 'a.nii.gz'), tinyBrain(shape, 200, true));
+  await writeNifti(join(cases, 'b.nii.gz'), tinyBrain(shape, 201));
+  const calibration = await calibrateLsr({
+    weightsDir: weights,
+    files: readdirSync(normals).map((f) => join(normals, f)),
+    region: 'brain',
+    slices: { every: 4 },
+    copies: 3,
+    pixelVolumes: 1,
+    seed: 0,
+    workers: 0,
+    log: silent,
+  });
+  writeLsrCalibration(weights, calibration);
+});
+
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe('lsr calibration', () => {
+  it('stores λs ≥ λp, a sample calibration and a positive pixel scale', () => {
+    const cal = readLsrCalibration(weights);
+    expect(cal.lambdaS).toBeGreaterThanOrEqual(cal.lambdaP);
+    expect(cal.sampleCalibration.normalScores.length).toBe(3);
+    expect(cal.pixelScale).toBeGreaterThan(0);
+    expect(cal.slices).toEqual({ every: 4 });
+    expect(cal.copies).toBe(3);
+  });
+
+  it('the calibrate lsr command writes the file', async () => {
+    const dir = join(root, 'cli-weights');
+    const nets = tinyNetworks(21);
+    saveTinyNetworks(dir, nets);
+    disposeLsrNetworks(nets);
+    const program = new Command().exitOverride();
+    registerCalibrate(program);
+    await program.parseAsync(['calibrate', 'lsr', '--weights', dir, '--data', normals, '--slices', 'every:6', '--copies', '2', '--pixel-volumes', '0', '--workers', '0'], { from: 'user' });
+    const cal = readLsrCalibration(dir);
+    expect(cal.slices).toEqual({ every: 6 });
+    expect(cal.pixelScale).toBe(1);
+  });
+});
+
+describe('lsr predictor through the MOOD contract', () => {
+  it('writes valid sample and pixel outputs, identical for the same seed', async () => {
+    const model = await loadLsrModel(weights);
+    const predictor = lsrPredictor(model, { workers: 0 });
+    try {
+      const logs: string[] = [];
+      for (const task of ['sample', 'pixel'] as const) {
+        const out = join(root, `out-${task}`);
+        const summary = await runPrediction({ task, inDir: cases, outDir: out, predictor, seed: 3, log: (l) => logs.push(l) });
+        expect(summary.failed).toEqual([]);
+        expect(summary.written).toEqual(['a.nii.gz', 'b.nii.gz']);
+      }
+      for (const name of ['a.nii.gz', 'b.nii.gz']) {
+        const score = Number(readFileSync(join(root, 'out-sample', `${name}.txt`), 'utf8'));
+        expect(score).toBeGreaterThanOrEqual(0);
+        expect(score).toBeLessThanOrEqual(1);
+        const { volume } = await readNifti(join(root, 'out-pixel', name));
+        expect(volume.shape).toEqual(shape);
+        expect(volume.data.every((v) => v >= 0 && v <= 1)).toBe(true);
+      }
+      expect(logs.some((l) => /prior passes/.test(l))).toBe(true);
+      const again = join(root, 'out-pixel-again');
+      await runPrediction({ task: 'pixel', inDir: cases, outDir: again, predictor, seed: 3, log: silent });
+      const first = await readNifti(join(root, 'out-pixel', 'a.nii.gz'));
+      const second = await readNifti(join(again, 'a.nii.gz'));
+      expect(Array.from(second.volume.data)).toEqual(Array.from(first.volume.data));
+    } finally {
+      await predictor.dispose?.();
+    }
+  });
+
+  it('workers give the same pixel map as the in-process run', async () => {
+    const volume = tinyBrain(shape, 300, true);
+    const ctx = { name: 'x.nii.gz', seed: 12, log: silent };
+    const inProcess = lsrPredictor(await loadLsrModel(weights), { workers: 0 });
+    const pooled = lsrPredictor(await loadLsrModel(weights), { workers: 2 });
+    try {
+      const a = await inProcess.pixelScore!(volume, ctx);
+      const b = await pooled.pixelScore!(volume, ctx);
+      expect(Array.from(b)).toEqual(Array.from(a));
+    } finally {
+      await inProcess.dispose?.();
+      await pooled.dispose?.();
+    }
+  });
+});
+
+describe('lsr weights folder errors', () => {
+  it('names the missing calibration, manifest or binary', async () => {
+    const dir = join(root, 'broken');
+    const nets = tinyNetworks(1);
+    saveTinyNetworks(dir, nets);
+    disposeLsrNetworks(nets);
+    await expect(loadLsrModel(dir)).rejects.toThrow(/lsr-calibration\.json: missing/);
+    writeFileSync(calibrationPath(dir), '{"format": "something-else"}');
+    await expect(loadLsrModel(dir)).rejects.toThrow(InputFileError);
+    await expect(loadLsrModel(dir)).rejects.toThrow(/lsr-calibration\.json: not a moodlsr-lsr-calibration file/);
+    unlinkSync(join(dir, 'pixelsnail.bin'));
+    expect(() => loadLsrNetworks(dir)).toThrow(/pixelsnail\.bin: missing/);
+    await expect(loadLsrModel(join(root, 'nowhere'))).rejects.toThrow(/weights folder does not exist/);
+  });
+});
