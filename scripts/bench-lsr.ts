@@ -11,7 +11,7 @@
  * resample almost always draw different codes and split: a worst case for the restoration shortcut.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildPopulation } from '../eval/inject/population.js';
 import { initEngine } from '../src/engine/backend.js';
@@ -45,6 +45,7 @@ async function main(): Promise<void> {
   const scratch = mkdtempSync(join(tmpdir(), 'moodlsr-bench-lsr-'));
   try {
     const engine = await initEngine({ prefer: 'wasm' });
+    console.log(`machine load average (1/5/15 min) at the start: ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')} on ${os.availableParallelism()} cores`);
     let file = option('volume', '');
     if (file === '') {
       const t = performance.now();
@@ -122,7 +123,15 @@ async function main(): Promise<void> {
           `restoration total ${tm.restoreTotal.toFixed(2)} s, decode ${tm.decode.toFixed(2)} s, residuals ${tm.residual.toFixed(2)} s`,
       );
       console.log(`pixel: ${describeRestoration(result.stats)}`);
-      console.log(`pixel: pooling ${tm.smooth.toFixed(2)} s, resample back + scale ${resample.toFixed(2)} s; total ${total.toFixed(2)} s (map max ${Math.max(...map.subarray(0, 1 << 20)).toFixed(3)})`);
+      let max = 0;
+      for (const v of map) if (v > max) max = v;
+      console.log(`pixel: pooling ${tm.smooth.toFixed(2)} s, resample back + scale ${resample.toFixed(2)} s; total ${total.toFixed(2)} s (map max ${max.toFixed(3)})`);
+      const s = result.stats;
+      console.log(
+        `per unit (CPU seconds on one worker): prior ${((1000 * tm.restorePrior) / Math.max(1, s.mapPasses)).toFixed(1)} ms per map-pass ` +
+          `(${(s.mapPasses / Math.max(1, s.priorCalls)).toFixed(1)} maps per call), decode ${((1000 * tm.decode) / (s.slices * s.copies)).toFixed(1)} ms per restoration`,
+      );
+      console.log(`machine load average (1/5/15 min) at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')} on ${os.availableParallelism()} cores`);
     } finally {
       await pool?.close();
       disposeParams(model.nets.vqvae.params);

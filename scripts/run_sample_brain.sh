@@ -1,7 +1,7 @@
 #!/bin/sh
 # MOOD entry point: sample task, brain dataset.
 #   sh run_sample_brain.sh INPUT_DIR OUTPUT_DIR
-# Scores every *.nii / *.nii.gz of INPUT_DIR into OUTPUT_DIR (F.txt for sample, F for pixel).
+# Scores every *.nii / *.nii.gz F of INPUT_DIR into OUTPUT_DIR: F.txt (one score) or F (a voxel map).
 # Works on a read-only root file system: HOME and TMPDIR point into OUTPUT_DIR while it runs, and
 # that scratch folder is removed at the end. The package is found relative to this script: the
 # script's own folder (/workspace in the image) or its parent (scripts/ in a checkout).
@@ -43,9 +43,15 @@ else
 fi
 
 mkdir -p -- "$output"
-# One scratch folder per run (host and process id): shards sharing OUTPUT_DIR do not collide.
-scratch="$output/.tmp-$(uname -n)-$$"
-mkdir -- "$scratch"
+# A scratch folder of this run's own (mkdir is atomic): shards sharing OUTPUT_DIR never share one.
+attempt=0
+until scratch="$output/.tmp-$(uname -n)-$$-$attempt" && mkdir -- "$scratch" 2>/dev/null; do
+    attempt=$((attempt + 1))
+    if [ "$attempt" -ge 100 ]; then
+        echo "$0: cannot create a scratch folder in $output" >&2
+        exit 1
+    fi
+done
 trap 'rm -rf -- "$scratch"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM

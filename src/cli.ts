@@ -13,6 +13,7 @@ import { registerPopulation } from './cli/population.js';
 import { registerTrain } from './cli/train.js';
 import { registerPredict } from './cli/predict.js';
 import { registerLeaderboard } from './cli/leaderboard.js';
+import { registerPhantom } from './cli/phantom.js';
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerTrain(program);
   registerPredict(program);
   registerLeaderboard(program);
+  registerPhantom(program);
   return program;
 }
 

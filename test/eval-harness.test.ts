@@ -4,7 +4,7 @@
  * runner's timeout, and memory that stays flat in the number of cases.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile, copyFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -29,38 +29,42 @@ const PYTHON_EVALUATOR = String.raw`
 import json, os, sys
 import numpy as np, nibabel as nib
 from sklearn.metrics import average_precision_score, roc_auc_score
-mode, label_dir, pred_dir = sys.argv[1:4]
-scores, labels = [], []
-for f in sorted(os.listdir(label_dir)):
-    p = os.path.join(pred_dir, f)
-    if mode == 'sample':
-        with open(os.path.join(label_dir, f)) as fh:
-            labels.append(np.array([int(fh.readline())]))
-        try:
-            with open(p) as fh:
-                s = float(fh.readline())
-        except Exception:
-            s = 0.0
-        scores.append(np.array([s]))
-    else:
-        lab = np.rint(nib.load(os.path.join(label_dir, f)).get_fdata()).astype(int).ravel()
-        pred = np.zeros(lab.shape, np.float16)
-        if os.path.exists(p):
+def evaluate(mode, label_dir, pred_dir):
+    scores, labels = [], []
+    for f in sorted(n for n in os.listdir(label_dir) if n.endswith('.txt' if mode == 'sample' else '.nii.gz')):
+        p = os.path.join(pred_dir, f)
+        if mode == 'sample':
+            with open(os.path.join(label_dir, f)) as fh:
+                labels.append(np.array([int(fh.readline())]))
             try:
-                a = np.asarray(nib.load(p).get_fdata(dtype=np.float32)).astype(np.float16)
-                if a.size == lab.size and a.shape == nib.load(os.path.join(label_dir, f)).shape:
-                    pred = a.ravel()
+                with open(p) as fh:
+                    s = float(fh.readline())
             except Exception:
-                pass
-        labels.append(lab)
-        scores.append(pred)
-y = np.concatenate(labels)
-s = np.clip(np.concatenate(scores).astype(np.float64), 0, 1)
-print(json.dumps({'ap': average_precision_score(y, s), 'auroc': roc_auc_score(y, s)}))
+                s = 0.0
+            scores.append(np.array([s]))
+        else:
+            label_img = nib.load(os.path.join(label_dir, f))
+            lab = np.rint(label_img.get_fdata()).astype(int).ravel()
+            pred = np.zeros(lab.shape, np.float16)
+            if os.path.exists(p):
+                try:
+                    img = nib.load(p)
+                    if img.shape == label_img.shape:
+                        pred = np.asarray(img.get_fdata(dtype=np.float32)).astype(np.float16).ravel()
+                except Exception:
+                    pass
+            labels.append(lab)
+            scores.append(pred)
+    y = np.concatenate(labels)
+    s = np.clip(np.concatenate(scores).astype(np.float64), 0, 1)
+    return {'ap': average_precision_score(y, s), 'auroc': roc_auc_score(y, s)}
+jobs = json.loads(sys.argv[1])
+print(json.dumps([evaluate(*job) for job in jobs]))
 `;
 
-function pythonEvaluate(mode: 'sample' | 'pixel', labelDir: string, predDir: string): { ap: number; auroc: number } {
-  return JSON.parse(execFileSync(SYSTEM_PYTHON, ['-c', PYTHON_EVALUATOR, mode, labelDir, predDir], { encoding: 'utf8' }));
+/** One Python process for several evaluations (importing sklearn costs seconds). */
+function pythonEvaluate(jobs: ['sample' | 'pixel', string, string][]): { ap: number; auroc: number }[] {
+  return JSON.parse(execFileSync(SYSTEM_PYTHON, ['-c', PYTHON_EVALUATOR, JSON.stringify(jobs)], { encoding: 'utf8' }));
 }
 
 function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
@@ -69,6 +73,22 @@ function cli(args: string[]): { status: number | null; stdout: string; stderr: s
 }
 
 let root: string;
+
+/** Whether a process exists and is not a zombie (a killed child whose parent died waits for the init to reap it). */
+function isRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    if (existsSync('/proc/self/stat')) return false;
+  }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 async function freshDir(...parts: string[]): Promise<string> {
   const dir = join(root, ...parts);
@@ -156,20 +176,26 @@ afterAll(async () => {
 describe('MOOD semantics on a folder of predictions', () => {
   let sample: EvalResult;
   let pixel: EvalResult;
+  let reference: { ap: number; auroc: number }[];
   beforeAll(async () => {
     const manifest = JSON.parse(await readFile(join(set, 'manifest.json'), 'utf8'));
     sample = await evaluate({ labels: set, pred: predSample, mode: 'sample', manifest });
     pixel = await evaluate({ labels: set, pred: predPixel, mode: 'pixel', manifest });
+    reference = pythonEvaluate([
+      ['sample', join(set, 'toy_label', 'sample'), predSample],
+      ['pixel', join(set, 'toy_label', 'pixel'), predPixel],
+    ]);
   });
 
   it('sample AP and AUROC equal an independent evaluator (nibabel + sklearn) to 1e-12', () => {
-    const ref = pythonEvaluate('sample', join(set, 'toy_label', 'sample'), predSample);
+    const ref = reference[0]!;
     expect(Math.abs(sample.ap - ref.ap)).toBeLessThanOrEqual(1e-12);
     expect(Math.abs(sample.auroc - ref.auroc)).toBeLessThanOrEqual(1e-12);
   });
 
   it('pixel AP (one AP pooled over all voxels) and AUROC equal the independent evaluator to 1e-12', () => {
-    const ref = pythonEvaluate('pixel', join(set, 'toy_label', 'pixel'), predPixel);
+    const ref = reference[1]!;
+    expect(pixel.ap).toBeLessThan(1);
     expect(Math.abs(pixel.ap - ref.ap)).toBeLessThanOrEqual(1e-12);
     expect(Math.abs(pixel.auroc - ref.auroc)).toBeLessThanOrEqual(1e-12);
   });
@@ -278,8 +304,6 @@ describe('NaN, quantisation and clipping', () => {
     const tied = await evaluate({ labels, pred, mode: 'pixel' });
     expect(tied.ap).toBe(0.5);
     expect(tied.auroc).toBe(0.5);
-    const ref = pythonEvaluate('pixel', join(labels, 'toy_label', 'pixel'), pred);
-    expect(tied.ap).toBeCloseTo(ref.ap, 12);
     // one float16 step apart: ranked again
     await writeNifti(join(pred, 'p.nii.gz'), makeVolume([2, 2, 2], new Float32Array(8).fill(0.5 + 2 ** -11)));
     expect((await evaluate({ labels, pred, mode: 'pixel' })).ap).toBe(1);
@@ -295,14 +319,21 @@ describe('NaN, quantisation and clipping', () => {
     expect((await evaluate({ labels, pred, mode: 'pixel' })).ap).toBe(0.5);
   });
 
-  it('parses a score file like Python float(readline()) does', () => {
+  it('parses a score file like Python float(readline()) does', async () => {
     const texts = [
       '0.5', ' 0.5 \n', '1e-3', '1E+02', '.5', '5.', '+0.25', '-0', '1_000.5', '1__0', '_1', '1_', '0x10', '', '\n0.5',
-      '0.5\r0.7', '0.5 0.7', 'inf', '-Infinity', 'INF', 'infinit', '\ufeff0.5', '\t0.5\x0c', '\x1c0.5', '1e', 'e5', '١',
+      '0.5\r0.7', '0.5 0.7', 'inf', '-Infinity', 'INF', 'infinit', '\ufeff0.5', '\t0.5\x0c', '\x1c0.5', '0.5\x1c', '\x850.5', '\u20000.5', '1e', 'e5',
       '0.1\u00a0', '5e-324', '1e400',
     ];
-    const script = 'import json,sys\nout=[]\nfor t in json.loads(sys.stdin.read()):\n    try: out.append(repr(float(t.splitlines()[0] if t.splitlines() else "")))\n    except Exception: out.append(None)\nprint(json.dumps(out))';
-    const python = JSON.parse(execFileSync(SYSTEM_PYTHON, ['-c', script], { input: JSON.stringify(texts), encoding: 'utf8' })) as (string | null)[];
+    const dir = await freshDir('parse-score');
+    const files = await Promise.all(texts.map(async (t, i) => {
+      const f = join(dir, `${i}.txt`);
+      await writeFile(f, t);
+      return f;
+    }));
+    // what the organisers' evaluator does with each file: float(first line), 0 on failure (None here)
+    const script = 'import json,sys\nout=[]\nfor p in sys.argv[1:]:\n    try:\n        with open(p, encoding="utf-8") as fh: out.append(repr(float(fh.readline())))\n    except Exception: out.append(None)\nprint(json.dumps(out))';
+    const python = JSON.parse(execFileSync(SYSTEM_PYTHON, ['-c', script, ...files], { encoding: 'utf8' })) as (string | null)[];
     texts.forEach((t, i) => {
       const ours = parseScore(t);
       const expected = python[i];
@@ -344,8 +375,6 @@ describe('regression gate', () => {
     expect(beyond.stderr).toMatch(/REGRESSION/);
     expect(beyond.stderr).toMatch(/^ap: /m);
     expect(beyond.stderr).not.toMatch(/^auroc/m);
-    const zeroTolerance = await gate(result.ap, '0');
-    expect(zeroTolerance.status).toBe(0);
   });
 
   it('moodlsr eval: a NaN prediction exits non-zero naming the file; a bad baseline file is named', async () => {
@@ -375,14 +404,10 @@ describe('runner', () => {
     expect(outcome.timedOut).toBe(true);
     expect(outcome.exitCode).not.toBe(0);
     const sleeper = Number(await readFile(pidFile, 'utf8'));
-    let alive = true;
+    let alive = isRunning(sleeper);
     for (let i = 0; i < 50 && alive; i++) {
-      try {
-        process.kill(sleeper, 0);
-        await new Promise((r) => setTimeout(r, 20));
-      } catch {
-        alive = false;
-      }
+      await new Promise((r) => setTimeout(r, 20));
+      alive = isRunning(sleeper);
     }
     expect(alive).toBe(false);
     const r = await evaluate({ labels: set, pred: out, mode: 'sample' });
@@ -399,6 +424,14 @@ describe('runner', () => {
     const filled = await runEntry(parseEntry('ph=printf "%s|" {task} {region} {out}', 'command'), { inDir, outDir: out, task: 'pixel', region: 'abdom', seed: 0, timeoutSeconds: 30 });
     expect(filled.tail).toBe(`pixel|abdom|${out}|`);
     expect(existsSync(out)).toBe(true);
+  });
+
+  it('parses entries: NAME=COMMAND, and method@weights split at the first @', () => {
+    expect(parseEntry('zscore', 'method')).toEqual({ name: 'zscore', kind: 'method', method: 'zscore' });
+    expect(parseEntry('zscore@/w/v1@2024', 'method')).toEqual({ name: 'zscore', kind: 'method', method: 'zscore', weights: '/w/v1@2024' });
+    expect(parseEntry('mine=sh run.sh a=b', 'command')).toEqual({ name: 'mine', kind: 'command', command: 'sh run.sh a=b' });
+    expect(() => parseEntry('=sh x', 'command')).toThrow(/NAME=COMMAND/);
+    expect(() => parseEntry('@w', 'method')).toThrow(/needs a name/);
   });
 
   it('a timeout longer than a timer can hold does not fire at once', async () => {

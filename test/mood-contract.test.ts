@@ -262,6 +262,30 @@ describe('outputs: naming, shape, header, range', () => {
     expect(scores[1]).toBeGreaterThan(Math.max(scores[0]!, scores[2]!));
   });
 
+  it('an integer input with scl_slope/scl_inter: the map is written as float32, not rescaled by the input scaling', async () => {
+    const dir = await freshDir('scaled-in');
+    await writeNifti(join(dir, 'scaled.nii.gz'), headVolume('scaled'), { dtype: 'int16', slope: 0.001, inter: 0.25 });
+    const identity: Predictor = { name: 'identity', tasks: ['pixel'], pixelScore: async (v) => Float32Array.from(v.data) };
+    const out = await freshDir('scaled-out');
+    await run('pixel', dir, out, { predictor: identity }).promise;
+    const input = await readNifti(join(dir, 'scaled.nii.gz'));
+    const { volume, header } = await readNifti(join(out, 'scaled.nii.gz'));
+    expect(header.datatypeCode).toBe(16);
+    expect([header.sclSlope === 0 || header.sclSlope === 1, header.sclInter]).toEqual([true, 0]);
+    expect(volume.affine).toEqual(input.volume.affine);
+    for (let i = 0; i < volume.data.length; i += 37) expect(volume.data[i]).toBe(Math.min(1, Math.max(0, input.volume.data[i]!)));
+  });
+
+  it('a shard with no cases (more shards than cases) writes nothing and succeeds', async () => {
+    const out = await freshDir('empty-shard');
+    const { promise, lines } = run('sample', inDir, out, { shard: { index: 1, count: 5 } });
+    const summary = await promise;
+    expect(summary.cases).toEqual([]);
+    expect(summary.failed).toEqual([]);
+    expect(await readdir(out)).toEqual([]);
+    expect(lines.some((l) => /shard 1\/5: 0 of 3 cases/.test(l))).toBe(true);
+  });
+
   it('out-of-range predictor values are clipped; file names with spaces and unicode are kept', async () => {
     const dir = await freshDir('odd-names');
     await writeNifti(join(dir, 'cas é 1.nii.gz'), headVolume('odd'));

@@ -194,14 +194,15 @@ function parseLabel(file: string, text: string): number {
 
 /** Python's float literal syntax: digit groups may hold single underscores between digits ("1_000.5"). */
 const DIGITS = String.raw`\d(?:_?\d)*`;
-/** What Python's strip() removes (str.isspace): JS whitespace plus \x1c-\x1f and \x85, but not the BOM \uFEFF. */
-const PYTHON_SPACE = String.raw`(?:(?!\uFEFF)[\s\x1c-\x1f\x85])`;
+/** The white space float() ignores around a number (checked against CPython): JS's plus \x85, but not the BOM. */
+const PYTHON_SPACE = String.raw`(?:(?!\uFEFF)[\s\x85])`;
 const PYTHON_EDGE_SPACE = new RegExp(`^${PYTHON_SPACE}+|${PYTHON_SPACE}+$`, 'g');
 const PYTHON_FLOAT = new RegExp(String.raw`^[+-]?(?:${DIGITS}(?:\.(?:${DIGITS})?)?|\.${DIGITS})(?:e[+-]?${DIGITS})?$`, 'i');
 
 /**
  * Like Python's float(open(f).readline()): the first line (text mode ends a line at \n, \r\n or \r),
- * surrounding whitespace allowed, 'nan'/'inf'/'infinity' spelled any case.
+ * surrounding whitespace allowed, 'nan'/'inf'/'infinity' spelled any case. ASCII digits only (Python also
+ * takes other Unicode decimal digits, which no score writer emits).
  */
 export function parseScore(text: string): { value: number; wasNaN: boolean } {
   const line = (text.split(/\r\n|\r|\n/)[0] ?? '').replace(PYTHON_EDGE_SPACE, '');

@@ -56,6 +56,13 @@ export async function runLeaderboard(opts: LeaderboardOptions): Promise<Leaderbo
   await access(inDir).catch(() => {
     throw new Error(`${opts.setDir} is not a toy-format set (no ${TOY_DIRS.image}/ folder)`);
   });
+  const folders = new Map<string, string>();
+  for (const entry of opts.entries) {
+    const dir = predictionDir(opts.workDir, entry.name, 'sample');
+    const clash = folders.get(dir);
+    if (clash !== undefined) throw new Error(`entries "${clash}" and "${entry.name}" would share a prediction folder: rename one`);
+    folders.set(dir, entry.name);
+  }
   const manifest = await readManifestIfPresent(opts.setDir);
   const caseCount = (await readdir(inDir)).filter(isNiftiFileName).length;
   const results: EntryResult[] = [];

@@ -24,7 +24,10 @@ export interface RunOutcome {
 /** Parses "NAME=COMMAND" (a shell command) or a bare method name ("zscore", "zscore@weights/dir"). */
 export function parseEntry(text: string, kind: 'method' | 'command'): Entry {
   if (kind === 'method') {
-    const [method, weights] = text.split('@');
+    // split at the first @ only: the weights path may hold more
+    const at = text.indexOf('@');
+    const method = at < 0 ? text : text.slice(0, at);
+    const weights = at < 0 ? '' : text.slice(at + 1);
     if (!method) throw new Error(`--method needs a name, got "${text}"`);
     return weights ? { name: method, kind, method, weights } : { name: method, kind, method };
   }

@@ -4,6 +4,7 @@
  */
 import { readNifti } from '../../src/io/nifti.js';
 import { ANOMALY_KINDS } from './anomalies.js';
+import { headVariantSource } from './normal-source.js';
 import { generateCase } from './toyset.js';
 import { makeNormalVariant, prepareSource } from './variants.js';
 
@@ -21,7 +22,7 @@ for (const seed of [1, 2, 3]) {
 }
 for (const kind of ANOMALY_KINDS) {
   t = performance.now();
-  const { record } = generateCase('bench', { kind, slot: 0 }, [prepared], [source], { size, seed: 1 });
+  const { record } = generateCase('bench', { kind, slot: 0 }, [headVariantSource(source, prepared)], { size, seed: 1 });
   const extra = kind === 'fpi' ? ' + foreign variant' : '';
   console.log(`abnormal case ${kind} (variant + anomaly${extra}): ${ms(t)}, r = ${record.radius?.toFixed(1)}, ${record.labelVoxels} label voxels`);
 }

@@ -7,7 +7,8 @@ import { makeVolume, type Volume } from '../../src/volume/volume.js';
 import { ANOMALY_KINDS, applyAnomaly, sampleAnomalyParams, type AnomalyKind, type AnomalyParams } from './anomalies.js';
 import { deriveSeed, EVAL_SALT } from './seeds.js';
 import type { Vec3 } from './sphere.js';
-import { makeNormalVariant, prepareSource, type PreparedSource, type VariantParams, type VariationRanges } from './variants.js';
+import { headVariantSource, type NormalCase, type NormalSource } from './normal-source.js';
+import type { VariationRanges } from './variants.js';
 
 /**
  * Builds a synthetic test set in exactly the MOOD toy layout:
@@ -27,7 +28,9 @@ import { makeNormalVariant, prepareSource, type PreparedSource, type VariantPara
  */
 export interface ToySetOptions {
   /** NIfTI paths of the real heads variants are made from (e.g. data/mricron/ch2bet.nii.gz). */
-  readonly sources: readonly string[];
+  readonly sources?: readonly string[];
+  /** Other sources of normal cases (e.g. the abdominal phantom); used instead of `sources` when given. */
+  readonly normalSources?: readonly NormalSource[];
   readonly outDir: string;
   /** Number of normal cases. */
   readonly normal: number;
@@ -56,7 +59,7 @@ export interface ToyCaseRecord {
   readonly seed: number;
   /** Source path as given in the options. */
   readonly source: string;
-  readonly variant: VariantParams;
+  readonly variant: NormalCase['params'];
   /** Sphere centre (voxels) and radius (voxels); null for normal cases. */
   readonly centre: Vec3 | null;
   readonly radius: number | null;
@@ -110,22 +113,20 @@ export interface GeneratedCase {
 }
 
 /**
- * One case in memory (no files). `sources[i]` is the prepared head of `sourceNames[i]`.
+ * One case in memory (no files), its normal volume (and an fpi case's foreign one) from `sources`.
  */
 export function generateCase(
   name: string,
   slot: CaseSlot,
-  sources: readonly PreparedSource[],
-  sourceNames: readonly string[],
-  opts: Pick<ToySetOptions, 'size' | 'seed' | 'variation' | 'fill'>,
+  sources: readonly NormalSource[],
+  opts: Pick<ToySetOptions, 'size' | 'seed'>,
 ): GeneratedCase {
   const caseSeed = deriveSeed(EVAL_SALT, opts.seed, slot.kind, slot.slot);
   const rng = createRng(caseSeed);
   const sourceIndex = rng.int(sources.length);
   const variantSeed = rng.seed();
-  const variantOpts = { size: opts.size, variation: opts.variation, fill: opts.fill };
-  const normal = makeNormalVariant(sources[sourceIndex], { ...variantOpts, seed: variantSeed });
-  const base = { name, kind: slot.kind, slot: slot.slot, seed: caseSeed, source: sourceNames[sourceIndex], variant: normal.params };
+  const normal = sources[sourceIndex].make(variantSeed, opts.size);
+  const base = { name, kind: slot.kind, slot: slot.slot, seed: caseSeed, source: sources[sourceIndex].name, variant: normal.params };
   if (slot.kind === 'normal') {
     const record: ToyCaseRecord = { ...base, centre: null, radius: null, labelVoxels: 0, anomaly: null, foreign: null };
     return { volume: normal.volume, label: new Uint8Array(normal.body.length), record };
@@ -137,8 +138,8 @@ export function generateCase(
     const foreignIndex = rng.int(sources.length);
     // A variant of the same head with the same seed would be the case itself; step the seed in that (unlikely) event.
     const foreignSeed = foreignIndex === sourceIndex && params.foreignSeed === variantSeed ? (variantSeed + 1) >>> 0 : params.foreignSeed;
-    foreign = makeNormalVariant(sources[foreignIndex], { ...variantOpts, seed: foreignSeed }).volume;
-    foreignRecord = { source: sourceNames[foreignIndex], variantSeed: foreignSeed };
+    foreign = sources[foreignIndex].make(foreignSeed, opts.size).volume;
+    foreignRecord = { source: sources[foreignIndex].name, variantSeed: foreignSeed };
   }
   const { volume, label } = applyAnomaly(normal.volume, normal.body, params, foreign);
   let labelVoxels = 0;
@@ -169,15 +170,17 @@ async function removeStaleCases(outDir: string, total: number): Promise<void> {
 
 export async function buildToySet(opts: ToySetOptions): Promise<ToySetManifest> {
   const kinds = opts.kinds ?? ANOMALY_KINDS;
-  if (opts.sources.length === 0) throw new RangeError('buildToySet needs at least one source head');
   const slots = planCases(opts.normal, opts.perKind, kinds, opts.seed);
   const log = opts.log ?? (() => undefined);
 
-  const prepared: PreparedSource[] = [];
-  for (const path of opts.sources) {
-    const { volume } = await readNifti(path);
-    prepared.push(prepareSource(volume));
+  const sources: NormalSource[] = [...(opts.normalSources ?? [])];
+  if (sources.length === 0) {
+    for (const path of opts.sources ?? []) {
+      const { volume } = await readNifti(path);
+      sources.push(headVariantSource(path, volume, { variation: opts.variation, fill: opts.fill }));
+    }
   }
+  if (sources.length === 0) throw new RangeError('buildToySet needs at least one source of normal cases');
 
   for (const dir of Object.values(TOY_DIRS)) await mkdir(join(opts.outDir, dir), { recursive: true });
   await removeStaleCases(opts.outDir, slots.length);
@@ -185,7 +188,7 @@ export async function buildToySet(opts: ToySetOptions): Promise<ToySetManifest> 
   const records: ToyCaseRecord[] = [];
   for (let i = 0; i < slots.length; i++) {
     const name = toyCaseName(i);
-    const { volume, label, record } = generateCase(name, slots[i], prepared, opts.sources, opts);
+    const { volume, label, record } = generateCase(name, slots[i], sources, opts);
     await writeNifti(join(opts.outDir, TOY_DIRS.image, name), volume, { dtype: 'float32' });
     const labelVolume = makeVolume(volume.shape, Float32Array.from(label), volume.spacing, volume.affine);
     await writeNifti(join(opts.outDir, TOY_DIRS.pixel, name), labelVolume, { dtype: 'uint8' });
@@ -202,7 +205,7 @@ export async function buildToySet(opts: ToySetOptions): Promise<ToySetManifest> 
     normal: opts.normal,
     perKind: opts.perKind,
     kinds: [...kinds],
-    sources: [...opts.sources],
+    sources: sources.map((src) => src.name),
     cases: records,
   };
   await atomicWriteFile(join(opts.outDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);

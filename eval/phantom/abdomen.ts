@@ -30,12 +30,12 @@ import {
   FOV_MM,
   bodyLayersAt,
   sampleAbdomenAnatomy,
+  type BodyLayers,
   vertebraAt,
   vesselsAt,
   type AbdomenAnatomy,
 } from './anatomy.js';
 import {
-  ellipseCoverage,
   paintCapsule,
   paintEllipsoid,
   paintSliceEllipse,
@@ -43,6 +43,7 @@ import {
   scaleEllipsoid,
   type Ellipsoid,
   type SliceCanvas,
+  voxelRange,
 } from './painter.js';
 import { HU_WINDOW, Tissue } from './tissues.js';
 
@@ -114,6 +115,72 @@ function upperQuantile(fraction: number): number {
   return (lo + hi) / 2;
 }
 
+/**
+ * Standard normal draws, a slice at a time: Box–Muller on a Mulberry32-style stream (the same
+ * mixing as seeds.ts's voxelStream), inlined so that 134 M draws per 512³ volume stay cheap.
+ */
+class NormalFiller {
+  private state: number;
+  constructor(seed: number) {
+    this.state = seed >>> 0;
+  }
+
+  fill(out: Float32Array): void {
+    let state = this.state;
+    const len = out.length;
+    for (let i = 0; i < len; i += 2) {
+      state = (state + 0x6d2b79f5) >>> 0;
+      let t = state;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      const u1 = (((t ^ (t >>> 14)) >>> 0) + 1) / 4294967297;
+      state = (state + 0x6d2b79f5) >>> 0;
+      t = state;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      const u2 = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+      const r = Math.sqrt(-2 * Math.log(u1));
+      const angle = 2 * Math.PI * u2;
+      out[i] = r * Math.cos(angle);
+      if (i + 1 < len) out[i + 1] = r * Math.sin(angle);
+    }
+    this.state = state;
+  }
+}
+
+/**
+ * Samples a smooth field over one slice: exact B-spline values on every `step`-th row, linear in
+ * between. The fields here vary over tens of voxels, so the rows in between are within a tiny
+ * fraction of their exact values, at a fraction of the cost.
+ */
+class SliceSampler {
+  private readonly rows: Float32Array[] = [];
+  constructor(private readonly n: number) {}
+
+  fill(field: SmoothField, controls: number, z: number, out: Float32Array): void {
+    const n = this.n;
+    const knotVoxels = (n - 1) / (controls - 3);
+    const step = Math.max(1, Math.min(16, Math.floor(knotVoxels / 5)));
+    const anchors = Math.ceil((n - 1) / step) + 1;
+    while (this.rows.length < anchors) this.rows.push(new Float32Array(n));
+    for (let k = 0; k < anchors; k++) field.fillRow(Math.min(k * step, n - 1), z, this.rows[k]);
+    for (let y = 0; y < n; y++) {
+      const k = Math.floor(y / step);
+      const y0 = k * step;
+      const y1 = Math.min(y0 + step, n - 1);
+      const a = this.rows[k];
+      const o = y * n;
+      if (y === y0 || y1 === y0) {
+        out.set(a, o);
+        continue;
+      }
+      const b = this.rows[k + 1];
+      const t = (y - y0) / (y1 - y0);
+      for (let x = 0; x < n; x++) out[o + x] = a[x] + (b[x] - a[x]) * t;
+    }
+  }
+}
+
 function centredAffine(n: number, voxelMm: number): Affine {
   const o = (-n / 2 + 0.5) * voxelMm;
   return [
@@ -161,7 +228,6 @@ export function makeAbdomenPhantom(opts: AbdomenPhantomOptions): AbdomenPhantom 
   const rng = createRng(opts.seed);
   const anat = sampleAbdomenAnatomy(rng, opts.seed);
   const organs = prepareOrgans(anat);
-  const h = anat.hu;
   const voxelMm = FOV_MM / n;
 
   const warp = [0, 1, 2].map(() => randomField(n, WARP_CONTROLS, rng.seed(), anat.warpMm));
@@ -169,7 +235,7 @@ export function makeAbdomenPhantom(opts: AbdomenPhantomOptions): AbdomenPhantom 
   const bowelField = randomField(n, controlsFor(BOWEL_KNOT_MM), rng.seed(), 1 / BSPLINE_FIELD_STD).field;
   const gasField = randomField(n, controlsFor(BOWEL_KNOT_MM), rng.seed(), 1 / BSPLINE_FIELD_STD).field;
   const stoolField = randomField(n, controlsFor(STOOL_KNOT_MM), rng.seed(), 1 / BSPLINE_FIELD_STD).field;
-  const noise = normalStream(rng.seed());
+  const noise = new NormalFiller(rng.seed());
   const bowelThreshold = upperQuantile(anat.bowelFill);
   const bowelGasThreshold = upperQuantile(anat.bowelGas);
   const colonGasThreshold = upperQuantile(anat.colonGas);
@@ -202,7 +268,9 @@ export function makeAbdomenPhantom(opts: AbdomenPhantomOptions): AbdomenPhantom 
   const bowel = new Float32Array(nn);
   const gas = new Float32Array(nn);
   const stool = new Float32Array(nn);
-  const row = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
+  const noiseSlice = new Float32Array(nn);
+  const warpSlices = [canvas.X, canvas.Y, canvas.Z];
+  const sampler = new SliceSampler(n);
   const nominal = new Float64Array(n);
   for (let k = 0; k < n; k++) nominal[k] = (k + 0.5 - n / 2) * voxelMm;
 
@@ -210,38 +278,43 @@ export function makeAbdomenPhantom(opts: AbdomenPhantomOptions): AbdomenPhantom 
     const zMm = nominal[z];
     canvas.z = zMm;
     const wantBowel = zMm - warp[2].max < bowelZMax;
-    for (let y = 0; y < n; y++) {
-      warp[0].field.fillRow(y, z, row[0]);
-      warp[1].field.fillRow(y, z, row[1]);
-      warp[2].field.fillRow(y, z, row[2]);
-      const o = y * n;
-      texture.fillRow(y, z, tex.subarray(o, o + n));
-      if (wantBowel) {
-        bowelField.fillRow(y, z, bowel.subarray(o, o + n));
-        gasField.fillRow(y, z, gas.subarray(o, o + n));
-        stoolField.fillRow(y, z, stool.subarray(o, o + n));
-      }
+    for (let c = 0; c < 3; c++) sampler.fill(warp[c].field, WARP_CONTROLS, z, warpSlices[c]);
+    sampler.fill(texture, TEXTURE_CONTROLS, z, tex);
+    if (wantBowel) {
+      sampler.fill(bowelField, controlsFor(BOWEL_KNOT_MM), z, bowel);
+      sampler.fill(gasField, controlsFor(BOWEL_KNOT_MM), z, gas);
+      sampler.fill(stoolField, controlsFor(STOOL_KNOT_MM), z, stool);
+    }
+    // Displacements → deformed patient positions.
+    const { X, Y, Z } = canvas;
+    let reach = 0;
+    for (let y = 0, i = 0; y < n; y++) {
       const yMm = nominal[y] - anat.shift[1];
-      for (let x = 0; x < n; x++) {
-        canvas.X[o + x] = nominal[x] - anat.shift[0] + row[0][x];
-        canvas.Y[o + x] = yMm + row[1][x];
-        canvas.Z[o + x] = zMm + row[2][x];
+      for (let x = 0; x < n; x++, i++) {
+        const dx = X[i];
+        const dy = Y[i];
+        reach = Math.max(reach, dx < 0 ? -dx : dx, dy < 0 ? -dy : dy);
+        X[i] = dx + nominal[x] - anat.shift[0];
+        Y[i] = dy + yMm;
+        Z[i] += zMm;
       }
     }
+    canvas.marginMm = reach + voxelMm;
     paintSlice(canvas, anat, organs, { bodyCover, bowel: wantBowel ? bowel : null, gas, stool, bowelThreshold, bowelGasThreshold, colonGasThreshold, bowelEdge });
 
     const base = z * nn;
     const { hu, label } = canvas;
+    noise.fill(noiseSlice);
+    const sigma = anat.noiseHu;
     for (let i = 0; i < nn; i++) {
       if (bodyCover[i] <= 0) continue;
-      let v = (hu[i] + tex[i] + anat.noiseHu * noise() - HU_WINDOW[0]) / (HU_WINDOW[1] - HU_WINDOW[0]);
+      let v = (hu[i] + tex[i] + sigma * noiseSlice[i] - HU_WINDOW[0]) / (HU_WINDOW[1] - HU_WINDOW[0]);
       v = v < MIN_BODY_VALUE ? MIN_BODY_VALUE : v > 1 ? 1 : v;
       data[base + i] = v;
       body[base + i] = 1;
     }
     if (labels) labels.set(label, base);
   }
-  void h;
   const volume = makeVolume([n, n, n], data, [voxelMm, voxelMm, voxelMm], centredAffine(n, voxelMm));
   return labels ? { volume, body, labels, anatomy: anat } : { volume, body, anatomy: anat };
 }
@@ -262,35 +335,11 @@ interface SliceFields {
 /** Paints one axial slice (canvas.z) of the patient, back to front. */
 function paintSlice(canvas: SliceCanvas, anat: AbdomenAnatomy, organs: PreparedOrgans, f: SliceFields): void {
   const h = anat.hu;
-  const { hu, label, cavity, fascia, X, Y, Z } = canvas;
-  const nn = canvas.n * canvas.n;
   const zMm = canvas.z;
   const layers = bodyLayersAt(anat, zMm);
   const vert = vertebraAt(anat, zMm);
 
-  // Body: air, then subcutaneous fat, muscle wall, cavity (visceral fat).
-  ellipseCoverage(canvas, layers.outer, f.bodyCover);
-  ellipseCoverage(canvas, layers.fascia, fascia);
-  ellipseCoverage(canvas, layers.cavity, cavity);
-  const air = h.background;
-  for (let i = 0; i < nn; i++) {
-    const b = f.bodyCover[i];
-    let v = air + (h.subcutaneousFat - air) * b;
-    let l: number = b >= 0.5 ? Tissue.subcutaneousFat : Tissue.background;
-    const fa = fascia[i];
-    if (fa > 0) {
-      v += (h.muscle - v) * fa;
-      if (fa >= 0.5) l = Tissue.muscle;
-      const c = cavity[i];
-      if (c > 0) {
-        v += (h.visceralFat - v) * c;
-        if (c >= 0.5) l = Tissue.visceralFat;
-      }
-    }
-    hu[i] = v;
-    label[i] = l;
-  }
-
+  paintBodyLayers(canvas, layers, f.bodyCover, h);
   paintRibs(canvas, anat, layers.outer.cx, layers.outer.cy, layers.outer.a);
   for (const lung of organs.lungs) paintEllipsoid(canvas, lung, { hu: h.lung, label: Tissue.lung, clip: 'cavity' });
 
@@ -324,10 +373,76 @@ function paintSlice(canvas: SliceCanvas, anat: AbdomenAnatomy, organs: PreparedO
     paintEllipsoid(canvas, iliac, { hu: h.cancellousBone, label: Tissue.cancellousBone, clip: 'fascia' });
     paintEllipsoid(canvas, iliac, { hu: h.corticalBone, label: Tissue.corticalBone, clip: 'fascia', shellMm: 2.5 });
   }
-  void X;
-  void Y;
-  void Z;
 }
+
+/**
+ * Air, then subcutaneous fat inside the skin, muscle inside the fascia, visceral fat inside the cavity,
+ * each blended by its coverage; records the three coverages (body, fascia, cavity). One pass over the slice.
+ */
+function paintBodyLayers(canvas: SliceCanvas, layers: BodyLayers, bodyCover: Float32Array, h: AbdomenAnatomy['hu']): void {
+  const { hu, label, cavity, fascia, X, Y, n, voxelMm } = canvas;
+  hu.fill(h.background);
+  label.fill(Tissue.background);
+  bodyCover.fill(0);
+  fascia.fill(0);
+  cavity.fill(0);
+  const { outer, fascia: inner, cavity: cav } = layers;
+  const reach = Math.max(outer.a, outer.b, outer.bBelow ?? 0);
+  const [x0, x1] = voxelRange(canvas, 0, outer.cx - reach, outer.cx + reach);
+  const [y0, y1] = voxelRange(canvas, 1, outer.cy - reach, outer.cy + reach);
+  // Coverage ramps over one voxel around each outline: in normalised radius, ±half/s for smallest semi-axis s.
+  const half = 0.5 * voxelMm;
+  const sOuter = Math.min(outer.a, outer.b, outer.bBelow!) / voxelMm;
+  const sFascia = Math.min(inner.a, inner.b, inner.bBelow!) / voxelMm;
+  const sCavity = Math.min(cav.a, cav.b, cav.bBelow!) / voxelMm;
+  const limit = (1 + half / (sOuter * voxelMm)) ** 2;
+  const inOuter = Math.max(0, 1 - 0.5 / sOuter) ** 2;
+  const inFascia = Math.max(0, 1 - 0.5 / sFascia) ** 2;
+  const outFascia = (1 + 0.5 / sFascia) ** 2;
+  const inCavity = Math.max(0, 1 - 0.5 / sCavity) ** 2;
+  const outCavity = (1 + 0.5 / sCavity) ** 2;
+  for (let y = y0; y < y1; y++) {
+    for (let x = x0, i = x0 + n * y; x < x1; x++, i++) {
+      const dx = X[i] - outer.cx;
+      const dy = Y[i] - outer.cy;
+      const u = dx / outer.a;
+      const v = dy / (dy < 0 ? outer.bBelow! : outer.b);
+      const q = u * u + v * v * (dy < 0 ? BACK_FLAT + (1 - BACK_FLAT) * -v : 1);
+      if (q >= limit) continue;
+      const b = q <= inOuter ? 1 : 0.5 - (Math.sqrt(q) - 1) * sOuter;
+      let value = h.background + (h.subcutaneousFat - h.background) * b;
+      let l: number = Tissue.subcutaneousFat; // every voxel the body touches is body (label and mask agree)
+      const uf = dx / inner.a;
+      const vf = dy / (dy < 0 ? inner.bBelow! : inner.b);
+      const qf = uf * uf + vf * vf * (dy < 0 ? BACK_FLAT + (1 - BACK_FLAT) * -vf : 1);
+      const fa = qf <= inFascia ? 1 : qf >= outFascia ? 0 : 0.5 - (Math.sqrt(qf) - 1) * sFascia;
+      let ca = 0;
+      if (fa > 0) {
+        value += (h.muscle - value) * fa;
+        if (fa >= 0.5) l = Tissue.muscle;
+        const uc = dx / cav.a;
+        const vc = dy / (dy < 0 ? cav.bBelow! : cav.b);
+        const qc = uc * uc + vc * vc * (dy < 0 ? BACK_FLAT + (1 - BACK_FLAT) * -vc : 1);
+        ca = qc <= inCavity ? 1 : qc >= outCavity ? 0 : 0.5 - (Math.sqrt(qc) - 1) * sCavity;
+        if (ca > 0) {
+          value += (h.visceralFat - value) * ca;
+          if (ca >= 0.5) l = Tissue.visceralFat;
+        }
+      }
+      hu[i] = value;
+      label[i] = l;
+      bodyCover[i] = b;
+      fascia[i] = fa;
+      cavity[i] = ca;
+    }
+  }
+}
+
+/**
+ * The back of a supine patient is flatter than an ellipse: behind the centre line the outline is
+ * u² + v²·(BACK_FLAT + (1 − BACK_FLAT)·|v|) = 1, which meets the ellipse on the axes and is boxier between.
+ */
+const BACK_FLAT = 0.45;
 
 /** Ribs: oblique bands through the upper muscle wall, descending towards the front. */
 function paintRibs(canvas: SliceCanvas, anat: AbdomenAnatomy, cx: number, cy: number, halfWidth: number): void {
@@ -362,7 +477,7 @@ function paintSmallBowel(canvas: SliceCanvas, anat: AbdomenAnatomy, spineY: numb
     let a = (field[i] - threshold) * f.bowelEdge + 0.5;
     if (a <= 0) continue;
     a = (a > 1 ? 1 : a) * c;
-    const isGas = f.gas[i] > f.bowelGasThreshold && field[i] > threshold + 0.3;
+    const isGas = f.stool[i] > f.bowelGasThreshold && f.gas[i] > 0.5;
     const v = isGas ? h.gas : h.bowel;
     hu[i] += (v - hu[i]) * a;
     if (a >= 0.5) label[i] = isGas ? Tissue.gas : Tissue.bowel;

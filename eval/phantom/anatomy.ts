@@ -15,8 +15,8 @@ import type { Rng } from '../../src/engine/random.js';
 import type { Capsule, EllipsoidSpec, SliceEllipse } from './painter.js';
 import { TISSUE_HU, TISSUE_NAMES, type TissueName } from './tissues.js';
 
-/** Field of view on each axis, mm (0.78 mm voxels at 512³, like a typical abdominal CT in-plane). */
-export const FOV_MM = 400;
+/** Field of view on each axis, mm (0.74 mm voxels at 512³, like a typical abdominal CT in-plane). */
+export const FOV_MM = 380;
 
 type Vec3 = [number, number, number];
 
@@ -252,7 +252,7 @@ export function sampleAbdomenAnatomy(rng: Rng, seed: number): AbdomenAnatomy {
     posteriorWallMm: rng.uniform(18, 26),
   };
   const spine: SpineShape = {
-    depthMm: rng.uniform(74, 86),
+    depthMm: rng.uniform(52, 62),
     periodMm: rng.uniform(32, 37),
     phaseMm: rng.uniform(0, 37),
     discFraction: rng.uniform(0.2, 0.27),
@@ -285,8 +285,8 @@ export function sampleAbdomenAnatomy(rng: Rng, seed: number): AbdomenAnatomy {
   const rot = (x: number, y: number, z: number): Vec3 => [x, y, z];
   const turn = (range: number): number => rng.uniform(-range, range);
 
-  const liverRight = { centre: jitter(rng, at(0.5, 0.05, 95), 8), radii: scaled(rng, [72, 82, 88], 0.1), rotation: rot(turn(0.1), turn(0.1), -0.25 + turn(0.15)) };
-  const liverLeft = { centre: jitter(rng, at(-0.1, 0.45, 118), 8), radii: scaled(rng, [58, 30, 45], 0.12), rotation: rot(turn(0.1), turn(0.15), 0.15 + turn(0.15)) };
+  const liverRight = { centre: jitter(rng, at(0.5, 0.05, 95), 8), radii: scaled(rng, [64, 76, 88], 0.1), rotation: rot(turn(0.1), turn(0.1), -0.25 + turn(0.15)) };
+  const liverLeft = { centre: jitter(rng, at(-0.12, 0.5, 118), 8), radii: scaled(rng, [50, 26, 42], 0.12), rotation: rot(turn(0.1), turn(0.15), 0.15 + turn(0.15)) };
   const gallbladder = { centre: jitter(rng, at(0.3, 0.5, 40), 6), radii: scaled(rng, [14, 15, 32], 0.15), rotation: rot(0.4 + turn(0.2), turn(0.2), turn(0.3)) };
   const stomach = { centre: jitter(rng, at(-0.4, 0.3, 112), 8), radii: scaled(rng, [45, 38, 58], 0.15), rotation: rot(turn(0.15), 0.3 + turn(0.15), 0.5 + turn(0.2)) };
   const spleen = { centre: jitter(rng, at(-0.7, -0.35, 95), 6), radii: scaled(rng, [22, 50, 52], 0.15), rotation: rot(turn(0.1), turn(0.1), 0.7 + turn(0.2)) };
@@ -356,8 +356,8 @@ export function sampleAbdomenAnatomy(rng: Rng, seed: number): AbdomenAnatomy {
     },
     colon,
     bowelFill: rng.uniform(0.35, 0.6),
-    bowelGas: rng.uniform(0.02, 0.12),
-    colonGas: rng.uniform(0.25, 0.6),
+    bowelGas: rng.uniform(0.01, 0.05),
+    colonGas: rng.uniform(0.1, 0.35),
     bowelTopZ: Z(rng.uniform(20, 50)),
     stomachGasLevel: rng.uniform(0.1, 0.6) * stomach.radii[1],
     ribsBottomZ: Z(rng.uniform(60, 90)),

@@ -57,7 +57,7 @@ export interface PaintStyle {
  * Voxel index range [lo, hi) along x (axis 0) or y (axis 1) whose nominal centres may show patient
  * positions within [loMm, hiMm], allowing for the patient's offset and the warp.
  */
-function voxelRange(canvas: SliceCanvas, axis: 0 | 1, loMm: number, hiMm: number): [number, number] {
+export function voxelRange(canvas: SliceCanvas, axis: 0 | 1, loMm: number, hiMm: number): [number, number] {
   const { n, voxelMm, marginMm } = canvas;
   const offset = axis === 0 ? canvas.offsetX : canvas.offsetY;
   const lo = Math.max(0, Math.floor((loMm + offset - marginMm) / voxelMm + n / 2 - 0.5));
@@ -65,59 +65,100 @@ function voxelRange(canvas: SliceCanvas, axis: 0 | 1, loMm: number, hiMm: number
   return [lo, hi];
 }
 
-/** Coverage of a solid at normalised squared radius q (1 on the surface), for a solid of radius rMm. */
-function coverage(q: number, qIn: number, qOut: number, rOverVoxel: number): number {
-  if (q <= qIn) return 1;
-  if (q >= qOut) return 0;
-  return 0.5 - (Math.sqrt(q) - 1) * rOverVoxel;
-}
-
-function blend(canvas: SliceCanvas, i: number, alpha: number, style: PaintStyle): void {
-  let a = alpha;
-  if (style.clip === 'cavity') a *= canvas.cavity[i];
-  else if (style.clip === 'fascia') a *= canvas.fascia[i];
-  if (style.yAbove !== undefined) {
-    const above = (canvas.Y[i] - style.yAbove) / canvas.voxelMm + 0.5;
-    a *= above <= 0 ? 0 : above >= 1 ? 1 : above;
-  }
-  if (a <= 0) return;
-  let hu = style.hu;
-  let label = style.label;
-  if (style.gas && style.gas.field[i] > style.gas.threshold) {
-    hu = style.gas.hu;
-    label = style.gas.label;
-  }
-  canvas.hu[i] += (hu - canvas.hu[i]) * a;
-  if (a >= 0.5) canvas.label[i] = label;
-}
-
+/** Shell thickness, as the inner surface's scale and its band; `null` for solids. */
 interface Band {
+  /** Coverage is 1 for q ≤ qIn, 0 for q ≥ qOut, a one-voxel ramp in between (q: normalised squared radius). */
   readonly qIn: number;
   readonly qOut: number;
+  /** Radius in voxels: the slope of the ramp in normalised radius. */
   readonly rOverVoxel: number;
-  /** For shells: squared scale of the inner surface (q / innerScale2 is the inner normalised radius). */
-  readonly innerScale2: number;
+  /** For shells: 1 / (inner scale)², and the inner surface's band. */
+  readonly innerInv2: number;
   readonly inner: { readonly qIn: number; readonly qOut: number; readonly rOverVoxel: number } | null;
 }
 
 function band(rMm: number, voxelMm: number, shellMm: number | undefined): Band {
   const h = (0.5 * voxelMm) / rMm;
   const base = { qIn: Math.max(0, 1 - h) ** 2, qOut: (1 + h) ** 2, rOverVoxel: rMm / voxelMm };
-  if (!shellMm || shellMm <= 0 || shellMm >= rMm) return { ...base, innerScale2: 1, inner: null };
+  if (!shellMm || shellMm <= 0 || shellMm >= rMm) return { ...base, innerInv2: 1, inner: null };
   const rInner = rMm - shellMm;
   const hi = (0.5 * voxelMm) / rInner;
   return {
     ...base,
-    innerScale2: (rInner / rMm) ** 2,
+    innerInv2: (rMm / rInner) ** 2,
     inner: { qIn: Math.max(0, 1 - hi) ** 2, qOut: (1 + hi) ** 2, rOverVoxel: rInner / voxelMm },
   };
 }
 
-function bandCoverage(q: number, b: Band): number {
-  const outer = coverage(q, b.qIn, b.qOut, b.rOverVoxel);
-  if (outer <= 0 || b.inner === null) return outer;
-  const qi = q / b.innerScale2;
-  return outer - coverage(qi, b.inner.qIn, b.inner.qOut, b.inner.rOverVoxel);
+/**
+ * Per-slice scratch: the coverage of the solid being painted, valid inside [x0, x1) × [y0, y1).
+ * Shapes write coverage here (inline arithmetic only), then `composite` applies the style; keeping the
+ * per-voxel work free of calls keeps V8 from boxing doubles in the hot loops.
+ */
+const scratchBySize = new Map<number, Float32Array>();
+
+function scratchFor(canvas: SliceCanvas): Float32Array {
+  const nn = canvas.n * canvas.n;
+  let s = scratchBySize.get(nn);
+  if (!s) {
+    scratchBySize.clear();
+    s = new Float32Array(nn);
+    scratchBySize.set(nn, s);
+  }
+  return s;
+}
+
+/** Turns normalised squared radii (in `alpha`, box only) into coverages, in place. */
+function radiiToCoverage(canvas: SliceCanvas, alpha: Float32Array, x0: number, x1: number, y0: number, y1: number, b: Band): void {
+  const n = canvas.n;
+  const { qIn, qOut, rOverVoxel } = b;
+  const inner = b.inner;
+  const qIn2 = inner ? inner.qIn : 0;
+  const qOut2 = inner ? inner.qOut : 0;
+  const r2 = inner ? inner.rOverVoxel : 0;
+  const inv2 = b.innerInv2;
+  for (let y = y0; y < y1; y++) {
+    for (let i = x0 + n * y, end = x1 + n * y; i < end; i++) {
+      const q = alpha[i];
+      let a = q <= qIn ? 1 : q >= qOut ? 0 : 0.5 - (Math.sqrt(q) - 1) * rOverVoxel;
+      if (inner !== null && a > 0) {
+        const qi = q * inv2;
+        a -= qi <= qIn2 ? 1 : qi >= qOut2 ? 0 : 0.5 - (Math.sqrt(qi) - 1) * r2;
+      }
+      alpha[i] = a;
+    }
+  }
+}
+
+/** Blends the style into the canvas with the coverage in `alpha` over the box. */
+function composite(canvas: SliceCanvas, alpha: Float32Array, x0: number, x1: number, y0: number, y1: number, style: PaintStyle): void {
+  const { n, hu, label, Y } = canvas;
+  const clip = style.clip === 'cavity' ? canvas.cavity : style.clip === 'fascia' ? canvas.fascia : null;
+  const hasLevel = style.yAbove !== undefined;
+  const level = style.yAbove ?? 0;
+  const invVoxel = 1 / canvas.voxelMm;
+  const gasField = style.gas ? style.gas.field : null;
+  const gasThreshold = style.gas ? style.gas.threshold : Infinity;
+  const gasHu = style.gas ? style.gas.hu : 0;
+  const gasLabel = style.gas ? style.gas.label : 0;
+  const ownHu = style.hu;
+  const ownLabel = style.label;
+  for (let y = y0; y < y1; y++) {
+    for (let i = x0 + n * y, end = x1 + n * y; i < end; i++) {
+      let a = alpha[i];
+      if (a <= 0) continue;
+      if (clip !== null) a *= clip[i];
+      if (hasLevel) {
+        const above = (Y[i] - level) * invVoxel + 0.5;
+        a *= above <= 0 ? 0 : above >= 1 ? 1 : above;
+      }
+      if (a <= 0) continue;
+      const isGas = gasField !== null && gasField[i] > gasThreshold;
+      const v = isGas ? gasHu : ownHu;
+      hu[i] += (v - hu[i]) * a;
+      if (a >= 0.5) label[i] = isGas ? gasLabel : ownLabel;
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -171,21 +212,21 @@ export function paintEllipsoid(canvas: SliceCanvas, e: Ellipsoid, style: PaintSt
   if (Math.abs(canvas.z - cz) > hz + canvas.marginMm) return;
   const [x0, x1] = voxelRange(canvas, 0, cx - hx, cx + hx);
   const [y0, y1] = voxelRange(canvas, 1, cy - hy, cy + hy);
-  const b = band(e.rMin, canvas.voxelMm, style.shellMm);
+  if (x0 >= x1 || y0 >= y1) return;
   const f = e.form;
   const [qxx, qyy, qzz, qxy, qxz, qyz] = [f[0], f[1], f[2], f[3], f[4], f[5]];
   const { X, Y, Z, n } = canvas;
+  const q = scratchFor(canvas);
   for (let y = y0; y < y1; y++) {
-    for (let x = x0, i = x0 + n * y; x < x1; x++, i++) {
+    for (let i = x0 + n * y, end = x1 + n * y; i < end; i++) {
       const dx = X[i] - cx;
       const dy = Y[i] - cy;
       const dz = Z[i] - cz;
-      const q = qxx * dx * dx + qyy * dy * dy + qzz * dz * dz + qxy * dx * dy + qxz * dx * dz + qyz * dy * dz;
-      if (q >= b.qOut) continue;
-      const a = bandCoverage(q, b);
-      if (a > 0) blend(canvas, i, a, style);
+      q[i] = qxx * dx * dx + qyy * dy * dy + qzz * dz * dz + qxy * dx * dy + qxz * dx * dz + qyz * dy * dz;
     }
   }
+  radiiToCoverage(canvas, q, x0, x1, y0, y1, band(e.rMin, canvas.voxelMm, style.shellMm));
+  composite(canvas, q, x0, x1, y0, y1, style);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -204,13 +245,14 @@ export function paintCapsule(canvas: SliceCanvas, c: Capsule, style: PaintStyle)
   if (canvas.z < Math.min(az, bz) - r - canvas.marginMm || canvas.z > Math.max(az, bz) + r + canvas.marginMm) return;
   const [x0, x1] = voxelRange(canvas, 0, Math.min(ax, bx) - r, Math.max(ax, bx) + r);
   const [y0, y1] = voxelRange(canvas, 1, Math.min(ay, by) - r, Math.max(ay, by) + r);
+  if (x0 >= x1 || y0 >= y1) return;
   const [ux, uy, uz] = [bx - ax, by - ay, bz - az];
   const len2 = ux * ux + uy * uy + uz * uz || 1;
-  const b = band(r, canvas.voxelMm, style.shellMm);
   const inv = 1 / (r * r);
   const { X, Y, Z, n } = canvas;
+  const q = scratchFor(canvas);
   for (let y = y0; y < y1; y++) {
-    for (let x = x0, i = x0 + n * y; x < x1; x++, i++) {
+    for (let i = x0 + n * y, end = x1 + n * y; i < end; i++) {
       const dx = X[i] - ax;
       const dy = Y[i] - ay;
       const dz = Z[i] - az;
@@ -219,12 +261,11 @@ export function paintCapsule(canvas: SliceCanvas, c: Capsule, style: PaintStyle)
       const ex = dx - t * ux;
       const ey = dy - t * uy;
       const ez = dz - t * uz;
-      const q = (ex * ex + ey * ey + ez * ez) * inv;
-      if (q >= b.qOut) continue;
-      const a = bandCoverage(q, b);
-      if (a > 0) blend(canvas, i, a, style);
+      q[i] = (ex * ex + ey * ey + ez * ez) * inv;
     }
   }
+  radiiToCoverage(canvas, q, x0, x1, y0, y1, band(r, canvas.voxelMm, style.shellMm));
+  composite(canvas, q, x0, x1, y0, y1, style);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -242,49 +283,30 @@ export interface SliceEllipse {
   readonly angle?: number;
 }
 
-/** Normalised squared radius of (X, Y) in the ellipse (1 on its outline). */
-export function ellipseQ(e: SliceEllipse, X: number, Y: number, cos: number, sin: number): number {
-  const dx = X - e.cx;
-  const dy = Y - e.cy;
-  const u = (cos * dx + sin * dy) / e.a;
-  const vRaw = -sin * dx + cos * dy;
-  const v = vRaw / (vRaw < 0 && e.bBelow !== undefined ? e.bBelow : e.b);
-  return u * u + v * v;
-}
-
 export function paintSliceEllipse(canvas: SliceCanvas, e: SliceEllipse, style: PaintStyle): void {
   if (e.a <= 0 || e.b <= 0) return;
   const reach = Math.max(e.a, e.b, e.bBelow ?? 0);
   const [x0, x1] = voxelRange(canvas, 0, e.cx - reach, e.cx + reach);
   const [y0, y1] = voxelRange(canvas, 1, e.cy - reach, e.cy + reach);
+  if (x0 >= x1 || y0 >= y1) return;
   const cos = Math.cos(e.angle ?? 0);
   const sin = Math.sin(e.angle ?? 0);
-  const b = band(Math.min(e.a, e.b, e.bBelow ?? Infinity), canvas.voxelMm, style.shellMm);
+  const invA = 1 / e.a;
+  const invB = 1 / e.b;
+  const invBelow = 1 / (e.bBelow ?? e.b);
+  const { cx, cy } = e;
   const { X, Y, n } = canvas;
+  const q = scratchFor(canvas);
   for (let y = y0; y < y1; y++) {
-    for (let x = x0, i = x0 + n * y; x < x1; x++, i++) {
-      const q = ellipseQ(e, X[i], Y[i], cos, sin);
-      if (q >= b.qOut) continue;
-      const a = bandCoverage(q, b);
-      if (a > 0) blend(canvas, i, a, style);
+    for (let i = x0 + n * y, end = x1 + n * y; i < end; i++) {
+      const dx = X[i] - cx;
+      const dy = Y[i] - cy;
+      const u = (cos * dx + sin * dy) * invA;
+      const w = -sin * dx + cos * dy;
+      const v = w * (w < 0 ? invBelow : invB);
+      q[i] = u * u + v * v;
     }
   }
-}
-
-/** Coverage (0–1) of every voxel of the slice by the ellipse, written into `out` (the whole slice). */
-export function ellipseCoverage(canvas: SliceCanvas, e: SliceEllipse, out: Float32Array): void {
-  out.fill(0);
-  if (e.a <= 0 || e.b <= 0) return;
-  const reach = Math.max(e.a, e.b, e.bBelow ?? 0);
-  const [x0, x1] = voxelRange(canvas, 0, e.cx - reach, e.cx + reach);
-  const [y0, y1] = voxelRange(canvas, 1, e.cy - reach, e.cy + reach);
-  const cos = Math.cos(e.angle ?? 0);
-  const sin = Math.sin(e.angle ?? 0);
-  const b = band(Math.min(e.a, e.b, e.bBelow ?? Infinity), canvas.voxelMm, undefined);
-  const { X, Y, n } = canvas;
-  for (let y = y0; y < y1; y++) {
-    for (let x = x0, i = x0 + n * y; x < x1; x++, i++) {
-      out[i] = bandCoverage(ellipseQ(e, X[i], Y[i], cos, sin), b);
-    }
-  }
+  radiiToCoverage(canvas, q, x0, x1, y0, y1, band(Math.min(e.a, e.b, e.bBelow ?? Infinity), canvas.voxelMm, style.shellMm));
+  composite(canvas, q, x0, x1, y0, y1, style);
 }

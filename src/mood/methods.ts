@@ -1,11 +1,13 @@
 import { join } from 'node:path';
 import { loadZScore, zscorePredictor } from '../baselines/zscore-model.js';
+import { createLsrPredictor } from '../score/lsr-model.js';
 import type { MoodRegion, Predictor } from './predictor.js';
 import { CLI_ENTRY, PACKAGE_ROOT } from '../package-root.js';
 
 /** Methods `predict` can run, each loading its weights from a weights folder. */
 export const METHODS: Readonly<Record<string, (weightsDir: string) => Promise<Predictor>>> = {
   zscore: async (dir) => zscorePredictor(await loadZScore(dir)),
+  lsr: createLsrPredictor,
 };
 
 export function methodNames(): string[] {

@@ -95,6 +95,8 @@ export interface LoopSpec {
   holdout: readonly TrainBatch[];
   /** Extra numbers for the epoch record (e.g. { reseeded: 3 }). */
   afterEpoch?(ctx: EpochContext): Promise<Partial<EpochRecord>>;
+  /** Data-dependent initialisation of a fresh run (not called on resume); may edit the weights in place. */
+  initialise?(weights: Float32Array, engine: TrainingEngine): Promise<void>;
   /** Codebook size when the training stats carry code counts. */
   codebookSize?: number;
   /** Static fields of training.json (command, backend, data …). */
@@ -166,6 +168,7 @@ export async function runTrainingLoop(spec: LoopSpec): Promise<LoopResult> {
     }
   }
 
+  if (state.epoch === 0 && spec.initialise !== undefined) await spec.initialise(weights, spec.engine);
   let version = 1;
   const sessionStart = performance.now();
   let lastEpochSeconds = 0;

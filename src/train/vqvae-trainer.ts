@@ -3,6 +3,7 @@
  * (several slices per volume per batch, as in the paper), with a held-out split of volumes, dead-code
  * re-seeding after every epoch, checkpoints and the best weights (`vqvae.json/.bin`).
  *
+ * Codebook start: distinct encoder outputs of one batch (see `initCodebookFromData`).
  * Dead codes: a code no training position chose during the epoch is re-seeded with an encoder output
  * z drawn (seeded, without repeats) from the epoch's last batch, and its Adam moments are zeroed, so
  * the codebook does not collapse onto a few codes.
@@ -17,6 +18,7 @@ import { DEFAULT_ADAM, runTrainingLoop, type EpochContext, type LoopResult } fro
 import { flattenParams, paramLayout, type ImageBatch, type ParamLayout } from './loop-worker.js';
 import { pickIndices, sampleBatch } from './sampler.js';
 import type { SliceStack } from '../volume/slices.js';
+import { createRng, type Rng } from '../engine/random.js';
 
 export const DEFAULT_VQVAE_BATCH = 8;
 export const DEFAULT_VQVAE_EPOCHS = 20;
@@ -82,6 +84,27 @@ export async function reseedDeadCodes(ctx: EpochContext, cfg: VqvaeConfig, layou
   return dead.length;
 }
 
+/**
+ * Data-dependent codebook start: every code becomes a distinct encoder output of one (seeded) batch.
+ * The paper's uniform ±1/K start would leave the codebook far from the encoder outputs for
+ * thousands of steps at Adam 1e-4 (a code moves ~lr per step), longer than a CPU run lasts.
+ */
+export async function initCodebookFromData(
+  weights: Float32Array,
+  cfg: VqvaeConfig,
+  layout: ParamLayout,
+  latents: (batch: ImageBatch) => Promise<Float32Array>,
+  batch: ImageBatch,
+  rng: Rng,
+): Promise<void> {
+  const z = await latents(batch);
+  const d = cfg.codeDim;
+  const entry = layout.entries.find((e) => e.name === CODEBOOK);
+  if (entry === undefined) throw new Error(`no ${CODEBOOK} in the VQ-VAE layout`);
+  const picks = pickIndices(z.length / d, cfg.codebookSize, rng);
+  picks.forEach((j, k) => weights.set(z.subarray(j * d, (j + 1) * d), entry.offset + k * d));
+}
+
 export async function trainVqvae(opts: VqvaeTrainOptions): Promise<TrainOutcome> {
   const cfg = opts.config ?? vqvaePreset(opts.preset, opts.region);
   const data = await prepareData(opts, cfg.inputSize);
@@ -98,6 +121,10 @@ export async function trainVqvae(opts: VqvaeTrainOptions): Promise<TrainOutcome>
   const initialWeights = flattenParams(initial, layout);
   disposeParams(initial);
 
+  const nextImageBatch = (rng: Rng): ImageBatch => {
+    const b = sampleBatch(trainStacks, { ...geometry, rng, augment });
+    return { kind: 'images', images: b.images, positions: b.positions, count: b.count, size: b.height };
+  };
   const engine = await createTrainingEngine(model, { workers: data.workers, backend: data.info.backend === 'cpu' ? 'cpu' : 'wasm' });
   try {
     const adam = { ...DEFAULT_ADAM, lr: opts.lr ?? DEFAULT_ADAM.lr };
@@ -126,16 +153,18 @@ export async function trainVqvae(opts: VqvaeTrainOptions): Promise<TrainOutcome>
         train: data.train.map((e) => e.file),
         holdout: data.holdout.map((e) => e.file),
       }),
-      nextBatch: (rng) => {
-        const b = sampleBatch(trainStacks, { ...geometry, rng, augment });
-        return { kind: 'images', images: b.images, positions: b.positions, count: b.count, size: b.height };
-      },
+      nextBatch: nextImageBatch,
       holdout: holdoutImageBatches(
         data.holdout.map((e) => e.stack),
         HOLDOUT_SLICES_PER_VOLUME,
         batch,
       ),
       afterEpoch: async (ctx) => ({ reseeded: await reseedDeadCodes(ctx, cfg, layout) }),
+      initialise: async (weights, eng) => {
+        const rng = createRng(`${seed}:codebook-init`);
+        const first = nextImageBatch(rng);
+        await initCodebookFromData(weights, cfg, layout, (b) => eng.latents(weights, 0, b), first, rng);
+      },
       codebookSize: cfg.codebookSize,
       record: {
         command: opts.command ?? null,

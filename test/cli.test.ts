@@ -1,0 +1,192 @@
+/**
+ * The command line as a user (or the MOOD scripts) runs it: `moodlsr predict` and `moodlsr eval` in child processes,
+ * their exit codes (0 all ok, 2 some cases failed, 1 fatal), what goes to stdout and stderr.
+ */
+import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fitZScore, saveZScore } from '../src/baselines/zscore-model.js';
+import { createRng } from '../src/engine/random.js';
+import { readNifti, writeNifti } from '../src/io/nifti.js';
+import { makeVolume, type Shape3 } from '../src/volume/volume.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const CLI = join(ROOT, 'dist', 'src', 'cli.js');
+const SHAPE: Shape3 = [16, 14, 12];
+const NOBODY = 65534;
+
+let root: string;
+let weights: string;
+let cases: string;
+
+function head(seed: string, hole: boolean): Float32Array {
+  const rng = createRng(seed);
+  const [nx, ny, nz] = SHAPE;
+  const data = new Float32Array(nx * ny * nz);
+  for (let z = 0; z < nz; z++) {
+    for (let y = 0; y < ny; y++) {
+      for (let x = 0; x < nx; x++) {
+        const r = ((x - nx / 2) / (0.42 * nx)) ** 2 + ((y - ny / 2) / (0.42 * ny)) ** 2 + ((z - nz / 2) / (0.42 * nz)) ** 2;
+        if (r > 1) continue;
+        const inHole = hole && Math.abs(x - 8) < 3 && Math.abs(y - 7) < 3 && Math.abs(z - 6) < 3;
+        data[x + nx * (y + ny * z)] = inHole ? 0.05 : Math.min(1, Math.max(0, 0.6 + 0.15 * (1 - r) + 0.03 * rng.normal()));
+      }
+    }
+  }
+  return data;
+}
+
+function cli(args: string[], options: SpawnSyncOptions = {}): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', ...options });
+  return { status: r.status, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+async function freshDir(name: string): Promise<string> {
+  const dir = join(root, name);
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  return dir;
+}
+
+beforeAll(async () => {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first`);
+  root = await mkdtemp(join(tmpdir(), 'moodlsr-cli-'));
+  await chmod(root, 0o755); // readable by the unprivileged user some tests run as
+  const normals = await freshDir('normals');
+  const files: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    files.push(join(normals, `n${i}.nii.gz`));
+    await writeNifti(files[i]!, makeVolume(SHAPE, head(`n${i}`, false)));
+  }
+  weights = join(root, 'weights');
+  await saveZScore(weights, await fitZScore({ files, holdout: 1, seed: 0, config: { grid: 8 }, log: () => undefined }));
+  cases = await freshDir('cases');
+  for (let i = 0; i < 4; i++) await writeNifti(join(cases, `toy_${i}.nii.gz`), makeVolume(SHAPE, head(`c${i}`, i % 2 === 1)));
+});
+
+afterAll(async () => {
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+describe('moodlsr predict', () => {
+  it('exit 0 when every case is written; logs go to stderr, stdout stays empty', async () => {
+    const out = join(root, 'ok out');
+    const r = cli(['predict', '--task', 'sample', '--region', 'brain', '-i', cases, '-o', out, '--weights', weights]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/zscore sample: 4\/4 cases written, 0 failed/);
+    expect((await readdir(out)).sort()).toEqual(['toy_0.nii.gz.txt', 'toy_1.nii.gz.txt', 'toy_2.nii.gz.txt', 'toy_3.nii.gz.txt']);
+  });
+
+  it('exit 2 when some cases fail; the others are written', async () => {
+    const inDir = await freshDir('mixed');
+    await writeNifti(join(inDir, 'a.nii.gz'), makeVolume(SHAPE, head('a', false)));
+    await writeFile(join(inDir, 'b.nii.gz'), 'garbage');
+    await writeFile(join(inDir, 'notes.txt'), 'hello');
+    const out = join(root, 'mixed-out');
+    const r = cli(['predict', '--task', 'pixel', '--region', 'abdom', '-i', inDir, '-o', out, '--weights', weights]);
+    expect(r.status).toBe(2);
+    expect(r.stderr.split('\n').filter((l) => l.includes('b.nii.gz'))).toHaveLength(1);
+    expect(r.stderr).toMatch(/ignoring 1 non-NIfTI entry/);
+    expect(await readdir(out)).toEqual(['a.nii.gz']);
+  });
+
+  it('--shard K/N writes only that part; --dtype uint16 writes slope-scaled maps', async () => {
+    const out = await freshDir('shard-out');
+    const r = cli(['predict', '--task', 'pixel', '--region', 'brain', '-i', cases, '-o', out, '--weights', weights, '--shard', '2/2', '--dtype', 'uint16']);
+    expect(r.status, r.stderr).toBe(0);
+    expect((await readdir(out)).sort()).toEqual(['toy_2.nii.gz', 'toy_3.nii.gz']);
+    const { header, volume } = await readNifti(join(out, 'toy_3.nii.gz'));
+    expect(header.datatypeCode).toBe(512);
+    expect(volume.shape).toEqual(SHAPE);
+  });
+
+  it('exit 1 with a clear message: empty folder, unwritable output, bad options, missing weights', async () => {
+    const empty = await freshDir('empty');
+    const base = ['predict', '--task', 'sample', '--region', 'brain', '--weights', weights];
+    const noCases = cli([...base, '-i', empty, '-o', join(root, 'o1')]);
+    expect(noCases.status).toBe(1);
+    expect(noCases.stderr).toMatch(/no \.nii or \.nii\.gz files in .*empty/);
+    const file = join(root, 'plain-file');
+    await writeFile(file, '');
+    const notDir = cli([...base, '-i', cases, '-o', join(file, 'out')]);
+    expect(notDir.status).toBe(1);
+    expect(notDir.stderr).toMatch(/cannot write to output folder .*plain-file/);
+    const checks: [string[], RegExp][] = [
+      [['predict', '--task', 'both', '--region', 'brain', '-i', cases, '-o', root, '--weights', weights], /--task must be sample or pixel/],
+      [[...base, '-i', cases, '-o', root, '--method', 'magic'], /unknown --method "magic"/],
+      [[...base, '-i', cases, '-o', root, '--shard', '3/2'], /--shard 3\/2/],
+      [['predict', '--task', 'sample', '--region', 'brain', '-i', cases, '-o', root, '--weights', join(root, 'nope')], /nope/],
+    ];
+    for (const [args, message] of checks) {
+      const r = cli(args);
+      expect(r.status, args.join(' ')).toBe(1);
+      expect(r.stderr).toMatch(message);
+    }
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('as an unprivileged user: a read-only output folder is exit 1; read-only input and no HOME work', async () => {
+    const ro = await freshDir('read-only-out');
+    await chmod(ro, 0o555);
+    const asNobody: SpawnSyncOptions = { uid: NOBODY, gid: NOBODY, env: { PATH: process.env.PATH, HOME: '/nonexistent' } };
+    const denied = cli(['predict', '--task', 'sample', '--region', 'brain', '-i', cases, '-o', ro, '--weights', weights], asNobody);
+    expect(denied.status).toBe(1);
+    expect(denied.stderr).toMatch(/cannot write to output folder/);
+    const readOnlyIn = await freshDir('read-only-in');
+    await writeNifti(join(readOnlyIn, 'x.nii.gz'), makeVolume(SHAPE, head('x', true)));
+    await chmod(readOnlyIn, 0o555);
+    const out = await freshDir('nobody-out');
+    await chmod(out, 0o777);
+    const ok = cli(['predict', '--task', 'pixel', '--region', 'brain', '-i', readOnlyIn, '-o', out, '--weights', weights], asNobody);
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(await readdir(out)).toEqual(['x.nii.gz']);
+  });
+});
+
+describe('moodlsr eval', () => {
+  let set: string;
+  let pred: string;
+  beforeAll(async () => {
+    set = await freshDir('eval-set');
+    await mkdir(join(set, 'toy_label', 'sample'), { recursive: true });
+    pred = await freshDir('eval-pred');
+    const scores = [0.1, 0.9, 0.4, 0.3, 0.8];
+    const labels = [0, 1, 0, 1, 1];
+    for (let i = 0; i < 5; i++) {
+      await writeFile(join(set, 'toy_label', 'sample', `toy_${i}.nii.gz.txt`), String(labels[i]));
+      if (i !== 4) await writeFile(join(pred, `toy_${i}.nii.gz.txt`), `${scores[i]}\n`);
+    }
+  });
+
+  it('--json prints one JSON object with the documented fields', () => {
+    const r = cli(['eval', '--labels', set, '--pred', pred, '--mode', 'sample', '--json', '--threshold', '0.5', '--bootstrap', '50']);
+    expect(r.status, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout);
+    for (const key of ['ap', 'auroc', 'best_dice', 'missing', 'bad', 'per_kind', 'per_case', 'ci', 'dice_at_threshold']) expect(result, key).toHaveProperty(key);
+    expect(result.missing).toEqual(['toy_4.nii.gz']);
+    expect(result.curves).toBeUndefined();
+    // scores 0.9 (1), 0.4 (0), 0.3 (1), 0.1 (0), and the missing toy_4 (1) at 0
+    expect(result.ap).toBeCloseTo((1 / 3) * (1 + 2 / 3 + 3 / 5), 12);
+  });
+
+  it('prints a readable summary without --json, naming missing predictions', () => {
+    const r = cli(['eval', '--labels', set, '--pred', pred, '--mode', 'sample']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^sample: 5 cases {2}AP 0\.\d{4}/);
+    expect(r.stdout).toMatch(/missing \(scored as 0\): toy_4\.nii\.gz/);
+  });
+
+  it('exit 1 naming the problem: no labels, bad mode', async () => {
+    const r = cli(['eval', '--labels', await freshDir('no-labels'), '--pred', pred, '--mode', 'pixel']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/no pixel labels|no label folder/);
+    const m = cli(['eval', '--labels', set, '--pred', pred, '--mode', 'voxel']);
+    expect(m.status).toBe(1);
+    expect(m.stderr).toMatch(/--mode must be sample or pixel/);
+    expect(await readFile(join(pred, 'toy_0.nii.gz.txt'), 'utf8')).toBe('0.1\n');
+  });
+});
