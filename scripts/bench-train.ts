@@ -5,9 +5,9 @@
  * 2 threads), measured in one run. A step is what the trainer does: forward, backward, gradient
  * value clip at 1, Adam.
  *
- *   npx tsc -p tsconfig.json && node dist/scripts/bench-train.js [--quick] [--steps N] [--no-torch]
+ *   npx tsc -p tsconfig.json && node dist/scripts/bench-train.js [--quick | --reference] [--steps N] [--no-torch]
  *
- * --quick: compact presets only. Prints a markdown table; medians of N steps (default 3) after one
+ * --quick: compact presets only; --reference: reference presets only. Prints a markdown table; medians of N steps (default 3) after one
  * warm-up step. Random inputs (throughput does not depend on the values).
  */
 import { spawnSync } from 'node:child_process';
@@ -30,6 +30,7 @@ interface Job {
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
+const referenceOnly = args.includes('--reference');
 const withTorch = !args.includes('--no-torch');
 const stepsArg = args.indexOf('--steps');
 const steps = stepsArg >= 0 ? Number(args[stepsArg + 1]) : 3;
@@ -44,8 +45,10 @@ function jobs(): Job[] {
     const config: PixelSnailConfig = pixelsnailPreset(preset, 'brain');
     list.push({ name: `PixelSNAIL ${preset} brain (${config.height}×${config.width})`, model: { kind: 'pixelsnail', config }, batch });
   };
-  vq('compact', 8);
-  prior('compact', 32);
+  if (!referenceOnly) {
+    vq('compact', 8);
+    prior('compact', 32);
+  }
   if (!quick) {
     vq('reference', 4);
     prior('reference', 8);

@@ -181,6 +181,32 @@ describe('runLeaderboard', () => {
     expect(z.sample!.ci).toBeDefined();
   });
 
+  it('a NaN prediction voids that entry and task only; the other entries are still scored', async () => {
+    const nanLogs: string[] = [];
+    const nanBoard = await runLeaderboard({
+      setDir: set,
+      entries: [
+        parseEntry(`nan=for f in {in}/*.nii.gz; do echo nan > {out}/$(basename "$f").txt; done`, 'command'),
+        parseEntry(`identity=sh '${join(root, 'identity.sh')}' {task} {in} {out}`, 'command'),
+      ],
+      tasks: ['sample'],
+      region: 'brain',
+      workDir: join(root, 'nan'),
+      timeoutSeconds: 60,
+      seed: 0,
+      bootstrap: 0,
+      overlayCases: 0,
+      createdAt: 'x',
+      log: (l) => nanLogs.push(l),
+    });
+    const [nan, identity] = nanBoard.entries;
+    expect(nan!.results.sample).toBeUndefined();
+    expect(nan!.voided.sample).toMatch(/toy_0\.nii\.gz\.txt: the sample score is NaN/);
+    expect(identity!.results.sample!.ap).toBeCloseTo(0.5, 12);
+    expect(nanBoard.report.methods[0]!.bad[0]).toMatch(/evaluation void/);
+    expect(nanLogs.some((l) => /nan sample: evaluation VOID/.test(l))).toBe(true);
+  });
+
   it('refuses entries whose names share a prediction folder', async () => {
     await expect(
       runLeaderboard({

@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { evaluate, readManifestIfPresent, sizeBucket } from '../eval/harness/evaluate.js';
 
 const root = join(import.meta.dirname, '..');
 const cli = join(root, 'dist', 'src', 'cli.js');
@@ -44,6 +45,21 @@ describe('regression gate on the shipped brain weights', () => {
     for (const [method, tasks] of Object.entries(stored.methods)) {
       for (const [task, metrics] of Object.entries(tasks)) expect(now.methods[method]![task]!.ap).toBeCloseTo(metrics.ap, 12);
     }
+  });
+
+  it('reports per anomaly kind and per radius bucket, each group with every normal case', async () => {
+    const set = join(work, 'set');
+    const manifest = (await readManifestIfPresent(set))!;
+    const result = await evaluate({ labels: set, pred: join(work, 'board', 'predictions', 'zscore', 'pixel'), mode: 'pixel', manifest });
+    const normals = manifest.cases.filter((c) => c.kind === 'normal').length;
+    const buckets = new Map<string, number>();
+    for (const c of manifest.cases) if (c.radius !== null) buckets.set(sizeBucket(c.radius, manifest.size), (buckets.get(sizeBucket(c.radius, manifest.size)) ?? 0) + 1);
+    expect(Object.keys(result.per_size).sort()).toEqual([...buckets.keys()].sort());
+    for (const [bucket, n] of buckets) expect(result.per_size[bucket]!.n).toBe(n + normals);
+    expect(Object.keys(result.per_kind).sort()).toEqual(['deform', 'noise', 'uniform']);
+    expect(sizeBucket(10, 256)).toBe('small');
+    expect(sizeBucket(20, 256)).toBe('medium');
+    expect(sizeBucket(30, 256)).toBe('large');
   });
 
   it('fails, naming the metric, when the stored score is higher than what the weights reach', () => {

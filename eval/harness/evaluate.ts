@@ -57,6 +57,8 @@ export interface KindResult {
 export interface CaseResult {
   readonly name: string;
   readonly kind?: string;
+  /** Anomaly radius bucket (fraction of the volume side), from the manifest. */
+  readonly size?: string;
   /** Sample: the label (0/1). Pixel: the number of positive voxels. */
   readonly label: number;
   /** Sample score as evaluated (clipped); pixel: absent. */
@@ -78,6 +80,8 @@ export interface EvalResult {
   readonly missing: string[];
   readonly bad: { name: string; reason: string }[];
   readonly per_kind: Record<string, KindResult>;
+  /** Per anomaly radius bucket (small < 7 %, medium 7–10 %, large ≥ 10 % of the side), each with all normals. */
+  readonly per_size: Record<string, KindResult>;
   readonly per_case: CaseResult[];
   readonly ci?: { readonly level: number; readonly ap: [number, number]; readonly auroc: [number, number]; readonly best_dice: [number, number] };
   readonly curves: Curves;
@@ -103,8 +107,27 @@ export async function readManifestIfPresent(setDir: string): Promise<ToySetManif
 
 export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
   const labelDir = await resolveLabelDir(opts.labels, opts.mode);
-  const kinds = new Map((opts.manifest?.cases ?? []).map((c) => [c.name, c.kind] as const));
+  const kinds = caseGroups(opts.manifest ?? null);
   return opts.mode === 'sample' ? evaluateSample(labelDir, opts, kinds) : evaluatePixel(labelDir, opts, kinds);
+}
+
+interface CaseGroup {
+  readonly kind: string;
+  readonly size?: string;
+}
+
+/** Radius as a fraction of the volume side, in three buckets spanning the published 5–13 % range. */
+export function sizeBucket(radius: number, side: number): string {
+  const f = radius / side;
+  return f < 0.07 ? 'small' : f < 0.1 ? 'medium' : 'large';
+}
+
+function caseGroups(manifest: ToySetManifest | null): Map<string, CaseGroup> {
+  const out = new Map<string, CaseGroup>();
+  for (const c of manifest?.cases ?? []) {
+    out.set(c.name, typeof c.radius === 'number' && c.kind !== 'normal' ? { kind: c.kind, size: sizeBucket(c.radius, manifest!.size) } : { kind: c.kind });
+  }
+  return out;
 }
 
 async function sortedEntries(dir: string, keep: (name: string) => boolean): Promise<string[]> {
@@ -115,7 +138,7 @@ async function sortedEntries(dir: string, keep: (name: string) => boolean): Prom
 // ------------------------------------------------------------------------------------------------
 // sample task
 
-async function evaluateSample(labelDir: string, opts: EvalOptions, kinds: Map<string, string>): Promise<EvalResult> {
+async function evaluateSample(labelDir: string, opts: EvalOptions, kinds: Map<string, CaseGroup>): Promise<EvalResult> {
   const labelFiles = await sortedEntries(labelDir, (n) => n.endsWith('.txt'));
   if (labelFiles.length === 0) throw new InputFileError(labelDir, 'no sample labels (*.txt)');
   const scores: number[] = [];
@@ -151,12 +174,11 @@ async function evaluateSample(labelDir: string, opts: EvalOptions, kinds: Map<st
 
   const counts = rankedCountsFromScores(scores, labels);
   const best = sampleBestDice(scores, labels);
-  const perKind: Record<string, KindResult> = {};
-  for (const [kind, members] of groupByKind(perCase)) {
+  const groupMetrics = (members: number[]): KindResult => {
     const s = members.map((i) => scores[i]!);
     const l = members.map((i) => labels[i]!);
-    perKind[kind] = { n: members.length, ap: sampleAp(s, l), auroc: sampleAuroc(s, l), best_dice: sampleBestDice(s, l).dice };
-  }
+    return { n: members.length, ap: sampleAp(s, l), auroc: sampleAuroc(s, l), best_dice: sampleBestDice(s, l).dice };
+  };
   const resamples = opts.bootstrap ?? 0;
   let ci: EvalResult['ci'];
   if (resamples > 0) {
@@ -179,7 +201,8 @@ async function evaluateSample(labelDir: string, opts: EvalOptions, kinds: Map<st
     prevalence: labels.reduce((a, b) => a + b, 0) / labels.length,
     missing,
     bad,
-    per_kind: perKind,
+    per_kind: metricsPerGroup(perCase, (c) => c.kind, groupMetrics),
+    per_size: metricsPerGroup(perCase, (c) => c.size, groupMetrics),
     per_case: perCase,
     ...(ci ? { ci } : {}),
     curves: curvesFrom(counts),
@@ -215,7 +238,7 @@ export function parseScore(text: string): { value: number; wasNaN: boolean } {
 // ------------------------------------------------------------------------------------------------
 // pixel task
 
-async function evaluatePixel(labelDir: string, opts: EvalOptions, kinds: Map<string, string>): Promise<EvalResult> {
+async function evaluatePixel(labelDir: string, opts: EvalOptions, kinds: Map<string, CaseGroup>): Promise<EvalResult> {
   const labelFiles = await sortedEntries(labelDir, isNiftiFileName);
   if (labelFiles.length === 0) throw new InputFileError(labelDir, 'no pixel labels (*.nii, *.nii.gz)');
   const pooled = new ScoreHistogram();
@@ -264,12 +287,11 @@ async function evaluatePixel(labelDir: string, opts: EvalOptions, kinds: Map<str
     ...c,
     dice: Number.isFinite(diceThreshold) ? diceAtThresholdFromHistogram(caseHistograms[i]!, diceThreshold).dice : NaN,
   }));
-  const perKind: Record<string, KindResult> = {};
-  for (const [kind, members] of groupByKind(perCase)) {
+  const groupMetrics = (members: number[]): KindResult => {
     const h = new ScoreHistogram();
     for (const i of members) h.addHistogram(caseHistograms[i]!);
-    perKind[kind] = { n: members.length, ap: apFromHistogram(h), auroc: aurocFromHistogram(h), best_dice: bestDiceFromHistogram(h).dice };
-  }
+    return { n: members.length, ap: apFromHistogram(h), auroc: aurocFromHistogram(h), best_dice: bestDiceFromHistogram(h).dice };
+  };
   const resamples = opts.bootstrap ?? 0;
   let ci: EvalResult['ci'];
   if (resamples > 0) {
@@ -293,7 +315,8 @@ async function evaluatePixel(labelDir: string, opts: EvalOptions, kinds: Map<str
     prevalence: positives / (positives + pooled.totalNegatives()),
     missing,
     bad,
-    per_kind: perKind,
+    per_kind: metricsPerGroup(perCase, (c) => c.kind, groupMetrics),
+    per_size: metricsPerGroup(perCase, (c) => c.size, groupMetrics),
     per_case: perCase,
     ...(ci ? { ci } : {}),
     curves: curvesFrom(pooled.toRankedCounts()),
@@ -302,22 +325,32 @@ async function evaluatePixel(labelDir: string, opts: EvalOptions, kinds: Map<str
 
 // ------------------------------------------------------------------------------------------------
 
-function kindOf(kinds: Map<string, string>, caseName: string): { kind?: string } {
-  const kind = kinds.get(caseName) ?? kinds.get(`${caseName}`);
-  return kind === undefined ? {} : { kind };
+function kindOf(kinds: Map<string, CaseGroup>, caseName: string): { kind?: string; size?: string } {
+  const group = kinds.get(caseName);
+  if (group === undefined) return {};
+  return group.size === undefined ? { kind: group.kind } : { kind: group.kind, size: group.size };
 }
 
-/** Indices per anomaly kind: the kind's own cases plus every normal case (normal itself: only normals). */
-function groupByKind(cases: readonly { kind?: string }[]): Map<string, number[]> {
+/**
+ * Metrics per group of abnormal cases (by kind or by size bucket), each group scored together with every
+ * normal case; cases the manifest does not describe are left out of every group.
+ */
+function metricsPerGroup(
+  cases: readonly CaseResult[],
+  keyOf: (c: CaseResult) => string | undefined,
+  metrics: (members: number[]) => KindResult,
+): Record<string, KindResult> {
   const normals: number[] = [];
-  const byKind = new Map<string, number[]>();
+  const groups = new Map<string, number[]>();
   cases.forEach((c, i) => {
-    if (c.kind === undefined) return;
     if (c.kind === 'normal') normals.push(i);
-    else byKind.set(c.kind, [...(byKind.get(c.kind) ?? []), i]);
+    const key = c.kind === 'normal' ? undefined : keyOf(c);
+    if (key !== undefined) groups.set(key, [...(groups.get(key) ?? []), i]);
   });
-  const out = new Map<string, number[]>();
-  for (const [kind, members] of [...byKind].sort(([a], [b]) => (a < b ? -1 : 1))) out.set(kind, [...members, ...normals].sort((a, b) => a - b));
+  const out: Record<string, KindResult> = {};
+  for (const [key, members] of [...groups].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    out[key] = metrics([...members, ...normals].sort((a, b) => a - b));
+  }
   return out;
 }
 

@@ -10,7 +10,7 @@ import type { ToySetManifest } from '../inject/toyset.js';
 import { TOY_DIRS } from '../inject/toyset.js';
 import { chooseOverlaySlice, extractOverlay } from '../report/overlay.js';
 import type { CaseView, KindMetrics, MethodResult, Report } from '../report/types.js';
-import { evaluate, readManifestIfPresent, type EvalResult } from './evaluate.js';
+import { evaluate, NaNPredictionError, readManifestIfPresent, type EvalResult } from './evaluate.js';
 import { runEntry, type Entry, type RunOutcome } from './runner.js';
 
 export interface LeaderboardOptions {
@@ -33,6 +33,8 @@ export interface EntryResult {
   readonly name: string;
   readonly runs: Partial<Record<MoodTask, RunOutcome>>;
   readonly results: Partial<Record<MoodTask, EvalResult>>;
+  /** Tasks whose evaluation is void (a NaN prediction, which voids the organisers' evaluation too). */
+  readonly voided: Partial<Record<MoodTask, string>>;
 }
 
 export interface Leaderboard {
@@ -69,6 +71,7 @@ export async function runLeaderboard(opts: LeaderboardOptions): Promise<Leaderbo
   for (const entry of opts.entries) {
     const runs: EntryResult['runs'] = {};
     const evals: EntryResult['results'] = {};
+    const voided: EntryResult['voided'] = {};
     for (const task of opts.tasks) {
       const outDir = predictionDir(opts.workDir, entry.name, task);
       opts.log(`${entry.name} ${task}: running`);
@@ -77,9 +80,15 @@ export async function runLeaderboard(opts: LeaderboardOptions): Promise<Leaderbo
       const status = run.timedOut ? `TIMED OUT after ${opts.timeoutSeconds} s` : `exit ${run.exitCode}`;
       opts.log(`${entry.name} ${task}: ${status}, ${run.seconds.toFixed(1)} s (${(run.seconds / Math.max(1, caseCount)).toFixed(2)} s per case)`);
       if (run.exitCode !== 0) opts.log(`${entry.name} ${task}: last output:\n${run.tail.trimEnd()}`);
-      evals[task] = await evaluate({ labels: opts.setDir, pred: outDir, mode: task, manifest, bootstrap: opts.bootstrap, seed: opts.seed });
+      try {
+        evals[task] = await evaluate({ labels: opts.setDir, pred: outDir, mode: task, manifest, bootstrap: opts.bootstrap, seed: opts.seed });
+      } catch (err) {
+        if (!(err instanceof NaNPredictionError)) throw err;
+        voided[task] = err.message;
+        opts.log(`${entry.name} ${task}: evaluation VOID: ${err.message}`);
+      }
     }
-    results.push({ name: entry.name, runs, results: evals });
+    results.push({ name: entry.name, runs, results: evals, voided });
   }
   const methods = await buildMethodResults(results, opts, manifest, caseCount);
   const report: Report = {
@@ -111,9 +120,11 @@ function toScores(set: string, results: readonly EntryResult[]): LeaderboardScor
   return { set, methods };
 }
 
+/** Per anomaly kind, then per radius bucket ("radius small" …), for the report's per-kind table. */
 function kindMetrics(e: EvalResult): Record<string, KindMetrics> {
   const out: Record<string, KindMetrics> = {};
   for (const [k, v] of Object.entries(e.per_kind)) out[k] = { ap: v.ap, auroc: v.auroc, n: v.n, bestDice: v.best_dice };
+  for (const [k, v] of Object.entries(e.per_size)) out[`radius ${k}`] = { ap: v.ap, auroc: v.auroc, n: v.n, bestDice: v.best_dice };
   return out;
 }
 
@@ -130,7 +141,11 @@ async function buildMethodResults(
     const p = r.results.pixel;
     const seconds = Object.values(r.runs).reduce((a, run) => a + (run?.seconds ?? 0), 0);
     const missing = [...new Set([...(s?.missing ?? []).map((n) => `${n} (sample)`), ...(p?.missing ?? []).map((n) => `${n} (pixel)`)])];
-    const bad = [...(s?.bad ?? []).map((b) => `${b.name} (sample): ${b.reason}`), ...(p?.bad ?? []).map((b) => `${b.name} (pixel): ${b.reason}`)];
+    const bad = [
+      ...Object.entries(r.voided).map(([task, reason]) => `all (${task}): evaluation void, ${reason}`),
+      ...(s?.bad ?? []).map((b) => `${b.name} (sample): ${b.reason}`),
+      ...(p?.bad ?? []).map((b) => `${b.name} (pixel): ${b.reason}`),
+    ];
     return {
       name: r.name,
       secondsPerCase: seconds / Math.max(1, caseCount),

@@ -90,6 +90,9 @@ export function formatResult(r: EvalResult): string {
   for (const [kind, k] of Object.entries(r.per_kind)) {
     lines.push(`  ${kind.padEnd(8)} n=${String(k.n).padStart(3)}  AP ${fmt(k.ap)}  AUROC ${fmt(k.auroc)}  best Dice ${fmt(k.best_dice)}`);
   }
+  for (const [bucket, k] of Object.entries(r.per_size)) {
+    lines.push(`  ${`r ${bucket}`.padEnd(8)} n=${String(k.n).padStart(3)}  AP ${fmt(k.ap)}  AUROC ${fmt(k.auroc)}  best Dice ${fmt(k.best_dice)}`);
+  }
   if (r.missing.length) lines.push(`  missing (scored as 0): ${r.missing.join(', ')}`);
   for (const b of r.bad) lines.push(`  bad (scored as 0): ${b.name}: ${b.reason}`);
   return `${lines.join('\n')}\n`;

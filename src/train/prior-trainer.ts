@@ -8,6 +8,7 @@
  * --holdout the prior holds out the very volumes the VQ-VAE never trained on.
  */
 import { mkdirSync } from 'node:fs';
+import { initEngine } from '../engine/backend.js';
 import { loadModel, binaryPath, manifestPath } from '../models/weights.js';
 import { disposeParams } from '../models/params.js';
 import { initPixelSnail } from '../models/pixelsnail.js';
@@ -63,6 +64,8 @@ function randomCodeBatch(volumes: readonly VolumeCodes[], cache: CodeCache, batc
 
 export async function trainPrior(opts: PriorTrainOptions): Promise<TrainOutcome> {
   const log0 = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  // The weights are loaded onto the backend, so it must be chosen first (prepareData gets the same one).
+  await initEngine({ prefer: opts.backend ?? 'auto', log: log0 });
   const vq = loadModel<VqvaeConfig>(opts.vqvaeDir, 'vqvae', 'vqvae');
   const vqModel = { kind: 'vqvae' as const, config: vq.config };
   const vqLayout = paramLayout(vqModel);
