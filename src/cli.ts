@@ -14,6 +14,7 @@ import { registerTrain } from './cli/train.js';
 import { registerPredict } from './cli/predict.js';
 import { registerLeaderboard } from './cli/leaderboard.js';
 import { registerPhantom } from './cli/phantom.js';
+import { registerCalibrate } from './cli/calibrate.js';
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerPredict(program);
   registerLeaderboard(program);
   registerPhantom(program);
+  registerCalibrate(program);
   return program;
 }
 

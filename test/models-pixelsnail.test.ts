@@ -226,7 +226,9 @@ describe('PixelSNAIL preset geometry', () => {
           const codes = tf.tensor3d(randomCodes(2, cfg, 1), [2, cfg.height, cfg.width], 'int32');
           return priorNll(params, cfg, codes, tf.tensor1d([0, 0.1])).shape;
         });
-        expect(out).toEqual([2, region === 'brain' ? 20 : 10, region === 'brain' ? 20 : 10]);
+        const grid = region === 'abdomen' ? 10 : preset === 'reference' ? 20 : 16;
+        expect([cfg.height, cfg.width]).toEqual([grid, grid]);
+        expect(out).toEqual([2, grid, grid]);
         disposeParams(params);
       });
     }

@@ -207,14 +207,15 @@ describe('preset geometry (reference and compact)', () => {
     });
   }
 
-  it('compact brain preset at full width: 160×160 → 20×20 → 160×160', () => {
+  it('compact brain preset at full width: 128×128 → 16×16 → 128×128', () => {
     const cfg = vqvaePreset('compact', 'brain');
+    expect(cfg.inputSize).toBe(128);
     const params = initVqvae(cfg, 1);
-    const { x, pos } = blobs(2, 160, 2);
+    const { x, pos } = blobs(2, cfg.inputSize, 2);
     const codes = vqvaeEncodeCodes(params, cfg, x, pos);
-    expect(codes.shape).toEqual([2, 20, 20]);
+    expect(codes.shape).toEqual([2, 16, 16]);
     const xhat = vqvaeDecodeCodes(params, cfg, codes, pos);
-    expect(xhat.shape).toEqual([2, 160, 160, 1]);
+    expect(xhat.shape).toEqual([2, 128, 128, 1]);
     expect(Array.from(xhat.dataSync()).every(Number.isFinite)).toBe(true);
     tf.dispose([x, pos, codes, xhat]);
     disposeParams(params);

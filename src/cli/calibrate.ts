@@ -1,5 +1,4 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { calibrateLsr, writeLsrCalibration } from '../score/calibrate-lsr.js';
 import { listNiftiFiles } from '../train/dataset.js';
 import type { SliceSelection } from '../volume/slices.js';
 import { collect, parseInteger, stderrLog } from './common.js';
@@ -43,6 +42,7 @@ export function registerCalibrate(program: Command): void {
       const files = await listNiftiFiles(opts.data);
       if (files.length === 0) throw new Error(`no NIfTI files in ${opts.data.join(', ')}`);
       const log = stderrLog('calibrate lsr: ');
+      const { calibrateLsr, writeLsrCalibration } = await import('../score/calibrate-lsr.js');
       const calibration = await calibrateLsr({
         weightsDir: opts.weights,
         files,

@@ -5,8 +5,7 @@ import { collect, parseInteger, parseNumber, stderrLog } from './common.js';
 import type { PresetName } from '../models/config.js';
 import type { Region } from '../volume/normalise.js';
 import type { CommonTrainOptions } from '../train/common.js';
-import { trainVqvae, DEFAULT_VQVAE_BATCH, DEFAULT_VQVAE_EPOCHS } from '../train/vqvae-trainer.js';
-import { trainPrior, DEFAULT_PRIOR_BATCH, DEFAULT_PRIOR_EPOCHS } from '../train/prior-trainer.js';
+import { DEFAULT_PRIOR_BATCH, DEFAULT_PRIOR_EPOCHS, DEFAULT_VQVAE_BATCH, DEFAULT_VQVAE_EPOCHS } from '../train/defaults.js';
 
 /** `moodlsr train <model>`: one subcommand per trainable model. */
 export function registerTrain(program: Command): void {
@@ -112,6 +111,7 @@ function registerNetworkTraining(train: Command): void {
     .option('--augment <a>', 'paper or none', 'paper')
     .action(async (flags: NetworkTrainFlags) => {
       if (flags.augment !== 'paper' && flags.augment !== 'none') throw new Error('--augment must be paper or none');
+      const { trainVqvae } = await import('../train/vqvae-trainer.js');
       const result = await trainVqvae({ ...commonOptions(flags), preset: parsePreset(flags.preset), augment: flags.augment });
       stderrLog('train vqvae: ')(`${result.state.epoch} epochs done (${result.stopped}); best weights in ${flags.out}/vqvae.json`);
     });
@@ -121,6 +121,7 @@ function registerNetworkTraining(train: Command): void {
   )
     .requiredOption('--vqvae <dir>', 'folder holding vqvae.json/.bin')
     .action(async (flags: NetworkTrainFlags) => {
+      const { trainPrior } = await import('../train/prior-trainer.js');
       const result = await trainPrior({ ...commonOptions(flags), preset: parsePreset(flags.preset), vqvaeDir: flags.vqvae! });
       stderrLog('train prior: ')(`${result.state.epoch} epochs done (${result.stopped}); best weights in ${flags.out}/pixelsnail.json`);
     });

@@ -199,7 +199,9 @@ function compactPixelSnail(region: Region): PixelSnailConfig {
     channels: 32,
     blocks: 2,
     resBlocksPerBlock: 2,
-    attention: { keyChannels: 16, valueChannels: 32, downsample: 1 },
+    // Brain attends on 2×2 blocks as the reference does: wasm's batched matMul runs at ~1.3 GFLOP/s, and
+    // 256 keys instead of 64 made attention ~6× slower (150 vs 26 ms per 32 maps, docs/benchmarks.md).
+    attention: { keyChannels: 16, valueChannels: 32, downsample: region === 'brain' ? 2 : 1 },
     dropout: 0.1,
     condChannels: 1,
   };

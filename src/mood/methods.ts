@@ -1,13 +1,15 @@
 import { join } from 'node:path';
 import { loadZScore, zscorePredictor } from '../baselines/zscore-model.js';
-import { createLsrPredictor } from '../score/lsr-model.js';
 import type { MoodRegion, Predictor } from './predictor.js';
 import { CLI_ENTRY, PACKAGE_ROOT } from '../package-root.js';
 
-/** Methods `predict` can run, each loading its weights from a weights folder. */
+/**
+ * Methods `predict` can run, each loading its weights from a weights folder. Network methods are imported
+ * lazily, so that methods without TF.js (zscore) do not pay for loading it.
+ */
 export const METHODS: Readonly<Record<string, (weightsDir: string) => Promise<Predictor>>> = {
   zscore: async (dir) => zscorePredictor(await loadZScore(dir)),
-  lsr: createLsrPredictor,
+  lsr: async (dir) => (await import('../score/lsr-model.js')).createLsrPredictor(dir),
 };
 
 export function methodNames(): string[] {

@@ -24,7 +24,6 @@ import { isSampleCalibration, type SampleCalibration } from './calibration.js';
 import { disposeLsrNetworks, latentGeometry, loadLsrNetworks, type LsrNetworks } from './networks.js';
 import {
   PAPER_SMOOTHING,
-  RESIDUAL_TEMPERATURE,
   restorationScores,
   smoothScoreStack,
   stackScoresToVolume,
@@ -330,8 +329,6 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
     },
   };
 }
-
-export const DEFAULT_RESIDUAL_TEMPERATURE = RESIDUAL_TEMPERATURE;
 
 /** For the METHODS registry. */
 export async function createLsrPredictor(weightsDir: string): Promise<Predictor> {

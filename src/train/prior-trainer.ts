@@ -7,6 +7,8 @@
  * The split uses the same function and seed as the VQ-VAE trainer, so with the same data, seed and
  * --holdout the prior holds out the very volumes the VQ-VAE never trained on.
  */
+import { DEFAULT_PRIOR_BATCH, DEFAULT_PRIOR_EPOCHS } from './defaults.js';
+export { DEFAULT_PRIOR_BATCH, DEFAULT_PRIOR_EPOCHS };
 import { mkdirSync } from 'node:fs';
 import { initEngine } from '../engine/backend.js';
 import { loadModel, binaryPath, manifestPath } from '../models/weights.js';
@@ -21,8 +23,6 @@ import { flattenParams, paramLayout, type CodeBatch } from './loop-worker.js';
 import type { TrainOutcome } from './vqvae-trainer.js';
 import type { Rng } from '../engine/random.js';
 
-export const DEFAULT_PRIOR_BATCH = 32;
-export const DEFAULT_PRIOR_EPOCHS = 30;
 
 export interface PriorTrainOptions extends CommonTrainOptions {
   preset: PresetName;

@@ -8,6 +8,8 @@
  * z drawn (seeded, without repeats) from the epoch's last batch, and its Adam moments are zeroed, so
  * the codebook does not collapse onto a few codes.
  */
+import { DEFAULT_VQVAE_BATCH, DEFAULT_VQVAE_EPOCHS } from './defaults.js';
+export { DEFAULT_VQVAE_BATCH, DEFAULT_VQVAE_EPOCHS };
 import { CODEBOOK, initVqvae } from '../models/vqvae.js';
 import { disposeParams } from '../models/params.js';
 import { vqvaePreset, type PresetName, type VqvaeConfig } from '../models/config.js';
@@ -20,8 +22,6 @@ import { pickIndices, sampleBatch } from './sampler.js';
 import type { SliceStack } from '../volume/slices.js';
 import { createRng, type Rng } from '../engine/random.js';
 
-export const DEFAULT_VQVAE_BATCH = 8;
-export const DEFAULT_VQVAE_EPOCHS = 20;
 /** Held-out slices per held-out volume, evenly spread, evaluated every epoch without augmentation. */
 export const HOLDOUT_SLICES_PER_VOLUME = 8;
 
