@@ -11,9 +11,9 @@ size=${MOODLSR_DEMO_SIZE:-256}
 seed=${MOODLSR_DEMO_SEED:-2026}
 node dist/src/cli.js inject --src data/mricron/ch2bet.nii.gz --out "$out/brain-set" \
   --normal 2 --per-kind 1 --size "$size" --seed "$seed"
-set -- --method zscore
-if [ -f weights/brain/vqvae.json ] && [ -f weights/brain/pixelsnail.json ]; then set -- "$@" --method lsr; fi
-node dist/src/cli.js leaderboard --set "$out/brain-set" "$@" --region brain --out "$out/brain-report" \
+# The MOOD entry scripts, exactly as the organisers call them (sh run_X.sh IN OUT), with the shipped weights.
+node dist/src/cli.js leaderboard --set "$out/brain-set" --region brain --out "$out/brain-report" \
+  --command "zscore=MOODLSR_METHOD=zscore sh scripts/run_{task}_brain.sh" \
   --bootstrap 200 --overlays 8 --seed "$seed"
 echo
 echo "report: $(pwd)/$out/brain-report/report.html"
