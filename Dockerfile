@@ -63,8 +63,8 @@ COPY --from=build /workspace/node_modules /workspace/node_modules
 COPY --from=build /workspace/dist /workspace/dist
 COPY weights /workspace/weights
 # The scripts find the package next to themselves (/workspace/dist) and the weights in /workspace/weights.
-COPY scripts/run_sample_brain.sh scripts/run_pixel_brain.sh scripts/run_sample_abdom.sh scripts/run_pixel_abdom.sh /workspace/
-RUN chmod +x /workspace/run_*.sh \
+COPY scripts/mood-entry.sh scripts/run_sample_brain.sh scripts/run_pixel_brain.sh scripts/run_sample_abdom.sh scripts/run_pixel_abdom.sh /workspace/
+RUN chmod +x /workspace/run_*.sh /workspace/mood-entry.sh \
  && mkdir -p /mnt/data /mnt/pred \
  && node -e "require('@tensorflow/tfjs-node-gpu')" \
  && node /workspace/dist/src/cli.js --version

@@ -1,73 +1,10 @@
 #!/bin/sh
 # MOOD entry point: sample task, brain dataset.
 #   sh run_sample_brain.sh INPUT_DIR OUTPUT_DIR
-# Scores every *.nii / *.nii.gz F of INPUT_DIR into OUTPUT_DIR: F.txt (one score) or F (a voxel map).
-# Works on a read-only root file system: HOME and TMPDIR point into OUTPUT_DIR while it runs, and
-# that scratch folder is removed at the end. The package is found relative to this script: the
-# script's own folder (/workspace in the image) or its parent (scripts/ in a checkout).
-# Environment (all optional):
-#   MOODLSR_METHOD   scoring method; default lsr when the weights hold vqvae.json, else zscore
-#   MOODLSR_WEIGHTS  weights folder; default <package>/weights/brain
-#   MOODLSR_SHARD    K/N: score only the K-th of N parts of the sorted case list (SLURM array, k8s Job)
-#   MOODLSR_SEED     seed of every random draw (default 0)
-# Exit status: that of `moodlsr predict` (0 all cases written, 2 some failed, 1 fatal).
+# Everything else (outputs, scratch folder, environment variables, exit status): mood-entry.sh beside this file.
 set -eu
-
-task=sample
-region=brain
-
 if [ "$#" -ne 2 ]; then
     echo "usage: sh $0 INPUT_DIR OUTPUT_DIR" >&2
     exit 64
 fi
-input=$1
-output=$2
-
-here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
-if [ -f "$here/dist/src/cli.js" ]; then
-    package=$here
-elif [ -f "$here/../dist/src/cli.js" ]; then
-    package=$(CDPATH= cd -- "$here/.." && pwd)
-else
-    echo "$0: cannot find dist/src/cli.js next to this script or in its parent folder (run npm run build)" >&2
-    exit 1
-fi
-
-weights=${MOODLSR_WEIGHTS:-"$package/weights/$region"}
-if [ -n "${MOODLSR_METHOD:-}" ]; then
-    method=$MOODLSR_METHOD
-elif [ -f "$weights/vqvae.json" ]; then
-    method=lsr
-else
-    method=zscore
-fi
-
-mkdir -p -- "$output"
-# A scratch folder of this run's own (mkdir is atomic): shards sharing OUTPUT_DIR never share one.
-attempt=0
-until scratch="$output/.tmp-$(uname -n)-$$-$attempt" && mkdir -- "$scratch" 2>/dev/null; do
-    attempt=$((attempt + 1))
-    if [ "$attempt" -ge 100 ]; then
-        echo "$0: cannot create a scratch folder in $output" >&2
-        exit 1
-    fi
-done
-trap 'rm -rf -- "$scratch"' EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-mkdir -- "$scratch/home"
-HOME=$scratch/home
-TMPDIR=$scratch
-export HOME TMPDIR
-
-set -- --task "$task" --region "$region" -i "$input" -o "$output" --weights "$weights" --method "$method"
-if [ -n "${MOODLSR_SHARD:-}" ]; then
-    set -- "$@" --shard "$MOODLSR_SHARD"
-fi
-if [ -n "${MOODLSR_SEED:-}" ]; then
-    set -- "$@" --seed "$MOODLSR_SEED"
-fi
-
-status=0
-node "$package/dist/src/cli.js" predict "$@" || status=$?
-exit "$status"
+exec sh "$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)/mood-entry.sh" sample brain "$1" "$2"

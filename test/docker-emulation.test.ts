@@ -19,6 +19,8 @@ import { makeVolume, type Shape3 } from '../src/volume/volume.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SCRIPTS = ['run_sample_brain.sh', 'run_pixel_brain.sh', 'run_sample_abdom.sh', 'run_pixel_abdom.sh'];
+/** The shared body the four entry scripts exec. */
+const ENTRY_BODY = 'mood-entry.sh';
 const SHAPE: Shape3 = [16, 14, 12];
 const NOBODY = 65534;
 const IS_ROOT = process.getuid?.() === 0;
@@ -79,7 +81,7 @@ beforeAll(async () => {
   // /workspace as the Dockerfile lays it out: scripts, package.json, dist/, node_modules/, weights/<region>/
   workspace = join(root, 'workspace');
   await mkdir(workspace);
-  for (const s of SCRIPTS) await copyFile(join(ROOT, 'scripts', s), join(workspace, s));
+  for (const s of [...SCRIPTS, ENTRY_BODY]) await copyFile(join(ROOT, 'scripts', s), join(workspace, s));
   await copyFile(join(ROOT, 'package.json'), join(workspace, 'package.json'));
   await cp(join(ROOT, 'dist'), join(workspace, 'dist'), { recursive: true });
   await symlink(join(ROOT, 'node_modules'), join(workspace, 'node_modules'));
@@ -157,7 +159,7 @@ describe('Dockerfile and .dockerignore', () => {
 
   it('puts the four scripts in /workspace (executable), the weights in /workspace/weights, and creates /mnt/data and /mnt/pred', () => {
     const copies = instructions.filter((l) => /^COPY\s/i.test(l));
-    for (const s of SCRIPTS) expect(copies.some((c) => c.includes(`scripts/${s}`) && /\/workspace\/?$/.test(c)), s).toBe(true);
+    for (const s of [...SCRIPTS, ENTRY_BODY]) expect(copies.some((c) => c.includes(`scripts/${s}`) && /\/workspace\/?$/.test(c)), s).toBe(true);
     expect(copies.some((c) => /^COPY weights \/workspace\/weights$/.test(c))).toBe(true);
     const runs = instructions.filter((l) => /^RUN\s/i.test(l)).join('\n');
     expect(runs).toMatch(/chmod \+x \/workspace\/run_\*\.sh/);
@@ -186,16 +188,23 @@ describe('the entry scripts as files', () => {
     const texts = await Promise.all(SCRIPTS.map((s) => readFile(join(ROOT, 'scripts', s), 'utf8')));
     const generic = texts.map((t, i) => {
       const [, task, region] = /^run_(sample|pixel)_(brain|abdom)\.sh$/.exec(SCRIPTS[i]!)!;
-      expect(t).toMatch(new RegExp(`^task=${task}$`, 'm'));
-      expect(t).toMatch(new RegExp(`^region=${region}$`, 'm'));
-      return t.replaceAll(task!, 'TASK').replaceAll(region!, 'REGION');
+      expect(t).toMatch(new RegExp(`mood-entry\\.sh" ${task} ${region} "\\$1" "\\$2"$`, 'm'));
+      return t.replace(/abdominal|brain/g, 'REGION').replaceAll(task!, 'TASK').replaceAll(region!, 'REGION');
     });
     expect(new Set(generic).size).toBe(1);
-    const text = texts[0]!;
+    for (const t of texts) {
+      expect(t.startsWith('#!/bin/sh\n')).toBe(true);
+      expect(t).toMatch(/^set -eu$/m);
+    }
+    const body = await readFile(join(ROOT, 'scripts', ENTRY_BODY), 'utf8');
+    expect(body).toMatch(/^task=\$1$/m);
+    expect(body).toMatch(/^region=\$2$/m);
+    const text = body;
+    expect(spawnSync('dash', ['-n', join(ROOT, 'scripts', ENTRY_BODY)]).status).toBe(0);
     expect(text.startsWith('#!/bin/sh\n')).toBe(true);
     expect(text).toMatch(/^set -eu$/m);
-    expect(text).toMatch(/input=\$1/);
-    expect(text).toMatch(/output=\$2/);
+    expect(text).toMatch(/input=\$3/);
+    expect(text).toMatch(/output=\$4/);
     for (const bashism of [/\[\[/, /^\s*function\s/m, /\$'/, /<<</, /&>/, /\bsource\s/, /^\s*local\s/m, /=\(/, /\$\{[A-Za-z_]+\/\//]) {
       expect(text, String(bashism)).not.toMatch(bashism);
     }
@@ -204,7 +213,7 @@ describe('the entry scripts as files', () => {
       .split('\n')
       .filter((l) => !/^\s*#/.test(l))
       .map((l) => l.replace(/"(?:[^"\\]|\\.)*"/g, '""').replace(/^\s*[A-Za-z_]+=\$\w+/, ''));
-    for (const v of ['1', '2', 'input', 'output', 'scratch', 'package', 'weights', 'here']) {
+    for (const v of ['1', '2', '3', '4', 'input', 'output', 'scratch', 'package', 'weights', 'here']) {
       const bare = unquoted.filter((l) => new RegExp(`\\$\\{?${v}\\b`).test(l));
       expect(bare, `unquoted $${v}`).toEqual([]);
     }
