@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TINY_VQVAE } from './helpers/train-fixtures.js';
 import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../src/engine/backend.js';
 import { createRng } from '../src/engine/random.js';
@@ -14,19 +15,7 @@ import {
   vqvaeParamSpecs,
 } from '../src/models/vqvae.js';
 
-const tiny: VqvaeConfig = {
-  inputSize: 16,
-  inChannels: 1,
-  condChannels: 1,
-  channels: [4, 8, 8],
-  blocksPerLevel: 1,
-  codebookSize: 16,
-  codeDim: 8,
-  dropout: 0.1,
-  upsample: 'nearest-conv',
-  normGroups: 2,
-  commitmentWeight: 1,
-};
+const tiny: VqvaeConfig = TINY_VQVAE;
 
 /** Seeded Gaussian blobs of random centre, width and amplitude: x [n,s,s,1], pos [n]. */
 function blobs(n: number, size: number, seed: number): { x: tf.Tensor4D; pos: tf.Tensor1D } {

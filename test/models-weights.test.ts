@@ -1,4 +1,5 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { TINY_VQVAE } from './helpers/train-fixtures.js';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,19 +13,7 @@ import { initPixelSnail, priorLogits } from '../src/models/pixelsnail.js';
 import { initVqvae, vqvaeDecodeCodes, vqvaeEncode } from '../src/models/vqvae.js';
 import { loadModel, saveModel, type WeightsManifest } from '../src/models/weights.js';
 
-const vqCfg: VqvaeConfig = {
-  inputSize: 16,
-  inChannels: 1,
-  condChannels: 1,
-  channels: [4, 8, 8],
-  blocksPerLevel: 1,
-  codebookSize: 16,
-  codeDim: 8,
-  dropout: 0.1,
-  upsample: 'nearest-conv',
-  normGroups: 2,
-  commitmentWeight: 1,
-};
+const vqCfg: VqvaeConfig = TINY_VQVAE;
 
 const priorCfg: PixelSnailConfig = {
   codebookSize: 16,

@@ -4,7 +4,7 @@ import { initEngine } from '../src/engine/backend.js';
 import { InputFileError } from '../src/errors.js';
 import { trainVqvae, type VqvaeTrainOptions } from '../src/train/vqvae-trainer.js';
 import { makeVolume } from '../src/volume/volume.js';
-import { TINY_VQVAE, capture, headVolume, normalFolder, tempRoot, writeFolder } from './train-fixtures.js';
+import { TINY_VQVAE, capture, headVolume, normalFolder, tempRoot, writeFolder } from './helpers/train-fixtures.js';
 
 let root: string;
 let cleanup: () => Promise<void>;

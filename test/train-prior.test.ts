@@ -10,7 +10,7 @@ import { loadCodeCache } from '../src/train/code-cache.js';
 import { openVolumeFolder } from '../src/train/dataset.js';
 import { trainPrior, type PriorTrainOptions } from '../src/train/prior-trainer.js';
 import { trainVqvae } from '../src/train/vqvae-trainer.js';
-import { TINY_PRIOR, TINY_VQVAE, capture, normalFolder, tempRoot } from './train-fixtures.js';
+import { TINY_PRIOR, TINY_VQVAE, capture, normalFolder, tempRoot } from './helpers/train-fixtures.js';
 
 let root: string;
 let cleanup: () => Promise<void>;

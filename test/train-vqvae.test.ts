@@ -11,7 +11,7 @@ import { createTrainingEngine } from '../src/train/engine.js';
 import { adamStep, clipValues, codebookUsage, type EpochContext } from '../src/train/loop.js';
 import { flattenParams, paramLayout, type ImageBatch } from '../src/train/loop-worker.js';
 import { reseedDeadCodes, trainVqvae, type VqvaeTrainOptions } from '../src/train/vqvae-trainer.js';
-import { TINY_VQVAE, capture, normalFolder, tempRoot } from './train-fixtures.js';
+import { TINY_VQVAE, capture, normalFolder, tempRoot } from './helpers/train-fixtures.js';
 
 let root: string;
 let cleanup: () => Promise<void>;

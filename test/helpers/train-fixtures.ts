@@ -2,11 +2,11 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createRng } from '../src/engine/random.js';
-import { writeNifti } from '../src/io/nifti.js';
-import type { PixelSnailConfig, VqvaeConfig } from '../src/models/config.js';
-import type { ProgressSink } from '../src/train/progress.js';
-import { makeVolume, type Shape3, type Volume } from '../src/volume/volume.js';
+import { createRng } from '../../src/engine/random.js';
+import { writeNifti } from '../../src/io/nifti.js';
+import type { PixelSnailConfig, VqvaeConfig } from '../../src/models/config.js';
+import type { ProgressSink } from '../../src/train/progress.js';
+import { makeVolume, type Shape3, type Volume } from '../../src/volume/volume.js';
 
 export const TINY_SHAPE: Shape3 = [20, 18, 12];
 
