@@ -11,9 +11,15 @@ size=${MOODLSR_DEMO_SIZE:-256}
 seed=${MOODLSR_DEMO_SEED:-2026}
 node dist/src/cli.js inject --src data/mricron/ch2bet.nii.gz --out "$out/brain-set" \
   --normal 2 --per-kind 1 --size "$size" --seed "$seed"
-# The MOOD entry scripts, exactly as the organisers call them (sh run_X.sh IN OUT), with the shipped weights.
-node dist/src/cli.js leaderboard --set "$out/brain-set" --region brain --out "$out/brain-report" \
-  --command "zscore=MOODLSR_METHOD=zscore sh scripts/run_{task}_brain.sh" \
-  --bootstrap 200 --overlays 8 --seed "$seed"
+# The abdomen: the SYNTHETIC CT-like phantom at MOOD's 512³ (the shipped abdominal weights are fitted at 512³).
+node dist/src/cli.js inject --region abdom --out "$out/abdom-set" \
+  --normal "${MOODLSR_DEMO_ABDOM_NORMAL:-2}" --per-kind 1 --seed "$seed"
+# The four MOOD entry scripts, exactly as the organisers call them (sh run_X.sh IN OUT), with the shipped weights.
+for region in brain abdom; do
+  node dist/src/cli.js leaderboard --set "$out/$region-set" --region "$region" --out "$out/$region-report" \
+    --command "zscore=MOODLSR_METHOD=zscore sh scripts/run_{task}_$region.sh" \
+    --bootstrap 200 --overlays 8 --seed "$seed"
+done
 echo
-echo "report: $(pwd)/$out/brain-report/report.html"
+echo "brain report:   $(pwd)/$out/brain-report/report.html"
+echo "abdomen report: $(pwd)/$out/abdom-report/report.html (synthetic phantom, not real CT)"
