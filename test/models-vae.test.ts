@@ -149,7 +149,8 @@ describe('VAE forward', () => {
       expect(Array.from(t.kl.dataSync())).toEqual(Array.from(klDivergence(mu, logvar).dataSync()));
       const loss = vaeLoss(params, TINY_VAE, xt, pt, { training: false, sample: false });
       const kl = t.kl.dataSync();
-      const expected = (kl.reduce((a, v) => a + v, 0) + rec.reduce((a, v) => a + v, 0)) / 3 / 256;
+      const sum = (values: ArrayLike<number>) => Array.from(values).reduce((a, v) => a + v, 0);
+      const expected = (sum(kl) + sum(rec)) / 3 / 256;
       expect(loss.loss.dataSync()[0]).toBeCloseTo(expected, 5);
     });
     disposeParams(params);
