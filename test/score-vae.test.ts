@@ -85,6 +85,7 @@ beforeAll(async () => {
     region: 'brain',
     slices: { every: 4 },
     pixelVolumes: 1,
+    workers: 0,
     log: silent,
   });
   writeVaeCalibration(weights, calibration);
@@ -247,10 +248,21 @@ describe('vae-* methods through the MOOD contract', () => {
     expect(VAE_METHODS.filter((m) => m.pixel !== undefined).map((m) => m.name)).toEqual(['vae-rec', 'vae-elbograd', 'vae-klgrad', 'vae-recgrad', 'vae-combi']);
   });
 
+  it('the registry loads a vae-* predictor from a weights folder', async () => {
+    const predictor = await METHODS['vae-klgrad']!(weights);
+    try {
+      expect(predictor.name).toBe('vae-klgrad');
+      expect(predictor.tasks).toEqual(['pixel']);
+    } finally {
+      await predictor.dispose?.();
+    }
+    await expect(METHODS['vae-kl']!(join(root, 'nowhere'))).rejects.toThrow(/weights folder does not exist/);
+  });
+
   it('every method writes valid outputs on the input grid, identical for the same seed; a task it lacks is refused', async () => {
     const input = await readNifti(join(cases, 'a.nii.gz'));
     for (const method of VAE_METHODS) {
-      const predictor = await METHODS[method.name]!(weights);
+      const predictor = vaePredictor(await loadVaeModel(weights), method.name, { workers: 0 });
       try {
         for (const task of ['sample', 'pixel'] as const) {
           const out = join(root, `out-${method.name}-${task}`);
@@ -286,6 +298,26 @@ describe('vae-* methods through the MOOD contract', () => {
         }
       } finally {
         await predictor.dispose?.();
+      }
+    }
+  });
+
+  it('workers give the same maps and sample terms as the in-process run', async () => {
+    const volume = withAffine(tinyBrain(shape, 300, true));
+    const ctx = { name: 'x.nii.gz', seed: 12, log: silent };
+    for (const name of ['vae-combi', 'vae-elbograd', 'vae-rec']) {
+      const inProcess = vaePredictor(await loadVaeModel(weights), name, { workers: 0 });
+      const pooled = vaePredictor(await loadVaeModel(weights), name, { workers: 2 });
+      try {
+        const a = await inProcess.pixelScore!(volume, ctx);
+        const b = await pooled.pixelScore!(volume, ctx);
+        let worst = 0;
+        for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+        expect(worst, name).toBeLessThan(1e-6);
+        if (name === 'vae-rec') expect(await pooled.sampleScore!(volume, ctx)).toBeCloseTo(await inProcess.sampleScore!(volume, ctx), 6);
+      } finally {
+        await inProcess.dispose?.();
+        await pooled.dispose?.();
       }
     }
   });

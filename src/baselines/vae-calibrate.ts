@@ -17,8 +17,12 @@ import { inferenceSliceSelection, normalisedBackground } from '../volume/preproc
 import type { SliceSelection } from '../volume/slices.js';
 import type { Volume } from '../volume/volume.js';
 import {
+  createVaePool,
+  defaultVaeWorkers,
+  inProcessVaeRunner,
   loadVaeNetwork,
   vaeVolumeScores,
+  type VaePieceRunner,
   VAE_CALIBRATION_FORMAT,
   VAE_CALIBRATION_VERSION,
   validateVaeCalibration,
@@ -33,6 +37,8 @@ export interface CalibrateVaeOptions {
   readonly slices?: SliceSelection;
   /** How many of `files` also get the pixel maps, for the pixel scales (default 2). */
   readonly pixelVolumes?: number;
+  /** Worker threads for the networks; default one per core (0 = in-process). */
+  readonly workers?: number;
   readonly log: (line: string) => void;
 }
 
@@ -52,7 +58,12 @@ async function readUsable(file: string, log: (line: string) => void): Promise<Vo
 export async function calibrateVae(opts: CalibrateVaeOptions): Promise<VaeCalibration> {
   await initEngine();
   const net = loadVaeNetwork(opts.weightsDir);
+  let pool: Awaited<ReturnType<typeof createVaePool>> | null = null;
   try {
+    const workers = opts.workers ?? (await defaultVaeWorkers());
+    pool = workers > 0 ? await createVaePool(opts.weightsDir, workers) : null;
+    const active = pool;
+    const runner: VaePieceRunner = active !== null ? { run: (t) => active.runAll(t), chunks: workers } : inProcessVaeRunner(net);
     const slices = opts.slices ?? inferenceSliceSelection(opts.region);
     const wantPixel = opts.pixelVolumes ?? 2;
     const background = normalisedBackground(normalisationFor(opts.region));
@@ -64,7 +75,7 @@ export async function calibrateVae(opts: CalibrateVaeOptions): Promise<VaeCalibr
       const volume = await readUsable(file, opts.log);
       if (volume === null) continue;
       const withPixel = pixelVolumes < wantPixel;
-      const scores = vaeVolumeScores(net, volume, opts.region, slices, withPixel ? VAE_PIXEL_MAPS : []);
+      const scores = await vaeVolumeScores(net, volume, opts.region, slices, withPixel ? VAE_PIXEL_MAPS : [], runner);
       const r = rawVaeSampleScores(scores.terms);
       for (const s of VAE_SAMPLE_SCORES) raw[s].push(r[s]);
       if (withPixel) {
@@ -78,7 +89,7 @@ export async function calibrateVae(opts: CalibrateVaeOptions): Promise<VaeCalibr
       volumes++;
       opts.log(
         `${file}: ELBO ${r.elbo.toFixed(1)}, KL ${r.kl.toFixed(1)}, rec ${r.rec.toFixed(1)} nats per slice` +
-          (withPixel ? ` (+ pixel maps, gradients ${scores.seconds.gradients.toFixed(1)} s)` : ''),
+          (withPixel ? ` (+ pixel maps, networks ${scores.seconds.networks.toFixed(1)} s)` : ''),
       );
     }
     if (volumes === 0) throw new InputFileError(opts.files.join(', ') || '(no files)', 'no usable held-out normal volume to calibrate on');
@@ -99,6 +110,7 @@ export async function calibrateVae(opts: CalibrateVaeOptions): Promise<VaeCalibr
       heldOut: { volumes, pixelVolumes, files: opts.files.length },
     });
   } finally {
+    await pool?.close();
     disposeParams(net.params);
   }
 }

@@ -15,8 +15,11 @@
  *   vae-elbograd, vae-klgrad, vae-recgrad, vae-combi   pixel only (gradient maps, Combi)
  */
 import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { initEngine } from '../engine/backend.js';
+import { createInferencePool, type InferencePool } from '../engine/pool.js';
 import { InputFileError } from '../errors.js';
 import { atomicWriteFileSync } from '../io/atomic.js';
 import { disposeParams } from '../models/params.js';
@@ -30,14 +33,18 @@ import { preprocessForModel } from '../volume/preprocess.js';
 import type { SliceSelection, SliceStack } from '../volume/slices.js';
 import type { Volume } from '../volume/volume.js';
 import {
+  composeVaeMaps,
+  piecesFor,
   rawVaeSampleScores,
-  vaeStackScores,
+  vaeStackPieces,
   VAE_PIXEL_MAPS,
   VAE_SAMPLE_SCORES,
+  type PieceRequest,
   type SliceTerms,
   type VaeNetwork,
   type VaePixelMap,
   type VaeSampleScore,
+  type VaeStackPieces,
 } from './vae-score.js';
 
 export const VAE_NAME = 'vae';
@@ -140,30 +147,121 @@ export function loadVaeNetwork(dir: string): VaeNetwork {
   return { cfg: m.config, params: m.params };
 }
 
+export interface VaeJobInit {
+  readonly weightsDir: string;
+}
+
+/** A chunk of slices for the networks (in-process or on a worker). */
+export interface VaeJobTask {
+  readonly images: Float32Array;
+  readonly positions: Float32Array;
+  readonly request: PieceRequest;
+}
+
+/** Runs chunks of slices; results in task order. */
+export interface VaePieceRunner {
+  run(tasks: readonly VaeJobTask[]): Promise<VaeStackPieces[]>;
+  /** Chunks a stack is split into (one per worker). */
+  readonly chunks: number;
+}
+
+export function inProcessVaeRunner(net: VaeNetwork): VaePieceRunner {
+  return { run: async (tasks) => tasks.map((t) => vaeStackPieces(net, t.images, t.positions, t.request)), chunks: 1 };
+}
+
+/** The worker job module (src/baselines/vae-job.ts, compiled to dist by the pool). */
+export function vaeJobModule(): string {
+  const here = fileURLToPath(import.meta.url);
+  return path.join(path.dirname(here), here.endsWith('.ts') ? 'vae-job.ts' : 'vae-job.js');
+}
+
+export async function createVaePool(weightsDir: string, workers: number): Promise<InferencePool<VaeJobTask, VaeStackPieces>> {
+  return createInferencePool<VaeJobInit, VaeJobTask, VaeStackPieces>({
+    jobModule: vaeJobModule(),
+    initArg: { weightsDir: path.resolve(weightsDir) },
+    workers,
+  });
+}
+
+/** Default worker threads: one per core on wasm with ≥ 2 cores, else 0 (in-process). */
+export async function defaultVaeWorkers(): Promise<number> {
+  const engine = await initEngine();
+  const cores = os.availableParallelism();
+  return engine.backend === 'wasm' && cores >= 2 ? cores : 0;
+}
+
+function concat(parts: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** The pieces of a whole stack, computed on contiguous chunks of slices and put back in order. */
+export async function stackPieces(runner: VaePieceRunner, stack: SliceStack, request: PieceRequest): Promise<VaeStackPieces> {
+  const plane = stack.height * stack.width;
+  const chunks = Math.max(1, Math.min(runner.chunks, stack.count));
+  const tasks: VaeJobTask[] = [];
+  for (let c = 0; c < chunks; c++) {
+    const a = Math.floor((c * stack.count) / chunks);
+    const b = Math.floor(((c + 1) * stack.count) / chunks);
+    tasks.push({ images: stack.data.slice(a * plane, b * plane), positions: stack.positions.slice(a, b), request });
+  }
+  const parts = await runner.run(tasks);
+  const pick = (key: 'gradKl' | 'gradRec') => (parts.every((p) => p[key] !== undefined) ? { [key]: concat(parts.map((p) => p[key]!)) } : {});
+  return {
+    kl: concat(parts.map((p) => p.kl)),
+    rec: concat(parts.map((p) => p.rec)),
+    xhat: concat(parts.map((p) => p.xhat)),
+    ...pick('gradKl'),
+    ...pick('gradRec'),
+    forwardSeconds: parts.reduce((a, p) => a + p.forwardSeconds, 0),
+    gradientSeconds: parts.reduce((a, p) => a + p.gradientSeconds, 0),
+  };
+}
+
 export interface VaeVolumeScores {
   readonly stack: SliceStack;
   readonly terms: SliceTerms;
   /** Post-processed (min-pool 3, avg-pool 7×7×3) maps on the slice stack, before scaling. */
   readonly maps: Partial<Record<VaePixelMap, Float32Array>>;
-  readonly seconds: { preprocess: number; forward: number; gradients: number; smooth: number };
+  /** forward / gradients: summed over chunks (CPU seconds when chunks run in parallel); networks: wall time. */
+  readonly seconds: { preprocess: number; networks: number; forward: number; gradients: number; smooth: number };
 }
 
-/** Preprocess → per-slice scores → stack post-processing, for the requested pixel maps. */
-export function vaeVolumeScores(net: VaeNetwork, volume: Volume, region: Region, slices: SliceSelection, maps: readonly VaePixelMap[]): VaeVolumeScores {
+/** Preprocess → networks (chunked on the runner) → pixel maps → stack post-processing. */
+export async function vaeVolumeScores(
+  net: VaeNetwork,
+  volume: Volume,
+  region: Region,
+  slices: SliceSelection,
+  maps: readonly VaePixelMap[],
+  runner: VaePieceRunner = inProcessVaeRunner(net),
+): Promise<VaeVolumeScores> {
   const t0 = performance.now();
   const stack = preprocessForModel(volume, { region, slices, size: net.cfg.inputSize });
   const t1 = performance.now();
-  const scores = vaeStackScores(net, stack.data, stack.positions, maps);
+  const pieces = await stackPieces(runner, stack, piecesFor(maps));
   const t2 = performance.now();
+  const raw = composeVaeMaps(stack.data, pieces, stack.count, stack.width, net.cfg.recStd, maps);
   const smoothed: Partial<Record<VaePixelMap, Float32Array>> = {};
-  for (const [name, map] of Object.entries(scores.maps) as Array<[VaePixelMap, Float32Array]>) {
+  for (const [name, map] of Object.entries(raw) as Array<[VaePixelMap, Float32Array]>) {
     smoothed[name] = smoothScoreStack(map, stack.count, stack.height, stack.width, PAPER_SMOOTHING);
   }
   return {
     stack,
-    terms: scores.terms,
+    terms: { kl: pieces.kl, rec: pieces.rec, xhat: pieces.xhat },
     maps: smoothed,
-    seconds: { preprocess: (t1 - t0) / 1000, forward: scores.forwardSeconds, gradients: scores.gradientSeconds, smooth: (performance.now() - t2) / 1000 },
+    seconds: {
+      preprocess: (t1 - t0) / 1000,
+      networks: (t2 - t1) / 1000,
+      forward: pieces.forwardSeconds,
+      gradients: pieces.gradientSeconds,
+      smooth: (performance.now() - t2) / 1000,
+    },
   };
 }
 
@@ -180,23 +278,39 @@ export async function loadVaeModel(dir: string): Promise<VaeModel> {
   return { dir, net: loadVaeNetwork(dir), calibration };
 }
 
-export function vaePredictor(model: VaeModel, methodName: string): Predictor {
+export interface VaePredictorOptions {
+  /** Worker threads for the networks; 0 = in-process. Default: one per core when ≥ 2 cores and the backend is wasm. */
+  readonly workers?: number;
+}
+
+export function vaePredictor(model: VaeModel, methodName: string, opts: VaePredictorOptions = {}): Predictor {
   const method = vaeMethod(methodName);
   const cal = model.calibration;
   const tasks: MoodTask[] = [];
   if (method.sample !== undefined) tasks.push('sample');
   if (method.pixel !== undefined) tasks.push('pixel');
   const s = (x: number) => `${x.toFixed(2)} s`;
+  let pool: InferencePool<VaeJobTask, VaeStackPieces> | null = null;
+  let workers: number | null = opts.workers ?? null;
+  const runner = async (): Promise<VaePieceRunner> => {
+    workers ??= await defaultVaeWorkers();
+    if (workers === 0) return inProcessVaeRunner(model.net);
+    pool ??= await createVaePool(model.dir, workers);
+    const active = pool;
+    return { run: (t) => active.runAll(t), chunks: workers };
+  };
+  const timing = (v: VaeVolumeScores) =>
+    `preprocess ${s(v.seconds.preprocess)}, networks ${s(v.seconds.networks)} wall (forward ${s(v.seconds.forward)}, gradients ${s(v.seconds.gradients)} summed over chunks)`;
   return {
     name: method.name,
     tasks,
     ...(method.sample !== undefined
       ? {
           async sampleScore(volume: Volume, ctx: CaseContext): Promise<number> {
-            const scores = vaeVolumeScores(model.net, volume, cal.region, cal.slices, []);
+            const scores = await vaeVolumeScores(model.net, volume, cal.region, cal.slices, [], await runner());
             const raw = rawVaeSampleScores(scores.terms)[method.sample!];
             const score = applySampleCalibration(cal.sample[method.sample!], raw);
-            ctx.log(`${method.name} sample: raw ${raw.toFixed(3)} → ${score.toFixed(4)}; preprocess ${s(scores.seconds.preprocess)}, forward ${s(scores.seconds.forward)}`);
+            ctx.log(`${method.name} sample: raw ${raw.toFixed(3)} → ${score.toFixed(4)}; ${timing(scores)}`);
             return score;
           },
         }
@@ -204,18 +318,17 @@ export function vaePredictor(model: VaeModel, methodName: string): Predictor {
     ...(method.pixel !== undefined
       ? {
           async pixelScore(volume: Volume, ctx: CaseContext): Promise<Float32Array> {
-            const scores = vaeVolumeScores(model.net, volume, cal.region, cal.slices, [method.pixel!]);
+            const scores = await vaeVolumeScores(model.net, volume, cal.region, cal.slices, [method.pixel!], await runner());
             const t0 = performance.now();
             const map = stackScoresToVolume(scores.maps[method.pixel!]!, scores.stack, volume.shape, cal.pixelScale[method.pixel!]);
-            ctx.log(
-              `${method.name} pixel: preprocess ${s(scores.seconds.preprocess)}, forward ${s(scores.seconds.forward)}, gradients ${s(scores.seconds.gradients)}, ` +
-                `smooth ${s(scores.seconds.smooth)}, resample ${s((performance.now() - t0) / 1000)}`,
-            );
+            ctx.log(`${method.name} pixel: ${timing(scores)}, smooth ${s(scores.seconds.smooth)}, resample ${s((performance.now() - t0) / 1000)}`);
             return map;
           },
         }
       : {}),
     async dispose(): Promise<void> {
+      if (pool !== null) await pool.close();
+      pool = null;
       disposeParams(model.net.params);
     },
   };

@@ -182,6 +182,80 @@ export function gaussianNllConstant(recStd: number): number {
   return Math.log(recStd) + 0.5 * Math.log(2 * Math.PI);
 }
 
+/** What the networks compute for a stack of slices; every value belongs to one slice (chunkable). */
+export interface VaeStackPieces extends SliceTerms {
+  /** Signed ∂KL/∂x, count × S × S, when asked for. */
+  readonly gradKl?: Float32Array;
+  /** Signed ∂rec/∂x, count × S × S, when asked for. */
+  readonly gradRec?: Float32Array;
+  readonly forwardSeconds: number;
+  readonly gradientSeconds: number;
+}
+
+export interface PieceRequest {
+  readonly gradKl: boolean;
+  readonly gradRec: boolean;
+}
+
+/** The network inputs the maps need: KL gradient for klgrad / combi / elbograd, rec gradient for recgrad / elbograd. */
+export function piecesFor(maps: readonly VaePixelMap[]): PieceRequest {
+  const want = new Set(maps);
+  return {
+    gradKl: want.has('klgrad') || want.has('combi') || want.has('elbograd'),
+    gradRec: want.has('recgrad') || want.has('elbograd'),
+  };
+}
+
+/** One forward pass and at most one gradient of KL and one of rec (∂ELBO = ∂KL + ∂rec). */
+export function vaeStackPieces(net: VaeNetwork, images: Float32Array, positions: Float32Array, request: PieceRequest): VaeStackPieces {
+  const t0 = performance.now();
+  const terms = vaeSliceTerms(net, images, positions);
+  const t1 = performance.now();
+  const gradKl = request.gradKl ? vaeInputGradient(net, images, positions, 'kl') : undefined;
+  const gradRec = request.gradRec ? vaeInputGradient(net, images, positions, 'rec') : undefined;
+  return {
+    ...terms,
+    ...(gradKl !== undefined ? { gradKl } : {}),
+    ...(gradRec !== undefined ? { gradRec } : {}),
+    forwardSeconds: (t1 - t0) / 1000,
+    gradientSeconds: (performance.now() - t1) / 1000,
+  };
+}
+
+/**
+ * The requested pixel maps of a whole stack (count × size × size) from its pieces. Pure; the min–max
+ * normalisation of Combi spans the whole stack, so this runs on the assembled stack, not on chunks.
+ */
+export function composeVaeMaps(
+  images: Float32Array,
+  pieces: Pick<VaeStackPieces, 'xhat' | 'gradKl' | 'gradRec'>,
+  count: number,
+  size: number,
+  recStd: number,
+  maps: readonly VaePixelMap[],
+): Partial<Record<VaePixelMap, Float32Array>> {
+  const want = new Set(maps);
+  const need = piecesFor(maps);
+  if ((need.gradKl && pieces.gradKl === undefined) || (need.gradRec && pieces.gradRec === undefined)) {
+    throw new Error(`composeVaeMaps: the pieces lack a gradient that ${maps.join(', ')} need`);
+  }
+  const smooth = (v: Float32Array) => gaussianSmoothSlices(v, count, size, size);
+  const gKl = pieces.gradKl!;
+  const gRec = pieces.gradRec!;
+  const out: Partial<Record<VaePixelMap, Float32Array>> = {};
+  if (want.has('rec')) out.rec = squaredErrorMap(images, pieces.xhat, recStd);
+  if (want.has('klgrad')) out.klgrad = smooth(absolute(gKl));
+  if (want.has('recgrad')) out.recgrad = smooth(absolute(gRec));
+  if (want.has('elbograd')) out.elbograd = smooth(gKl.map((g, i) => Math.abs(g + gRec[i]!)));
+  if (want.has('combi')) {
+    const weight = smooth(minMaxNormalise(absolute(gKl)));
+    const constant = gaussianNllConstant(recStd);
+    const nll = squaredErrorMap(images, pieces.xhat, recStd);
+    out.combi = weight.map((w, i) => w * (nll[i]! + constant));
+  }
+  return out;
+}
+
 export interface VaeStackScores {
   /** Per-slice terms (z = μ). */
   readonly terms: SliceTerms;
@@ -191,35 +265,16 @@ export interface VaeStackScores {
   readonly gradientSeconds: number;
 }
 
-/**
- * The sample terms and the requested pixel maps of a stack of normalised slices. Shared work is done
- * once: one forward pass, at most one gradient of KL and one of rec (∂ELBO = ∂KL + ∂rec).
- */
+/** Sample terms and pixel maps of a stack in this thread. */
 export function vaeStackScores(net: VaeNetwork, images: Float32Array, positions: Float32Array, maps: readonly VaePixelMap[]): VaeStackScores {
   const { size, count } = checkStack(net, images, positions);
-  const t0 = performance.now();
-  const terms = vaeSliceTerms(net, images, positions);
-  const t1 = performance.now();
-  const want = new Set(maps);
-  const needKl = want.has('klgrad') || want.has('combi') || want.has('elbograd');
-  const needRec = want.has('recgrad') || want.has('elbograd');
-  const gKl = needKl ? vaeInputGradient(net, images, positions, 'kl') : null;
-  const gRec = needRec ? vaeInputGradient(net, images, positions, 'rec') : null;
-  const t2 = performance.now();
-  const smooth = (v: Float32Array) => gaussianSmoothSlices(v, count, size, size);
-  const out: Partial<Record<VaePixelMap, Float32Array>> = {};
-  const recStd = net.cfg.recStd;
-  if (want.has('rec')) out.rec = squaredErrorMap(images, terms.xhat, recStd);
-  if (want.has('klgrad')) out.klgrad = smooth(absolute(gKl!));
-  if (want.has('recgrad')) out.recgrad = smooth(absolute(gRec!));
-  if (want.has('elbograd')) out.elbograd = smooth(gKl!.map((g, i) => Math.abs(g + gRec![i]!)));
-  if (want.has('combi')) {
-    const weight = smooth(minMaxNormalise(absolute(gKl!)));
-    const constant = gaussianNllConstant(recStd);
-    const nll = squaredErrorMap(images, terms.xhat, recStd);
-    out.combi = weight.map((w, i) => w * (nll[i]! + constant));
-  }
-  return { terms, maps: out, forwardSeconds: (t1 - t0) / 1000, gradientSeconds: (t2 - t1) / 1000 };
+  const pieces = vaeStackPieces(net, images, positions, piecesFor(maps));
+  return {
+    terms: { kl: pieces.kl, rec: pieces.rec, xhat: pieces.xhat },
+    maps: composeVaeMaps(images, pieces, count, size, net.cfg.recStd, maps),
+    forwardSeconds: pieces.forwardSeconds,
+    gradientSeconds: pieces.gradientSeconds,
+  };
 }
 
 /** Raw sample scores of a volume: mean over its slices of KL + rec, KL, rec. */

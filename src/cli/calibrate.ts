@@ -65,7 +65,8 @@ export function registerCalibrate(program: Command): void {
     .option('--region <r>', 'brain or abdom', 'brain')
     .option('--slices <sel>', 'slices per volume: every:N, count:N or all (default: the paper\'s, every 8th brain / 16th abdominal)', parseSliceSelection)
     .option('--pixel-volumes <n>', 'held-out volumes whose pixel maps fit the pixel scales', parseInteger('--pixel-volumes', 0), 2)
-    .action(async (opts: { weights: string; data: string[]; region: string; slices?: SliceSelection; pixelVolumes: number }) => {
+    .option('--workers <n>', 'worker threads for the networks (0 = in-process; default one per core)', parseInteger('--workers', 0))
+    .action(async (opts: { weights: string; data: string[]; region: string; slices?: SliceSelection; pixelVolumes: number; workers?: number }) => {
       if (opts.region !== 'brain' && opts.region !== 'abdom') throw new Error(`--region must be brain or abdom, got "${opts.region}"`);
       const t0 = performance.now();
       const files = await listNiftiFiles(opts.data);
@@ -79,6 +80,7 @@ export function registerCalibrate(program: Command): void {
         region: opts.region === 'brain' ? 'brain' : 'abdomen',
         ...(opts.slices !== undefined ? { slices: opts.slices } : {}),
         pixelVolumes: opts.pixelVolumes,
+        ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
         log,
       });
       const file = writeVaeCalibration(opts.weights, calibration);
