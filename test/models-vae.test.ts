@@ -71,9 +71,9 @@ describe('VAE parameters and config', () => {
   });
 
   it('presets: the VQ-VAE geometry with a 128-d latent and σ = 1', () => {
-    for (const preset of ['compact', 'reference'] as const) {
-      const cfg = validateVaeConfig(vaePreset(preset, 'brain'));
-      const vq = vqvaePreset(preset, 'brain');
+    for (const [preset, region] of [['compact', 'brain'], ['reference', 'brain'], ['compact', 'abdomen'], ['reference', 'abdomen']] as const) {
+      const cfg = validateVaeConfig(vaePreset(preset, region));
+      const vq = vqvaePreset(preset, region);
       expect(cfg.channels).toEqual(vq.channels);
       expect(cfg.inputSize).toBe(vq.inputSize);
       expect(cfg.latentDim).toBe(128);
