@@ -59,7 +59,7 @@ function jobs(): Job[] {
 function randomBatch(model: ModelSpec, count: number): TrainBatch {
   const rng = createRng(1);
   const positions = Float32Array.from({ length: count }, (_, i) => -0.5 + i / count);
-  if (model.kind === 'vqvae') {
+  if (model.kind === 'vqvae' || model.kind === 'vae') {
     const size = model.config.inputSize;
     return { kind: 'images', images: Float32Array.from({ length: count * size * size }, () => rng.normal()), positions, count, size };
   }
@@ -75,6 +75,7 @@ function median(xs: number[]): number {
 
 async function timeWasm(job: Job, workers: number): Promise<number> {
   const layout = paramLayout(job.model);
+  if (job.model.kind === 'vae') throw new Error('bench-train times the VQ-VAE and the prior only');
   const params = job.model.kind === 'vqvae' ? initVqvae(job.model.config, 1) : initPixelSnail(job.model.config, 1);
   const weights = flattenParams(params, layout);
   disposeParams(params);

@@ -57,4 +57,33 @@ export function registerCalibrate(program: Command): void {
       const file = writeLsrCalibration(opts.weights, calibration);
       log(`wrote ${file} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
     });
+  calibrate
+    .command('vae')
+    .description('sample-score calibrations (ELBO, KL, rec) and pixel scales of the vae-* methods → WEIGHTS/vae-calibration.json')
+    .requiredOption('--weights <dir>', 'weights folder with vae.json/.bin')
+    .requiredOption('--data <dir>', 'folder (or file) of held-out normal volumes, never used in training (repeatable)', collect, [])
+    .option('--region <r>', 'brain or abdom', 'brain')
+    .option('--slices <sel>', 'slices per volume: every:N, count:N or all (default: the paper\'s, every 8th brain / 16th abdominal)', parseSliceSelection)
+    .option('--pixel-volumes <n>', 'held-out volumes whose pixel maps fit the pixel scales', parseInteger('--pixel-volumes', 0), 2)
+    .option('--workers <n>', 'worker threads for the networks (0 = in-process; default one per core)', parseInteger('--workers', 0))
+    .action(async (opts: { weights: string; data: string[]; region: string; slices?: SliceSelection; pixelVolumes: number; workers?: number }) => {
+      if (opts.region !== 'brain' && opts.region !== 'abdom') throw new Error(`--region must be brain or abdom, got "${opts.region}"`);
+      const t0 = performance.now();
+      const files = await listNiftiFiles(opts.data);
+      if (files.length === 0) throw new Error(`no NIfTI files in ${opts.data.join(', ')}`);
+      const log = stderrLog('calibrate vae: ');
+      const { calibrateVae } = await import('../baselines/vae-calibrate.js');
+      const { writeVaeCalibration } = await import('../baselines/vae-model.js');
+      const calibration = await calibrateVae({
+        weightsDir: opts.weights,
+        files,
+        region: opts.region === 'brain' ? 'brain' : 'abdomen',
+        ...(opts.slices !== undefined ? { slices: opts.slices } : {}),
+        pixelVolumes: opts.pixelVolumes,
+        ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+        log,
+      });
+      const file = writeVaeCalibration(opts.weights, calibration);
+      log(`wrote ${file} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    });
 }

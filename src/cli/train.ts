@@ -125,4 +125,23 @@ function registerNetworkTraining(train: Command): void {
       const result = await trainPrior({ ...commonOptions(flags), preset: parsePreset(flags.preset), vqvaeDir: flags.vqvae! });
       stderrLog('train prior: ')(`${result.state.epoch} epochs done (${result.stopped}); best weights in ${flags.out}/pixelsnail.json`);
     });
+  addNetworkOptions(
+    train.command('vae').description('train the VAE baseline (VQ-VAE encoder/decoder, dense Gaussian latent) on random augmented slices'),
+    { epochs: DEFAULT_VQVAE_EPOCHS, batch: DEFAULT_VQVAE_BATCH },
+  )
+    .option('--augment <a>', 'paper or none', 'paper')
+    .option('--rec-std <s>', 'σ of the Gaussian likelihood in normalised units (default: the preset\'s, 1)', parseNumber('--rec-std', 0))
+    .option('--latent <n>', 'latent dimension (default: the preset\'s, 128)', parseInteger('--latent', 1))
+    .action(async (flags: NetworkTrainFlags & { recStd?: number; latent?: number }) => {
+      if (flags.augment !== 'paper' && flags.augment !== 'none') throw new Error('--augment must be paper or none');
+      const { trainVae } = await import('../train/vae-trainer.js');
+      const result = await trainVae({
+        ...commonOptions(flags),
+        preset: parsePreset(flags.preset),
+        augment: flags.augment,
+        ...(flags.recStd !== undefined ? { recStd: flags.recStd } : {}),
+        ...(flags.latent !== undefined ? { latentDim: flags.latent } : {}),
+      });
+      stderrLog('train vae: ')(`${result.state.epoch} epochs done (${result.stopped}); best weights in ${flags.out}/vae.json`);
+    });
 }

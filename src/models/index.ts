@@ -6,3 +6,5 @@ export * from './vqvae.js';
 export * from './pixelsnail.js';
 export * from './flops.js';
 export * from './weights.js';
+export * from './vae-config.js';
+export * from './vae.js';

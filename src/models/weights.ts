@@ -19,6 +19,8 @@ import { validatePixelSnailConfig, validateVqvaeConfig } from './config.js';
 import { describeMismatch, variableFrom, type ParamMap, type ParamSpec } from './params.js';
 import { pixelsnailParamSpecs } from './pixelsnail.js';
 import { vqvaeParamSpecs } from './vqvae.js';
+import { validateVaeConfig } from './vae-config.js';
+import { vaeParamSpecs } from './vae.js';
 
 export { packageVersion, manifestPath, binaryPath, BUNDLE_FORMAT_VERSION as WEIGHTS_FORMAT_VERSION } from '../io/tensor-bundle.js';
 export type { TensorEntry } from '../io/tensor-bundle.js';
@@ -49,6 +51,7 @@ export interface ModelKindDefinition {
 const kinds = new Map<string, ModelKindDefinition>([
   ['vqvae', { validateConfig: validateVqvaeConfig, paramSpecs: vqvaeParamSpecs as (c: never) => ParamSpec[] }],
   ['pixelsnail', { validateConfig: validatePixelSnailConfig, paramSpecs: pixelsnailParamSpecs as (c: never) => ParamSpec[] }],
+  ['vae', { validateConfig: validateVaeConfig, paramSpecs: vaeParamSpecs as (c: never) => ParamSpec[] }],
 ]);
 
 /** Lets other model families (VAE, transformer prior, …) get the same load-time validation. */

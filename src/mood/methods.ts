@@ -10,6 +10,14 @@ import { CLI_ENTRY, PACKAGE_ROOT } from '../package-root.js';
 export const METHODS: Readonly<Record<string, (weightsDir: string) => Promise<Predictor>>> = {
   zscore: async (dir) => zscorePredictor(await loadZScore(dir)),
   lsr: async (dir) => (await import('../score/lsr-model.js')).createLsrPredictor(dir),
+  // VAE baselines (Zimmerer et al. 2019): sample scores vae-elbo, vae-kl, vae-rec; pixel maps vae-rec,
+  // vae-elbograd, vae-klgrad, vae-recgrad, vae-combi (src/baselines/vae-model.ts).
+  ...Object.fromEntries(
+    ['vae-rec', 'vae-elbo', 'vae-kl', 'vae-elbograd', 'vae-klgrad', 'vae-recgrad', 'vae-combi'].map((name) => [
+      name,
+      async (dir: string) => (await import('../baselines/vae-model.js')).createVaePredictor(dir, name),
+    ]),
+  ),
 };
 
 export function methodNames(): string[] {

@@ -12,10 +12,15 @@ import type { PixelSnailConfig, VqvaeConfig } from '../models/config.js';
 import { sizeOf, type ParamMap, type ParamSpec } from '../models/params.js';
 import { initPixelSnail, pixelsnailParamSpecs, priorLoss } from '../models/pixelsnail.js';
 import { initVqvae, vqvaeEncode, vqvaeEncodeCodes, vqvaeLoss, vqvaeParamSpecs } from '../models/vqvae.js';
+import { initVae, vaeLoss, vaeParamSpecs } from '../models/vae.js';
+import type { VaeConfig } from '../models/vae-config.js';
 
-export type TrainableKind = 'vqvae' | 'pixelsnail';
+export type TrainableKind = 'vqvae' | 'pixelsnail' | 'vae';
 
-export type ModelSpec = { kind: 'vqvae'; config: VqvaeConfig } | { kind: 'pixelsnail'; config: PixelSnailConfig };
+export type ModelSpec =
+  | { kind: 'vqvae'; config: VqvaeConfig }
+  | { kind: 'pixelsnail'; config: PixelSnailConfig }
+  | { kind: 'vae'; config: VaeConfig };
 
 /** Slices for the VQ-VAE: count × size × size, W fastest. */
 export interface ImageBatch {
@@ -41,7 +46,7 @@ export type TrainBatch = ImageBatch | CodeBatch;
 /** Metric means of one batch (mean over its elements) and how many samples they cover. */
 export interface BatchStats {
   count: number;
-  /** vqvae: loss, rec, codebook, commit; pixelsnail: loss (= NLL in nats per code). */
+  /** vqvae: loss, rec, codebook, commit; pixelsnail: loss (= NLL in nats per code); vae: loss (−ELBO per pixel), rec (L1), kl, recNll (nats per slice). */
   means: Record<string, number>;
   /** vqvae: how many latent positions chose each code. */
   codeCounts?: Int32Array;
@@ -81,6 +86,7 @@ export interface ParamLayout {
 }
 
 export function paramSpecsOf(model: ModelSpec): ParamSpec[] {
+  if (model.kind === 'vae') return vaeParamSpecs(model.config);
   return model.kind === 'vqvae' ? vqvaeParamSpecs(model.config) : pixelsnailParamSpecs(model.config);
 }
 
@@ -115,7 +121,8 @@ export class ModelRunner {
 
   constructor(readonly model: ModelSpec) {
     this.layout = paramLayout(model);
-    this.params = model.kind === 'vqvae' ? initVqvae(model.config, 0) : initPixelSnail(model.config, 0);
+    this.params =
+      model.kind === 'vae' ? initVae(model.config, 0) : model.kind === 'vqvae' ? initVqvae(model.config, 0) : initPixelSnail(model.config, 0);
   }
 
   /** Copies `weights` into the variables (skipped when this version is already loaded). */
@@ -167,6 +174,13 @@ export class ModelRunner {
       kept.push(tf.keep(out.rec), tf.keep(out.codebook), tf.keep(out.commit), tf.keep(out.indices));
       return out.loss;
     }
+    if (this.model.kind === 'vae') {
+      if (batch.kind !== 'images') throw new Error('the VAE trains on image batches');
+      const { x, pos } = this.imageTensors(batch);
+      const out = vaeLoss(this.params, this.model.config, x, pos, { training, seed });
+      kept.push(tf.keep(out.l1), tf.keep(out.kl), tf.keep(out.recNll));
+      return out.loss;
+    }
     if (batch.kind !== 'codes') throw new Error('the prior trains on code batches');
     const codes = tf.tensor3d(batch.codes, [batch.count, batch.height, batch.width], 'int32');
     return priorLoss(this.params, this.model.config, codes, tf.tensor1d(batch.positions), { training, seed });
@@ -174,6 +188,10 @@ export class ModelRunner {
 
   private statsOf(batch: TrainBatch, loss: tf.Scalar, kept: tf.Tensor[]): BatchStats {
     const means: Record<string, number> = { loss: loss.dataSync()[0]! };
+    if (this.model.kind === 'vae') {
+      const [l1, kl, recNll] = kept;
+      return { count: batch.count, means: { ...means, rec: l1!.dataSync()[0]!, kl: kl!.dataSync()[0]!, recNll: recNll!.dataSync()[0]! } };
+    }
     if (this.model.kind !== 'vqvae') return { count: batch.count, means };
     const [rec, codebook, commit, indices] = kept;
     means.rec = rec!.dataSync()[0]!;

@@ -135,6 +135,7 @@ export function describeEpoch(r: EpochRecord, epochs: number): string {
   if (r.train.rec !== undefined) parts.push(`rec ${fmt(r.train.rec)}`);
   if (r.holdout.loss !== undefined) parts.push(`held-out loss ${fmt(r.holdout.loss)}`);
   if (r.holdout.rec !== undefined) parts.push(`held-out rec ${fmt(r.holdout.rec)}`);
+  if (r.holdout.kl !== undefined) parts.push(`held-out KL ${fmt(r.holdout.kl)}`);
   if (r.codesUsed !== undefined) parts.push(`codes used ${r.codesUsed}`, `perplexity ${r.perplexity!.toFixed(1)}`);
   if (r.reseeded !== undefined) parts.push(`re-seeded ${r.reseeded}`);
   parts.push(`${r.seconds.toFixed(1)} s`);
