@@ -19,6 +19,7 @@ import { validatePixelSnailConfig, validateVqvaeConfig } from './config.js';
 import { describeMismatch, variableFrom, type ParamMap, type ParamSpec } from './params.js';
 import { pixelsnailParamSpecs } from './pixelsnail.js';
 import { vqvaeParamSpecs } from './vqvae.js';
+import { transformerParamSpecs, validateTransformerConfig } from './transformer.js';
 
 export { packageVersion, manifestPath, binaryPath, BUNDLE_FORMAT_VERSION as WEIGHTS_FORMAT_VERSION } from '../io/tensor-bundle.js';
 export type { TensorEntry } from '../io/tensor-bundle.js';
@@ -49,6 +50,7 @@ export interface ModelKindDefinition {
 const kinds = new Map<string, ModelKindDefinition>([
   ['vqvae', { validateConfig: validateVqvaeConfig, paramSpecs: vqvaeParamSpecs as (c: never) => ParamSpec[] }],
   ['pixelsnail', { validateConfig: validatePixelSnailConfig, paramSpecs: pixelsnailParamSpecs as (c: never) => ParamSpec[] }],
+  ['transformer', { validateConfig: validateTransformerConfig, paramSpecs: transformerParamSpecs as (c: never) => ParamSpec[] }],
 ]);
 
 /** Lets other model families (VAE, transformer prior, …) get the same load-time validation. */
