@@ -10,6 +10,7 @@ import { CLI_ENTRY, PACKAGE_ROOT } from '../package-root.js';
 export const METHODS: Readonly<Record<string, (weightsDir: string) => Promise<Predictor>>> = {
   zscore: async (dir) => zscorePredictor(await loadZScore(dir)),
   lsr: async (dir) => (await import('../score/lsr-model.js')).createLsrPredictor(dir),
+  lsgs: async (dir) => (await import('../score/lsgs-model.js')).createLsgsPredictor(dir),
 };
 
 export function methodNames(): string[] {
