@@ -5,6 +5,7 @@ import { createRng } from '../src/engine/random.js';
 import { disposeParams } from '../src/models/params.js';
 import {
   initTransformer,
+  matMulExplicitGrad,
   transformerLogits,
   transformerPreset,
   transformerRepairLoss,
@@ -90,10 +91,27 @@ describe('transformer prior', () => {
     disposeParams(params);
   });
 
+  it('the explicit-transpose matMul gradient equals the stock one (2-D and batched)', () => {
+    for (const [sa, sb] of [[[5, 3], [3, 4]], [[2, 5, 3], [2, 3, 4]]] as const) {
+      const a = tf.randomNormal([...sa], 0, 1, 'float32', 1);
+      const b = tf.randomNormal([...sb], 0, 1, 'float32', 2);
+      const r = tf.randomNormal([...sa.slice(0, -1), 4], 0, 1, 'float32', 3);
+      const ours = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(matMulExplicitGrad(x, y), r)))([a, b]);
+      const stock = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x as tf.Tensor3D, y as tf.Tensor3D), r)))([a, b]);
+      for (let i = 0; i < 2; i++) {
+        const d = ours[i]!.dataSync();
+        const e = stock[i]!.dataSync();
+        expect(d.length).toBe(e.length);
+        d.forEach((v, j) => expect(v).toBeCloseTo(e[j]!, 4));
+      }
+      tf.dispose([a, b, r, ...ours, ...stock]);
+    }
+  });
+
   it('validates configs, and saves/loads through the weights format', () => {
     expect(() => validateTransformerConfig({ ...TINY, dim: 10, heads: 4 })).toThrow(/not divisible by heads/);
     expect(() => validateTransformerConfig({ ...TINY, causal: 'yes' })).toThrow(/causal/);
-    expect(transformerPreset('compact', 'brain')).toMatchObject({ height: 16, width: 16, heads: 4, causal: false });
+    expect(transformerPreset('compact', 'brain')).toMatchObject({ height: 16, width: 16, dim: 64, heads: 4, causal: false });
     const dir = mkdtempSync(join(tmpdir(), 'moodlsr-transformer-'));
     try {
       const params = initTransformer(TINY, 1);

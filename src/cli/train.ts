@@ -5,7 +5,7 @@ import { collect, parseInteger, parseNumber, stderrLog } from './common.js';
 import type { PresetName } from '../models/config.js';
 import type { Region } from '../volume/normalise.js';
 import type { CommonTrainOptions } from '../train/common.js';
-import { DEFAULT_PRIOR_BATCH, DEFAULT_PRIOR_EPOCHS, DEFAULT_VQVAE_BATCH, DEFAULT_VQVAE_EPOCHS } from '../train/defaults.js';
+import { DEFAULT_PRIOR_BATCH, DEFAULT_PRIOR_EPOCHS, DEFAULT_TRANSFORMER_BATCH, DEFAULT_VQVAE_BATCH, DEFAULT_VQVAE_EPOCHS } from '../train/defaults.js';
 
 /** `moodlsr train <model>`: one subcommand per trainable model. */
 export function registerTrain(program: Command): void {
@@ -163,7 +163,7 @@ function registerLsgsTraining(train: Command): void {
     });
   addNetworkOptions(
     train.command('transformer').description('LSGS: train the transformer prior to repair tampered code maps of a frozen VQ-VAE'),
-    { epochs: DEFAULT_PRIOR_EPOCHS, batch: DEFAULT_PRIOR_BATCH },
+    { epochs: DEFAULT_PRIOR_EPOCHS, batch: DEFAULT_TRANSFORMER_BATCH },
   )
     .requiredOption('--vqvae <dir>', 'folder holding vqvae.json/.bin (frozen)')
     .option('--causal', 'ablation: causal mask and next-code prediction (default tamper fraction 0)')

@@ -63,12 +63,13 @@ export function validateTransformerConfig(raw: unknown): TransformerConfig {
 }
 
 /**
- * compact: CPU-sized (4 layers × 96 wide, 4 heads, MLP 2×; ≈ 0.3 GFLOP per 16×16 map);
+ * compact: CPU-sized (3 layers × 64 wide, 4 heads, MLP 2×; 0.105 GFLOP per 16×16 map, a training
+ * step of 8 maps ≈ 1.5–3 s on one wasm thread, attention products dominating);
  * reference: a GPU-sized prior (8 layers × 256, 8 heads, MLP 4×). Grid and K come from the VQ-VAE.
  */
 export function transformerPreset(preset: PresetName, region: Region, causal = false): TransformerConfig {
   const grid = preset === 'reference' ? (region === 'brain' ? 20 : 10) : region === 'brain' ? 16 : 10;
-  const sizes = preset === 'reference' ? { dim: 256, layers: 8, heads: 8, mlpDim: 1024 } : { dim: 96, layers: 4, heads: 4, mlpDim: 192 };
+  const sizes = preset === 'reference' ? { dim: 256, layers: 8, heads: 8, mlpDim: 1024 } : { dim: 64, layers: 3, heads: 4, mlpDim: 128 };
   return { codebookSize: 128, height: grid, width: grid, ...sizes, dropout: 0.1, condChannels: 1, causal };
 }
 
@@ -117,7 +118,7 @@ export function initTransformer(cfg: TransformerConfig, seed: number | string): 
 }
 
 function linear(params: ParamMap, prefix: string, x: tf.Tensor2D): tf.Tensor2D {
-  return tf.add(tf.matMul(x, param(params, `${prefix}.w`) as unknown as tf.Tensor2D), param(params, `${prefix}.b`));
+  return tf.add(matMulExplicitGrad(x, param(params, `${prefix}.w`)), param(params, `${prefix}.b`)) as tf.Tensor2D;
 }
 
 function layerNorm(params: ParamMap, prefix: string, x: tf.Tensor2D, eps = 1e-5): tf.Tensor2D {
@@ -128,25 +129,46 @@ function layerNorm(params: ParamMap, prefix: string, x: tf.Tensor2D, eps = 1e-5)
 
 /** GELU, tanh approximation. */
 function gelu(x: tf.Tensor2D): tf.Tensor2D {
-  const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI));
+  const inner = tf.mul(tf.add(x, tf.mul(tf.mul(tf.square(x), x), 0.044715)), Math.sqrt(2 / Math.PI));
   return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(inner)));
 }
 
-/** Additive attention mask [1, 1, N, N]: −1e9 where key j > query i. */
-function causalMask(n: number): tf.Tensor4D {
+/** Additive attention mask [1, N, N]: −1e9 where key j > query i. */
+function causalMask(n: number): tf.Tensor3D {
   const data = new Float32Array(n * n);
   for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) data[i * n + j] = -1e9;
-  return tf.tensor4d(data, [1, 1, n, n]);
+  return tf.tensor3d(data, [1, n, n]);
 }
+
+/** Swaps the last two axes. */
+function swapLast(x: tf.Tensor): tf.Tensor {
+  return x.rank === 2 ? tf.transpose(x) : tf.transpose(x, [0, 2, 1]);
+}
+
+/**
+ * a·b for rank-2 or rank-3 (batched) tensors, with a gradient that uses explicit transposes instead
+ * of matMul's transpose flags: tfjs-backend-wasm 4.22 runs a flagged matMul about 10× slower than a
+ * transpose + plain matMul (measured 61 vs 7 ms for the weight gradient of a 2048×64 · 64×192
+ * product), and the stock matMul gradient uses the flags. Same values. (Batched products stay one
+ * call: splitting them into 2-D products made the kernels faster but a training step slower, from
+ * the per-op overhead.)
+ */
+export const matMulExplicitGrad = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([a, b]);
+  return {
+    value: tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.matMul(dy as tf.Tensor3D, swapLast(saved[1]!) as tf.Tensor3D), tf.matMul(swapLast(saved[0]!) as tf.Tensor3D, dy as tf.Tensor3D)],
+  };
+}) as never) as unknown as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
 
 function attention(params: ParamMap, prefix: string, x: tf.Tensor2D, b: number, n: number, cfg: TransformerConfig): tf.Tensor2D {
   const h = cfg.heads;
   const dh = cfg.dim / h;
   const qkv = linear(params, `${prefix}.qkv`, x);
-  const [q, k, v] = tf.split(qkv, 3, 1).map((t) => tf.transpose(tf.reshape(t, [b, n, h, dh]), [0, 2, 1, 3])) as tf.Tensor4D[];
-  let scores = tf.mul(tf.matMul(q!, k!, false, true), 1 / Math.sqrt(dh));
+  const [q, k, v] = tf.split(qkv, 3, 1).map((t) => tf.reshape(tf.transpose(tf.reshape(t, [b, n, h, dh]), [0, 2, 1, 3]), [b * h, n, dh])) as tf.Tensor3D[];
+  let scores = tf.mul(matMulExplicitGrad(q!, swapLast(k!)), 1 / Math.sqrt(dh)) as tf.Tensor3D;
   if (cfg.causal) scores = tf.add(scores, causalMask(n));
-  const mixed = tf.matMul(tf.softmax(scores), v!);
+  const mixed = tf.reshape(matMulExplicitGrad(tf.softmax(scores), v!), [b, h, n, dh]);
   return linear(params, `${prefix}.out`, tf.reshape(tf.transpose(mixed, [0, 2, 1, 3]), [b * n, cfg.dim]));
 }
 

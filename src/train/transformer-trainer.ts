@@ -16,7 +16,7 @@ import { loadModel } from '../models/weights.js';
 import { vqvaeLatentSize, type PresetName, type VqvaeConfig } from '../models/config.js';
 import { initTransformer, transformerPreset, type TransformerConfig } from '../models/transformer.js';
 import { fingerprint, prepareData, type CommonTrainOptions } from './common.js';
-import { DEFAULT_PRIOR_BATCH, DEFAULT_PRIOR_EPOCHS } from './defaults.js';
+import { DEFAULT_PRIOR_EPOCHS, DEFAULT_TRANSFORMER_BATCH } from './defaults.js';
 import { createTrainingEngine } from './engine.js';
 import { DEFAULT_ADAM, runTrainingLoop } from './loop.js';
 import { flattenParams, paramLayout, type CodeBatch } from './loop-worker.js';
@@ -66,7 +66,7 @@ export async function trainTransformer(opts: TransformerTrainOptions): Promise<T
   const fraction = opts.tamperFraction ?? (causal ? 0 : DEFAULT_TAMPER_FRACTION);
   const beta = opts.beta ?? DEFAULT_REPAIR_BETA;
   const seed = opts.seed ?? 0;
-  const batch = opts.batch ?? DEFAULT_PRIOR_BATCH;
+  const batch = opts.batch ?? DEFAULT_TRANSFORMER_BATCH;
   mkdirSync(opts.outDir, { recursive: true });
 
   const cache = await frozenVqvaeCodes(opts, data, vqModel, vqWeights);
