@@ -139,7 +139,9 @@ describe('aggregated codebook', () => {
       epochs: 2,
       seed: 1,
       lr: 1e-3,
-      workers: 0,
+      // Worker threads: the encoder vectors are computed twice from the same batches (a transferred
+      // batch once left the second pass hanging).
+      workers: 2,
       backend: 'wasm',
       log: c.log,
       sink: c.sink,

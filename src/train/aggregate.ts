@@ -89,7 +89,8 @@ function allSliceBatches(data: PreparedData, batch: number): ImageBatch[] {
 }
 
 async function encoderVectors(engine: TrainingEngine, weights: Float32Array, version: number, batches: readonly ImageBatch[]): Promise<Float32Array> {
-  const parts = await Promise.all(batches.map((b) => engine.latents(weights, version, b)));
+  // Copies: the worker pool transfers (detaches) the typed arrays of a task, and the batches are used twice.
+  const parts = await Promise.all(batches.map((b) => engine.latents(weights, version, { ...b, images: b.images.slice(), positions: b.positions.slice() })));
   const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
   let at = 0;
   for (const p of parts) {
