@@ -8,7 +8,8 @@ import { createRng } from '../src/engine/random.js';
 import { readNifti, writeNifti } from '../src/io/nifti.js';
 import { initTransformer, saveModel, type TransformerConfig } from '../src/models/index.js';
 import { disposeParams, type ParamMap } from '../src/models/params.js';
-import { METHODS } from '../src/mood/methods.js';
+import { cliEntryPath, METHODS } from '../src/mood/methods.js';
+import { execFileSync } from 'node:child_process';
 import { runPrediction } from '../src/mood/run.js';
 import { calibrateLsgs, writeLsgsCalibration } from '../src/score/calibrate-lsgs.js';
 import { loadLsgsModel, lsgsPredictor, readLsgsCalibration } from '../src/score/lsgs-model.js';
@@ -161,6 +162,19 @@ describe('lsgs predictor through the MOOD contract', () => {
       }
     } finally {
       await predictor.dispose?.();
+    }
+  });
+
+  it('the predict command (compiled CLI, child process) writes pixel maps on the input grid, same bytes as in-process', async () => {
+    const eager = join(root, 'weights-eager');
+    const out = join(root, 'out-cli');
+    execFileSync(process.execPath, [cliEntryPath(), 'predict', '--task', 'pixel', '--region', 'brain', '-i', cases, '-o', out, '--method', 'lsgs', '--weights', eager, '--seed', '3'], { stdio: 'pipe' });
+    for (const name of ['a.nii.gz', 'b.nii.gz']) {
+      const input = await readNifti(join(cases, name));
+      const pred = await readNifti(join(out, name));
+      expect(pred.volume.shape).toEqual(input.volume.shape);
+      expect(pred.volume.affine).toEqual(input.volume.affine);
+      expect(readFileSync(join(out, name))).toEqual(readFileSync(join(root, 'out-pixel', name)));
     }
   });
 
