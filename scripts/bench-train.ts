@@ -15,12 +15,10 @@ import os from 'node:os';
 import { initEngine } from '../src/engine/backend.js';
 import { createRng } from '../src/engine/random.js';
 import { pixelsnailPreset, vqvaePreset, type PixelSnailConfig, type VqvaeConfig } from '../src/models/config.js';
-import { initPixelSnail } from '../src/models/pixelsnail.js';
-import { initVqvae } from '../src/models/vqvae.js';
 import { disposeParams } from '../src/models/params.js';
 import { createTrainingEngine } from '../src/train/engine.js';
 import { adamStep, clipValues, DEFAULT_ADAM } from '../src/train/loop.js';
-import { flattenParams, paramLayout, type ModelSpec, type TrainBatch } from '../src/train/loop-worker.js';
+import { flattenParams, initModel, paramLayout, type ModelSpec, type TrainBatch } from '../src/train/loop-worker.js';
 
 interface Job {
   name: string;
@@ -75,8 +73,7 @@ function median(xs: number[]): number {
 
 async function timeWasm(job: Job, workers: number): Promise<number> {
   const layout = paramLayout(job.model);
-  if (job.model.kind === 'vae') throw new Error('bench-train times the VQ-VAE and the prior only');
-  const params = job.model.kind === 'vqvae' ? initVqvae(job.model.config, 1) : initPixelSnail(job.model.config, 1);
+  const params = initModel(job.model, 1);
   const weights = flattenParams(params, layout);
   disposeParams(params);
   const m = new Float32Array(layout.total);

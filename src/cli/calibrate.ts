@@ -86,4 +86,49 @@ export function registerCalibrate(program: Command): void {
       const file = writeVaeCalibration(opts.weights, calibration);
       log(`wrote ${file} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
     });
+  registerCalibrateLsgs(calibrate);
+}
+
+interface CalibrateLsgsCliOptions extends CalibrateLsrCliOptions {
+  rounds: number;
+  foregroundMask: boolean;
+}
+
+function registerCalibrateLsgs(calibrate: Command): void {
+  calibrate
+    .command('lsgs')
+    .description('LSGS: λs, λ (98th / 90th percentile of transformer code NLL), sample-score calibration and pixel scale → WEIGHTS/lsgs-calibration.json')
+    .requiredOption('--weights <dir>', 'weights folder with vqvae.json/.bin and transformer.json/.bin')
+    .requiredOption('--data <dir>', 'folder (or file) of held-out normal volumes, never used in training (repeatable)', collect, [])
+    .option('--region <r>', 'brain or abdom', 'brain')
+    .option('--slices <sel>', 'slices per volume: every:N, count:N or all (default: every 8th brain / 16th abdominal)', parseSliceSelection)
+    .option('--copies <n>', 'restorations per slice', parseInteger('--copies', 1), 15)
+    .option('--rounds <n>', 'parallel resampling rounds', parseInteger('--rounds', 0), 3)
+    .option('--no-foreground-mask', 'do not zero the pixel score outside the input foreground')
+    .option('--pixel-volumes <n>', 'held-out volumes restored to fit the pixel scale', parseInteger('--pixel-volumes', 0), 2)
+    .option('--seed <s>', 'seed of the restorations', parseInteger('--seed'), 0)
+    .option('--workers <n>', 'worker threads for the restorations (0 = in-process; default one per core)', parseInteger('--workers', 0))
+    .action(async (opts: CalibrateLsgsCliOptions) => {
+      if (opts.region !== 'brain' && opts.region !== 'abdom') throw new Error(`--region must be brain or abdom, got "${opts.region}"`);
+      const t0 = performance.now();
+      const files = await listNiftiFiles(opts.data);
+      if (files.length === 0) throw new Error(`no NIfTI files in ${opts.data.join(', ')}`);
+      const log = stderrLog('calibrate lsgs: ');
+      const { calibrateLsgs, writeLsgsCalibration } = await import('../score/calibrate-lsgs.js');
+      const calibration = await calibrateLsgs({
+        weightsDir: opts.weights,
+        files,
+        region: opts.region === 'brain' ? 'brain' : 'abdomen',
+        slices: opts.slices,
+        copies: opts.copies,
+        rounds: opts.rounds,
+        foregroundMask: opts.foregroundMask,
+        pixelVolumes: opts.pixelVolumes,
+        seed: opts.seed,
+        workers: opts.workers,
+        log,
+      });
+      const file = writeLsgsCalibration(opts.weights, calibration);
+      log(`wrote ${file} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    });
 }

@@ -5,7 +5,7 @@ import { collect, parseInteger, parseNumber, stderrLog } from './common.js';
 import type { PresetName } from '../models/config.js';
 import type { Region } from '../volume/normalise.js';
 import type { CommonTrainOptions } from '../train/common.js';
-import { DEFAULT_PRIOR_BATCH, DEFAULT_PRIOR_EPOCHS, DEFAULT_VQVAE_BATCH, DEFAULT_VQVAE_EPOCHS } from '../train/defaults.js';
+import { DEFAULT_PRIOR_BATCH, DEFAULT_PRIOR_EPOCHS, DEFAULT_TRANSFORMER_BATCH, DEFAULT_VQVAE_BATCH, DEFAULT_VQVAE_EPOCHS } from '../train/defaults.js';
 
 /** `moodlsr train <model>`: one subcommand per trainable model. */
 export function registerTrain(program: Command): void {
@@ -52,6 +52,12 @@ interface NetworkTrainFlags {
   backend: string;
   augment: string;
   vqvae?: string;
+  causal?: boolean;
+  tamperFraction?: number;
+  beta?: number;
+  codebookSize?: number;
+  kmeansIterations?: number;
+  kmeansVectors?: number;
 }
 
 function parseRegion(value: string): Region {
@@ -143,5 +149,55 @@ function registerNetworkTraining(train: Command): void {
         ...(flags.latent !== undefined ? { latentDim: flags.latent } : {}),
       });
       stderrLog('train vae: ')(`${result.state.epoch} epochs done (${result.stopped}); best weights in ${flags.out}/vae.json`);
+    });
+  registerLsgsTraining(train);
+}
+
+/** LSGS: the aggregated codebook (k-means + fine-tune) and the transformer prior. */
+function registerLsgsTraining(train: Command): void {
+  addNetworkOptions(
+    train
+      .command('aggregate')
+      .description('LSGS aggregated codebook: k-means over the VQ-VAE encoder outputs of the training slices → new codebook → fine-tune the VQ-VAE'),
+    { epochs: DEFAULT_VQVAE_EPOCHS, batch: DEFAULT_VQVAE_BATCH },
+  )
+    .requiredOption('--vqvae <dir>', 'folder holding the trained vqvae.json/.bin to start from')
+    .option('--codebook-size <k>', 'codes of the aggregated codebook (default: the VQ-VAE\'s)', parseInteger('--codebook-size', 2))
+    .option('--kmeans-iterations <n>', 'most Lloyd iterations', parseInteger('--kmeans-iterations', 1), 25)
+    .option('--kmeans-vectors <n>', 'most encoder vectors clustered (a seeded subset when there are more)', parseInteger('--kmeans-vectors', 1), 131072)
+    .option('--augment <a>', 'augmentation while fine-tuning: paper or none', 'paper')
+    .action(async (flags: NetworkTrainFlags) => {
+      if (flags.augment !== 'paper' && flags.augment !== 'none') throw new Error('--augment must be paper or none');
+      const { aggregateCodebook } = await import('../train/aggregate.js');
+      const result = await aggregateCodebook({
+        ...commonOptions(flags),
+        preset: parsePreset(flags.preset),
+        augment: flags.augment,
+        vqvaeDir: flags.vqvae!,
+        ...(flags.codebookSize !== undefined ? { codebookSize: flags.codebookSize } : {}),
+        kmeansIterations: flags.kmeansIterations!,
+        kmeansVectors: flags.kmeansVectors!,
+      });
+      stderrLog('train aggregate: ')(`${result.fineTune.state.epoch} fine-tune epochs done (${result.fineTune.stopped}); weights in ${flags.out}/vqvae.json, report in ${flags.out}/aggregate.json`);
+    });
+  addNetworkOptions(
+    train.command('transformer').description('LSGS: train the transformer prior to repair tampered code maps of a frozen VQ-VAE'),
+    { epochs: DEFAULT_PRIOR_EPOCHS, batch: DEFAULT_TRANSFORMER_BATCH },
+  )
+    .requiredOption('--vqvae <dir>', 'folder holding vqvae.json/.bin (frozen)')
+    .option('--causal', 'ablation: causal mask and next-code prediction (default tamper fraction 0)')
+    .option('--tamper-fraction <f>', 'fraction of each code map replaced by random codes (default 0.1; causal: 0)', parseNumber('--tamper-fraction', 0, 1))
+    .option('--beta <b>', 'β of (1−β)·CE(tampered) + β·CE(untampered)', parseNumber('--beta', 0, 1), 0.01)
+    .action(async (flags: NetworkTrainFlags) => {
+      const { trainTransformer } = await import('../train/transformer-trainer.js');
+      const result = await trainTransformer({
+        ...commonOptions(flags),
+        preset: parsePreset(flags.preset),
+        vqvaeDir: flags.vqvae!,
+        causal: flags.causal === true,
+        ...(flags.tamperFraction !== undefined ? { tamperFraction: flags.tamperFraction } : {}),
+        beta: flags.beta!,
+      });
+      stderrLog('train transformer: ')(`${result.state.epoch} epochs done (${result.stopped}); best weights in ${flags.out}/transformer.json`);
     });
 }

@@ -4,6 +4,7 @@ export * from './params.js';
 export type { ForwardOptions } from './blocks.js';
 export * from './vqvae.js';
 export * from './pixelsnail.js';
+export * from './transformer.js';
 export * from './flops.js';
 export * from './weights.js';
 export * from './vae-config.js';

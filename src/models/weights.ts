@@ -21,6 +21,7 @@ import { pixelsnailParamSpecs } from './pixelsnail.js';
 import { vqvaeParamSpecs } from './vqvae.js';
 import { validateVaeConfig } from './vae-config.js';
 import { vaeParamSpecs } from './vae.js';
+import { transformerParamSpecs, validateTransformerConfig } from './transformer.js';
 
 export { packageVersion, manifestPath, binaryPath, BUNDLE_FORMAT_VERSION as WEIGHTS_FORMAT_VERSION } from '../io/tensor-bundle.js';
 export type { TensorEntry } from '../io/tensor-bundle.js';
@@ -52,6 +53,7 @@ const kinds = new Map<string, ModelKindDefinition>([
   ['vqvae', { validateConfig: validateVqvaeConfig, paramSpecs: vqvaeParamSpecs as (c: never) => ParamSpec[] }],
   ['pixelsnail', { validateConfig: validatePixelSnailConfig, paramSpecs: pixelsnailParamSpecs as (c: never) => ParamSpec[] }],
   ['vae', { validateConfig: validateVaeConfig, paramSpecs: vaeParamSpecs as (c: never) => ParamSpec[] }],
+  ['transformer', { validateConfig: validateTransformerConfig, paramSpecs: transformerParamSpecs as (c: never) => ParamSpec[] }],
 ]);
 
 /** Lets other model families (VAE, transformer prior, …) get the same load-time validation. */

@@ -18,6 +18,7 @@ export const METHODS: Readonly<Record<string, (weightsDir: string) => Promise<Pr
       async (dir: string) => (await import('../baselines/vae-model.js')).createVaePredictor(dir, name),
     ]),
   ),
+  lsgs: async (dir) => (await import('../score/lsgs-model.js')).createLsgsPredictor(dir),
 };
 
 export function methodNames(): string[] {

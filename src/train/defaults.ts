@@ -3,3 +3,4 @@ export const DEFAULT_VQVAE_BATCH = 8;
 export const DEFAULT_VQVAE_EPOCHS = 20;
 export const DEFAULT_PRIOR_BATCH = 32;
 export const DEFAULT_PRIOR_EPOCHS = 30;
+export const DEFAULT_TRANSFORMER_BATCH = 16;

@@ -65,7 +65,16 @@ function sliceBatch<B extends TrainBatch>(batch: B, start: number, end: number):
     return { ...batch, images: batch.images.slice(start * plane, end * plane), positions, count: end - start };
   }
   const plane = batch.height * batch.width;
-  return { ...batch, codes: batch.codes.slice(start * plane, end * plane), positions, count: end - start };
+  const part = (a: Int32Array | Float32Array | Uint8Array | undefined) => a?.slice(start * plane, end * plane);
+  return {
+    ...batch,
+    codes: batch.codes.slice(start * plane, end * plane),
+    positions,
+    count: end - start,
+    ...(batch.targets ? { targets: part(batch.targets) } : {}),
+    ...(batch.lossWeights ? { lossWeights: part(batch.lossWeights) } : {}),
+    ...(batch.tampered ? { tampered: part(batch.tampered) } : {}),
+  };
 }
 
 /** Weighted means of several batches' statistics; code counts are summed. */

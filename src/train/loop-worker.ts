@@ -14,13 +14,15 @@ import { initPixelSnail, pixelsnailParamSpecs, priorLoss } from '../models/pixel
 import { initVqvae, vqvaeEncode, vqvaeEncodeCodes, vqvaeLoss, vqvaeParamSpecs } from '../models/vqvae.js';
 import { initVae, vaeLoss, vaeParamSpecs } from '../models/vae.js';
 import type { VaeConfig } from '../models/vae-config.js';
+import { initTransformer, transformerParamSpecs, transformerRepairLoss, type TransformerConfig } from '../models/transformer.js';
 
-export type TrainableKind = 'vqvae' | 'pixelsnail' | 'vae';
+export type TrainableKind = 'vqvae' | 'pixelsnail' | 'vae' | 'transformer';
 
 export type ModelSpec =
   | { kind: 'vqvae'; config: VqvaeConfig }
   | { kind: 'pixelsnail'; config: PixelSnailConfig }
-  | { kind: 'vae'; config: VaeConfig };
+  | { kind: 'vae'; config: VaeConfig }
+  | { kind: 'transformer'; config: TransformerConfig };
 
 /** Slices for the VQ-VAE: count × size × size, W fastest. */
 export interface ImageBatch {
@@ -39,6 +41,12 @@ export interface CodeBatch {
   count: number;
   height: number;
   width: number;
+  /** Transformer repair training (src/train/tamper.ts): `codes` is the tampered input, these the originals. */
+  targets?: Int32Array;
+  /** Per-position loss weights, each map's summing to 1. */
+  lossWeights?: Float32Array;
+  /** 1 where the input code was tampered. */
+  tampered?: Uint8Array;
 }
 
 export type TrainBatch = ImageBatch | CodeBatch;
@@ -87,7 +95,15 @@ export interface ParamLayout {
 
 export function paramSpecsOf(model: ModelSpec): ParamSpec[] {
   if (model.kind === 'vae') return vaeParamSpecs(model.config);
+  if (model.kind === 'transformer') return transformerParamSpecs(model.config);
   return model.kind === 'vqvae' ? vqvaeParamSpecs(model.config) : pixelsnailParamSpecs(model.config);
+}
+
+/** Fresh parameters of any trainable model. */
+export function initModel(model: ModelSpec, seed: number | string): ParamMap {
+  if (model.kind === 'vqvae') return initVqvae(model.config, seed);
+  if (model.kind === 'vae') return initVae(model.config, seed);
+  return model.kind === 'transformer' ? initTransformer(model.config, seed) : initPixelSnail(model.config, seed);
 }
 
 /** Sorted-name flat layout of a model's parameters. */
@@ -121,8 +137,7 @@ export class ModelRunner {
 
   constructor(readonly model: ModelSpec) {
     this.layout = paramLayout(model);
-    this.params =
-      model.kind === 'vae' ? initVae(model.config, 0) : model.kind === 'vqvae' ? initVqvae(model.config, 0) : initPixelSnail(model.config, 0);
+    this.params = initModel(model, 0);
   }
 
   /** Copies `weights` into the variables (skipped when this version is already loaded). */
@@ -182,6 +197,22 @@ export class ModelRunner {
       return out.loss;
     }
     if (batch.kind !== 'codes') throw new Error('the prior trains on code batches');
+    if (this.model.kind === 'transformer') {
+      const shape: [number, number, number] = [batch.count, batch.height, batch.width];
+      const cells = batch.height * batch.width;
+      const out = transformerRepairLoss(
+        this.params,
+        this.model.config,
+        tf.tensor3d(batch.codes, shape, 'int32'),
+        tf.tensor3d(batch.targets ?? batch.codes, shape, 'int32'),
+        tf.tensor3d(batch.lossWeights ?? new Float32Array(batch.codes.length).fill(1 / cells), shape),
+        tf.tensor3d(batch.tampered ? Float32Array.from(batch.tampered) : new Float32Array(batch.codes.length), shape),
+        tf.tensor1d(batch.positions),
+        { training, seed },
+      );
+      kept.push(tf.keep(out.ceTampered), tf.keep(out.ceUntampered));
+      return out.loss;
+    }
     const codes = tf.tensor3d(batch.codes, [batch.count, batch.height, batch.width], 'int32');
     return priorLoss(this.params, this.model.config, codes, tf.tensor1d(batch.positions), { training, seed });
   }
@@ -191,6 +222,12 @@ export class ModelRunner {
     if (this.model.kind === 'vae') {
       const [l1, kl, recNll] = kept;
       return { count: batch.count, means: { ...means, rec: l1!.dataSync()[0]!, kl: kl!.dataSync()[0]!, recNll: recNll!.dataSync()[0]! } };
+    }
+    if (this.model.kind === 'transformer') {
+      const [tampered, untampered] = kept;
+      if (batch.kind === 'codes' && batch.tampered?.some((t) => t === 1)) means.ceTampered = tampered!.dataSync()[0]!;
+      means.ceUntampered = untampered!.dataSync()[0]!;
+      return { count: batch.count, means };
     }
     if (this.model.kind !== 'vqvae') return { count: batch.count, means };
     const [rec, codebook, commit, indices] = kept;

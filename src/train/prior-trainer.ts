@@ -16,7 +16,7 @@ import { disposeParams } from '../models/params.js';
 import { initPixelSnail } from '../models/pixelsnail.js';
 import { pixelsnailPreset, vqvaeLatentSize, type PixelSnailConfig, type PresetName, type VqvaeConfig } from '../models/config.js';
 import { buildCodeCache, codeCacheKey, loadCodeCache, saveCodeCache, type CodeCache, type VolumeCodes } from './code-cache.js';
-import { fingerprint, prepareData, type CommonTrainOptions } from './common.js';
+import { fingerprint, prepareData, type CommonTrainOptions, type PreparedData } from './common.js';
 import { createTrainingEngine } from './engine.js';
 import { DEFAULT_ADAM, runTrainingLoop } from './loop.js';
 import { flattenParams, paramLayout, type CodeBatch } from './loop-worker.js';
@@ -39,7 +39,7 @@ export function priorConfigFor(base: PixelSnailConfig, vq: VqvaeConfig): PixelSn
   return { ...base, codebookSize: vq.codebookSize, height: grid, width: grid, attention };
 }
 
-function codeBatch(maps: readonly { v: VolumeCodes; s: number }[], height: number, width: number): CodeBatch {
+export function codeBatch(maps: readonly { v: VolumeCodes; s: number }[], height: number, width: number): CodeBatch {
   const plane = height * width;
   const codes = new Int32Array(maps.length * plane);
   const positions = new Float32Array(maps.length);
@@ -51,7 +51,7 @@ function codeBatch(maps: readonly { v: VolumeCodes; s: number }[], height: numbe
 }
 
 /** `batch` code maps drawn uniformly (with replacement) from all maps of `volumes`. */
-function randomCodeBatch(volumes: readonly VolumeCodes[], cache: CodeCache, batch: number, rng: Rng): CodeBatch {
+export function randomCodeBatch(volumes: readonly VolumeCodes[], cache: CodeCache, batch: number, rng: Rng): CodeBatch {
   const total = volumes.reduce((a, v) => a + v.count, 0);
   const maps = Array.from({ length: batch }, () => {
     let k = rng.int(total);
@@ -60,6 +60,41 @@ function randomCodeBatch(volumes: readonly VolumeCodes[], cache: CodeCache, batc
     return { v: volumes[i]!, s: k };
   });
   return codeBatch(maps, cache.height, cache.width);
+}
+
+/**
+ * The code cache of `data` (training volumes first, then held-out) under a frozen VQ-VAE: reused from
+ * `opts.outDir` when its key (VQ-VAE bytes + volume list) matches, else encoded on the workers and saved.
+ */
+export async function frozenVqvaeCodes(
+  opts: Pick<CommonTrainOptions, 'outDir'> & { vqvaeDir: string },
+  data: PreparedData,
+  vqModel: { kind: 'vqvae'; config: VqvaeConfig },
+  vqWeights: Float32Array,
+): Promise<CodeCache> {
+  const backend = data.info.backend === 'cpu' ? 'cpu' : 'wasm';
+  const volumes = [...data.train, ...data.holdout];
+  const key = codeCacheKey([manifestPath(opts.vqvaeDir, 'vqvae'), binaryPath(opts.vqvaeDir, 'vqvae')], volumes.map((v) => v.file));
+  let cache = loadCodeCache(opts.outDir, key);
+  if (cache !== null) {
+    data.log(`code cache: reusing ${opts.outDir}/codes.bin`);
+  } else {
+    const t0 = performance.now();
+    const encoder = await createTrainingEngine(vqModel, { workers: data.workers, backend });
+    try {
+      cache = await buildCodeCache(volumes, (batches) => encoder.encode(vqWeights, 1, batches), {
+        key,
+        latent: vqvaeLatentSize(vqModel.config),
+        batch: 8,
+      });
+    } finally {
+      await encoder.close();
+    }
+    await saveCodeCache(opts.outDir, cache);
+    const slices = cache.volumes.reduce((a, v) => a + v.count, 0);
+    data.log(`code cache: encoded ${slices} slices in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+  return cache;
 }
 
 export async function trainPrior(opts: PriorTrainOptions): Promise<TrainOutcome> {
@@ -78,27 +113,7 @@ export async function trainPrior(opts: PriorTrainOptions): Promise<TrainOutcome>
   const backend = data.info.backend === 'cpu' ? 'cpu' : 'wasm';
   mkdirSync(opts.outDir, { recursive: true });
 
-  const volumes = [...data.train, ...data.holdout];
-  const key = codeCacheKey([manifestPath(opts.vqvaeDir, 'vqvae'), binaryPath(opts.vqvaeDir, 'vqvae')], volumes.map((v) => v.file));
-  let cache = loadCodeCache(opts.outDir, key);
-  if (cache !== null) {
-    data.log(`code cache: reusing ${opts.outDir}/codes.bin`);
-  } else {
-    const t0 = performance.now();
-    const encoder = await createTrainingEngine(vqModel, { workers: data.workers, backend });
-    try {
-      cache = await buildCodeCache(volumes, (batches) => encoder.encode(vqWeights, 1, batches), {
-        key,
-        latent: vqvaeLatentSize(vq.config),
-        batch: 8,
-      });
-    } finally {
-      await encoder.close();
-    }
-    await saveCodeCache(opts.outDir, cache);
-    const slices = cache.volumes.reduce((a, v) => a + v.count, 0);
-    data.log(`code cache: encoded ${slices} slices in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  }
+  const cache = await frozenVqvaeCodes(opts, data, vqModel, vqWeights);
   const trainCodes = cache.volumes.slice(0, data.train.length);
   const holdoutCodes = cache.volumes.slice(data.train.length);
   const trainMaps = trainCodes.reduce((a, v) => a + v.count, 0);
@@ -131,7 +146,7 @@ export async function trainPrior(opts: PriorTrainOptions): Promise<TrainOutcome>
       clip: 1,
       resume: opts.resume ?? false,
       ...(opts.maxMinutes !== undefined ? { maxMinutes: opts.maxMinutes } : {}),
-      fingerprint: fingerprint({ kind: 'pixelsnail', cfg, seed, batch, stepsPerEpoch, lr: adam.lr, codes: key, train: data.train.length }),
+      fingerprint: fingerprint({ kind: 'pixelsnail', cfg, seed, batch, stepsPerEpoch, lr: adam.lr, codes: cache.key, train: data.train.length }),
       nextBatch: (rng) => randomCodeBatch(trainCodes, codeCache, batch, rng),
       holdout,
       record: {

@@ -14,7 +14,7 @@ import { CODEBOOK, initVqvae } from '../models/vqvae.js';
 import { disposeParams } from '../models/params.js';
 import { vqvaePreset, type PresetName, type VqvaeConfig } from '../models/config.js';
 import { augmentOptionsFor, type AugmentPreset } from './augment.js';
-import { batchGeometry, evenIndices, fingerprint, prepareData, type CommonTrainOptions } from './common.js';
+import { batchGeometry, evenIndices, fingerprint, prepareData, type CommonTrainOptions, type PreparedData } from './common.js';
 import { createTrainingEngine } from './engine.js';
 import { DEFAULT_ADAM, runTrainingLoop, type EpochContext, type LoopResult } from './loop.js';
 import { flattenParams, paramLayout, type ImageBatch, type ParamLayout } from './loop-worker.js';
@@ -30,6 +30,14 @@ export interface VqvaeTrainOptions extends CommonTrainOptions {
   /** Overrides the preset (tests use tiny configs). */
   config?: VqvaeConfig;
   augment?: AugmentPreset;
+  /**
+   * Fine-tuning: start from these weights (flat, in `paramLayout` order of the config) instead of a
+   * fresh initialisation, and skip the data-dependent codebook start. `label` identifies them in the
+   * run fingerprint (e.g. a hash), so --resume refuses a different start.
+   */
+  startFrom?: { weights: Float32Array; label: string };
+  /** Data already read and split by `prepareData` (with the same options), to avoid reading it twice. */
+  prepared?: PreparedData;
 }
 
 export interface TrainOutcome extends LoopResult {
@@ -107,7 +115,7 @@ export async function initCodebookFromData(
 
 export async function trainVqvae(opts: VqvaeTrainOptions): Promise<TrainOutcome> {
   const cfg = opts.config ?? vqvaePreset(opts.preset, opts.region);
-  const data = await prepareData(opts, cfg.inputSize);
+  const data = opts.prepared ?? (await prepareData(opts, cfg.inputSize));
   const batch = opts.batch ?? DEFAULT_VQVAE_BATCH;
   const seed = opts.seed ?? 0;
   const geometry = batchGeometry(batch);
@@ -117,9 +125,15 @@ export async function trainVqvae(opts: VqvaeTrainOptions): Promise<TrainOutcome>
   const stepsPerEpoch = opts.stepsPerEpoch ?? Math.max(1, Math.ceil(trainSlices / batch));
   const model = { kind: 'vqvae' as const, config: cfg };
   const layout = paramLayout(model);
-  const initial = initVqvae(cfg, seed);
-  const initialWeights = flattenParams(initial, layout);
-  disposeParams(initial);
+  let initialWeights: Float32Array;
+  if (opts.startFrom !== undefined) {
+    if (opts.startFrom.weights.length !== layout.total) throw new Error(`startFrom holds ${opts.startFrom.weights.length} values, the VQ-VAE layout ${layout.total}`);
+    initialWeights = opts.startFrom.weights.slice();
+  } else {
+    const initial = initVqvae(cfg, seed);
+    initialWeights = flattenParams(initial, layout);
+    disposeParams(initial);
+  }
 
   const nextImageBatch = (rng: Rng): ImageBatch => {
     const b = sampleBatch(trainStacks, { ...geometry, rng, augment });
@@ -152,6 +166,7 @@ export async function trainVqvae(opts: VqvaeTrainOptions): Promise<TrainOutcome>
         augment: opts.augment ?? 'paper',
         train: data.train.map((e) => e.file),
         holdout: data.holdout.map((e) => e.file),
+        ...(opts.startFrom !== undefined ? { startFrom: opts.startFrom.label } : {}),
       }),
       nextBatch: nextImageBatch,
       holdout: holdoutImageBatches(
@@ -160,7 +175,7 @@ export async function trainVqvae(opts: VqvaeTrainOptions): Promise<TrainOutcome>
         batch,
       ),
       afterEpoch: async (ctx) => ({ reseeded: await reseedDeadCodes(ctx, cfg, layout) }),
-      initialise: async (weights, eng) => {
+      initialise: opts.startFrom !== undefined ? undefined : async (weights, eng) => {
         const rng = createRng(`${seed}:codebook-init`);
         const first = nextImageBatch(rng);
         await initCodebookFromData(weights, cfg, layout, (b) => eng.latents(weights, 0, b), first, rng);

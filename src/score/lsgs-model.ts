@@ -1,0 +1,288 @@
+/**
+ * The `lsgs` method: a weights folder (vqvae.json/.bin, transformer.json/.bin, lsgs-calibration.json)
+ * and the predictor that scores volumes with it.
+ *
+ * Sample score: NLL of every code of the (unmodified) code maps under the transformer, one pass per
+ * batch of slices; Σ of the NLL above λs over codes and slices, mapped to [0, 1] by the monotone
+ * calibration of ./calibration.ts (as `lsr`).
+ * Pixel score: parallel restoration and residuals against the plain reconstruction
+ * (./lsgs-restoration.ts) on slice chunks (worker threads on wasm; each slice's random stream is
+ * keyed by its z index, so chunking and workers do not change the bytes), foreground mask, min-pool 3
+ * / avg-pool 7×7×3, back onto the input grid with exact slice alignment, and AS / (AS + c) with the
+ * calibrated c, as `lsr` (./pixel-score.ts explains why this monotone map replaces a hard clip).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { initEngine } from '../engine/backend.js';
+import { createInferencePool, type InferencePool } from '../engine/pool.js';
+import { InputFileError } from '../errors.js';
+import type { CaseContext, Predictor } from '../mood/predictor.js';
+import { normalisationFor, type Region } from '../volume/normalise.js';
+import { normalisedBackground, preprocessForModel } from '../volume/preprocess.js';
+import type { SliceSelection, SliceStack } from '../volume/slices.js';
+import type { Volume } from '../volume/volume.js';
+import { applySampleCalibration, isSampleCalibration, type SampleCalibration } from './calibration.js';
+import { defaultWorkerCount } from './lsr-model.js';
+import { disposeLsgsNetworks, loadLsgsNetworks, transformerCodeNlls, type LsgsNetworks } from './lsgs-networks.js';
+import { lsgsScores, type LsgsScoreResult, type LsgsScoreTask, type ParallelRestorationStats } from './lsgs-restoration.js';
+import { encodeSlices } from './networks.js';
+import { PAPER_SMOOTHING, smoothScoreStack, stackScoresToVolume } from './pixel-score.js';
+import { rawSampleScore } from './sample-score.js';
+
+export const LSGS_CALIBRATION_FILE = 'lsgs-calibration.json';
+export const LSGS_CALIBRATION_FORMAT = 'moodlsr-lsgs-calibration';
+export const LSGS_CALIBRATION_VERSION = 1;
+export const DEFAULT_LSGS_COPIES = 15;
+export const DEFAULT_LSGS_ROUNDS = 3;
+
+export interface LsgsCalibration {
+  readonly format: typeof LSGS_CALIBRATION_FORMAT;
+  readonly version: number;
+  readonly region: Region;
+  readonly slices: SliceSelection;
+  /** S: restorations per slice. */
+  readonly copies: number;
+  /** Most parallel resampling rounds. */
+  readonly rounds: number;
+  /** k of the residual weights softmax(k / mean residual). */
+  readonly k: number;
+  /** λs (nats): codes above it count in the sample score. */
+  readonly lambdaS: number;
+  /** λ (nats): codes above it are resampled in the restoration. */
+  readonly lambdaP: number;
+  /** Zero the pixel score outside the input's foreground before smoothing. */
+  readonly foregroundMask: boolean;
+  readonly sampleCalibration: SampleCalibration;
+  /** c of the pixel map AS / (AS + c), in normalised intensity units. */
+  readonly pixelScale: number;
+  readonly heldOut?: Record<string, unknown>;
+}
+
+export function lsgsCalibrationPath(dir: string): string {
+  return path.join(dir, LSGS_CALIBRATION_FILE);
+}
+
+function isSliceSelection(x: unknown): x is SliceSelection {
+  if (x === 'all') return true;
+  if (x === null || typeof x !== 'object') return false;
+  const s = x as { every?: unknown; count?: unknown };
+  const positiveInt = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v > 0;
+  return ('every' in s && positiveInt(s.every)) || ('count' in s && positiveInt(s.count));
+}
+
+export function validateLsgsCalibration(raw: unknown): LsgsCalibration {
+  const c = raw as Partial<LsgsCalibration>;
+  if (c === null || typeof c !== 'object' || c.format !== LSGS_CALIBRATION_FORMAT) throw new Error(`not a ${LSGS_CALIBRATION_FORMAT} file`);
+  if (c.version !== LSGS_CALIBRATION_VERSION) throw new Error(`version ${c.version} is not supported (expected ${LSGS_CALIBRATION_VERSION})`);
+  if (c.region !== 'brain' && c.region !== 'abdomen') throw new Error(`region must be 'brain' or 'abdomen', got ${JSON.stringify(c.region)}`);
+  if (!isSliceSelection(c.slices)) throw new Error(`slices must be 'all', {every: n} or {count: n}, got ${JSON.stringify(c.slices)}`);
+  if (typeof c.copies !== 'number' || !Number.isInteger(c.copies) || c.copies < 1) throw new Error('copies must be a positive integer');
+  if (typeof c.rounds !== 'number' || !Number.isInteger(c.rounds) || c.rounds < 0) throw new Error('rounds must be a non-negative integer');
+  for (const key of ['k', 'lambdaS', 'lambdaP'] as const) {
+    if (typeof c[key] !== 'number' || !Number.isFinite(c[key])) throw new Error(`${key} must be a finite number`);
+  }
+  if (typeof c.foregroundMask !== 'boolean') throw new Error('foregroundMask must be true or false');
+  if (typeof c.pixelScale !== 'number' || !(c.pixelScale > 0) || !Number.isFinite(c.pixelScale)) throw new Error('pixelScale must be a positive number');
+  if (!isSampleCalibration(c.sampleCalibration)) throw new Error('sampleCalibration is missing or malformed');
+  return c as LsgsCalibration;
+}
+
+export function readLsgsCalibration(dir: string): LsgsCalibration {
+  const file = lsgsCalibrationPath(dir);
+  if (!existsSync(file)) throw new InputFileError(file, `missing: create it with \`moodlsr calibrate lsgs --weights ${dir} --data HELD_OUT_NORMALS\``);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new InputFileError(file, `not readable JSON (${(err as Error).message})`);
+  }
+  try {
+    return validateLsgsCalibration(raw);
+  } catch (err) {
+    throw new InputFileError(file, (err as Error).message);
+  }
+}
+
+export interface EncodedStack {
+  readonly stack: SliceStack;
+  readonly codes: Int32Array;
+  readonly preprocessSeconds: number;
+  readonly encodeSeconds: number;
+}
+
+export function encodeForLsgs(nets: LsgsNetworks, volume: Volume, region: Region, slices: SliceSelection): EncodedStack {
+  const t0 = performance.now();
+  const stack = preprocessForModel(volume, { region, slices, size: nets.vqvae.cfg.inputSize });
+  const t1 = performance.now();
+  const codes = encodeSlices(nets.vqvae, stack.data, stack.positions);
+  return { stack, codes, preprocessSeconds: (t1 - t0) / 1000, encodeSeconds: (performance.now() - t1) / 1000 };
+}
+
+export type LsgsRunner = (tasks: readonly LsgsScoreTask[]) => Promise<LsgsScoreResult[]>;
+
+export function inProcessLsgsRunner(nets: LsgsNetworks): LsgsRunner {
+  return async (tasks) => tasks.map((t) => lsgsScores(nets, t));
+}
+
+export interface LsgsJobInit {
+  readonly weightsDir: string;
+}
+
+export async function createLsgsPool(weightsDir: string, workers: number): Promise<InferencePool<LsgsScoreTask, LsgsScoreResult>> {
+  const here = fileURLToPath(import.meta.url);
+  return createInferencePool<LsgsJobInit, LsgsScoreTask, LsgsScoreResult>({
+    jobModule: path.join(path.dirname(here), here.endsWith('.ts') ? 'lsgs-job.ts' : 'lsgs-job.js'),
+    initArg: { weightsDir: path.resolve(weightsDir) },
+    workers,
+  });
+}
+
+export interface LsgsPixelParameters {
+  readonly region: Region;
+  readonly slices: SliceSelection;
+  readonly copies: number;
+  readonly rounds: number;
+  readonly lambdaP: number;
+  readonly k: number;
+  readonly foregroundMask: boolean;
+  readonly seed: number;
+  /** Slice chunks handed to the runner; slice i goes to chunk i mod chunks. */
+  readonly chunks: number;
+}
+
+export interface LsgsPixelStack {
+  readonly encoded: EncodedStack;
+  /** Smoothed AS at model resolution, count × S × S, before scaling. */
+  readonly smoothed: Float32Array;
+  readonly stats: ParallelRestorationStats;
+  readonly restoreWall: number;
+}
+
+function sumStats(parts: readonly ParallelRestorationStats[]): ParallelRestorationStats {
+  const add = (key: keyof ParallelRestorationStats) => parts.reduce((a, s) => a + s[key], 0);
+  return {
+    slices: add('slices'),
+    copies: parts[0]?.copies ?? 0,
+    positions: parts[0]?.positions ?? 0,
+    roundsRun: parts.reduce((a, s) => Math.max(a, s.roundsRun), 0),
+    mapPasses: add('mapPasses'),
+    naiveCopyPasses: add('naiveCopyPasses'),
+    resampled: add('resampled'),
+    changed: add('changed'),
+    transformerSeconds: add('transformerSeconds'),
+  };
+}
+
+export function describeLsgsRestoration(s: ParallelRestorationStats): string {
+  return `${s.roundsRun} rounds, ${s.mapPasses} transformer map passes (vs ${s.naiveCopyPasses} copy-passes unshared), ${s.resampled} resampled, ${s.changed} changed`;
+}
+
+/** Encode, restore (chunked), decode, residuals against X̂, mask and smooth: the pixel score before the volume grid. */
+export async function lsgsPixelStack(nets: LsgsNetworks, volume: Volume, params: LsgsPixelParameters, runner: LsgsRunner): Promise<LsgsPixelStack> {
+  const encoded = encodeForLsgs(nets, volume, params.region, params.slices);
+  const { stack, codes } = encoded;
+  const size = stack.width;
+  const plane = size * size;
+  const cells = nets.transformer.cfg.height * nets.transformer.cfg.width;
+  const background = normalisedBackground(normalisationFor(params.region));
+  const chunks = Math.max(1, Math.min(params.chunks, stack.count));
+  const members: number[][] = Array.from({ length: chunks }, () => []);
+  for (let i = 0; i < stack.count; i++) members[i % chunks]!.push(i);
+  const tasks: LsgsScoreTask[] = members.map((slices) => {
+    const images = new Float32Array(slices.length * plane);
+    const chunkCodes = new Int32Array(slices.length * cells);
+    slices.forEach((s, i) => {
+      images.set(stack.data.subarray(s * plane, (s + 1) * plane), i * plane);
+      chunkCodes.set(codes.subarray(s * cells, (s + 1) * cells), i * cells);
+    });
+    return {
+      images,
+      codes: chunkCodes,
+      slicePositions: Float32Array.from(slices, (s) => stack.positions[s]!),
+      restoration: { copies: params.copies, lambda: params.lambdaP, rounds: params.rounds, seed: params.seed, sliceKeys: slices.map((s) => stack.zs[s]!) },
+      k: params.k,
+      foregroundMask: params.foregroundMask,
+      background,
+    };
+  });
+  const t0 = performance.now();
+  const results = await runner(tasks);
+  const restoreWall = (performance.now() - t0) / 1000;
+  const scores = new Float32Array(stack.count * plane);
+  members.forEach((slices, c) => slices.forEach((s, i) => scores.set(results[c]!.scores.subarray(i * plane, (i + 1) * plane), s * plane)));
+  const smoothed = smoothScoreStack(scores, stack.count, size, size, PAPER_SMOOTHING);
+  return { encoded, smoothed, stats: sumStats(results.map((r) => r.stats)), restoreWall };
+}
+
+export interface LsgsModel {
+  readonly dir: string;
+  readonly nets: LsgsNetworks;
+  readonly calibration: LsgsCalibration;
+}
+
+export async function loadLsgsModel(dir: string): Promise<LsgsModel> {
+  if (!existsSync(dir)) throw new InputFileError(dir, 'weights folder does not exist');
+  const calibration = readLsgsCalibration(dir);
+  await initEngine();
+  return { dir, nets: loadLsgsNetworks(dir), calibration };
+}
+
+export interface LsgsPredictorOptions {
+  /** Worker threads for the pixel score; 0 = in-process. Default: one per core on wasm with ≥ 2 cores. */
+  readonly workers?: number;
+  readonly copies?: number;
+  readonly rounds?: number;
+  readonly slices?: SliceSelection;
+}
+
+export function lsgsPredictor(model: LsgsModel, opts: LsgsPredictorOptions = {}): Predictor {
+  const cal = model.calibration;
+  const slices = opts.slices ?? cal.slices;
+  const copies = opts.copies ?? cal.copies;
+  const rounds = opts.rounds ?? cal.rounds;
+  let pool: InferencePool<LsgsScoreTask, LsgsScoreResult> | null = null;
+  let workers: number | null = opts.workers ?? null;
+  const runner = async (): Promise<{ run: LsgsRunner; chunks: number }> => {
+    workers ??= await defaultWorkerCount();
+    if (workers === 0) return { run: inProcessLsgsRunner(model.nets), chunks: 1 };
+    pool ??= await createLsgsPool(model.dir, workers);
+    const active = pool;
+    return { run: (tasks) => active.runAll(tasks), chunks: 2 * workers };
+  };
+  return {
+    name: 'lsgs',
+    tasks: ['sample', 'pixel'],
+    async sampleScore(volume: Volume, ctx: CaseContext): Promise<number> {
+      const encoded = encodeForLsgs(model.nets, volume, cal.region, slices);
+      const t0 = performance.now();
+      const nll = transformerCodeNlls(model.nets.transformer, encoded.codes, encoded.stack.positions);
+      const raw = rawSampleScore(nll, cal.lambdaS);
+      const score = applySampleCalibration(cal.sampleCalibration, raw);
+      ctx.log(`lsgs sample: raw ${raw.toFixed(2)} → ${score.toFixed(4)}; encode ${encoded.encodeSeconds.toFixed(2)} s, transformer ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+      return score;
+    },
+    async pixelScore(volume: Volume, ctx: CaseContext): Promise<Float32Array> {
+      const { run, chunks } = await runner();
+      const result = await lsgsPixelStack(
+        model.nets,
+        volume,
+        { region: cal.region, slices, copies, rounds, lambdaP: cal.lambdaP, k: cal.k, foregroundMask: cal.foregroundMask, seed: ctx.seed, chunks },
+        run,
+      );
+      const map = stackScoresToVolume(result.smoothed, result.encoded.stack, volume.shape, cal.pixelScale);
+      ctx.log(`lsgs pixel: encode ${result.encoded.encodeSeconds.toFixed(2)} s, restore+decode ${result.restoreWall.toFixed(2)} s wall; ${describeLsgsRestoration(result.stats)}`);
+      return map;
+    },
+    async dispose(): Promise<void> {
+      if (pool !== null) await pool.close();
+      pool = null;
+      disposeLsgsNetworks(model.nets);
+    },
+  };
+}
+
+/** For the METHODS registry. */
+export async function createLsgsPredictor(weightsDir: string): Promise<Predictor> {
+  return lsgsPredictor(await loadLsgsModel(weightsDir));
+}

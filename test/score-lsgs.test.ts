@@ -1,0 +1,205 @@
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initEngine } from '../src/engine/backend.js';
+import { createRng } from '../src/engine/random.js';
+import { readNifti, writeNifti } from '../src/io/nifti.js';
+import { initTransformer, saveModel, type TransformerConfig } from '../src/models/index.js';
+import { disposeParams, type ParamMap } from '../src/models/params.js';
+import { cliEntryPath, METHODS } from '../src/mood/methods.js';
+import { execFileSync } from 'node:child_process';
+import { runPrediction } from '../src/mood/run.js';
+import { calibrateLsgs, writeLsgsCalibration } from '../src/score/calibrate-lsgs.js';
+import { loadLsgsModel, lsgsPredictor, readLsgsCalibration } from '../src/score/lsgs-model.js';
+import { loadLsgsNetworks, disposeLsgsNetworks, type TransformerNetwork } from '../src/score/lsgs-networks.js';
+import { restoreParallel } from '../src/score/lsgs-restoration.js';
+import { disposeLsrNetworks } from '../src/score/networks.js';
+import { randomCodes, tinyBrain, tinyNetworks } from './helpers/score-fixtures.js';
+
+const root = mkdtempSync(join(tmpdir(), 'moodlsr-score-lsgs-'));
+const weights = join(root, 'weights');
+const normals = join(root, 'normals');
+const cases = join(root, 'cases');
+const shape = [20, 18, 24] as const;
+const silent = () => undefined;
+
+const TINY_TRANSFORMER: TransformerConfig = {
+  codebookSize: 8,
+  height: 4,
+  width: 4,
+  dim: 8,
+  layers: 1,
+  heads: 2,
+  mlpDim: 16,
+  dropout: 0.1,
+  condChannels: 1,
+  causal: false,
+};
+
+/** A sharp, non-uniform random transformer (larger head), so NLLs spread and resampling varies. */
+function tinyTransformer(seed: number, causal = false): TransformerNetwork {
+  const cfg = { ...TINY_TRANSFORMER, causal };
+  const params: ParamMap = initTransformer(cfg, seed);
+  const rng = createRng(seed + 7);
+  for (const name of ['out.head.w', 'out.head.b', 'embed.cond.w']) {
+    const v = params[name]!;
+    v.assign(tf.tensor(Array.from({ length: v.size }, () => rng.normal() * 2), v.shape));
+  }
+  return { cfg, params };
+}
+
+function saveTinyLsgs(dir: string, seed: number): void {
+  const nets = tinyNetworks(seed);
+  const transformer = tinyTransformer(seed + 3);
+  saveModel(dir, 'vqvae', { kind: 'vqvae', config: nets.vqvae.cfg, params: nets.vqvae.params });
+  saveModel(dir, 'transformer', { kind: 'transformer', config: transformer.cfg, params: transformer.params });
+  disposeLsrNetworks(nets);
+  disposeParams(transformer.params);
+}
+
+beforeAll(async () => {
+  await initEngine({ prefer: 'wasm', log: silent });
+  saveTinyLsgs(weights, 21);
+  mkdirSync(normals);
+  mkdirSync(cases);
+  for (let i = 0; i < 3; i++) await writeNifti(join(normals, `normal_${i}.nii.gz`), tinyBrain(shape, 100 + i));
+  await writeNifti(join(cases, 'a.nii.gz'), tinyBrain(shape, 200, true));
+  await writeNifti(join(cases, 'b.nii.gz'), tinyBrain(shape, 201));
+  const calibration = await calibrateLsgs({
+    weightsDir: weights,
+    files: readdirSync(normals).map((f) => join(normals, f)),
+    region: 'brain',
+    slices: { every: 4 },
+    copies: 3,
+    rounds: 2,
+    pixelVolumes: 1,
+    seed: 0,
+    workers: 0,
+    log: silent,
+  });
+  writeLsgsCalibration(weights, calibration);
+});
+
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe('parallel restoration', () => {
+  let net: TransformerNetwork;
+  beforeAll(() => {
+    net = tinyTransformer(5);
+  });
+  const cells = 16;
+  const codes = randomCodes(3, cells, 8, 11);
+  const positions = Float32Array.from([-0.3, 0, 0.3]);
+  const base = { copies: 4, rounds: 3, seed: 1, sliceKeys: [0, 8, 16] };
+
+  it('leaves the maps alone with no rounds or a λ above every NLL', () => {
+    for (const opts of [{ ...base, lambda: 0, rounds: 0 }, { ...base, lambda: 1e9 }]) {
+      const out = restoreParallel(net, codes, positions, opts);
+      for (let i = 0; i < 3; i++) for (let j = 0; j < 4; j++) expect(Array.from(out.codes.subarray((i * 4 + j) * cells, (i * 4 + j + 1) * cells))).toEqual(Array.from(codes.subarray(i * cells, (i + 1) * cells)));
+      expect(out.stats.changed).toBe(0);
+    }
+  });
+
+  it('resamples every position in parallel when λ < 0, copies diverge, one shared pass in the first round', () => {
+    const out = restoreParallel(net, codes, positions, { ...base, lambda: -1, rounds: 1 });
+    expect(out.stats.resampled).toBe(3 * 4 * cells);
+    expect(out.stats.mapPasses).toBe(3);
+    const copy0 = Array.from(out.codes.subarray(0, cells));
+    const copy1 = Array.from(out.codes.subarray(cells, 2 * cells));
+    expect(copy0).not.toEqual(copy1);
+  });
+
+  it('is reproducible and independent of which slices share the call', () => {
+    const opts = { ...base, lambda: 1.5 };
+    const all = restoreParallel(net, codes, positions, opts);
+    const again = restoreParallel(net, codes, positions, opts);
+    expect(Array.from(again.codes)).toEqual(Array.from(all.codes));
+    expect(all.stats.changed).toBeGreaterThan(0);
+    const second = restoreParallel(net, codes.slice(cells, 2 * cells), positions.slice(1, 2), { ...opts, sliceKeys: [8] });
+    expect(Array.from(second.codes)).toEqual(Array.from(all.codes.subarray(4 * cells, 8 * cells)));
+  });
+});
+
+describe('lsgs calibration', () => {
+  it('stores λs ≥ λ, rounds, the mask flag, a sample calibration and a positive pixel scale', () => {
+    const cal = readLsgsCalibration(weights);
+    expect(cal.lambdaS).toBeGreaterThanOrEqual(cal.lambdaP);
+    expect(cal.rounds).toBe(2);
+    expect(cal.foregroundMask).toBe(true);
+    expect(cal.sampleCalibration.normalScores.length).toBe(3);
+    expect(cal.pixelScale).toBeGreaterThan(0);
+  });
+});
+
+describe('lsgs predictor through the MOOD contract', () => {
+  it('writes valid sample and pixel outputs, identical for the same seed, zero outside the head', async () => {
+    // λ below every NLL: every code of every slice is resampled, so every slice gets a non-zero residual.
+    const eager = join(root, 'weights-eager');
+    saveTinyLsgs(eager, 21);
+    writeLsgsCalibration(eager, { ...readLsgsCalibration(weights), lambdaP: -1 });
+    const predictor = await METHODS.lsgs!(eager);
+    try {
+      for (const task of ['sample', 'pixel'] as const) {
+        const summary = await runPrediction({ task, inDir: cases, outDir: join(root, `out-${task}`), predictor, seed: 3, log: silent });
+        expect(summary.failed).toEqual([]);
+        expect(summary.written).toEqual(['a.nii.gz', 'b.nii.gz']);
+      }
+      const again = join(root, 'out-pixel-again');
+      await runPrediction({ task: 'pixel', inDir: cases, outDir: again, predictor, seed: 3, log: silent });
+      for (const name of ['a.nii.gz', 'b.nii.gz']) {
+        const score = Number(readFileSync(join(root, 'out-sample', `${name}.txt`), 'utf8'));
+        expect(score).toBeGreaterThanOrEqual(0);
+        expect(score).toBeLessThanOrEqual(1);
+        const { volume } = await readNifti(join(root, 'out-pixel', name));
+        expect(volume.shape).toEqual(shape);
+        expect(volume.data.every((v) => v >= 0 && v <= 1)).toBe(true);
+        expect(volume.data.some((v) => v > 0)).toBe(true);
+        // The corner voxel is background in every slice: the foreground mask keeps it at 0.
+        expect(volume.data[0]).toBe(0);
+        expect(readFileSync(join(again, name))).toEqual(readFileSync(join(root, 'out-pixel', name)));
+      }
+    } finally {
+      await predictor.dispose?.();
+    }
+  });
+
+  it('the predict command (compiled CLI, child process) writes pixel maps on the input grid, same bytes as in-process', async () => {
+    const eager = join(root, 'weights-eager');
+    const out = join(root, 'out-cli');
+    execFileSync(process.execPath, [cliEntryPath(), 'predict', '--task', 'pixel', '--region', 'brain', '-i', cases, '-o', out, '--method', 'lsgs', '--weights', eager, '--seed', '3'], { stdio: 'pipe' });
+    for (const name of ['a.nii.gz', 'b.nii.gz']) {
+      const input = await readNifti(join(cases, name));
+      const pred = await readNifti(join(out, name));
+      expect(pred.volume.shape).toEqual(input.volume.shape);
+      expect(pred.volume.affine).toEqual(input.volume.affine);
+      expect(readFileSync(join(out, name))).toEqual(readFileSync(join(root, 'out-pixel', name)));
+    }
+  });
+
+  it('workers give the same pixel map as the in-process run', async () => {
+    const volume = tinyBrain(shape, 300, true);
+    const ctx = { name: 'x.nii.gz', seed: 12, log: silent };
+    const inProcess = lsgsPredictor(await loadLsgsModel(weights), { workers: 0 });
+    const pooled = lsgsPredictor(await loadLsgsModel(weights), { workers: 2 });
+    try {
+      const a = await inProcess.pixelScore!(volume, ctx);
+      const b = await pooled.pixelScore!(volume, ctx);
+      expect(Array.from(b)).toEqual(Array.from(a));
+    } finally {
+      await inProcess.dispose?.();
+      await pooled.dispose?.();
+    }
+  });
+
+  it('names the missing calibration and the missing transformer', async () => {
+    const dir = join(root, 'broken');
+    saveTinyLsgs(dir, 1);
+    await expect(loadLsgsModel(dir)).rejects.toThrow(/lsgs-calibration\.json: missing/);
+    const nets = loadLsgsNetworks(dir);
+    disposeLsgsNetworks(nets);
+    unlinkSync(join(dir, 'transformer.bin'));
+    expect(() => loadLsgsNetworks(dir)).toThrow(/transformer\.bin: missing/);
+  });
+});
