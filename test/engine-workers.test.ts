@@ -49,6 +49,14 @@ describe('inference worker pool', () => {
     expect((await pending).data.length).toBe(2 * 6 * 6 * 6);
   });
 
+  it('rejects a task whose buffers were already transferred, instead of hanging, and keeps working', async () => {
+    const task = { data: slices(1)[0], shape };
+    await pool.run(task);
+    await expect(pool.run(task)).rejects.toThrow(/cannot be sent twice/);
+    const [ok] = await pool.runAll(slices(1).map((data) => ({ data, shape })));
+    expect(ok.data.length).toBe(2 * 6 * 6 * 6);
+  });
+
   it('rejects a throwing task with its message and keeps working', async () => {
     await expect(pool.run({ data: new Float32Array(0), shape, fail: 'throw' })).rejects.toThrow(/conv-stack job asked to fail/);
     const [ok] = await pool.runAll(slices(1).map((data) => ({ data, shape })));

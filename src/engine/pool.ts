@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { describeError } from '../errors.js';
 import { transferablesOf, type FromWorker, type ToWorker, type WorkerInit } from './worker-protocol.js';
 
 export interface InferencePoolOptions<TInit> {
@@ -116,12 +117,19 @@ export async function createInferencePool<TInit, TTask, TResult>(
 
   const dispatch = (): void => {
     for (const w of workers) {
-      if (queue.length === 0) return;
-      if (!w.alive || w.current !== null) continue;
-      const pending = queue.shift()!;
-      w.current = pending;
-      const message: ToWorker = { type: 'task', id: pending.id, task: pending.task };
-      w.worker.postMessage(message, transferablesOf(pending.task));
+      while (queue.length > 0 && w.alive && w.current === null) {
+        const pending = queue.shift()!;
+        const message: ToWorker = { type: 'task', id: pending.id, task: pending.task };
+        try {
+          // Throws (DataCloneError) for values that cannot be cloned at all.
+          w.worker.postMessage(message, transferablesOf(pending.task));
+          w.current = pending;
+        } catch (err) {
+          pending.reject(
+            new Error(`task ${pending.id} could not be sent to an inference worker (${describeError(err)}); tasks must hold only cloneable values`),
+          );
+        }
+      }
     }
     if (queue.length > 0 && !workers.some((w) => w.alive)) failAllQueued(`inference pool for ${jobModule}: no worker left alive`);
   };
@@ -140,6 +148,16 @@ export async function createInferencePool<TInit, TTask, TResult>(
           case 'setup-failed':
             reject(new Error(`inference worker ${index}: setup of ${jobModule} failed: ${message.message}`));
             return;
+          case 'unreadable-task': {
+            const pending = poolWorker.current;
+            if (pending === null) return;
+            poolWorker.current = null;
+            pending.reject(
+              new Error(`task ${pending.id} reached inference worker ${index} unreadable (${message.message}); a task's typed arrays are transferred, so the same arrays cannot be sent twice`),
+            );
+            dispatch();
+            return;
+          }
           case 'result':
           case 'failed': {
             const pending = poolWorker.current;

@@ -44,6 +44,11 @@ async function main(): Promise<void> {
       }
     });
   });
+  // A task that cannot be deserialised (e.g. its typed arrays were already transferred by an earlier
+  // send, so they arrive detached) raises no 'message' at all: report it, or the pool would wait forever.
+  parentPort.on('messageerror', (err: Error) => {
+    chain = chain.then(() => post({ type: 'unreadable-task', message: describe(err) }));
+  });
 }
 
 void main();

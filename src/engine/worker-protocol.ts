@@ -15,7 +15,9 @@ export type FromWorker =
   | { type: 'ready'; backend: string }
   | { type: 'setup-failed'; message: string }
   | { type: 'result'; id: number; result: unknown }
-  | { type: 'failed'; id: number; message: string };
+  | { type: 'failed'; id: number; message: string }
+  /** The current task arrived unreadable (no id can be read from it). */
+  | { type: 'unreadable-task'; message: string };
 
 /** The contract a job module fulfils. */
 export interface InferenceJob<TInit, TTask, TResult> {
