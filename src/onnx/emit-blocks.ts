@@ -1,0 +1,208 @@
+/**
+ * ONNX emitters of the building blocks of src/models/blocks.ts, one function per block, computing
+ * the same values. Layout: the graphs run NCHW (ONNX's convolution layout); weights are stored by
+ * the models NHWC-style ([kh, kw, cin, cout]) and are transposed on the host when emitted.
+ *
+ * A model emitter (./emit-vqvae.ts, ./emit-pixelsnail.ts, …) strings these together exactly as the
+ * model's tfjs forward function does; a new model family needs one such emitter.
+ */
+import type { HostTensor } from '../io/tensor-bundle.js';
+import type { Pad4 } from '../models/blocks.js';
+import { groupsFor } from '../models/blocks.js';
+import type { ParamMap } from '../models/params.js';
+import { GraphBuilder, type Value } from './graph.js';
+
+/** Host copies of a model's parameters, by name. */
+export type HostParams = ReadonlyMap<string, HostTensor>;
+
+export function hostParams(params: ParamMap): HostParams {
+  const out = new Map<string, HostTensor>();
+  for (const [name, v] of Object.entries(params)) out.set(name, { shape: v.shape, values: v.dataSync() as Float32Array });
+  return out;
+}
+
+export function hostParam(params: HostParams, name: string): HostTensor {
+  const t = params.get(name);
+  if (t === undefined) throw new Error(`ONNX export: parameter ${name} is missing`);
+  return t;
+}
+
+/** A feature map in the graph: NCHW with a symbolic batch and static channels and spatial size. */
+export interface Feature {
+  readonly value: Value;
+  readonly channels: number;
+  readonly height: number;
+  readonly width: number;
+}
+
+export function feature(value: Value, channels: number, height: number, width: number): Feature {
+  return { value, channels, height, width };
+}
+
+/** [kh, kw, cin, cout] → [cout, cin, kh, kw]. */
+export function convWeightToOihw(w: HostTensor): { dims: number[]; values: Float32Array } {
+  const [kh, kw, cin, cout] = w.shape;
+  const out = new Float32Array(w.values.length);
+  for (let y = 0; y < kh; y++) {
+    for (let x = 0; x < kw; x++) {
+      for (let i = 0; i < cin; i++) {
+        for (let o = 0; o < cout; o++) out[((o * cin + i) * kh + y) * kw + x] = w.values[((y * kw + x) * cin + i) * cout + o];
+      }
+    }
+  }
+  return { dims: [cout, cin, kh, kw], values: out };
+}
+
+/** TF's 'same' padding of one axis: [before, after] (the extra pixel goes after). */
+export function samePadding(size: number, kernel: number, stride: number): [number, number] {
+  const out = Math.ceil(size / stride);
+  const total = Math.max((out - 1) * stride + kernel - size, 0);
+  return [Math.floor(total / 2), total - Math.floor(total / 2)];
+}
+
+export interface ConvOptions {
+  stride?: number;
+  /** 'same' (default), 'valid', or explicit zero padding [top, bottom, left, right]. */
+  padding?: 'same' | 'valid' | Pad4;
+}
+
+/** blocks.conv (optionally preceded by blocks.padSpatial, given as explicit padding). */
+export function emitConv(g: GraphBuilder, params: HostParams, prefix: string, x: Feature, opts: ConvOptions = {}): Feature {
+  const w = hostParam(params, `${prefix}.w`);
+  const [kh, kw, cin, cout] = w.shape;
+  if (cin !== x.channels) throw new Error(`ONNX export: ${prefix}.w expects ${cin} input channels, the graph has ${x.channels}`);
+  const stride = opts.stride ?? 1;
+  const padding = opts.padding ?? 'same';
+  let pad: Pad4;
+  if (padding === 'same') {
+    const [top, bottom] = samePadding(x.height, kh, stride);
+    const [left, right] = samePadding(x.width, kw, stride);
+    pad = [top, bottom, left, right];
+  } else if (padding === 'valid') pad = [0, 0, 0, 0];
+  else pad = padding;
+  const weight = convWeightToOihw(w);
+  const inputs = [x.value, g.initializer(`${prefix}.w`, weight.dims, weight.values)];
+  const b = params.get(`${prefix}.b`);
+  if (b !== undefined) inputs.push(g.initializer(`${prefix}.b`, [cout], b.values));
+  const [top, bottom, left, right] = pad;
+  const y = g.node('Conv', inputs, { kernel_shape: [kh, kw], strides: [stride, stride], pads: [top, left, bottom, right], dilations: [1, 1], group: 1 }, prefix);
+  const height = Math.floor((x.height + top + bottom - kh) / stride) + 1;
+  const width = Math.floor((x.width + left + right - kw) / stride) + 1;
+  return feature(y, cout, height, width);
+}
+
+/**
+ * tf.conv2dTranspose(x, w [kh, kw, out, in], [B, 2H, 2W, out], stride, 'same'): the gradient of the
+ * 'same' convolution from the output size back to the input size, i.e. ONNX ConvTranspose with the
+ * forward convolution's padding. Weight layout [in, out, kh, kw].
+ */
+export function emitConvTranspose(g: GraphBuilder, params: HostParams, name: string, x: Feature, stride: number): Feature {
+  const w = hostParam(params, name);
+  const [kh, kw, cout, cin] = w.shape;
+  const outH = x.height * stride;
+  const outW = x.width * stride;
+  const [top, bottom] = samePadding(outH, kh, stride);
+  const [left, right] = samePadding(outW, kw, stride);
+  const values = new Float32Array(w.values.length);
+  for (let y = 0; y < kh; y++) {
+    for (let xx = 0; xx < kw; xx++) {
+      for (let o = 0; o < cout; o++) {
+        for (let i = 0; i < cin; i++) values[((i * cout + o) * kh + y) * kw + xx] = w.values[((y * kw + xx) * cout + o) * cin + i];
+      }
+    }
+  }
+  const weight = g.initializer(name, [cin, cout, kh, kw], values);
+  const y = g.node(
+    'ConvTranspose',
+    [x.value, weight],
+    { kernel_shape: [kh, kw], strides: [stride, stride], pads: [top, left, bottom, right], output_shape: [outH, outW] },
+    name.replace(/\.w$/, ''),
+  );
+  return feature(y, cout, outH, outW);
+}
+
+/** blocks.groupNorm: per sample and group of consecutive channels, over all positions. */
+export function emitGroupNorm(g: GraphBuilder, params: HostParams, prefix: string, x: Feature, maxGroups: number, eps = 1e-5): Feature {
+  const groups = groupsFor(x.channels, maxGroups);
+  const grouped = g.reshape(x.value, [0, groups, -1]);
+  const normed = g.node(
+    'InstanceNormalization',
+    [grouped, g.initializer(`${prefix}.unit_scale`, [groups], new Float32Array(groups).fill(1)), g.initializer(`${prefix}.zero_shift`, [groups], new Float32Array(groups))],
+    { epsilon: { float: eps } },
+    `${prefix}.instnorm`,
+  );
+  const back = g.reshape(normed, [0, x.channels, x.height, x.width]);
+  const scale = g.initializer(`${prefix}.g`, [x.channels, 1, 1], hostParam(params, `${prefix}.g`).values);
+  const shift = g.initializer(`${prefix}.b`, [x.channels, 1, 1], hostParam(params, `${prefix}.b`).values);
+  return { ...x, value: g.add(g.mul(back, scale), shift) };
+}
+
+export function emitElu(g: GraphBuilder, x: Feature): Feature {
+  return { ...x, value: g.elu(x.value) };
+}
+
+export function emitAdd(g: GraphBuilder, a: Feature, b: Feature | Value): Feature {
+  return { ...a, value: g.add(a.value, typeof b === 'string' ? b : b.value) };
+}
+
+/** blocks.glu: first half of the channels · σ(second half). */
+export function emitGlu(g: GraphBuilder, x: Feature): Feature {
+  const [a, b] = g.split(x.value, 2, 1);
+  return { ...x, channels: x.channels / 2, value: g.mul(a, g.sigmoid(b)) };
+}
+
+/** The slice positions [B] as [B, 1, 1, 1], for broadcasting. */
+export function emitPositionColumn(g: GraphBuilder, pos: Value): Value {
+  return g.reshape(pos, [-1, 1, 1, 1]);
+}
+
+/** blocks.conditionBias: pos·w + b per channel, [B, C, 1, 1]. */
+export function emitConditionBias(g: GraphBuilder, params: HostParams, prefix: string, posColumn: Value): Value {
+  const w = hostParam(params, `${prefix}.w`);
+  const b = hostParam(params, `${prefix}.b`);
+  const c = w.values.length;
+  return g.add(g.mul(posColumn, g.initializer(`${prefix}.w`, [1, c, 1, 1], w.values)), g.initializer(`${prefix}.b`, [1, c, 1, 1], b.values));
+}
+
+/** blocks.conditionPlane: [B, 1, h, w] holding each sample's position. */
+export function emitPositionPlane(g: GraphBuilder, posColumn: Value, height: number, width: number): Value {
+  return g.mul(posColumn, g.initializer('ones_plane', [1, 1, height, width], new Float32Array(height * width).fill(1)));
+}
+
+/** Concatenation over channels. */
+export function emitConcat(g: GraphBuilder, parts: readonly Feature[]): Feature {
+  const [first] = parts;
+  return feature(g.concat(parts.map((p) => p.value), 1), parts.reduce((a, p) => a + p.channels, 0), first.height, first.width);
+}
+
+/** engine/upsample.upsampleNearest2x: every pixel copied to a 2×2 block. */
+export function emitUpsampleNearest2x(g: GraphBuilder, x: Feature): Feature {
+  const emptyRoi = g.initializer('empty_roi', [0], new Float32Array(0));
+  const scales = g.initializer('scales_2x', [4], Float32Array.of(1, 1, 2, 2));
+  const y = g.node('Resize', [x.value, emptyRoi, scales], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' }, 'upsample');
+  return feature(y, x.channels, 2 * x.height, 2 * x.width);
+}
+
+/** blocks.padSpatial. */
+export function emitPadSpatial(g: GraphBuilder, x: Feature, [top, bottom, left, right]: Pad4): Feature {
+  if (top === 0 && bottom === 0 && left === 0 && right === 0) return x;
+  return feature(g.pad(x.value, [0, 0, top, left, 0, 0, bottom, right]), x.channels, x.height + top + bottom, x.width + left + right);
+}
+
+/** blocks.shiftDown: drop the last row, zeros enter at the top. */
+export function emitShiftDown(g: GraphBuilder, x: Feature): Feature {
+  const cut = feature(g.slice(x.value, [0], [x.height - 1], [2]), x.channels, x.height - 1, x.width);
+  return emitPadSpatial(g, cut, [1, 0, 0, 0]);
+}
+
+/** blocks.shiftRight: drop the last column, zeros enter at the left. */
+export function emitShiftRight(g: GraphBuilder, x: Feature): Feature {
+  const cut = feature(g.slice(x.value, [0], [x.width - 1], [3]), x.channels, x.height, x.width - 1);
+  return emitPadSpatial(g, cut, [0, 0, 1, 0]);
+}
+
+/** A constant [1, C, h, w] broadcast to the batch of `like` ([B, …]): [B, C, h, w]. */
+export function emitBatchBroadcast(g: GraphBuilder, constant: Value, like: Value, rest: readonly number[]): Value {
+  const batch = g.slice(g.shape(like), [0], [1], [0]);
+  return g.expand(constant, g.concat([batch, g.ints(rest)], 0));
+}
