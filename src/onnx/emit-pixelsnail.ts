@@ -1,7 +1,8 @@
 /**
  * ONNX graph of the PixelSNAIL prior (src/models/pixelsnail.ts), inference only: code maps
- * [B, h, w] int32 and slice positions [B] → logits [B, h, w, K] and the NLL of each map's own code at
- * every position, −log softmax(logits)[code], [B, h, w].
+ * [B, h, w] int32 and slice positions [B] → either logits [B, h, w, K] or the NLL of each map's own
+ * code at every position, −log softmax(logits)[code], [B, h, w]. Two graphs rather than one with two
+ * outputs: ONNX Runtime computes every node whatever outputs are fetched.
  */
 import type { Pad4 } from '../models/blocks.js';
 import type { PixelSnailConfig } from '../models/config.js';
@@ -85,15 +86,18 @@ function emitCausalAttention(g: GraphBuilder, params: HostParams, prefix: string
   return feature(g.reshape(out, [0, a.valueChannels, h, w]), a.valueChannels, h, w);
 }
 
-export function emitPixelSnail(params: HostParams, cfg: PixelSnailConfig): GraphBuilder {
-  const g = new GraphBuilder('pixelsnail');
+export type PriorOutput = 'logits' | 'nll';
+
+export function emitPixelSnail(params: HostParams, cfg: PixelSnailConfig, output: PriorOutput): GraphBuilder {
+  const g = new GraphBuilder(`pixelsnail_${output}`);
   const { height: h, width: w, codebookSize: k } = cfg;
   const codes = g.input('codes', DataType.INT32, ['batch', h, w]);
   const pos = g.input('position', DataType.FLOAT, ['batch']);
   const posColumn = emitPositionColumn(g, pos);
   const identity = new Float32Array(k * k);
   for (let i = 0; i < k; i++) identity[i * k + i] = 1;
-  const x = feature(g.transpose(g.gather(g.initializer('one_hot_rows', [k, k], identity), codes), [0, 3, 1, 2]), k, h, w);
+  const oneHotNhwc = g.gather(g.initializer('one_hot_rows', [k, k], identity), codes);
+  const x = feature(g.transpose(oneHotNhwc, [0, 3, 1, 2]), k, h, w);
   const background = feature(emitBatchBroadcast(g, g.initializer('background', [1, 2, h, w], backgroundValues(h, w)), codes, [2, h, w]), 2, h, w);
 
   let u = emitShiftDown(g, emitCausalConv(g, params, 'in.u', x, 'down'));
@@ -112,10 +116,13 @@ export function emitPixelSnail(params: HostParams, cfg: PixelSnailConfig): Graph
       l = emitGatedCausal(g, params, `block${b}.out`, 'pointwise', l, posColumn, cfg, attended);
     }
   }
-  const logits = emitConv(g, params, 'out', emitElu(g, l));
-  g.output(g.transpose(logits.value, [0, 2, 3, 1]), 'logits', DataType.FLOAT, ['batch', h, w, k]);
-  // pixelsnail.ts nllFromLogits: −Σ_k log softmax · oneHot.
-  const nll = g.neg(g.reduceSum(g.mul(g.logSoftmax(logits.value, 1), x.value), [1], false));
-  g.output(nll, 'nll', DataType.FLOAT, ['batch', h, w]);
+  const logits = g.transpose(emitConv(g, params, 'out', emitElu(g, l)).value, [0, 2, 3, 1]);
+  if (output === 'logits') {
+    g.output(logits, 'logits', DataType.FLOAT, ['batch', h, w, k]);
+  } else {
+    // pixelsnail.ts nllFromLogits: −Σ_k log softmax · oneHot, over the last (contiguous) axis.
+    const nll = g.neg(g.reduceSum(g.mul(g.logSoftmax(logits, 3), oneHotNhwc), [3], false));
+    g.output(nll, 'nll', DataType.FLOAT, ['batch', h, w]);
+  }
   return g;
 }

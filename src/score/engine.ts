@@ -10,9 +10,9 @@ import os from 'node:os';
 import { loadOnnxRuntime } from '../onnx/runtime.js';
 import { codeNlls, decodeCodeMaps, encodeSlices, priorLogitsFrom, type LsrNetworks } from './networks.js';
 
-export type EngineName = 'tfjs' | 'onnx';
-export type EngineChoice = EngineName | 'auto';
-export const ENGINE_CHOICES: readonly EngineChoice[] = ['auto', 'onnx', 'tfjs'];
+import type { EngineChoice, EngineName } from './engine-choice.js';
+
+export type { EngineChoice, EngineName } from './engine-choice.js';
 
 export interface LsrEngine {
   readonly name: EngineName;
@@ -76,9 +76,4 @@ export async function createLsrEngine(choice: EngineChoice, nets: LsrNetworks, o
   const threads = opts.threads ?? os.availableParallelism();
   log(`engine: ONNX Runtime ${ort.ort.env.versions.common} (CPU, ${threads} intra-op threads)`);
   return onnxEngine(nets, { threads, ...(opts.saveOnnxTo !== undefined ? { saveTo: opts.saveOnnxTo } : {}) });
-}
-
-export function parseEngineChoice(value: string): EngineChoice {
-  if (!(ENGINE_CHOICES as readonly string[]).includes(value)) throw new Error(`--engine must be one of ${ENGINE_CHOICES.join(', ')}, got '${value}'`);
-  return value as EngineChoice;
 }

@@ -18,7 +18,7 @@ import { batches, latentGeometry, type LsrNetworks } from './networks.js';
 
 export interface OnnxEngineOptions {
   readonly threads: number;
-  /** Also write encoder.onnx, decoder.onnx and pixelsnail.onnx here. */
+  /** Also write the .onnx graphs here (vqvae-encoder, vqvae-decoder, pixelsnail-logits, pixelsnail-nll). */
   readonly saveTo?: string;
   readonly priorBatch?: number;
   readonly encodeBatch?: number;
@@ -26,14 +26,16 @@ export interface OnnxEngineOptions {
 }
 
 /** The serialised ONNX graphs of both networks. */
-export function exportLsrOnnx(nets: LsrNetworks): { encoder: Uint8Array; decoder: Uint8Array; prior: Uint8Array } {
+export function exportLsrOnnx(nets: LsrNetworks): { encoder: Uint8Array; decoder: Uint8Array; priorLogits: Uint8Array; priorNll: Uint8Array } {
   const meta = { producerVersion: packageVersion() };
   const vq = hostParams(nets.vqvae.params);
+  const prior = hostParams(nets.prior.params);
   const encode = (g: GraphBuilder) => g.encode(meta);
   return {
     encoder: encode(emitVqvaeEncoder(vq, nets.vqvae.cfg)),
     decoder: encode(emitVqvaeDecoder(vq, nets.vqvae.cfg)),
-    prior: encode(emitPixelSnail(hostParams(nets.prior.params), nets.prior.cfg)),
+    priorLogits: encode(emitPixelSnail(prior, nets.prior.cfg, 'logits')),
+    priorNll: encode(emitPixelSnail(prior, nets.prior.cfg, 'nll')),
   };
 }
 
@@ -60,11 +62,12 @@ export async function onnxEngine(nets: LsrNetworks, opts: OnnxEngineOptions): Pr
     mkdirSync(opts.saveTo, { recursive: true });
     atomicWriteFileSync(path.join(opts.saveTo, 'vqvae-encoder.onnx'), models.encoder);
     atomicWriteFileSync(path.join(opts.saveTo, 'vqvae-decoder.onnx'), models.decoder);
-    atomicWriteFileSync(path.join(opts.saveTo, 'pixelsnail.onnx'), models.prior);
+    atomicWriteFileSync(path.join(opts.saveTo, 'pixelsnail-logits.onnx'), models.priorLogits);
+    atomicWriteFileSync(path.join(opts.saveTo, 'pixelsnail-nll.onnx'), models.priorNll);
   }
   const encoder = lazySession(models.encoder, opts.threads);
   const decoder = lazySession(models.decoder, opts.threads);
-  const prior = lazySession(models.prior, opts.threads);
+  const priorSessions = { logits: lazySession(models.priorLogits, opts.threads), nll: lazySession(models.priorNll, opts.threads) };
   const size = nets.vqvae.cfg.inputSize;
   const channels = nets.vqvae.cfg.inChannels;
   const plane = size * size * channels;
@@ -77,7 +80,7 @@ export async function onnxEngine(nets: LsrNetworks, opts: OnnxEngineOptions): Pr
   const positionTensor = (positions: Float32Array, a: number, b: number) => new ort.Tensor('float32', positions.slice(a, b), [b - a]);
 
   async function runPrior(codes: Int32Array, positions: Float32Array, output: 'logits' | 'nll'): Promise<Float32Array[]> {
-    const session = await prior();
+    const session = await priorSessions[output]();
     const count = positions.length;
     if (codes.length !== count * cells) throw new RangeError(`prior: ${codes.length} codes for ${count} maps of ${height}×${width}`);
     const parts: Float32Array[] = [];
@@ -144,7 +147,7 @@ export async function onnxEngine(nets: LsrNetworks, opts: OnnxEngineOptions): Pr
       return out;
     },
     async dispose() {
-      await Promise.all([encoder.release(), decoder.release(), prior.release()]);
+      await Promise.all([encoder.release(), decoder.release(), priorSessions.logits.release(), priorSessions.nll.release()]);
     },
   };
 }
