@@ -206,3 +206,88 @@ export function emitBatchBroadcast(g: GraphBuilder, constant: Value, like: Value
   const batch = g.slice(g.shape(like), [0], [1], [0]);
   return g.expand(constant, g.concat([batch, g.ints(rest)], 0));
 }
+
+/** Rows [from, to) of the input-channel axis of a conv weight [kh, kw, cin, cout]. */
+export function convWeightInputSlice(w: HostTensor, from: number, to: number): HostTensor {
+  const [kh, kw, cin, cout] = w.shape;
+  const rows = to - from;
+  const values = new Float32Array(kh * kw * rows * cout);
+  for (let t = 0; t < kh * kw; t++) values.set(w.values.subarray((t * cin + from) * cout, (t * cin + to) * cout), t * rows * cout);
+  return { shape: [kh, kw, rows, cout], values };
+}
+
+/**
+ * conv(oneHot(codes), w) + b for int32 codes [B, h, w] and a weight [kh, kw, K, C], without the
+ * one-hot tensor: each tap's output is row `code` of that tap's weight, so the convolution is a
+ * gather of [K, taps·C] rows followed by a shifted sum over the taps (K times fewer multiply-adds).
+ * Zero padding of the one-hot map is padding of the codes with an extra code K whose rows are zero.
+ */
+export function emitOneHotConv(
+  g: GraphBuilder,
+  prefix: string,
+  codes: Value,
+  grid: { height: number; width: number },
+  weight: HostTensor,
+  bias: HostTensor | undefined,
+  opts: { stride?: number; padding: Pad4 },
+): Feature {
+  const [kh, kw, k, c] = weight.shape;
+  const taps = kh * kw;
+  const stride = opts.stride ?? 1;
+  const [top, bottom, left, right] = opts.padding;
+  // table[code, t·C + o] = w[t, code, o]; row K (the padding code) stays zero.
+  const table = new Float32Array((k + 1) * taps * c);
+  for (let t = 0; t < taps; t++) {
+    for (let code = 0; code < k; code++) table.set(weight.values.subarray((t * k + code) * c, (t * k + code + 1) * c), (code * taps + t) * c);
+  }
+  const paddedCodes =
+    top + bottom + left + right > 0 ? g.node('Pad', [codes, g.ints([0, top, left, 0, bottom, right]), g.initializer('padding_code', [], Int32Array.of(k))], { mode: 'constant' }) : codes;
+  const rows = g.gather(g.initializer(`${prefix}.taps`, [k + 1, taps * c], table), paddedCodes); // [B, h', w', taps·C]
+  const outH = Math.floor((grid.height + top + bottom - kh) / stride) + 1;
+  const outW = Math.floor((grid.width + left + right - kw) / stride) + 1;
+  const parts: Value[] = [];
+  for (let y = 0; y < kh; y++) {
+    for (let x = 0; x < kw; x++) {
+      const t = y * kw + x;
+      parts.push(
+        g.node('Slice', [
+          rows,
+          g.ints([y, x, t * c]),
+          g.ints([y + (outH - 1) * stride + 1, x + (outW - 1) * stride + 1, (t + 1) * c]),
+          g.ints([1, 2, 3]),
+          g.ints([stride, stride, 1]),
+        ]),
+      );
+    }
+  }
+  let sum = parts.length === 1 ? parts[0] : g.node('Sum', parts);
+  if (bias !== undefined) sum = g.add(sum, g.initializer(`${prefix}.b`, [c], bias.values));
+  return feature(g.transpose(sum, [0, 3, 1, 2]), c, outH, outW);
+}
+
+/** Output channels [from, to) of a conv weight [kh, kw, cin, cout]. */
+export function convWeightOutputSlice(w: HostTensor, from: number, to: number): HostTensor {
+  const [kh, kw, cin, cout] = w.shape;
+  const cols = to - from;
+  const values = new Float32Array(kh * kw * cin * cols);
+  for (let r = 0; r < kh * kw * cin; r++) values.set(w.values.subarray(r * cout + from, r * cout + to), r * cols);
+  return { shape: [kh, kw, cin, cols], values };
+}
+
+/**
+ * glu(conv(x)) as two convolutions, one per half of the output channels, so that no Split is
+ * needed and ONNX Runtime can fuse the sigmoid into the gate's convolution.
+ */
+export function emitConvGlu(g: GraphBuilder, params: HostParams, prefix: string, x: Feature, opts: ConvOptions = {}): Feature {
+  const w = hostParam(params, `${prefix}.w`);
+  const b = params.get(`${prefix}.b`);
+  const half = w.shape[3] / 2;
+  const part = (name: string, from: number, to: number): HostParams => {
+    const m = new Map<string, HostTensor>([[`${prefix}.${name}.w`, convWeightOutputSlice(w, from, to)]]);
+    if (b !== undefined) m.set(`${prefix}.${name}.b`, { shape: [to - from], values: b.values.slice(from, to) });
+    return m;
+  };
+  const value = emitConv(g, part('value', 0, half), `${prefix}.value`, x, opts);
+  const gate = emitConv(g, part('gate', half, 2 * half), `${prefix}.gate`, x, opts);
+  return { ...value, value: g.mul(value.value, g.sigmoid(gate.value)) };
+}

@@ -16,7 +16,10 @@ import {
   emitConditionBias,
   emitConv,
   emitElu,
-  emitGlu,
+  emitOneHotConv,
+  convWeightInputSlice,
+  hostParam,
+  emitConvGlu,
   emitPadSpatial,
   emitPositionColumn,
   emitShiftDown,
@@ -50,7 +53,7 @@ function emitGatedCausal(
   if (aux !== undefined) h = emitAdd(g, h, emitConv(g, params, `${prefix}.aux`, emitElu(g, aux), { padding: 'valid' }));
   if (cfg.condChannels === 1) h = emitAdd(g, h, emitConditionBias(g, params, `${prefix}.cond`, posColumn));
   h = emitElu(g, h);
-  return emitAdd(g, emitGlu(g, emitCausalConv(g, params, `${prefix}.conv2`, h, kind)), x);
+  return emitAdd(g, emitConvGlu(g, params, `${prefix}.conv2`, h, { padding: PADDING[kind] }), x);
 }
 
 /** Coordinates in [-0.5, 0.5) of every position, NCHW [1, 2, h, w] (pixelsnail.ts background). */
@@ -66,12 +69,18 @@ function backgroundValues(height: number, width: number): Float32Array {
 }
 
 /** pixelsnail.ts causalAttention: single head, keys/values on d×d blocks, strict raster-order mask. */
-function emitCausalAttention(g: GraphBuilder, params: HostParams, prefix: string, oneHot: Feature, l: Feature, background: Feature, cfg: PixelSnailConfig): Feature {
+function emitCausalAttention(g: GraphBuilder, params: HostParams, prefix: string, codes: Value, l: Feature, background: Feature, cfg: PixelSnailConfig): Feature {
   const a = cfg.attention!;
   const { height: h, width: w } = l;
   const d = a.downsample;
   const keys = (h / d) * (w / d);
-  const kv = emitElu(g, emitConv(g, params, `${prefix}.kv`, emitConcat(g, [oneHot, l, background]), { stride: d, padding: 'valid' }));
+  // kv = conv([oneHot, l, background]) with stride d: the one-hot part as gathered weight rows.
+  const kvWeight = hostParam(params, `${prefix}.kv.w`);
+  const k = cfg.codebookSize;
+  const fromCodes = emitOneHotConv(g, `${prefix}.kv.codes`, codes, l, convWeightInputSlice(kvWeight, 0, k), params.get(`${prefix}.kv.b`), { stride: d, padding: [0, 0, 0, 0] });
+  const rest = new Map([[`${prefix}.kv.rest.w`, convWeightInputSlice(kvWeight, k, kvWeight.shape[2])]]);
+  const fromFeatures = emitConv(g, rest, `${prefix}.kv.rest`, emitConcat(g, [l, background]), { stride: d, padding: 'valid' });
+  const kv = emitElu(g, emitAdd(g, fromCodes, fromFeatures));
   const key = g.reshape(emitConv(g, params, `${prefix}.key`, kv).value, [0, a.keyChannels, keys]); // [B, kc, keys]
   const value = g.reshape(emitConv(g, params, `${prefix}.value`, kv).value, [0, a.valueChannels, keys]); // [B, vc, keys]
   const qHidden = emitElu(g, emitConv(g, params, `${prefix}.q`, emitConcat(g, [l, background])));
@@ -94,25 +103,19 @@ export function emitPixelSnail(params: HostParams, cfg: PixelSnailConfig, output
   const codes = g.input('codes', DataType.INT32, ['batch', h, w]);
   const pos = g.input('position', DataType.FLOAT, ['batch']);
   const posColumn = emitPositionColumn(g, pos);
-  const identity = new Float32Array(k * k);
-  for (let i = 0; i < k; i++) identity[i * k + i] = 1;
-  const oneHotNhwc = g.gather(g.initializer('one_hot_rows', [k, k], identity), codes);
-  const x = feature(g.transpose(oneHotNhwc, [0, 3, 1, 2]), k, h, w);
   const background = feature(emitBatchBroadcast(g, g.initializer('background', [1, 2, h, w], backgroundValues(h, w)), codes, [2, h, w]), 2, h, w);
 
-  let u = emitShiftDown(g, emitCausalConv(g, params, 'in.u', x, 'down'));
-  let l = emitAdd(
-    g,
-    emitShiftDown(g, emitConv(g, params, 'in.lv', emitPadSpatial(g, x, [0, 0, 1, 1]), { padding: 'valid' })),
-    emitShiftRight(g, emitConv(g, params, 'in.lh', emitPadSpatial(g, x, [1, 0, 0, 0]), { padding: 'valid' })),
-  );
+  // The input convolutions see only the one-hot codes: gathered weight rows, no one-hot tensor.
+  const inputConv = (prefix: string, padding: Pad4) => emitOneHotConv(g, prefix, codes, cfg, hostParam(params, `${prefix}.w`), params.get(`${prefix}.b`), { padding });
+  let u = emitShiftDown(g, inputConv('in.u', PADDING.down));
+  let l = emitAdd(g, emitShiftDown(g, inputConv('in.lv', [0, 0, 1, 1])), emitShiftRight(g, inputConv('in.lh', [1, 0, 0, 0])));
   for (let b = 0; b < cfg.blocks; b++) {
     for (let r = 0; r < cfg.resBlocksPerBlock; r++) {
       u = emitGatedCausal(g, params, `block${b}.res${r}.u`, 'down', u, posColumn, cfg);
       l = emitGatedCausal(g, params, `block${b}.res${r}.l`, 'downright', l, posColumn, cfg, u);
     }
     if (cfg.attention !== null) {
-      const attended = emitCausalAttention(g, params, `block${b}.attn`, x, l, background, cfg);
+      const attended = emitCausalAttention(g, params, `block${b}.attn`, codes, l, background, cfg);
       l = emitGatedCausal(g, params, `block${b}.out`, 'pointwise', l, posColumn, cfg, attended);
     }
   }
@@ -121,6 +124,9 @@ export function emitPixelSnail(params: HostParams, cfg: PixelSnailConfig, output
     g.output(logits, 'logits', DataType.FLOAT, ['batch', h, w, k]);
   } else {
     // pixelsnail.ts nllFromLogits: −Σ_k log softmax · oneHot, over the last (contiguous) axis.
+    const identity = new Float32Array(k * k);
+    for (let i = 0; i < k; i++) identity[i * k + i] = 1;
+    const oneHotNhwc = g.gather(g.initializer('one_hot_rows', [k, k], identity), codes);
     const nll = g.neg(g.reduceSum(g.mul(g.logSoftmax(logits, 3), oneHotNhwc), [3], false));
     g.output(nll, 'nll', DataType.FLOAT, ['batch', h, w]);
   }

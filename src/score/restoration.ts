@@ -20,7 +20,7 @@
  */
 import { createRng } from '../engine/random.js';
 import type { LsrEngine } from './engine.js';
-import { batches, latentGeometry } from './networks.js';
+import { latentGeometry } from './networks.js';
 
 export interface RestorationOptions {
   /** S: copies per slice (the paper: 15). */
@@ -125,6 +125,14 @@ interface Counters {
   priorMs: number;
 }
 
+/** At most `size` items per batch, as few batches as that allows, of near-equal sizes (no small tail batch). */
+export function evenBatches(count: number, size: number): Array<[number, number]> {
+  const parts = Math.ceil(count / size);
+  const out: Array<[number, number]> = [];
+  for (let i = 0; i < parts; i++) out.push([Math.floor((i * count) / parts), Math.floor(((i + 1) * count) / parts)]);
+  return out;
+}
+
 /** Runs maps through the prior in batches; returns logits [maps, positions − from, K] per map. */
 async function runPrior(
   engine: LsrEngine,
@@ -137,7 +145,7 @@ async function runPrior(
   const { positions, codes: k } = latentGeometry(engine.nets.prior);
   const perMap = (positions - from) * k;
   const out: Float32Array[] = [];
-  for (const [a, b] of batches(maps.length, maxBatch)) {
+  for (const [a, b] of evenBatches(maps.length, maxBatch)) {
     const input = new Int32Array((b - a) * positions);
     for (let i = a; i < b; i++) input.set(maps[i], (i - a) * positions);
     const t0 = performance.now();
