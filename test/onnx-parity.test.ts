@@ -12,6 +12,8 @@ import { readNifti, writeNifti } from '../src/io/nifti.js';
 import { initPixelSnail, initVqvae, param, priorLogits, vqvaeEncode, type PixelSnailConfig, type VqvaeConfig } from '../src/models/index.js';
 import { runPrediction } from '../src/mood/run.js';
 import { ProtoWriter } from '../src/onnx/protobuf.js';
+import { requireOnnxRuntime } from '../src/onnx/runtime.js';
+import { parseEngineChoice } from '../src/score/engine-choice.js';
 import { createLsrEngine, tfjsEngine, type LsrEngine } from '../src/score/engine.js';
 import { loadLsrModel, lsrPredictor } from '../src/score/lsr-model.js';
 import { disposeLsrNetworks, loadLsrNetworks, type LsrNetworks } from '../src/score/networks.js';
@@ -222,6 +224,43 @@ describe('MOOD outputs of predict with both engines', () => {
 });
 
 describe('engine choice', () => {
+  it('--engine accepts auto, onnx and tfjs only', () => {
+    expect(['auto', 'onnx', 'tfjs'].map(parseEngineChoice)).toEqual(['auto', 'onnx', 'tfjs']);
+    expect(() => parseEngineChoice('gpu')).toThrow(/--engine must be one of auto, onnx, tfjs/);
+  });
+
+  it('writes the exported graphs as standalone .onnx files when asked', async () => {
+    const nets: LsrNetworks = { vqvae: { cfg: TINY_VQVAE, params: initVqvae(TINY_VQVAE, 1) }, prior: { cfg: TINY_PRIOR, params: initPixelSnail(TINY_PRIOR, 2) } };
+    const { root, cleanup } = await tempRoot('onnx-save-');
+    try {
+      const engine = await createLsrEngine('onnx', nets, { saveOnnxTo: root, log: () => undefined });
+      await engine.dispose();
+      const ort = await requireOnnxRuntime();
+      const names = ['vqvae-encoder', 'vqvae-decoder', 'pixelsnail-logits', 'pixelsnail-nll'];
+      const outputs: string[][] = [];
+      for (const name of names) {
+        const session = await ort.InferenceSession.create(join(root, `${name}.onnx`));
+        outputs.push([...session.outputNames]);
+        await session.release();
+      }
+      expect(outputs).toEqual([['z', 'codes'], ['image'], ['logits'], ['nll']]);
+    } finally {
+      disposeLsrNetworks(nets);
+      await cleanup();
+    }
+  });
+
+  it("'auto' keeps TF.js when tfjs-node-gpu is active", async () => {
+    const nets: LsrNetworks = { vqvae: { cfg: TINY_VQVAE, params: initVqvae(TINY_VQVAE, 1) }, prior: { cfg: TINY_PRIOR, params: initPixelSnail(TINY_PRIOR, 2) } };
+    try {
+      const engine = await createLsrEngine('auto', nets, { tfjsBackend: 'tensorflow', log: () => undefined });
+      expect(engine.name).toBe('tfjs');
+      expect(engine.wantsWorkers).toBe(false);
+    } finally {
+      disposeLsrNetworks(nets);
+    }
+  });
+
   it("'auto' picks ONNX Runtime here; 'tfjs' stays on TF.js", async () => {
     const nets: LsrNetworks = { vqvae: { cfg: TINY_VQVAE, params: initVqvae(TINY_VQVAE, 1) }, prior: { cfg: TINY_PRIOR, params: initPixelSnail(TINY_PRIOR, 2) } };
     try {

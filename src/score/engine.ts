@@ -4,9 +4,11 @@
  * framework: wasm workers on CPU, tfjs-node-gpu on a GPU) or on ONNX Runtime (native CPU kernels,
  * intra-op threads on every core, graphs exported from the weights at load time).
  *
- * 'auto' picks ONNX Runtime when onnxruntime-node loads and TF.js otherwise.
+ * 'auto' picks ONNX Runtime when onnxruntime-node loads and TF.js otherwise, except when TF.js runs on
+ * tfjs-node-gpu (the GPU image), where TF.js on CUDA is the faster engine.
  */
 import os from 'node:os';
+import { pixelsnailFlops } from '../models/index.js';
 import { loadOnnxRuntime } from '../onnx/runtime.js';
 import { codeNlls, decodeCodeMaps, encodeSlices, priorLogitsFrom, type LsrNetworks } from './networks.js';
 
@@ -41,7 +43,8 @@ export function tfjsEngine(nets: LsrNetworks, backend = 'wasm'): LsrEngine {
   return {
     name: 'tfjs',
     nets,
-    priorBatch: 64,
+    // wasm memory tops out near 4 GB: the reference prior (7 GFLOP per map) aborts at 64 maps per call.
+    priorBatch: pixelsnailFlops(nets.prior.cfg) > 1e9 ? 16 : 64,
     decodeBatch: 16,
     wantsWorkers: backend === 'wasm' || backend === 'cpu',
     encodeSlices: async (images, positions) => encodeSlices(nets.vqvae, images, positions),
@@ -57,7 +60,10 @@ export interface CreateEngineOptions {
   readonly tfjsBackend?: string;
   /** ONNX Runtime intra-op threads (default: every available core). */
   readonly threads?: number;
-  /** Also write the exported .onnx graphs into this folder. */
+  /**
+   * Also write the exported .onnx graphs into this folder (default: $MOODLSR_ONNX_SAVE), e.g. to
+   * inspect them with other ONNX tools. Exporting takes milliseconds, so nothing is read back.
+   */
   readonly saveOnnxTo?: string;
   readonly log?: (line: string) => void;
 }
@@ -66,6 +72,11 @@ export interface CreateEngineOptions {
 export async function createLsrEngine(choice: EngineChoice, nets: LsrNetworks, opts: CreateEngineOptions = {}): Promise<LsrEngine> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   if (choice === 'tfjs') return tfjsEngine(nets, opts.tfjsBackend);
+  if (choice === 'auto' && opts.tfjsBackend === 'tensorflow') {
+    // tfjs-node-gpu loaded (the GPU image): CUDA beats ONNX Runtime's CPU kernels.
+    log('engine: tfjs-node-gpu is active; using tfjs (ONNX Runtime runs on the CPU here)');
+    return tfjsEngine(nets, opts.tfjsBackend);
+  }
   const ort = await loadOnnxRuntime();
   if ('error' in ort) {
     if (choice === 'onnx') throw new Error(`--engine onnx: onnxruntime-node cannot be loaded (${ort.error})`);
@@ -75,5 +86,6 @@ export async function createLsrEngine(choice: EngineChoice, nets: LsrNetworks, o
   const { onnxEngine } = await import('./onnx-engine.js');
   const threads = opts.threads ?? os.availableParallelism();
   log(`engine: ONNX Runtime ${ort.ort.env.versions.common} (CPU, ${threads} intra-op threads)`);
-  return onnxEngine(nets, { threads, ...(opts.saveOnnxTo !== undefined ? { saveTo: opts.saveOnnxTo } : {}) });
+  const saveTo = opts.saveOnnxTo ?? process.env.MOODLSR_ONNX_SAVE;
+  return onnxEngine(nets, { threads, ...(saveTo ? { saveTo } : {}) });
 }

@@ -325,7 +325,7 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
       const encoded = await encodeVolume(model.engine, volume, cal.region, slices);
       const result = await sampleScoreOfCodes(model.engine, encoded, cal.lambdaS, cal.sampleCalibration);
       ctx.log(
-        `lsr sample: raw ${result.raw.toFixed(2)} → ${result.score.toFixed(4)}; preprocess ${formatSeconds(encoded.preprocessSeconds)}, ` +
+        `lsr sample (${model.engine.name}): raw ${result.raw.toFixed(2)} → ${result.score.toFixed(4)}; preprocess ${formatSeconds(encoded.preprocessSeconds)}, ` +
           `encode ${formatSeconds(encoded.encodeSeconds)}, prior ${formatSeconds(result.priorSeconds)}`,
       );
       return result.score;
@@ -342,7 +342,7 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
       const map = stackScoresToVolume(result.smoothed, result.encoded.stack, volume.shape, cal.pixelScale);
       const t = { ...result.timings, resample: (performance.now() - t0) / 1000 };
       ctx.log(
-        `lsr pixel: preprocess ${formatSeconds(t.preprocess)}, encode ${formatSeconds(t.encode)}, restore+decode ${formatSeconds(t.restoreWall)} wall ` +
+        `lsr pixel (${model.engine.name}): preprocess ${formatSeconds(t.preprocess)}, encode ${formatSeconds(t.encode)}, restore+decode ${formatSeconds(t.restoreWall)} wall ` +
           `(prior ${formatSeconds(t.restorePrior)}, decode ${formatSeconds(t.decode)} summed over ${chunks} chunks), smooth ${formatSeconds(t.smooth)}, ` +
           `resample ${formatSeconds(t.resample)}; ${describeRestoration(result.stats)}`,
       );
