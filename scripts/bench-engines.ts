@@ -4,13 +4,14 @@
  *
  *   npx tsc -p tsconfig.json && node dist/scripts/bench-engines.js [--runs 3] [--volumes 2]
  *       [--engines onnx,tfjs] [--tasks sample,pixel] [--forward-only] [--e2e-only]
- *       [--torch-threads 2,1] [--weights weights/brain/training/lsr] [--out FILE.json]
+ *       [--presets compact,reference] [--onnx-threads N,1] [--torch-threads N,1]
+ *       [--weights weights/brain/training/lsr] [--volume-dir data/eval-brain20/toy] [--out FILE.json]
  *
  * Part 1, network throughput: encoder (slice → codes), decoder (codes → image) and prior (codes →
  * logits) per item, for the compact preset (the trained weights) and the reference preset (random
  * init: speed does not depend on the weights), each engine at its production batch size. TF.js runs
  * in-process on one wasm thread (the pixel score runs two such workers); ONNX Runtime and PyTorch
- * use every core. GFLOP/s from src/models/flops.ts.
+ * with every core (N = available cores) and with one thread. GFLOP/s from src/models/flops.ts.
  *
  * Part 2, end to end (compact, trained weights): sample and pixel scores of real 256³ brain volumes
  * (data/eval-brain20/toy) with each engine, per stage: read, preprocess, encode, prior passes,
@@ -152,7 +153,7 @@ function torchForward(presets: Array<{ name: string; vq: VqvaeConfig; prior: Pix
   return rows;
 }
 
-async function forwardPart(weights: string, engines: EngineName[], runs: number, torchThreads: number[]): Promise<ForwardRow[]> {
+async function forwardPart(weights: string, engines: EngineName[], runs: number, torchThreads: number[], onnxThreads: number[], presetNames: string[]): Promise<ForwardRow[]> {
   const trained = loadLsrNetworks(weights);
   const reference: LsrNetworks = {
     vqvae: { cfg: vqvaePreset('reference', 'brain'), params: initVqvae(vqvaePreset('reference', 'brain'), 1) },
@@ -161,18 +162,21 @@ async function forwardPart(weights: string, engines: EngineName[], runs: number,
   const presets = [
     { name: 'compact', nets: trained },
     { name: 'reference', nets: reference },
-  ];
+  ].filter((p) => presetNames.includes(p.name));
   const rows: ForwardRow[] = [];
   try {
     for (const p of presets) {
-      for (const name of engines) {
-        const engine = await createLsrEngine(name, p.nets, { log: () => undefined });
+      const variants = engines.flatMap((name): Array<{ name: EngineName; threads: number }> =>
+        name === 'onnx' ? onnxThreads.map((threads) => ({ name, threads })) : [{ name, threads: 1 }],
+      );
+      for (const { name, threads } of variants) {
+        const engine = await createLsrEngine(name, p.nets, { threads, log: () => undefined });
         try {
           for (const network of NETWORKS) {
             const items = itemsFor(p.name, network);
             const m = await engineForward(engine, network, items, runs);
             const perItem = m.seconds / items;
-            const label = name === 'tfjs' ? 'tfjs wasm 1 thr' : `onnx ${os.availableParallelism()} thr`;
+            const label = name === 'tfjs' ? 'tfjs wasm 1 thr' : `onnx ${threads} thr`;
             rows.push({ preset: p.name, network, runtime: label, msPerItem: 1000 * perItem, gflops: flopsPerItem(p.nets.vqvae.cfg, p.nets.prior.cfg, network) / perItem / 1e9, load: m.load });
             console.log(`forward ${p.name} ${network} ${label}: ${(1000 * perItem).toFixed(2)} ms/item (load ${m.load.toFixed(1)})`);
           }
@@ -197,7 +201,7 @@ async function forwardPart(weights: string, engines: EngineName[], runs: number,
 // ---- part 2: end to end --------------------------------------------------------------------
 
 interface StageRow {
-  engine: EngineName;
+  engine: string;
   task: 'sample' | 'pixel';
   volume: string;
   stages: Record<string, number>;
@@ -206,7 +210,7 @@ interface StageRow {
   mapPasses?: number;
 }
 
-async function endToEnd(weights: string, engines: EngineName[], tasks: Array<'sample' | 'pixel'>, volumeFiles: string[], runs: number): Promise<StageRow[]> {
+async function endToEnd(weights: string, engines: EngineName[], tasks: Array<'sample' | 'pixel'>, volumeFiles: string[], runs: number, onnxThreads: number): Promise<StageRow[]> {
   const calibration = readLsrCalibration(weights);
   const scratch = mkdtempSync(join(tmpdir(), 'moodlsr-bench-engines-'));
   const rows: StageRow[] = [];
@@ -214,7 +218,7 @@ async function endToEnd(weights: string, engines: EngineName[], tasks: Array<'sa
   try {
     for (const name of engines) {
       const nets = loadLsrNetworks(weights);
-      const engine = await createLsrEngine(name, nets, { tfjsBackend: tf.backend, log: () => undefined });
+      const engine = await createLsrEngine(name, nets, { tfjsBackend: tf.backend, threads: onnxThreads, log: () => undefined });
       const workers = engine.wantsWorkers ? 2 : 0;
       const pool = workers > 0 ? await createLsrPool(weights, workers) : null;
       const runner: RestorationRunner = pool ? (t) => pool.runAll(t) : inProcessRunner(engine);
@@ -270,9 +274,9 @@ async function endToEnd(weights: string, engines: EngineName[], tasks: Array<'sa
               }
               delete stages._;
               const total = Object.values(stages).reduce((a, b) => a + b, 0);
-              samples.push({ engine: name, task, volume: file, stages, total, load: startLoad, ...(mapPasses !== undefined ? { mapPasses } : {}) });
+              samples.push({ engine: name === 'onnx' ? `onnx ${onnxThreads} thr` : 'tfjs wasm 2 workers', task, volume: file, stages, total, load: startLoad, ...(mapPasses !== undefined ? { mapPasses } : {}) });
               console.log(
-                `e2e ${name} ${task} ${file.split('/').at(-1)} run ${r + 1}: ${fmt(total)} s (load ${startLoad.toFixed(1)}): ` +
+                `e2e ${name}${name === 'onnx' ? ` ${onnxThreads} thr` : ''} ${task} ${file.split('/').at(-1)} run ${r + 1}: ${fmt(total)} s (load ${startLoad.toFixed(1)}): ` +
                   Object.entries(stages)
                     .map(([k, v]) => `${k} ${fmt(v)}`)
                     .join(', ') +
@@ -300,7 +304,7 @@ async function endToEnd(weights: string, engines: EngineName[], tasks: Array<'sa
 function forwardTable(rows: ForwardRow[]): string {
   const lines = ['| preset | network | runtime | ms / item | GFLOP/s | load | vs ONNX Runtime |', '|---|---|---|---:|---:|---:|---:|'];
   for (const r of rows) {
-    const onnx = rows.find((x) => x.preset === r.preset && x.network === r.network && x.runtime.startsWith('onnx'));
+    const onnx = rows.find((x) => x.preset === r.preset && x.network === r.network && x.runtime === `onnx ${os.availableParallelism()} thr`) ?? rows.find((x) => x.preset === r.preset && x.network === r.network && x.runtime.startsWith('onnx'));
     const ratio = onnx ? `${(r.msPerItem / onnx.msPerItem).toFixed(1)}×` : '';
     lines.push(`| ${r.preset} | ${r.network} | ${r.runtime} | ${r.msPerItem.toFixed(2)} | ${r.gflops.toFixed(1)} | ${r.load.toFixed(1)} | ${ratio} |`);
   }
@@ -323,7 +327,10 @@ async function main(): Promise<void> {
   const weights = option('weights', 'weights/brain/training/lsr');
   const engines = option('engines', 'onnx,tfjs').split(',') as EngineName[];
   const tasks = option('tasks', 'sample,pixel').split(',') as Array<'sample' | 'pixel'>;
-  const torchThreads = option('torch-threads', '2').split(',').filter(Boolean).map(Number);
+  const cores = String(os.availableParallelism());
+  const torchThreads = option('torch-threads', `${cores},1`).split(',').filter(Boolean).map(Number);
+  const onnxThreads = option('onnx-threads', `${cores},1`).split(',').filter(Boolean).map(Number);
+  const presetNames = option('presets', 'compact,reference').split(',');
   const dir = option('volume-dir', 'data/eval-brain20/toy');
   const volumes = readdirSync(dir)
     .filter((f) => f.endsWith('.nii.gz'))
@@ -335,11 +342,11 @@ async function main(): Promise<void> {
   console.log(`${new Date().toISOString()}: ${os.availableParallelism()} cores (${cpu}), node ${process.version}; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')}`);
   const report: { machine: string; forward?: ForwardRow[]; endToEnd?: StageRow[] } = { machine: `${os.availableParallelism()} × ${cpu}` };
   if (!flag('e2e-only')) {
-    report.forward = await forwardPart(weights, engines, runs, torchThreads);
+    report.forward = await forwardPart(weights, engines, runs, torchThreads, onnxThreads, presetNames);
     console.log(`\nNetwork throughput (median of ${runs} runs)\n\n${forwardTable(report.forward)}\n`);
   }
   if (!flag('forward-only')) {
-    report.endToEnd = await endToEnd(weights, engines, tasks, volumes, runs);
+    report.endToEnd = await endToEnd(weights, engines, tasks, volumes, runs, onnxThreads[0]);
     console.log(`\nEnd to end per volume, seconds (median of ${runs} runs; compact, ${weights})\n\n${stageTable(report.endToEnd)}\n`);
   }
   const out = option('out', '');

@@ -58,7 +58,7 @@ export function tfjsEngine(nets: LsrNetworks, backend = 'wasm'): LsrEngine {
 export interface CreateEngineOptions {
   /** tfjs backend in use ('wasm', 'cpu', 'tensorflow'): decides whether TF.js wants workers. */
   readonly tfjsBackend?: string;
-  /** ONNX Runtime intra-op threads (default: every available core). */
+  /** ONNX Runtime intra-op threads (default: $MOODLSR_ORT_THREADS, else every available core). */
   readonly threads?: number;
   /**
    * Also write the exported .onnx graphs into this folder (default: $MOODLSR_ONNX_SAVE), e.g. to
@@ -84,7 +84,7 @@ export async function createLsrEngine(choice: EngineChoice, nets: LsrNetworks, o
     return tfjsEngine(nets, opts.tfjsBackend);
   }
   const { onnxEngine } = await import('./onnx-engine.js');
-  const threads = opts.threads ?? os.availableParallelism();
+  const threads = opts.threads ?? (Number(process.env.MOODLSR_ORT_THREADS) || os.availableParallelism());
   log(`engine: ONNX Runtime ${ort.ort.env.versions.common} (CPU, ${threads} intra-op threads)`);
   const saveTo = opts.saveOnnxTo ?? process.env.MOODLSR_ONNX_SAVE;
   return onnxEngine(nets, { threads, ...(saveTo ? { saveTo } : {}) });
