@@ -4,7 +4,13 @@
  * the models NHWC-style ([kh, kw, cin, cout]) and are transposed on the host when emitted.
  *
  * A model emitter (./emit-vqvae.ts, ./emit-pixelsnail.ts, …) strings these together exactly as the
- * model's tfjs forward function does; a new model family needs one such emitter.
+ * model's tfjs forward function does; a new model family needs one such emitter, with the same graph
+ * inputs and outputs as the one it replaces so that src/score/onnx-engine.ts can run it: a VAE
+ * decoder takes latents [B, h, w, D] + position → image [B, S, S, C]; a bidirectional transformer
+ * prior takes codes [B, h, w] int32 + position → logits [B, h, w, K] or NLL [B, h, w]. Opset 17 has
+ * what those need (MatMul, Softmax, LayerNormalization; GELU via Erf); add an operator helper to
+ * ./graph.ts and a block emitter here, then a parity test against the tfjs forward function
+ * (test/onnx-parity.test.ts shows how).
  */
 import type { HostTensor } from '../io/tensor-bundle.js';
 import type { Pad4 } from '../models/blocks.js';
