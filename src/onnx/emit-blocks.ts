@@ -109,6 +109,7 @@ export function emitConvTranspose(g: GraphBuilder, params: HostParams, name: str
   const outW = x.width * stride;
   const [top, bottom] = samePadding(outH, kh, stride);
   const [left, right] = samePadding(outW, kw, stride);
+  if (stride === 2 && kh === 6 && kw === 6 && top === 2 && bottom === 2 && left === 2 && right === 2) return emitSubPixelConvTranspose6x6(g, name, x, w);
   const values = new Float32Array(w.values.length);
   for (let y = 0; y < kh; y++) {
     for (let xx = 0; xx < kw; xx++) {
@@ -125,6 +126,42 @@ export function emitConvTranspose(g: GraphBuilder, params: HostParams, name: str
     name.replace(/\.w$/, ''),
   );
   return feature(y, cout, outH, outW);
+}
+
+/**
+ * The 6×6 stride-2 transposed convolution with padding 2 (the reference decoder's upsampling) as one
+ * 3×3 stride-1 convolution with 4·out channels, one group of `out` per output phase (row parity a,
+ * column parity b), and DepthToSpace to interleave the phases. Output row 2m + a sums input rows
+ * m + 1 − t (t = 0…2) with kernel row a + 2t, i.e. conv kernel row r = 2 − t takes w[a + 4 − 2r].
+ * The same sums as ConvTranspose, which ONNX Runtime runs slower than a plain convolution.
+ */
+function emitSubPixelConvTranspose6x6(g: GraphBuilder, name: string, x: Feature, w: HostTensor): Feature {
+  const [, , cout, cin] = w.shape; // [6, 6, out, in]
+  const values = new Float32Array(4 * cout * cin * 9);
+  for (let o = 0; o < cout; o++) {
+    for (let a = 0; a < 2; a++) {
+      for (let b = 0; b < 2; b++) {
+        const channel = o * 4 + a * 2 + b; // DepthToSpace CRD order
+        for (let i = 0; i < cin; i++) {
+          for (let r = 0; r < 3; r++) {
+            for (let c = 0; c < 3; c++) {
+              const ky = a + 4 - 2 * r;
+              const kx = b + 4 - 2 * c;
+              values[((channel * cin + i) * 3 + r) * 3 + c] = w.values[((ky * 6 + kx) * cout + o) * cin + i];
+            }
+          }
+        }
+      }
+    }
+  }
+  const stem = name.replace(/\.w$/, '');
+  const phases = g.node(
+    'Conv',
+    [x.value, g.initializer(`${stem}.phases`, [4 * cout, cin, 3, 3], values)],
+    { kernel_shape: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1], dilations: [1, 1], group: 1 },
+    `${stem}.phases`,
+  );
+  return feature(g.node('DepthToSpace', [phases], { blocksize: 2, mode: 'CRD' }, stem), cout, 2 * x.height, 2 * x.width);
 }
 
 /** blocks.groupNorm: per sample and group of consecutive channels, over all positions. */
