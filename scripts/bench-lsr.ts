@@ -31,6 +31,7 @@ import {
 } from '../src/score/lsr-model.js';
 import { stackScoresToVolume } from '../src/score/pixel-score.js';
 import { encodeVolume, sampleScoreOfCodes } from '../src/score/sample-score.js';
+import { tfjsEngine } from '../src/score/engine.js';
 import { inferenceSliceSelection } from '../src/volume/preprocess.js';
 
 function option(name: string, fallback: string): string {
@@ -66,8 +67,9 @@ async function main(): Promise<void> {
     // The calibration recipe on this one volume (placeholder pixel scale: speed does not depend on it).
     const slices = inferenceSliceSelection('brain');
     const nets = (await import('../src/score/networks.js')).loadLsrNetworks(weights);
-    const encodedForCal = encodeVolume(nets, volume, 'brain', slices);
-    const nll = sampleScoreOfCodes(nets, encodedForCal, Infinity, fitSampleCalibration([1])).nll;
+    const calEngine = tfjsEngine(nets);
+    const encodedForCal = await encodeVolume(calEngine, volume, 'brain', slices);
+    const nll = (await sampleScoreOfCodes(calEngine, encodedForCal, Infinity, fitSampleCalibration([1]))).nll;
     const lambdaS = quantile(nll, 0.98);
     const lambdaP = quantile(nll, lambdaQuantile);
     writeLsrCalibration(weights, {
@@ -84,14 +86,14 @@ async function main(): Promise<void> {
     });
     (await import('../src/score/networks.js')).disposeLsrNetworks(nets);
 
-    const model = await loadLsrModel(weights);
+    const model = await loadLsrModel(weights, { engine: 'tfjs' });
     console.log(`engine ${engine.backend}; volume ${volume.shape.join('×')}; vqvae ${JSON.stringify(vqCfg.channels)} D=${vqCfg.codeDim}; prior ${priorCfg.channels} ch × ${priorCfg.blocks} blocks`);
     console.log(`λs = ${lambdaS.toFixed(3)}, λp = ${lambdaP.toFixed(3)} nats (q = ${lambdaQuantile}); S = ${copies}; workers = ${workers}`);
 
     // Sample score
     let t = performance.now();
-    const encoded = encodeVolume(model.nets, volume, 'brain', slices);
-    const sample = sampleScoreOfCodes(model.nets, encoded, lambdaS, model.calibration.sampleCalibration);
+    const encoded = await encodeVolume(model.engine, volume, 'brain', slices);
+    const sample = await sampleScoreOfCodes(model.engine, encoded, lambdaS, model.calibration.sampleCalibration);
     const sampleTotal = (performance.now() - t) / 1000;
     console.log(
       `sample: preprocess ${encoded.preprocessSeconds.toFixed(2)} s, encode ${encoded.encodeSeconds.toFixed(2)} s (${encoded.stack.count} slices), ` +
@@ -102,11 +104,11 @@ async function main(): Promise<void> {
     t = performance.now();
     const pool = workers > 0 ? await createLsrPool(weights, workers) : null;
     const poolStart = (performance.now() - t) / 1000;
-    const runner: RestorationRunner = pool ? (tasks) => pool.runAll(tasks) : inProcessRunner(model.nets);
+    const runner: RestorationRunner = pool ? (tasks) => pool.runAll(tasks) : inProcessRunner(model.engine);
     try {
       t = performance.now();
       const result = await pixelScoreStack(
-        model.nets,
+        model.engine,
         volume,
         { region: 'brain', slices, copies, lambdaP, k: 3, seed: 0, chunks: Math.max(1, 2 * workers) },
         runner,

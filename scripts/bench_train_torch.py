@@ -80,13 +80,24 @@ class VQVAE(nn.Module):
             return x
         return torch.cat([x, pos[:, None, None, None].expand(-1, 1, x.shape[2], x.shape[3])], 1)
 
-    def forward(self, x, pos):
+    def encode(self, x, pos):
         h = self.stem_norm(self.stem(self.plane(x, pos)))
         for blocks, down, norm in self.enc:
             for b in blocks:
                 h = b(h, pos)
             h = norm(down(h))
-        z = self.preq(self.enc_out(h, pos))
+        return self.preq(self.enc_out(h, pos))
+
+    def decode(self, zq, pos):
+        h = self.dec_stem_norm(self.dec_stem(self.plane(zq, pos)))
+        for blocks, up, norm in self.dec:
+            for b in blocks:
+                h = b(h, pos)
+            h = norm(up(h))
+        return self.out(F.elu(self.dec_out(h, pos)))
+
+    def forward(self, x, pos):
+        z = self.encode(x, pos)
         b_, d, hh, ww = z.shape
         flat = z.permute(0, 2, 3, 1).reshape(-1, d)
         dist = (flat.detach() ** 2).sum(1, keepdim=True) - 2 * flat.detach() @ self.codebook.detach().t() + (self.codebook.detach() ** 2).sum(1)[None]
@@ -95,12 +106,7 @@ class VQVAE(nn.Module):
         codebook_loss = F.mse_loss(codes, z.detach())
         commit = F.mse_loss(z, codes.detach())
         zq = z + (codes - z).detach()
-        h = self.dec_stem_norm(self.dec_stem(self.plane(zq, pos)))
-        for blocks, up, norm in self.dec:
-            for b in blocks:
-                h = b(h, pos)
-            h = norm(up(h))
-        xhat = self.out(F.elu(self.dec_out(h, pos)))
+        xhat = self.decode(zq, pos)
         return F.l1_loss(xhat, x) + codebook_loss + self.cfg["commitmentWeight"] * commit
 
 
@@ -174,7 +180,7 @@ class PixelSNAIL(nn.Module):
             last = ((qi * d + d - 1) * w + qj * d + d - 1).reshape(1, -1)
             self.register_buffer("mask", (last < p).float()[None])
 
-    def forward(self, codes, pos):
+    def logits(self, codes, pos):
         cfg, a = self.cfg, self.cfg["attention"]
         x = F.one_hot(codes, cfg["codebookSize"]).permute(0, 3, 1, 2).float()
         b = x.shape[0]
@@ -194,8 +200,10 @@ class PixelSNAIL(nn.Module):
                 weights = torch.softmax(scores + (1 - self.mask) * -1e9, -1) * self.mask
                 att = (weights @ value).transpose(1, 2).reshape(b, a["valueChannels"], cfg["height"], cfg["width"])
                 l = block.out(l, pos, att)
-        logits = self.out(F.elu(l))
-        return F.cross_entropy(logits, codes)
+        return self.out(F.elu(l))
+
+    def forward(self, codes, pos):
+        return F.cross_entropy(self.logits(codes, pos), codes)
 
 
 def time_job(job):

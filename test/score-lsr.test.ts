@@ -104,8 +104,8 @@ describe('lsr predictor through the MOOD contract', () => {
   it('workers give the same pixel map as the in-process run', async () => {
     const volume = tinyBrain(shape, 300, true);
     const ctx = { name: 'x.nii.gz', seed: 12, log: silent };
-    const inProcess = lsrPredictor(await loadLsrModel(weights), { workers: 0 });
-    const pooled = lsrPredictor(await loadLsrModel(weights), { workers: 2 });
+    const inProcess = lsrPredictor(await loadLsrModel(weights, { engine: 'tfjs' }), { workers: 0 });
+    const pooled = lsrPredictor(await loadLsrModel(weights, { engine: 'tfjs' }), { workers: 2 });
     try {
       const a = await inProcess.pixelScore!(volume, ctx);
       const b = await pooled.pixelScore!(volume, ctx);

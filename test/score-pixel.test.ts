@@ -4,6 +4,7 @@ import { initEngine } from '../src/engine/backend.js';
 import { createRng } from '../src/engine/random.js';
 import { quantile } from '../src/score/calibrate-lsr.js';
 import { inProcessRunner, pixelScoreStack, type PixelRunParameters } from '../src/score/lsr-model.js';
+import { tfjsEngine, type LsrEngine } from '../src/score/engine.js';
 import { codeNlls, disposeLsrNetworks, type LsrNetworks } from '../src/score/networks.js';
 import { restorationScores, scaleIntoUnit, smoothScoreStack, stackScoresToVolume, weightedResidual } from '../src/score/pixel-score.js';
 import { encodeVolume } from '../src/score/sample-score.js';
@@ -11,13 +12,15 @@ import { voxelCount } from '../src/volume/volume.js';
 import { tinyBrain, tinyNetworks } from './helpers/score-fixtures.js';
 
 let nets: LsrNetworks;
+let engine: LsrEngine;
 let lambdaP: number;
 const volume = tinyBrain([20, 18, 24], 3, true);
 
 beforeAll(async () => {
   await initEngine({ prefer: 'wasm', log: () => undefined });
   nets = tinyNetworks(8);
-  const encoded = encodeVolume(nets, volume, 'brain', { every: 4 });
+  engine = tfjsEngine(nets);
+  const encoded = await encodeVolume(engine, volume, 'brain', { every: 4 });
   lambdaP = quantile(codeNlls(nets.prior, encoded.codes, encoded.stack.positions), 0.6);
 });
 
@@ -76,8 +79,8 @@ describe('scaling and smoothing', () => {
 
 describe('pixel score by restoration', () => {
   it('covers the volume, in [0, 1], deterministic per seed', async () => {
-    const run = inProcessRunner(nets);
-    const a = await pixelScoreStack(nets, volume, params(1), run);
+    const run = inProcessRunner(engine);
+    const a = await pixelScoreStack(engine, volume, params(1), run);
     expect(a.stats.changed).toBeGreaterThan(0);
     expect(a.smoothed.length).toBe(6 * 16 * 16);
     expect(a.smoothed.every((v) => Number.isFinite(v) && v >= 0)).toBe(true);
@@ -85,41 +88,41 @@ describe('pixel score by restoration', () => {
     expect(map.length).toBe(voxelCount(volume.shape));
     expect(map.every((v) => v >= 0 && v <= 1)).toBe(true);
     expect(Math.max(...map)).toBeGreaterThan(0);
-    const b = await pixelScoreStack(nets, volume, params(1), run);
-    const c = await pixelScoreStack(nets, volume, params(2), run);
+    const b = await pixelScoreStack(engine, volume, params(1), run);
+    const c = await pixelScoreStack(engine, volume, params(2), run);
     expect(Array.from(b.smoothed)).toEqual(Array.from(a.smoothed));
     expect(Array.from(c.smoothed)).not.toEqual(Array.from(a.smoothed));
   });
 
   it('chunking the slices changes nothing', async () => {
-    const run = inProcessRunner(nets);
-    const one = await pixelScoreStack(nets, volume, params(6), run);
-    const three = await pixelScoreStack(nets, volume, { ...params(6), chunks: 3 }, run);
+    const run = inProcessRunner(engine);
+    const one = await pixelScoreStack(engine, volume, params(6), run);
+    const three = await pixelScoreStack(engine, volume, { ...params(6), chunks: 3 }, run);
     expect(Array.from(three.smoothed)).toEqual(Array.from(one.smoothed));
     expect(three.stats.changed).toBe(one.stats.changed);
   });
 
   it('every slice, or a count of slices, also covers the whole volume', async () => {
-    const run = inProcessRunner(nets);
+    const run = inProcessRunner(engine);
     for (const slices of ['all', { count: 5 }] as const) {
-      const r = await pixelScoreStack(nets, volume, { ...params(1), slices }, run);
+      const r = await pixelScoreStack(engine, volume, { ...params(1), slices }, run);
       expect(r.encoded.stack.count).toBe(slices === 'all' ? 24 : 5);
       const map = stackScoresToVolume(r.smoothed, r.encoded.stack, volume.shape, 1);
       expect(map.length).toBe(voxelCount(volume.shape));
     }
   });
 
-  it('leaks no tensors over a full restoration + decoding', () => {
-    const encoded = encodeVolume(nets, volume, 'brain', { every: 4 });
+  it('leaks no tensors over a full restoration + decoding', async () => {
+    const encoded = await encodeVolume(engine, volume, 'brain', { every: 4 });
     const task = {
       images: encoded.stack.data,
       codes: encoded.codes,
       slicePositions: encoded.stack.positions,
       restoration: { copies: 3, lambdaP, seed: 1, sliceKeys: [...encoded.stack.zs] },
     };
-    restorationScores(nets, task);
+    await restorationScores(engine, task);
     const before = tf.memory().numTensors;
-    restorationScores(nets, task);
+    await restorationScores(engine, task);
     expect(tf.memory().numTensors).toBe(before);
   });
 });

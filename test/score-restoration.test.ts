@@ -1,12 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../src/engine/backend.js';
+import { tfjsEngine, type LsrEngine } from '../src/score/engine.js';
 import { codeNlls, disposeLsrNetworks, latentGeometry, type LsrNetworks } from '../src/score/networks.js';
 import { quantile } from '../src/score/calibrate-lsr.js';
 import { nllOfCode, restoreCodes, restorationUniforms, sampleCode, type RestorationOptions } from '../src/score/restoration.js';
 import { randomCodes, tinyNetworks } from './helpers/score-fixtures.js';
 
 let nets: LsrNetworks;
+let engine: LsrEngine;
 const SLICES = 3;
 const COPIES = 5;
 let codes: Int32Array;
@@ -16,6 +18,7 @@ let lambdaP: number;
 beforeAll(async () => {
   await initEngine({ prefer: 'wasm', log: () => undefined });
   nets = tinyNetworks(3);
+  engine = tfjsEngine(nets);
   const { positions: cells, codes: k } = latentGeometry(nets.prior);
   codes = randomCodes(SLICES, cells, k, 7);
   positions = Float32Array.from([-0.4, 0.1, 0.45]);
@@ -56,9 +59,9 @@ describe('JS softmax helpers', () => {
 });
 
 describe('restoreCodes', () => {
-  it('the exact shortcut gives the codes of the naive loop with fewer prior passes', () => {
-    const naive = restoreCodes(nets.prior, codes, positions, options(11, { mode: 'naive', maxBatch: 4 }));
-    const fast = restoreCodes(nets.prior, codes, positions, options(11));
+  it('the exact shortcut gives the codes of the naive loop with fewer prior passes', async () => {
+    const naive = await restoreCodes(engine, codes, positions, options(11, { mode: 'naive', maxBatch: 4 }));
+    const fast = await restoreCodes(engine, codes, positions, options(11));
     expect(naive.stats.changed).toBeGreaterThan(0);
     expect(Array.from(fast.codes)).toEqual(Array.from(naive.codes));
     expect(fast.stats.resampled).toBe(naive.stats.resampled);
@@ -70,34 +73,34 @@ describe('restoreCodes', () => {
     expect(fast.stats.mapPasses).toBeLessThanOrEqual(fast.stats.changed + SLICES);
   });
 
-  it('copies of a slice diverge from each other and from the input', () => {
-    const { codes: out } = restoreCodes(nets.prior, codes, positions, options(2));
+  it('copies of a slice diverge from each other and from the input', async () => {
+    const { codes: out } = await restoreCodes(engine, codes, positions, options(2));
     const cells = 16;
     const copiesOfSlice0 = Array.from({ length: COPIES }, (_, j) => Array.from(out.subarray(j * cells, (j + 1) * cells)).join(','));
     expect(new Set(copiesOfSlice0).size).toBeGreaterThan(1);
     expect(copiesOfSlice0).not.toContain(Array.from(codes.subarray(0, cells)).join(','));
   });
 
-  it('the same seed gives identical codes, another seed different ones', () => {
-    const a = restoreCodes(nets.prior, codes, positions, options(4));
-    const b = restoreCodes(nets.prior, codes, positions, options(4));
-    const c = restoreCodes(nets.prior, codes, positions, options(5));
+  it('the same seed gives identical codes, another seed different ones', async () => {
+    const a = await restoreCodes(engine, codes, positions, options(4));
+    const b = await restoreCodes(engine, codes, positions, options(4));
+    const c = await restoreCodes(engine, codes, positions, options(5));
     expect(Array.from(a.codes)).toEqual(Array.from(b.codes));
     expect(Array.from(a.codes)).not.toEqual(Array.from(c.codes));
   });
 
-  it('restoring a slice alone gives the same codes as restoring it with others', () => {
+  it('restoring a slice alone gives the same codes as restoring it with others', async () => {
     const cells = 16;
-    const all = restoreCodes(nets.prior, codes, positions, options(9));
-    const alone = restoreCodes(nets.prior, codes.slice(cells, 2 * cells), positions.slice(1, 2), {
+    const all = await restoreCodes(engine, codes, positions, options(9));
+    const alone = await restoreCodes(engine, codes.slice(cells, 2 * cells), positions.slice(1, 2), {
       ...options(9),
       sliceKeys: [8],
     });
     expect(Array.from(alone.codes)).toEqual(Array.from(all.codes.subarray(COPIES * cells, 2 * COPIES * cells)));
   });
 
-  it('λp above every NLL leaves the codes alone after one pass per slice', () => {
-    const { codes: out, stats } = restoreCodes(nets.prior, codes, positions, options(1, { lambdaP: 1e9 }));
+  it('λp above every NLL leaves the codes alone after one pass per slice', async () => {
+    const { codes: out, stats } = await restoreCodes(engine, codes, positions, options(1, { lambdaP: 1e9 }));
     for (let n = 0; n < SLICES; n++) {
       for (let j = 0; j < COPIES; j++) {
         expect(Array.from(out.subarray((n * COPIES + j) * 16, (n * COPIES + j + 1) * 16))).toEqual(Array.from(codes.subarray(n * 16, (n + 1) * 16)));
@@ -107,17 +110,17 @@ describe('restoreCodes', () => {
     expect(stats.resampled).toBe(0);
   });
 
-  it('leaks no tensors across the position loop', () => {
-    restoreCodes(nets.prior, codes, positions, options(3));
+  it('leaks no tensors across the position loop', async () => {
+    await restoreCodes(engine, codes, positions, options(3));
     const before = tf.memory().numTensors;
-    restoreCodes(nets.prior, codes, positions, options(3));
-    restoreCodes(nets.prior, codes, positions, options(3, { mode: 'naive' }));
+    await restoreCodes(engine, codes, positions, options(3));
+    await restoreCodes(engine, codes, positions, options(3, { mode: 'naive' }));
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it('rejects codes outside the codebook', () => {
+  it('rejects codes outside the codebook', async () => {
     const bad = codes.slice();
     bad[3] = 99;
-    expect(() => restoreCodes(nets.prior, bad, positions, options(1))).toThrow(/code 99/);
+    await expect(restoreCodes(engine, bad, positions, options(1))).rejects.toThrow(/code 99/);
   });
 });

@@ -4,6 +4,7 @@ import { initEngine } from '../src/engine/backend.js';
 import { priorLogits } from '../src/models/index.js';
 import { applySampleCalibration, fitSampleCalibration } from '../src/score/calibration.js';
 import { quantile, quantileOfSorted } from '../src/score/calibrate-lsr.js';
+import { tfjsEngine } from '../src/score/engine.js';
 import { codeNlls, disposeLsrNetworks, type LsrNetworks } from '../src/score/networks.js';
 import { encodeVolume, rawSampleScore, sampleScoreOfCodes } from '../src/score/sample-score.js';
 import { tinyBrain, tinyNetworks } from './helpers/score-fixtures.js';
@@ -36,9 +37,9 @@ function bruteForceNlls(codes: Int32Array, positions: Float32Array): number[] {
 }
 
 describe('sample score', () => {
-  it('equals a brute-force sum of the code NLLs above λs', () => {
+  it('equals a brute-force sum of the code NLLs above λs', async () => {
     const volume = tinyBrain([20, 18, 24], 1, true);
-    const encoded = encodeVolume(nets, volume, 'brain', { every: 4 });
+    const encoded = await encodeVolume(tfjsEngine(nets), volume, 'brain', { every: 4 });
     expect(encoded.stack.count).toBe(6);
     expect(encoded.codes.length).toBe(6 * 16);
     expect(encoded.codes.every((c) => c >= 0 && c < 8)).toBe(true);
@@ -47,7 +48,7 @@ describe('sample score', () => {
     const expected = brute.filter((v) => v > lambdaS).reduce((a, v) => a + v, 0);
     expect(expected).toBeGreaterThan(0);
     const calibration = fitSampleCalibration([expected * 0.5, expected * 0.8, expected * 1.1]);
-    const result = sampleScoreOfCodes(nets, encoded, lambdaS, calibration);
+    const result = await sampleScoreOfCodes(tfjsEngine(nets), encoded, lambdaS, calibration);
     expect(result.raw).toBeCloseTo(expected, 3);
     expect(result.score).toBeCloseTo(applySampleCalibration(calibration, expected), 5);
     expect(result.score).toBeGreaterThan(0);
@@ -68,11 +69,11 @@ describe('sample score', () => {
     expect(quantile(Float32Array.from([3, 1, 2]), 0)).toBe(1);
   });
 
-  it('leaks no tensors', () => {
+  it('leaks no tensors', async () => {
     const volume = tinyBrain([20, 18, 24], 2);
     const before = tf.memory().numTensors;
-    const encoded = encodeVolume(nets, volume, 'brain', 'all');
-    sampleScoreOfCodes(nets, encoded, 2, fitSampleCalibration([1, 2]));
+    const encoded = await encodeVolume(tfjsEngine(nets), volume, 'brain', 'all');
+    await sampleScoreOfCodes(tfjsEngine(nets), encoded, 2, fitSampleCalibration([1, 2]));
     expect(tf.memory().numTensors).toBe(before);
   });
 });

@@ -10,7 +10,7 @@ import { cliEntryPath } from '../../src/mood/methods.js';
 import type { MoodRegion, MoodTask } from '../../src/mood/predictor.js';
 
 export type Entry =
-  | { readonly name: string; readonly kind: 'method'; readonly method: string; readonly weights?: string }
+  | { readonly name: string; readonly kind: 'method'; readonly method: string; readonly weights?: string; readonly engine?: string }
   | { readonly name: string; readonly kind: 'command'; readonly command: string };
 
 export interface RunOutcome {
@@ -44,6 +44,7 @@ export function commandLine(entry: Entry, io: { inDir: string; outDir: string; t
   if (entry.kind === 'method') {
     const args = [cliEntryPath(), 'predict', '--task', io.task, '--region', io.region, '-i', io.inDir, '-o', io.outDir, '--method', entry.method, '--seed', String(io.seed)];
     if (entry.weights) args.push('--weights', entry.weights);
+    if (entry.engine) args.push('--engine', entry.engine);
     return { file: process.execPath, args };
   }
   const filled = entry.command

@@ -1,5 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { listNiftiFiles } from '../train/dataset.js';
+import { ENGINE_HELP, parseEngineChoice } from '../score/engine-choice.js';
 import type { SliceSelection } from '../volume/slices.js';
 import { collect, parseInteger, stderrLog } from './common.js';
 
@@ -20,6 +21,7 @@ interface CalibrateLsrCliOptions {
   pixelVolumes: number;
   seed: number;
   workers?: number;
+  engine: string;
 }
 
 /** `moodlsr calibrate <method>`: thresholds and score maps fitted on held-out normal volumes, stored with the weights. */
@@ -35,9 +37,11 @@ export function registerCalibrate(program: Command): void {
     .option('--copies <n>', 'restorations per slice', parseInteger('--copies', 1), 15)
     .option('--pixel-volumes <n>', 'held-out volumes restored to fit the pixel scale', parseInteger('--pixel-volumes', 0), 2)
     .option('--seed <s>', 'seed of the restorations', parseInteger('--seed'), 0)
-    .option('--workers <n>', 'worker threads for the restorations (0 = in-process; default one per core)', parseInteger('--workers', 0))
+    .option('--workers <n>', 'worker threads for the restorations with TF.js on wasm (0 = in-process; default one per core)', parseInteger('--workers', 0))
+    .option('--engine <name>', ENGINE_HELP, 'auto')
     .action(async (opts: CalibrateLsrCliOptions) => {
       if (opts.region !== 'brain' && opts.region !== 'abdom') throw new Error(`--region must be brain or abdom, got "${opts.region}"`);
+      const engine = parseEngineChoice(opts.engine);
       const t0 = performance.now();
       const files = await listNiftiFiles(opts.data);
       if (files.length === 0) throw new Error(`no NIfTI files in ${opts.data.join(', ')}`);
@@ -52,6 +56,7 @@ export function registerCalibrate(program: Command): void {
         pixelVolumes: opts.pixelVolumes,
         seed: opts.seed,
         workers: opts.workers,
+        engine,
         log,
       });
       const file = writeLsrCalibration(opts.weights, calibration);

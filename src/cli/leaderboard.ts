@@ -8,6 +8,7 @@ import { runLeaderboard } from '../../eval/harness/leaderboard.js';
 import { describeDrops, findDrops } from '../../eval/harness/regression.js';
 import { parseEntry, type Entry } from '../../eval/harness/runner.js';
 import { writeReport } from '../../eval/report/index.js';
+import { ENGINE_HELP, parseEngineChoice } from '../score/engine-choice.js';
 import { collect, parseInteger, parseNumber, stderrLog } from './common.js';
 
 interface LeaderboardCliOptions {
@@ -23,6 +24,7 @@ interface LeaderboardCliOptions {
   overlays: number;
   baseline?: string;
   tolerance: number;
+  engine?: string;
 }
 
 /** `moodlsr leaderboard`: several predictors side by side on one toy-format set, with a report. */
@@ -32,6 +34,7 @@ export function registerLeaderboard(program: Command): void {
     .description('run predictors over a toy-format set under a timeout, score them the MOOD way, write JSON/Markdown/HTML')
     .requiredOption('--set <dir>', 'toy-format set (toy/, toy_label/, manifest.json), e.g. from `moodlsr inject`')
     .option('--method <name[@weights]>', 'one of moodlsr’s methods, run through `moodlsr predict` (repeatable)', collect, [])
+    .option('--engine <name>', `for every --method: ${ENGINE_HELP} (default: predict's, auto)`)
     .option('--command <NAME=CMD>', 'any predictor command, e.g. "lsr=sh scripts/run_pixel_brain.sh" or a docker run line; placeholders {in} {out} {task} {region}, else IN OUT are appended (repeatable)', collect, [])
     .option('--tasks <list>', 'sample,pixel', 'sample,pixel')
     .option('--region <region>', 'brain or abdom', 'brain')
@@ -46,7 +49,9 @@ export function registerLeaderboard(program: Command): void {
       const tasks = opts.tasks.split(',').map((t) => t.trim()) as MoodTask[];
       if (tasks.length === 0 || tasks.some((t) => t !== 'sample' && t !== 'pixel')) throw new Error(`--tasks must list sample and/or pixel, got "${opts.tasks}"`);
       if (opts.region !== 'brain' && opts.region !== 'abdom') throw new Error(`--region must be brain or abdom, got "${opts.region}"`);
-      const entries: Entry[] = [...opts.method.map((m) => parseEntry(m, 'method')), ...opts.command.map((c) => parseEntry(c, 'command'))];
+      const engine = opts.engine === undefined ? undefined : parseEngineChoice(opts.engine);
+      const methods = opts.method.map((m) => parseEntry(m, 'method')).map((e) => (engine !== undefined && e.kind === 'method' ? { ...e, engine } : e));
+      const entries: Entry[] = [...methods, ...opts.command.map((c) => parseEntry(c, 'command'))];
       if (entries.length === 0) throw new Error('give at least one --method or --command');
       const names = entries.map((e) => e.name);
       if (new Set(names).size !== names.length) throw new Error(`entry names repeat: ${names.join(', ')}`);

@@ -3,6 +3,7 @@ import { parseShard } from '../mood/cases.js';
 import { METHODS, methodNames, shippedWeightsDir } from '../mood/methods.js';
 import type { MoodRegion, MoodTask } from '../mood/predictor.js';
 import { runPrediction } from '../mood/run.js';
+import { ENGINE_HELP, parseEngineChoice } from '../score/engine-choice.js';
 import { parseInteger, stderrLog } from './common.js';
 
 interface PredictCliOptions {
@@ -15,6 +16,7 @@ interface PredictCliOptions {
   seed: number;
   shard?: string;
   dtype: 'float32' | 'uint16';
+  engine: string;
 }
 
 export function registerPredict(program: Command): void {
@@ -30,6 +32,7 @@ export function registerPredict(program: Command): void {
     .option('--seed <s>', 'seed of every random draw', parseInteger('--seed'), 0)
     .option('--shard <K/N>', 'process only the K-th of N disjoint parts of the sorted case list')
     .option('--dtype <dtype>', 'pixel maps as float32 or uint16 (scale 1/65535)', 'float32')
+    .option('--engine <name>', ENGINE_HELP, 'auto')
     .action(async (opts: PredictCliOptions) => {
       if (opts.task !== 'sample' && opts.task !== 'pixel') throw new Error(`--task must be sample or pixel, got "${opts.task}"`);
       if (opts.region !== 'brain' && opts.region !== 'abdom') throw new Error(`--region must be brain or abdom, got "${opts.region}"`);
@@ -37,7 +40,8 @@ export function registerPredict(program: Command): void {
       const load = METHODS[opts.method];
       if (!load) throw new Error(`unknown --method "${opts.method}" (known: ${methodNames().join(', ')})`);
       const shard = opts.shard ? parseShard(opts.shard) : undefined;
-      const predictor = await load(opts.weights ?? shippedWeightsDir(opts.region));
+      const engine = parseEngineChoice(opts.engine);
+      const predictor = await load(opts.weights ?? shippedWeightsDir(opts.region), { engine });
       try {
         const summary = await runPrediction({
           task: opts.task,

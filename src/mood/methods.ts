@@ -2,14 +2,21 @@ import { join } from 'node:path';
 import { loadZScore, zscorePredictor } from '../baselines/zscore-model.js';
 import type { MoodRegion, Predictor } from './predictor.js';
 import { CLI_ENTRY, PACKAGE_ROOT } from '../package-root.js';
+import type { EngineChoice } from '../score/engine-choice.js';
+
+/** Options every method may use (methods without networks ignore them). */
+export interface MethodOptions {
+  /** Inference engine of network methods (default 'auto'). */
+  readonly engine?: EngineChoice;
+}
 
 /**
  * Methods `predict` can run, each loading its weights from a weights folder. Network methods are imported
  * lazily, so that methods without TF.js (zscore) do not pay for loading it.
  */
-export const METHODS: Readonly<Record<string, (weightsDir: string) => Promise<Predictor>>> = {
+export const METHODS: Readonly<Record<string, (weightsDir: string, opts?: MethodOptions) => Promise<Predictor>>> = {
   zscore: async (dir) => zscorePredictor(await loadZScore(dir)),
-  lsr: async (dir) => (await import('../score/lsr-model.js')).createLsrPredictor(dir),
+  lsr: async (dir, opts) => (await import('../score/lsr-model.js')).createLsrPredictor(dir, opts),
   // VAE baselines (Zimmerer et al. 2019): sample scores vae-elbo, vae-kl, vae-rec; pixel maps vae-rec,
   // vae-elbograd, vae-klgrad, vae-recgrad, vae-combi (src/baselines/vae-model.ts).
   ...Object.fromEntries(

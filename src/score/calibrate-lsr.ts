@@ -32,7 +32,8 @@ import {
   type LsrCalibration,
   type RestorationRunner,
 } from './lsr-model.js';
-import { codeNlls, disposeLsrNetworks, loadLsrNetworks, type LsrNetworks } from './networks.js';
+import { createLsrEngine, type EngineChoice, type LsrEngine } from './engine.js';
+import { disposeLsrNetworks, loadLsrNetworks } from './networks.js';
 import { RESIDUAL_TEMPERATURE } from './pixel-score.js';
 import { encodeVolume, rawSampleScore } from './sample-score.js';
 
@@ -65,8 +66,10 @@ export interface CalibrateLsrOptions {
   /** How many of `files` also get the full restoration, for the pixel scale (default 2). */
   readonly pixelVolumes?: number;
   readonly seed: number;
-  /** Workers for the restorations; default one per core (0 = in-process). */
+  /** Workers for the restorations; default one per core for TF.js on wasm (0 = in-process). */
   readonly workers?: number;
+  /** Inference engine (default 'auto': ONNX Runtime when it loads, else TF.js). */
+  readonly engine?: EngineChoice;
   readonly log: (line: string) => void;
 }
 
@@ -83,19 +86,19 @@ async function readUsable(file: string, log: (line: string) => void): Promise<Vo
 }
 
 async function pixelScale(
-  nets: LsrNetworks,
+  engine: LsrEngine,
   volumes: readonly Volume[],
   opts: CalibrateLsrOptions,
   common: { slices: SliceSelection; copies: number; k: number; lambdaP: number },
 ): Promise<{ scale: number; values: number }> {
   if (volumes.length === 0) return { scale: 1, values: 0 };
-  const workers = opts.workers ?? (await defaultWorkerCount());
+  const workers = engine.wantsWorkers ? (opts.workers ?? (await defaultWorkerCount(engine))) : 0;
   const pool = workers > 0 ? await createLsrPool(opts.weightsDir, workers) : null;
-  const runner: RestorationRunner = pool ? (tasks) => pool.runAll(tasks) : inProcessRunner(nets);
+  const runner: RestorationRunner = pool ? (tasks) => pool.runAll(tasks) : inProcessRunner(engine);
   const collected: number[] = [];
   try {
     for (const [i, volume] of volumes.entries()) {
-      const result = await pixelScoreStack(nets, volume, { region: opts.region, ...common, seed: opts.seed + i, chunks: Math.max(1, 2 * workers) }, runner);
+      const result = await pixelScoreStack(engine, volume, { region: opts.region, ...common, seed: opts.seed + i, chunks: Math.max(1, 2 * workers) }, runner);
       const foreground = stackForeground(result.encoded, opts.region);
       result.smoothed.forEach((v, j) => {
         if (foreground[j]) collected.push(v);
@@ -112,9 +115,11 @@ async function pixelScale(
 
 /** Measures λs, λp, the sample calibration and the pixel scale on held-out normals (does not write). */
 export async function calibrateLsr(opts: CalibrateLsrOptions): Promise<LsrCalibration> {
-  await initEngine();
+  const tf = await initEngine();
   const nets = loadLsrNetworks(opts.weightsDir);
+  let engine: LsrEngine | null = null;
   try {
+    engine = await createLsrEngine(opts.engine ?? 'auto', nets, { tfjsBackend: tf.backend, log: opts.log });
     const slices = opts.slices ?? inferenceSliceSelection(opts.region);
     const copies = opts.copies ?? DEFAULT_COPIES;
     const k = opts.k ?? RESIDUAL_TEMPERATURE;
@@ -124,8 +129,8 @@ export async function calibrateLsr(opts: CalibrateLsrOptions): Promise<LsrCalibr
     for (const file of opts.files) {
       const volume = await readUsable(file, opts.log);
       if (volume === null) continue;
-      const encoded = encodeVolume(nets, volume, opts.region, slices);
-      perVolume.push(codeNlls(nets.prior, encoded.codes, encoded.stack.positions));
+      const encoded = await encodeVolume(engine, volume, opts.region, slices);
+      perVolume.push(await engine.codeNlls(encoded.codes, encoded.stack.positions));
       if (kept.length < wantPixel) kept.push(volume);
     }
     if (perVolume.length === 0) throw new InputFileError(opts.files.join(', ') || '(no files)', 'no usable held-out normal volume to calibrate on');
@@ -140,7 +145,7 @@ export async function calibrateLsr(opts: CalibrateLsrOptions): Promise<LsrCalibr
     const lambdaP = quantileOfSorted(all, PIXEL_LAMBDA_QUANTILE);
     const raw = perVolume.map((nll) => rawSampleScore(nll, lambdaS));
     opts.log(`${perVolume.length} volumes, ${all.length} codes: λs = ${lambdaS.toFixed(3)} nats, λp = ${lambdaP.toFixed(3)} nats; raw sample scores ${raw.map((r) => r.toFixed(1)).join(', ')}`);
-    const pixel = await pixelScale(nets, kept, opts, { slices, copies, k, lambdaP });
+    const pixel = await pixelScale(engine, kept, opts, { slices, copies, k, lambdaP });
     opts.log(`pixel scale c = ${pixel.scale.toFixed(4)} (99th percentile of ${pixel.values} foreground values of ${kept.length} volumes)`);
     return validateLsrCalibration({
       format: LSR_CALIBRATION_FORMAT,
@@ -162,6 +167,7 @@ export async function calibrateLsr(opts: CalibrateLsrOptions): Promise<LsrCalibr
       },
     });
   } finally {
+    await engine?.dispose();
     disposeLsrNetworks(nets);
   }
 }

@@ -2,10 +2,12 @@
  * The `lsr` method: a weights folder (vqvae.json/.bin, pixelsnail.json/.bin, lsr-calibration.json)
  * and the predictor that scores volumes with it.
  *
- * Pixel scores run the restoration + decoding of slice chunks on a pool of worker threads (one wasm
- * backend per core, src/engine/pool.ts): slices are independent, and each slice's random stream is
- * keyed by its z index, so the chunking does not change the result. With `workers: 0` (or a non-wasm
- * backend such as tfjs-node-gpu) the same code runs in-process.
+ * The networks run on an inference engine (./engine.ts): ONNX Runtime (in-process, intra-op threads on
+ * every core) or TF.js. With TF.js on wasm, pixel scores run the restoration + decoding of slice
+ * chunks on a pool of worker threads (one wasm backend per core, src/engine/pool.ts): slices are
+ * independent, and each slice's random stream is keyed by its z index, so the chunking does not
+ * change the result. With `workers: 0` (or tfjs-node-gpu, or ONNX Runtime) the same code runs
+ * in-process.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -21,6 +23,7 @@ import { normalisationFor } from '../volume/normalise.js';
 import type { SliceSelection } from '../volume/slices.js';
 import type { Volume } from '../volume/volume.js';
 import { isSampleCalibration, type SampleCalibration } from './calibration.js';
+import { createLsrEngine, type EngineChoice, type LsrEngine } from './engine.js';
 import { disposeLsrNetworks, latentGeometry, loadLsrNetworks, type LsrNetworks } from './networks.js';
 import {
   PAPER_SMOOTHING,
@@ -108,23 +111,41 @@ export function readLsrCalibration(dir: string): LsrCalibration {
 export interface LsrModel {
   readonly dir: string;
   readonly nets: LsrNetworks;
+  /** The inference engine the scores run on. */
+  readonly engine: LsrEngine;
   readonly calibration: LsrCalibration;
 }
 
-/** Initialises the engine and loads the networks and the calibration; every problem names its file. */
-export async function loadLsrModel(dir: string): Promise<LsrModel> {
+export interface LoadLsrOptions {
+  /** Inference engine: 'auto' (default) = ONNX Runtime when it loads, else TF.js. */
+  readonly engine?: EngineChoice;
+  readonly log?: (line: string) => void;
+}
+
+/** Initialises the engines and loads the networks and the calibration; every problem names its file. */
+export async function loadLsrModel(dir: string, opts: LoadLsrOptions = {}): Promise<LsrModel> {
   if (!existsSync(dir)) throw new InputFileError(dir, 'weights folder does not exist');
   const calibration = readLsrCalibration(dir);
-  await initEngine();
+  const tf = await initEngine();
   const nets = loadLsrNetworks(dir);
-  return { dir, nets, calibration };
+  try {
+    const engine = await createLsrEngine(opts.engine ?? 'auto', nets, { tfjsBackend: tf.backend, ...(opts.log ? { log: opts.log } : {}) });
+    return { dir, nets, engine, calibration };
+  } catch (err) {
+    disposeLsrNetworks(nets);
+    throw err;
+  }
 }
 
 /** Runs restoration tasks (slice chunks), in-process or on workers; results in task order. */
 export type RestorationRunner = (tasks: readonly RestorationScoreTask[]) => Promise<RestorationScoreResult[]>;
 
-export function inProcessRunner(nets: LsrNetworks): RestorationRunner {
-  return async (tasks) => tasks.map((t) => restorationScores(nets, t));
+export function inProcessRunner(engine: LsrEngine): RestorationRunner {
+  return async (tasks) => {
+    const results: RestorationScoreResult[] = [];
+    for (const t of tasks) results.push(await restorationScores(engine, t));
+    return results;
+  };
 }
 
 export interface LsrJobInit {
@@ -195,8 +216,9 @@ function sumStats(parts: readonly RestorationStats[]): RestorationStats {
 }
 
 /** Encode, restore (chunked), decode, weigh residuals and smooth: the pixel score before the volume grid. */
-export async function pixelScoreStack(nets: LsrNetworks, volume: Volume, params: PixelRunParameters, runner: RestorationRunner): Promise<PixelStackResult> {
-  const encoded = encodeVolume(nets, volume, params.region, params.slices);
+export async function pixelScoreStack(engine: LsrEngine, volume: Volume, params: PixelRunParameters, runner: RestorationRunner): Promise<PixelStackResult> {
+  const nets = engine.nets;
+  const encoded = await encodeVolume(engine, volume, params.region, params.slices);
   const { stack, codes } = encoded;
   const size = stack.width;
   const plane = size * size;
@@ -251,7 +273,7 @@ export function stackForeground(encoded: EncodedVolume, region: Region): Uint8Ar
 }
 
 export interface LsrPredictorOptions {
-  /** Worker threads for the pixel score; 0 = in-process. Default: one per core when ≥ 2 cores and the backend is wasm. */
+  /** Worker threads for the pixel score; 0 = in-process. Default: one per core when ≥ 2 cores and the engine is TF.js on wasm. */
   readonly workers?: number;
   /** Override the calibration's number of restorations per slice. */
   readonly copies?: number;
@@ -271,10 +293,12 @@ export function describeRestoration(stats: RestorationStats): string {
   );
 }
 
-export async function defaultWorkerCount(): Promise<number> {
-  const engine = await initEngine();
+/** Workers for TF.js on wasm (single-threaded): one per core; none for multi-threaded engines. */
+export async function defaultWorkerCount(engine?: LsrEngine): Promise<number> {
+  if (engine !== undefined && !engine.wantsWorkers) return 0;
+  const tf = await initEngine();
   const cores = os.availableParallelism();
-  return engine.backend === 'wasm' && cores >= 2 ? cores : 0;
+  return tf.backend === 'wasm' && cores >= 2 ? cores : 0;
 }
 
 export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): Predictor {
@@ -285,8 +309,10 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
   let workers: number | null = opts.workers ?? null;
 
   const runner = async (): Promise<{ run: RestorationRunner; chunks: number }> => {
-    workers ??= await defaultWorkerCount();
-    if (workers === 0) return { run: inProcessRunner(model.nets), chunks: 1 };
+    // Workers run TF.js; a multi-threaded engine (ONNX Runtime) runs in-process on every core.
+    if (!model.engine.wantsWorkers) workers = 0;
+    workers ??= await defaultWorkerCount(model.engine);
+    if (workers === 0) return { run: inProcessRunner(model.engine), chunks: 1 };
     pool ??= await createLsrPool(model.dir, workers);
     const active = pool;
     return { run: (tasks) => active.runAll(tasks), chunks: 2 * workers };
@@ -296,10 +322,10 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
     name: 'lsr',
     tasks: ['sample', 'pixel'],
     async sampleScore(volume: Volume, ctx: CaseContext): Promise<number> {
-      const encoded = encodeVolume(model.nets, volume, cal.region, slices);
-      const result = sampleScoreOfCodes(model.nets, encoded, cal.lambdaS, cal.sampleCalibration);
+      const encoded = await encodeVolume(model.engine, volume, cal.region, slices);
+      const result = await sampleScoreOfCodes(model.engine, encoded, cal.lambdaS, cal.sampleCalibration);
       ctx.log(
-        `lsr sample: raw ${result.raw.toFixed(2)} → ${result.score.toFixed(4)}; preprocess ${formatSeconds(encoded.preprocessSeconds)}, ` +
+        `lsr sample (${model.engine.name}): raw ${result.raw.toFixed(2)} → ${result.score.toFixed(4)}; preprocess ${formatSeconds(encoded.preprocessSeconds)}, ` +
           `encode ${formatSeconds(encoded.encodeSeconds)}, prior ${formatSeconds(result.priorSeconds)}`,
       );
       return result.score;
@@ -307,7 +333,7 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
     async pixelScore(volume: Volume, ctx: CaseContext): Promise<Float32Array> {
       const { run, chunks } = await runner();
       const result = await pixelScoreStack(
-        model.nets,
+        model.engine,
         volume,
         { region: cal.region, slices, copies, lambdaP: cal.lambdaP, k: cal.k, seed: ctx.seed, chunks },
         run,
@@ -316,7 +342,7 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
       const map = stackScoresToVolume(result.smoothed, result.encoded.stack, volume.shape, cal.pixelScale);
       const t = { ...result.timings, resample: (performance.now() - t0) / 1000 };
       ctx.log(
-        `lsr pixel: preprocess ${formatSeconds(t.preprocess)}, encode ${formatSeconds(t.encode)}, restore+decode ${formatSeconds(t.restoreWall)} wall ` +
+        `lsr pixel (${model.engine.name}): preprocess ${formatSeconds(t.preprocess)}, encode ${formatSeconds(t.encode)}, restore+decode ${formatSeconds(t.restoreWall)} wall ` +
           `(prior ${formatSeconds(t.restorePrior)}, decode ${formatSeconds(t.decode)} summed over ${chunks} chunks), smooth ${formatSeconds(t.smooth)}, ` +
           `resample ${formatSeconds(t.resample)}; ${describeRestoration(result.stats)}`,
       );
@@ -325,12 +351,13 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
     async dispose(): Promise<void> {
       if (pool !== null) await pool.close();
       pool = null;
+      await model.engine.dispose();
       disposeLsrNetworks(model.nets);
     },
   };
 }
 
 /** For the METHODS registry. */
-export async function createLsrPredictor(weightsDir: string): Promise<Predictor> {
-  return lsrPredictor(await loadLsrModel(weightsDir));
+export async function createLsrPredictor(weightsDir: string, opts: LoadLsrOptions = {}): Promise<Predictor> {
+  return lsrPredictor(await loadLsrModel(weightsDir, opts));
 }

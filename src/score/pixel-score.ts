@@ -29,7 +29,8 @@ import { minPool3d, avgPool3d, type Kernel3 } from '../volume/pool3d.js';
 import { stackToVolume } from '../volume/resample.js';
 import type { SliceStack } from '../volume/slices.js';
 import type { Shape3 } from '../volume/volume.js';
-import { decodeCodeMaps, latentGeometry, type LsrNetworks } from './networks.js';
+import type { LsrEngine } from './engine.js';
+import { batches, latentGeometry } from './networks.js';
 import { restoreCodes, type RestorationOptions, type RestorationStats } from './restoration.js';
 
 /** The paper's k in softmax(k / mean residual). */
@@ -78,7 +79,7 @@ export interface RestorationScoreTask {
   readonly codes: Int32Array;
   readonly slicePositions: Float32Array;
   readonly restoration: RestorationOptions;
-  /** Maps per decoder call (default: one slice's copies). */
+  /** Most maps per decoder call (default: the engine's `decodeBatch`, rounded to whole slices). */
   readonly decodeBatch?: number;
   readonly k?: number;
 }
@@ -92,23 +93,30 @@ export interface RestorationScoreResult {
 }
 
 /** Restoration → decoding → weighted residuals for a set of slices (what a worker runs on its chunk). */
-export function restorationScores(nets: LsrNetworks, task: RestorationScoreTask): RestorationScoreResult {
+export async function restorationScores(engine: LsrEngine, task: RestorationScoreTask): Promise<RestorationScoreResult> {
+  const nets = engine.nets;
   const size = nets.vqvae.cfg.inputSize;
   const plane = size * size;
   const count = task.slicePositions.length;
   const copies = task.restoration.copies;
   const cells = latentGeometry(nets.prior).positions;
   if (task.images.length !== count * plane) throw new RangeError(`restorationScores: ${task.images.length} image values for ${count} slices of ${size}×${size}`);
-  const { codes: restored, stats } = restoreCodes(nets.prior, task.codes, task.slicePositions, task.restoration);
+  const { codes: restored, stats } = await restoreCodes(engine, task.codes, task.slicePositions, task.restoration);
   const scores = new Float32Array(count * plane);
   let decodeMs = 0;
   let residualMs = 0;
-  for (let i = 0; i < count; i++) {
+  // Whole slices per decoder call: the residual weights need all copies of a slice.
+  const slicesPerCall = Math.max(1, Math.floor((task.decodeBatch ?? engine.decodeBatch) / copies));
+  for (const [a, b] of batches(count, slicesPerCall)) {
     const t0 = performance.now();
-    const positions = new Float32Array(copies).fill(task.slicePositions[i]);
-    const images = decodeCodeMaps(nets.vqvae, restored.subarray(i * copies * cells, (i + 1) * copies * cells), positions, task.decodeBatch ?? copies);
+    const positions = new Float32Array((b - a) * copies);
+    for (let i = a; i < b; i++) positions.fill(task.slicePositions[i], (i - a) * copies, (i - a + 1) * copies);
+    const images = await engine.decodeCodeMaps(restored.subarray(a * copies * cells, b * copies * cells), positions);
     const t1 = performance.now();
-    scores.set(weightedResidual(task.images.subarray(i * plane, (i + 1) * plane), images, copies, task.k ?? RESIDUAL_TEMPERATURE), i * plane);
+    for (let i = a; i < b; i++) {
+      const own = images.subarray((i - a) * copies * plane, (i - a + 1) * copies * plane);
+      scores.set(weightedResidual(task.images.subarray(i * plane, (i + 1) * plane), own, copies, task.k ?? RESIDUAL_TEMPERATURE), i * plane);
+    }
     decodeMs += t1 - t0;
     residualMs += performance.now() - t1;
   }

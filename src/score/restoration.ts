@@ -19,7 +19,8 @@
  *   none of whose copies changed.
  */
 import { createRng } from '../engine/random.js';
-import { batches, latentGeometry, priorLogitsFrom, type PriorNetwork } from './networks.js';
+import type { LsrEngine } from './engine.js';
+import { latentGeometry } from './networks.js';
 
 export interface RestorationOptions {
   /** S: copies per slice (the paper: 15). */
@@ -30,7 +31,7 @@ export interface RestorationOptions {
   /** One key per slice naming its random stream (the volume z index), so chunking changes nothing. */
   readonly sliceKeys: readonly number[];
   readonly mode?: 'shortcut' | 'naive';
-  /** Most code maps per prior forward pass (default 64). */
+  /** Most code maps per prior forward pass (default: the engine's `priorBatch`). */
   readonly maxBatch?: number;
 }
 
@@ -98,8 +99,8 @@ export function restorationUniforms(seed: number, sliceKeys: readonly number[], 
   return out;
 }
 
-function checkInputs(prior: PriorNetwork, codes: Int32Array, slicePositions: Float32Array, opts: RestorationOptions): void {
-  const { positions, codes: k } = latentGeometry(prior);
+function checkInputs(engine: LsrEngine, codes: Int32Array, slicePositions: Float32Array, opts: RestorationOptions): void {
+  const { positions, codes: k } = latentGeometry(engine.nets.prior);
   const n = slicePositions.length;
   if (codes.length !== n * positions) throw new RangeError(`restoration: ${codes.length} codes for ${n} maps of ${positions} positions`);
   if (opts.sliceKeys.length !== n) throw new RangeError(`restoration: ${opts.sliceKeys.length} slice keys for ${n} slices`);
@@ -111,9 +112,9 @@ function checkInputs(prior: PriorNetwork, codes: Int32Array, slicePositions: Flo
 }
 
 /** Restores `codes` ([slices, h, w] flattened, slice n conditioned on `slicePositions[n]`). */
-export function restoreCodes(prior: PriorNetwork, codes: Int32Array, slicePositions: Float32Array, opts: RestorationOptions): RestorationResult {
-  checkInputs(prior, codes, slicePositions, opts);
-  return (opts.mode ?? 'shortcut') === 'naive' ? naiveLoop(prior, codes, slicePositions, opts) : shortcutLoop(prior, codes, slicePositions, opts);
+export async function restoreCodes(engine: LsrEngine, codes: Int32Array, slicePositions: Float32Array, opts: RestorationOptions): Promise<RestorationResult> {
+  checkInputs(engine, codes, slicePositions, opts);
+  return (opts.mode ?? 'shortcut') === 'naive' ? naiveLoop(engine, codes, slicePositions, opts) : shortcutLoop(engine, codes, slicePositions, opts);
 }
 
 interface Counters {
@@ -124,16 +125,31 @@ interface Counters {
   priorMs: number;
 }
 
+/** At most `size` items per batch, as few batches as that allows, of near-equal sizes (no small tail batch). */
+export function evenBatches(count: number, size: number): Array<[number, number]> {
+  const parts = Math.ceil(count / size);
+  const out: Array<[number, number]> = [];
+  for (let i = 0; i < parts; i++) out.push([Math.floor((i * count) / parts), Math.floor(((i + 1) * count) / parts)]);
+  return out;
+}
+
 /** Runs maps through the prior in batches; returns logits [maps, positions − from, K] per map. */
-function runPrior(prior: PriorNetwork, maps: readonly Int32Array[], mapPositions: readonly number[], from: number, maxBatch: number, counters: Counters): Float32Array[] {
-  const { positions, codes: k } = latentGeometry(prior);
+async function runPrior(
+  engine: LsrEngine,
+  maps: readonly Int32Array[],
+  mapPositions: readonly number[],
+  from: number,
+  maxBatch: number,
+  counters: Counters,
+): Promise<Float32Array[]> {
+  const { positions, codes: k } = latentGeometry(engine.nets.prior);
   const perMap = (positions - from) * k;
   const out: Float32Array[] = [];
-  for (const [a, b] of batches(maps.length, maxBatch)) {
+  for (const [a, b] of evenBatches(maps.length, maxBatch)) {
     const input = new Int32Array((b - a) * positions);
     for (let i = a; i < b; i++) input.set(maps[i], (i - a) * positions);
     const t0 = performance.now();
-    const logits = priorLogitsFrom(prior, input, Float32Array.from(mapPositions.slice(a, b)), from);
+    const logits = await engine.priorLogitsFrom(input, Float32Array.from(mapPositions.slice(a, b)), from);
     counters.priorMs += performance.now() - t0;
     counters.priorCalls++;
     counters.mapPasses += b - a;
@@ -142,8 +158,8 @@ function runPrior(prior: PriorNetwork, maps: readonly Int32Array[], mapPositions
   return out;
 }
 
-function finish(prior: PriorNetwork, out: Int32Array, n: number, opts: RestorationOptions, counters: Counters, started: number): RestorationResult {
-  const { positions } = latentGeometry(prior);
+function finish(engine: LsrEngine, out: Int32Array, n: number, opts: RestorationOptions, counters: Counters, started: number): RestorationResult {
+  const { positions } = latentGeometry(engine.nets.prior);
   return {
     codes: out,
     stats: {
@@ -161,9 +177,9 @@ function finish(prior: PriorNetwork, out: Int32Array, n: number, opts: Restorati
   };
 }
 
-function naiveLoop(prior: PriorNetwork, codes: Int32Array, slicePositions: Float32Array, opts: RestorationOptions): RestorationResult {
+async function naiveLoop(engine: LsrEngine, codes: Int32Array, slicePositions: Float32Array, opts: RestorationOptions): Promise<RestorationResult> {
   const started = performance.now();
-  const { positions, codes: k } = latentGeometry(prior);
+  const { positions, codes: k } = latentGeometry(engine.nets.prior);
   const n = slicePositions.length;
   const s = opts.copies;
   const uniforms = restorationUniforms(opts.seed, opts.sliceKeys, s, positions);
@@ -177,7 +193,7 @@ function naiveLoop(prior: PriorNetwork, codes: Int32Array, slicePositions: Float
   }
   const counters: Counters = { mapPasses: 0, priorCalls: 0, resampled: 0, changed: 0, priorMs: 0 };
   for (let p = 0; p < positions; p++) {
-    const logits = runPrior(prior, maps, mapPositions, p, opts.maxBatch ?? 64, counters);
+    const logits = await runPrior(engine, maps, mapPositions, p, opts.maxBatch ?? engine.priorBatch, counters);
     maps.forEach((map, c) => {
       if (nllOfCode(logits[c], 0, k, map[p]) <= opts.lambdaP) return;
       counters.resampled++;
@@ -190,7 +206,7 @@ function naiveLoop(prior: PriorNetwork, codes: Int32Array, slicePositions: Float
   }
   const out = new Int32Array(n * s * positions);
   maps.forEach((map, c) => out.set(map, c * positions));
-  return finish(prior, out, n, opts, counters, started);
+  return finish(engine, out, n, opts, counters, started);
 }
 
 /** Copies of one slice that hold identical code maps. */
@@ -204,9 +220,9 @@ interface CopyGroup {
   logitsFrom: number;
 }
 
-function shortcutLoop(prior: PriorNetwork, codes: Int32Array, slicePositions: Float32Array, opts: RestorationOptions): RestorationResult {
+async function shortcutLoop(engine: LsrEngine, codes: Int32Array, slicePositions: Float32Array, opts: RestorationOptions): Promise<RestorationResult> {
   const started = performance.now();
-  const { positions, codes: k } = latentGeometry(prior);
+  const { positions, codes: k } = latentGeometry(engine.nets.prior);
   const n = slicePositions.length;
   const s = opts.copies;
   const uniforms = restorationUniforms(opts.seed, opts.sliceKeys, s, positions);
@@ -223,7 +239,7 @@ function shortcutLoop(prior: PriorNetwork, codes: Int32Array, slicePositions: Fl
   for (let p = 0; p < positions; p++) {
     const stale = groups.filter((g) => g.logits === null);
     if (stale.length > 0) {
-      const fresh = runPrior(prior, stale.map((g) => g.codes), stale.map((g) => slicePositions[g.slice]), p, opts.maxBatch ?? 64, counters);
+      const fresh = await runPrior(engine, stale.map((g) => g.codes), stale.map((g) => slicePositions[g.slice]), p, opts.maxBatch ?? engine.priorBatch, counters);
       stale.forEach((g, i) => {
         g.logits = fresh[i];
         g.logitsFrom = p;
@@ -262,5 +278,5 @@ function shortcutLoop(prior: PriorNetwork, codes: Int32Array, slicePositions: Fl
   }
   const out = new Int32Array(n * s * positions);
   for (const g of groups) for (const j of g.copies) out.set(g.codes, (g.slice * s + j) * positions);
-  return finish(prior, out, n, opts, counters, started);
+  return finish(engine, out, n, opts, counters, started);
 }

@@ -11,7 +11,7 @@ import type { Region } from '../volume/normalise.js';
 import type { SliceSelection, SliceStack } from '../volume/slices.js';
 import type { Volume } from '../volume/volume.js';
 import { applySampleCalibration, type SampleCalibration } from './calibration.js';
-import { codeNlls, encodeSlices, type LsrNetworks } from './networks.js';
+import type { LsrEngine } from './engine.js';
 
 export interface EncodedVolume {
   /** Normalised slices at the VQ-VAE input size, with their z indices and positions. */
@@ -22,11 +22,11 @@ export interface EncodedVolume {
   readonly encodeSeconds: number;
 }
 
-export function encodeVolume(nets: LsrNetworks, volume: Volume, region: Region, slices?: SliceSelection): EncodedVolume {
+export async function encodeVolume(engine: LsrEngine, volume: Volume, region: Region, slices?: SliceSelection): Promise<EncodedVolume> {
   const t0 = performance.now();
-  const stack = preprocessForModel(volume, { region, slices, size: nets.vqvae.cfg.inputSize });
+  const stack = preprocessForModel(volume, { region, slices, size: engine.nets.vqvae.cfg.inputSize });
   const t1 = performance.now();
-  const codes = encodeSlices(nets.vqvae, stack.data, stack.positions);
+  const codes = await engine.encodeSlices(stack.data, stack.positions);
   return { stack, codes, preprocessSeconds: (t1 - t0) / 1000, encodeSeconds: (performance.now() - t1) / 1000 };
 }
 
@@ -47,14 +47,14 @@ export interface SampleScore {
 }
 
 /** NLL of the encoded codes, raw score, calibrated score. */
-export function sampleScoreOfCodes(
-  nets: LsrNetworks,
+export async function sampleScoreOfCodes(
+  engine: LsrEngine,
   encoded: Pick<EncodedVolume, 'codes' | 'stack'>,
   lambdaS: number,
   calibration: SampleCalibration,
-): SampleScore {
+): Promise<SampleScore> {
   const t0 = performance.now();
-  const nll = codeNlls(nets.prior, encoded.codes, encoded.stack.positions);
+  const nll = await engine.codeNlls(encoded.codes, encoded.stack.positions);
   const priorSeconds = (performance.now() - t0) / 1000;
   const raw = rawSampleScore(nll, lambdaS);
   return { score: applySampleCalibration(calibration, raw), raw, nll, priorSeconds };

@@ -1,0 +1,336 @@
+/**
+ * ONNX emitters of the building blocks of src/models/blocks.ts, one function per block, computing
+ * the same values. Layout: the graphs run NCHW (ONNX's convolution layout); weights are stored by
+ * the models NHWC-style ([kh, kw, cin, cout]) and are transposed on the host when emitted.
+ *
+ * A model emitter (./emit-vqvae.ts, ./emit-pixelsnail.ts, …) strings these together exactly as the
+ * model's tfjs forward function does; a new model family needs one such emitter, with the same graph
+ * inputs and outputs as the one it replaces so that src/score/onnx-engine.ts can run it: a VAE
+ * decoder takes latents [B, h, w, D] + position → image [B, S, S, C]; a bidirectional transformer
+ * prior takes codes [B, h, w] int32 + position → logits [B, h, w, K] or NLL [B, h, w]. Opset 17 has
+ * what those need (MatMul, Softmax, LayerNormalization; GELU via Erf); add an operator helper to
+ * ./graph.ts and a block emitter here, then a parity test against the tfjs forward function
+ * (test/onnx-parity.test.ts shows how).
+ */
+import type { HostTensor } from '../io/tensor-bundle.js';
+import type { Pad4 } from '../models/blocks.js';
+import { groupsFor } from '../models/blocks.js';
+import type { ParamMap } from '../models/params.js';
+import { GraphBuilder, type Value } from './graph.js';
+
+/** Host copies of a model's parameters, by name. */
+export type HostParams = ReadonlyMap<string, HostTensor>;
+
+export function hostParams(params: ParamMap): HostParams {
+  const out = new Map<string, HostTensor>();
+  for (const [name, v] of Object.entries(params)) out.set(name, { shape: v.shape, values: v.dataSync() as Float32Array });
+  return out;
+}
+
+export function hostParam(params: HostParams, name: string): HostTensor {
+  const t = params.get(name);
+  if (t === undefined) throw new Error(`ONNX export: parameter ${name} is missing`);
+  return t;
+}
+
+/** A feature map in the graph: NCHW with a symbolic batch and static channels and spatial size. */
+export interface Feature {
+  readonly value: Value;
+  readonly channels: number;
+  readonly height: number;
+  readonly width: number;
+}
+
+export function feature(value: Value, channels: number, height: number, width: number): Feature {
+  return { value, channels, height, width };
+}
+
+/** [kh, kw, cin, cout] → [cout, cin, kh, kw]. */
+export function convWeightToOihw(w: HostTensor): { dims: number[]; values: Float32Array } {
+  const [kh, kw, cin, cout] = w.shape;
+  const out = new Float32Array(w.values.length);
+  for (let y = 0; y < kh; y++) {
+    for (let x = 0; x < kw; x++) {
+      for (let i = 0; i < cin; i++) {
+        for (let o = 0; o < cout; o++) out[((o * cin + i) * kh + y) * kw + x] = w.values[((y * kw + x) * cin + i) * cout + o];
+      }
+    }
+  }
+  return { dims: [cout, cin, kh, kw], values: out };
+}
+
+/** TF's 'same' padding of one axis: [before, after] (the extra pixel goes after). */
+export function samePadding(size: number, kernel: number, stride: number): [number, number] {
+  const out = Math.ceil(size / stride);
+  const total = Math.max((out - 1) * stride + kernel - size, 0);
+  return [Math.floor(total / 2), total - Math.floor(total / 2)];
+}
+
+export interface ConvOptions {
+  stride?: number;
+  /** 'same' (default), 'valid', or explicit zero padding [top, bottom, left, right]. */
+  padding?: 'same' | 'valid' | Pad4;
+}
+
+/** blocks.conv (optionally preceded by blocks.padSpatial, given as explicit padding). */
+export function emitConv(g: GraphBuilder, params: HostParams, prefix: string, x: Feature, opts: ConvOptions = {}): Feature {
+  const w = hostParam(params, `${prefix}.w`);
+  const [kh, kw, cin, cout] = w.shape;
+  if (cin !== x.channels) throw new Error(`ONNX export: ${prefix}.w expects ${cin} input channels, the graph has ${x.channels}`);
+  const stride = opts.stride ?? 1;
+  const padding = opts.padding ?? 'same';
+  let pad: Pad4;
+  if (padding === 'same') {
+    const [top, bottom] = samePadding(x.height, kh, stride);
+    const [left, right] = samePadding(x.width, kw, stride);
+    pad = [top, bottom, left, right];
+  } else if (padding === 'valid') pad = [0, 0, 0, 0];
+  else pad = padding;
+  const weight = convWeightToOihw(w);
+  const inputs = [x.value, g.initializer(`${prefix}.w`, weight.dims, weight.values)];
+  const b = params.get(`${prefix}.b`);
+  if (b !== undefined) inputs.push(g.initializer(`${prefix}.b`, [cout], b.values));
+  const [top, bottom, left, right] = pad;
+  const y = g.node('Conv', inputs, { kernel_shape: [kh, kw], strides: [stride, stride], pads: [top, left, bottom, right], dilations: [1, 1], group: 1 }, prefix);
+  const height = Math.floor((x.height + top + bottom - kh) / stride) + 1;
+  const width = Math.floor((x.width + left + right - kw) / stride) + 1;
+  return feature(y, cout, height, width);
+}
+
+/**
+ * tf.conv2dTranspose(x, w [kh, kw, out, in], [B, 2H, 2W, out], stride, 'same'): the gradient of the
+ * 'same' convolution from the output size back to the input size, i.e. ONNX ConvTranspose with the
+ * forward convolution's padding. Weight layout [in, out, kh, kw].
+ */
+export function emitConvTranspose(g: GraphBuilder, params: HostParams, name: string, x: Feature, stride: number): Feature {
+  const w = hostParam(params, name);
+  const [kh, kw, cout, cin] = w.shape;
+  const outH = x.height * stride;
+  const outW = x.width * stride;
+  const [top, bottom] = samePadding(outH, kh, stride);
+  const [left, right] = samePadding(outW, kw, stride);
+  if (stride === 2 && kh === 6 && kw === 6 && top === 2 && bottom === 2 && left === 2 && right === 2) return emitSubPixelConvTranspose6x6(g, name, x, w);
+  const values = new Float32Array(w.values.length);
+  for (let y = 0; y < kh; y++) {
+    for (let xx = 0; xx < kw; xx++) {
+      for (let o = 0; o < cout; o++) {
+        for (let i = 0; i < cin; i++) values[((i * cout + o) * kh + y) * kw + xx] = w.values[((y * kw + xx) * cout + o) * cin + i];
+      }
+    }
+  }
+  const weight = g.initializer(name, [cin, cout, kh, kw], values);
+  const y = g.node(
+    'ConvTranspose',
+    [x.value, weight],
+    { kernel_shape: [kh, kw], strides: [stride, stride], pads: [top, left, bottom, right], output_shape: [outH, outW] },
+    name.replace(/\.w$/, ''),
+  );
+  return feature(y, cout, outH, outW);
+}
+
+/**
+ * The 6×6 stride-2 transposed convolution with padding 2 (the reference decoder's upsampling) as one
+ * 3×3 stride-1 convolution with 4·out channels, one group of `out` per output phase (row parity a,
+ * column parity b), and DepthToSpace to interleave the phases. Output row 2m + a sums input rows
+ * m + 1 − t (t = 0…2) with kernel row a + 2t, i.e. conv kernel row r = 2 − t takes w[a + 4 − 2r].
+ * The same sums as ConvTranspose, which ONNX Runtime runs slower than a plain convolution.
+ */
+function emitSubPixelConvTranspose6x6(g: GraphBuilder, name: string, x: Feature, w: HostTensor): Feature {
+  const [, , cout, cin] = w.shape; // [6, 6, out, in]
+  const values = new Float32Array(4 * cout * cin * 9);
+  for (let o = 0; o < cout; o++) {
+    for (let a = 0; a < 2; a++) {
+      for (let b = 0; b < 2; b++) {
+        const channel = o * 4 + a * 2 + b; // DepthToSpace CRD order
+        for (let i = 0; i < cin; i++) {
+          for (let r = 0; r < 3; r++) {
+            for (let c = 0; c < 3; c++) {
+              const ky = a + 4 - 2 * r;
+              const kx = b + 4 - 2 * c;
+              values[((channel * cin + i) * 3 + r) * 3 + c] = w.values[((ky * 6 + kx) * cout + o) * cin + i];
+            }
+          }
+        }
+      }
+    }
+  }
+  const stem = name.replace(/\.w$/, '');
+  const phases = g.node(
+    'Conv',
+    [x.value, g.initializer(`${stem}.phases`, [4 * cout, cin, 3, 3], values)],
+    { kernel_shape: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1], dilations: [1, 1], group: 1 },
+    `${stem}.phases`,
+  );
+  return feature(g.node('DepthToSpace', [phases], { blocksize: 2, mode: 'CRD' }, stem), cout, 2 * x.height, 2 * x.width);
+}
+
+/** blocks.groupNorm: per sample and group of consecutive channels, over all positions. */
+export function emitGroupNorm(g: GraphBuilder, params: HostParams, prefix: string, x: Feature, maxGroups: number, eps = 1e-5): Feature {
+  const groups = groupsFor(x.channels, maxGroups);
+  const grouped = g.reshape(x.value, [0, groups, -1]);
+  const normed = g.node(
+    'InstanceNormalization',
+    [grouped, g.initializer(`${prefix}.unit_scale`, [groups], new Float32Array(groups).fill(1)), g.initializer(`${prefix}.zero_shift`, [groups], new Float32Array(groups))],
+    { epsilon: { float: eps } },
+    `${prefix}.instnorm`,
+  );
+  const back = g.reshape(normed, [0, x.channels, x.height, x.width]);
+  const scale = g.initializer(`${prefix}.g`, [x.channels, 1, 1], hostParam(params, `${prefix}.g`).values);
+  const shift = g.initializer(`${prefix}.b`, [x.channels, 1, 1], hostParam(params, `${prefix}.b`).values);
+  return { ...x, value: g.add(g.mul(back, scale), shift) };
+}
+
+export function emitElu(g: GraphBuilder, x: Feature): Feature {
+  return { ...x, value: g.elu(x.value) };
+}
+
+export function emitAdd(g: GraphBuilder, a: Feature, b: Feature | Value): Feature {
+  return { ...a, value: g.add(a.value, typeof b === 'string' ? b : b.value) };
+}
+
+/** blocks.glu: first half of the channels · σ(second half). */
+export function emitGlu(g: GraphBuilder, x: Feature): Feature {
+  const [a, b] = g.split(x.value, 2, 1);
+  return { ...x, channels: x.channels / 2, value: g.mul(a, g.sigmoid(b)) };
+}
+
+/** The slice positions [B] as [B, 1, 1, 1], for broadcasting. */
+export function emitPositionColumn(g: GraphBuilder, pos: Value): Value {
+  return g.reshape(pos, [-1, 1, 1, 1]);
+}
+
+/** blocks.conditionBias: pos·w + b per channel, [B, C, 1, 1]. */
+export function emitConditionBias(g: GraphBuilder, params: HostParams, prefix: string, posColumn: Value): Value {
+  const w = hostParam(params, `${prefix}.w`);
+  const b = hostParam(params, `${prefix}.b`);
+  const c = w.values.length;
+  return g.add(g.mul(posColumn, g.initializer(`${prefix}.w`, [1, c, 1, 1], w.values)), g.initializer(`${prefix}.b`, [1, c, 1, 1], b.values));
+}
+
+/** blocks.conditionPlane: [B, 1, h, w] holding each sample's position. */
+export function emitPositionPlane(g: GraphBuilder, posColumn: Value, height: number, width: number): Value {
+  return g.mul(posColumn, g.initializer('ones_plane', [1, 1, height, width], new Float32Array(height * width).fill(1)));
+}
+
+/** Concatenation over channels. */
+export function emitConcat(g: GraphBuilder, parts: readonly Feature[]): Feature {
+  const [first] = parts;
+  return feature(g.concat(parts.map((p) => p.value), 1), parts.reduce((a, p) => a + p.channels, 0), first.height, first.width);
+}
+
+/** engine/upsample.upsampleNearest2x: every pixel copied to a 2×2 block. */
+export function emitUpsampleNearest2x(g: GraphBuilder, x: Feature): Feature {
+  const emptyRoi = g.initializer('empty_roi', [0], new Float32Array(0));
+  const scales = g.initializer('scales_2x', [4], Float32Array.of(1, 1, 2, 2));
+  const y = g.node('Resize', [x.value, emptyRoi, scales], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' }, 'upsample');
+  return feature(y, x.channels, 2 * x.height, 2 * x.width);
+}
+
+/** blocks.padSpatial. */
+export function emitPadSpatial(g: GraphBuilder, x: Feature, [top, bottom, left, right]: Pad4): Feature {
+  if (top === 0 && bottom === 0 && left === 0 && right === 0) return x;
+  return feature(g.pad(x.value, [0, 0, top, left, 0, 0, bottom, right]), x.channels, x.height + top + bottom, x.width + left + right);
+}
+
+/** blocks.shiftDown: drop the last row, zeros enter at the top. */
+export function emitShiftDown(g: GraphBuilder, x: Feature): Feature {
+  const cut = feature(g.slice(x.value, [0], [x.height - 1], [2]), x.channels, x.height - 1, x.width);
+  return emitPadSpatial(g, cut, [1, 0, 0, 0]);
+}
+
+/** blocks.shiftRight: drop the last column, zeros enter at the left. */
+export function emitShiftRight(g: GraphBuilder, x: Feature): Feature {
+  const cut = feature(g.slice(x.value, [0], [x.width - 1], [3]), x.channels, x.height, x.width - 1);
+  return emitPadSpatial(g, cut, [0, 0, 1, 0]);
+}
+
+/** A constant [1, C, h, w] broadcast to the batch of `like` ([B, …]): [B, C, h, w]. */
+export function emitBatchBroadcast(g: GraphBuilder, constant: Value, like: Value, rest: readonly number[]): Value {
+  const batch = g.slice(g.shape(like), [0], [1], [0]);
+  return g.expand(constant, g.concat([batch, g.ints(rest)], 0));
+}
+
+/** Rows [from, to) of the input-channel axis of a conv weight [kh, kw, cin, cout]. */
+export function convWeightInputSlice(w: HostTensor, from: number, to: number): HostTensor {
+  const [kh, kw, cin, cout] = w.shape;
+  const rows = to - from;
+  const values = new Float32Array(kh * kw * rows * cout);
+  for (let t = 0; t < kh * kw; t++) values.set(w.values.subarray((t * cin + from) * cout, (t * cin + to) * cout), t * rows * cout);
+  return { shape: [kh, kw, rows, cout], values };
+}
+
+/**
+ * conv(oneHot(codes), w) + b for int32 codes [B, h, w] and a weight [kh, kw, K, C], without the
+ * one-hot tensor: each tap's output is row `code` of that tap's weight, so the convolution is a
+ * gather of [K, taps·C] rows followed by a shifted sum over the taps (K times fewer multiply-adds).
+ * Zero padding of the one-hot map is padding of the codes with an extra code K whose rows are zero.
+ */
+export function emitOneHotConv(
+  g: GraphBuilder,
+  prefix: string,
+  codes: Value,
+  grid: { height: number; width: number },
+  weight: HostTensor,
+  bias: HostTensor | undefined,
+  opts: { stride?: number; padding: Pad4 },
+): Feature {
+  const [kh, kw, k, c] = weight.shape;
+  const taps = kh * kw;
+  const stride = opts.stride ?? 1;
+  const [top, bottom, left, right] = opts.padding;
+  // table[code, t·C + o] = w[t, code, o]; row K (the padding code) stays zero.
+  const table = new Float32Array((k + 1) * taps * c);
+  for (let t = 0; t < taps; t++) {
+    for (let code = 0; code < k; code++) table.set(weight.values.subarray((t * k + code) * c, (t * k + code + 1) * c), (code * taps + t) * c);
+  }
+  const paddedCodes =
+    top + bottom + left + right > 0 ? g.node('Pad', [codes, g.ints([0, top, left, 0, bottom, right]), g.initializer('padding_code', [], Int32Array.of(k))], { mode: 'constant' }) : codes;
+  const rows = g.gather(g.initializer(`${prefix}.taps`, [k + 1, taps * c], table), paddedCodes); // [B, h', w', taps·C]
+  const outH = Math.floor((grid.height + top + bottom - kh) / stride) + 1;
+  const outW = Math.floor((grid.width + left + right - kw) / stride) + 1;
+  const parts: Value[] = [];
+  for (let y = 0; y < kh; y++) {
+    for (let x = 0; x < kw; x++) {
+      const t = y * kw + x;
+      parts.push(
+        g.node('Slice', [
+          rows,
+          g.ints([y, x, t * c]),
+          g.ints([y + (outH - 1) * stride + 1, x + (outW - 1) * stride + 1, (t + 1) * c]),
+          g.ints([1, 2, 3]),
+          g.ints([stride, stride, 1]),
+        ]),
+      );
+    }
+  }
+  let sum = parts.length === 1 ? parts[0] : g.node('Sum', parts);
+  if (bias !== undefined) sum = g.add(sum, g.initializer(`${prefix}.b`, [c], bias.values));
+  return feature(g.transpose(sum, [0, 3, 1, 2]), c, outH, outW);
+}
+
+/** Output channels [from, to) of a conv weight [kh, kw, cin, cout]. */
+export function convWeightOutputSlice(w: HostTensor, from: number, to: number): HostTensor {
+  const [kh, kw, cin, cout] = w.shape;
+  const cols = to - from;
+  const values = new Float32Array(kh * kw * cin * cols);
+  for (let r = 0; r < kh * kw * cin; r++) values.set(w.values.subarray(r * cout + from, r * cout + to), r * cols);
+  return { shape: [kh, kw, cin, cols], values };
+}
+
+/**
+ * glu(conv(x)) as two convolutions, one per half of the output channels, so that no Split is
+ * needed and ONNX Runtime can fuse the sigmoid into the gate's convolution.
+ */
+export function emitConvGlu(g: GraphBuilder, params: HostParams, prefix: string, x: Feature, opts: ConvOptions = {}): Feature {
+  const w = hostParam(params, `${prefix}.w`);
+  const b = params.get(`${prefix}.b`);
+  const half = w.shape[3] / 2;
+  const part = (name: string, from: number, to: number): HostParams => {
+    const m = new Map<string, HostTensor>([[`${prefix}.${name}.w`, convWeightOutputSlice(w, from, to)]]);
+    if (b !== undefined) m.set(`${prefix}.${name}.b`, { shape: [to - from], values: b.values.slice(from, to) });
+    return m;
+  };
+  const value = emitConv(g, part('value', 0, half), `${prefix}.value`, x, opts);
+  const gate = emitConv(g, part('gate', half, 2 * half), `${prefix}.gate`, x, opts);
+  return { ...value, value: g.mul(value.value, g.sigmoid(gate.value)) };
+}

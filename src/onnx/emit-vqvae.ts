@@ -1,0 +1,108 @@
+/**
+ * ONNX graphs of the VQ-VAE (src/models/vqvae.ts), inference only (no dropout):
+ * - encoder: image [B, S, S, C], position [B] → z [B, h, w, D] and nearest-code indices [B, h, w] int32;
+ * - decoder: code indices [B, h, w] int32, position [B] → image [B, S, S, C].
+ */
+import { vqvaeLatentSize, vqvaeLevels, type VqvaeConfig } from '../models/config.js';
+import { CODEBOOK } from '../models/vqvae.js';
+import { DataType } from './onnx-proto.js';
+import { GraphBuilder, type Value } from './graph.js';
+import {
+  emitAdd,
+  emitConcat,
+  emitConditionBias,
+  emitConv,
+  emitConvTranspose,
+  emitElu,
+  emitGlu,
+  emitGroupNorm,
+  emitPositionColumn,
+  emitPositionPlane,
+  emitUpsampleNearest2x,
+  feature,
+  hostParam,
+  type Feature,
+  type HostParams,
+} from './emit-blocks.js';
+
+/** vqvae.ts gatedBlock. */
+function emitGatedBlock(g: GraphBuilder, params: HostParams, prefix: string, x: Feature, posColumn: Value, cfg: VqvaeConfig): Feature {
+  let h = emitGroupNorm(g, params, `${prefix}.norm1`, x, cfg.normGroups);
+  if (cfg.condChannels === 1) h = emitAdd(g, h, emitConditionBias(g, params, `${prefix}.cond`, posColumn));
+  h = emitElu(g, emitConv(g, params, `${prefix}.conv1`, emitElu(g, h)));
+  h = emitGroupNorm(g, params, `${prefix}.norm2`, emitConv(g, params, `${prefix}.conv2`, h), cfg.normGroups);
+  return emitAdd(g, emitGlu(g, h), x);
+}
+
+function withPositionPlane(g: GraphBuilder, x: Feature, posColumn: Value, cfg: VqvaeConfig): Feature {
+  if (cfg.condChannels === 0) return x;
+  return emitConcat(g, [x, feature(emitPositionPlane(g, posColumn, x.height, x.width), 1, x.height, x.width)]);
+}
+
+/** NHWC graph input → NCHW feature (a reshape when there is one channel). */
+function imageInput(g: GraphBuilder, value: Value, size: number, channels: number): Feature {
+  const nchw = channels === 1 ? g.reshape(value, [-1, 1, size, size]) : g.transpose(value, [0, 3, 1, 2]);
+  return feature(nchw, channels, size, size);
+}
+
+export function emitVqvaeEncoder(params: HostParams, cfg: VqvaeConfig): GraphBuilder {
+  const g = new GraphBuilder('vqvae_encoder');
+  const s = cfg.inputSize;
+  const latent = vqvaeLatentSize(cfg);
+  const image = g.input('image', DataType.FLOAT, ['batch', s, s, cfg.inChannels]);
+  const pos = g.input('position', DataType.FLOAT, ['batch']);
+  const posColumn = emitPositionColumn(g, pos);
+  const x = imageInput(g, image, s, cfg.inChannels);
+  let h = emitGroupNorm(g, params, 'enc.stem.norm', emitConv(g, params, 'enc.stem', withPositionPlane(g, x, posColumn, cfg)), cfg.normGroups);
+  for (let l = 0; l < vqvaeLevels(cfg); l++) {
+    for (let k = 0; k < cfg.blocksPerLevel; k++) h = emitGatedBlock(g, params, `enc.level${l}.block${k}`, h, posColumn, cfg);
+    h = emitGroupNorm(g, params, `enc.level${l}.down.norm`, emitConv(g, params, `enc.level${l}.down`, h, { stride: 2 }), cfg.normGroups);
+  }
+  h = emitGatedBlock(g, params, 'enc.out.block', h, posColumn, cfg);
+  const z = emitConv(g, params, 'enc.preq', h);
+  const zNhwc = g.transpose(z.value, [0, 2, 3, 1]);
+  g.output(zNhwc, 'z', DataType.FLOAT, ['batch', latent, latent, cfg.codeDim]);
+
+  // engine/vq.ts nearestCodes: argmin of ‖z‖² − 2 z·e + ‖e‖², the same expression as the tfjs path.
+  const codebook = hostParam(params, CODEBOOK);
+  const [k, d] = codebook.shape;
+  const flat = g.reshape(zNhwc, [-1, d]);
+  const vectorNorms = g.reduceSum(g.mul(flat, flat), [1], true);
+  const codeNorms = new Float32Array(k);
+  for (let i = 0; i < k; i++) {
+    let sum = 0;
+    for (let j = 0; j < d; j++) sum += codebook.values[i * d + j] ** 2;
+    codeNorms[i] = sum;
+  }
+  const transposed = new Float32Array(k * d);
+  for (let i = 0; i < k; i++) for (let j = 0; j < d; j++) transposed[j * k + i] = codebook.values[i * d + j];
+  const dots = g.matMul(flat, g.initializer('codebook_t', [d, k], transposed));
+  const distances = g.add(g.sub(vectorNorms, g.mul(dots, g.scalar(2))), g.initializer('code_norms', [1, k], codeNorms));
+  const indices = g.reshape(g.cast(g.argMin(distances, 1), DataType.INT32), [-1, latent, latent]);
+  g.output(indices, 'codes', DataType.INT32, ['batch', latent, latent]);
+  return g;
+}
+
+export function emitVqvaeDecoder(params: HostParams, cfg: VqvaeConfig): GraphBuilder {
+  const g = new GraphBuilder('vqvae_decoder');
+  const s = cfg.inputSize;
+  const latent = vqvaeLatentSize(cfg);
+  const codes = g.input('codes', DataType.INT32, ['batch', latent, latent]);
+  const pos = g.input('position', DataType.FLOAT, ['batch']);
+  const posColumn = emitPositionColumn(g, pos);
+  const codebook = hostParam(params, CODEBOOK);
+  // Gather selects exactly the rows oneHot·E selects.
+  const zq = g.transpose(g.gather(g.initializer(CODEBOOK, codebook.shape, codebook.values), codes), [0, 3, 1, 2]);
+  let h = feature(zq, cfg.codeDim, latent, latent);
+  h = emitGroupNorm(g, params, 'dec.stem.norm', emitConv(g, params, 'dec.stem', withPositionPlane(g, h, posColumn, cfg)), cfg.normGroups);
+  for (let l = vqvaeLevels(cfg); l >= 1; l--) {
+    for (let k = 0; k < cfg.blocksPerLevel; k++) h = emitGatedBlock(g, params, `dec.level${l}.block${k}`, h, posColumn, cfg);
+    h = cfg.upsample === 'nearest-conv' ? emitConv(g, params, `dec.level${l}.up`, emitUpsampleNearest2x(g, h)) : emitConvTranspose(g, params, `dec.level${l}.up.w`, h, 2);
+    h = emitGroupNorm(g, params, `dec.level${l}.up.norm`, h, cfg.normGroups);
+  }
+  h = emitGatedBlock(g, params, 'dec.out.block', h, posColumn, cfg);
+  const out = emitConv(g, params, 'dec.out', emitElu(g, h));
+  const image = cfg.inChannels === 1 ? g.reshape(out.value, [-1, s, s, 1]) : g.transpose(out.value, [0, 2, 3, 1]);
+  g.output(image, 'image', DataType.FLOAT, ['batch', s, s, cfg.inChannels]);
+  return g;
+}
