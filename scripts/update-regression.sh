@@ -1,11 +1,14 @@
 #!/bin/sh
-# Rebuild the stored regression scores (eval/regression/brain.json) from the shipped weights.
+# Rebuild the stored regression scores (eval/regression/REGION.json; REGION = brain (default) or abdom)
+# from the shipped weights. Usage: sh scripts/update-regression.sh [brain|abdom]
 # Run after a deliberate change of weights or method; review the diff of the JSON before committing.
 set -eu
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-recipe=eval/regression/brain.json
+region=${1:-brain}
+recipe=eval/regression/$region.json
+[ -f "$recipe" ] || { echo "no $recipe" >&2; exit 64; }
 inject_args=$(node -e "console.log(JSON.parse(require('fs').readFileSync('$recipe','utf8')).recipe.inject.join(' '))")
 board_args=$(node -e "console.log(JSON.parse(require('fs').readFileSync('$recipe','utf8')).recipe.leaderboard.join(' '))")
 # shellcheck disable=SC2086

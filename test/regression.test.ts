@@ -74,3 +74,30 @@ describe('regression gate on the shipped brain weights', () => {
     expect(run.stderr).not.toContain('methods.zscore.sample.ap');
   });
 });
+
+describe('regression gate on the shipped abdominal weights (synthetic phantom, 512³)', () => {
+  const abdomPath = join(root, 'eval', 'regression', 'abdom.json');
+  const stored = JSON.parse(readFileSync(abdomPath, 'utf8')) as Stored;
+  let work: string;
+
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'moodlsr-regression-abdom-'));
+    execFileSync(process.execPath, [cli, 'inject', ...stored.recipe.inject, '--out', join(work, 'set')], { cwd: root, stdio: 'pipe' });
+  }, 300_000);
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('reproduces the stored scores (no metric falls)', () => {
+    expect(Object.keys(stored.methods)).toContain('zscore');
+    const run = spawnSync(
+      process.execPath,
+      [cli, 'leaderboard', '--set', join(work, 'set'), ...stored.recipe.leaderboard, '--out', join(work, 'board'), '--baseline', abdomPath, '--tolerance', String(stored.recipe.tolerance)],
+      { cwd: root, encoding: 'utf8' },
+    );
+    expect(run.stderr).toContain('no metric fell');
+    expect(run.status).toBe(0);
+    const now = JSON.parse(readFileSync(join(work, 'board', 'scores.json'), 'utf8')) as Stored;
+    for (const [method, tasks] of Object.entries(stored.methods)) {
+      for (const [task, metrics] of Object.entries(tasks)) expect(now.methods[method]![task]!.ap).toBeCloseTo(metrics.ap, 12);
+    }
+  }, 600_000);
+});
