@@ -94,16 +94,16 @@ describe('parallel restoration', () => {
   const positions = Float32Array.from([-0.3, 0, 0.3]);
   const base = { copies: 4, rounds: 3, seed: 1, sliceKeys: [0, 8, 16] };
 
-  it('leaves the maps alone with no rounds or a λ above every NLL', () => {
+  it('leaves the maps alone with no rounds or a λ above every NLL', async () => {
     for (const opts of [{ ...base, lambda: 0, rounds: 0 }, { ...base, lambda: 1e9 }]) {
-      const out = restoreParallel(net, codes, positions, opts);
+      const out = await restoreParallel(net, codes, positions, opts);
       for (let i = 0; i < 3; i++) for (let j = 0; j < 4; j++) expect(Array.from(out.codes.subarray((i * 4 + j) * cells, (i * 4 + j + 1) * cells))).toEqual(Array.from(codes.subarray(i * cells, (i + 1) * cells)));
       expect(out.stats.changed).toBe(0);
     }
   });
 
-  it('resamples every position in parallel when λ < 0, copies diverge, one shared pass in the first round', () => {
-    const out = restoreParallel(net, codes, positions, { ...base, lambda: -1, rounds: 1 });
+  it('resamples every position in parallel when λ < 0, copies diverge, one shared pass in the first round', async () => {
+    const out = await restoreParallel(net, codes, positions, { ...base, lambda: -1, rounds: 1 });
     expect(out.stats.resampled).toBe(3 * 4 * cells);
     expect(out.stats.mapPasses).toBe(3);
     const copy0 = Array.from(out.codes.subarray(0, cells));
@@ -111,13 +111,13 @@ describe('parallel restoration', () => {
     expect(copy0).not.toEqual(copy1);
   });
 
-  it('is reproducible and independent of which slices share the call', () => {
+  it('is reproducible and independent of which slices share the call', async () => {
     const opts = { ...base, lambda: 1.5 };
-    const all = restoreParallel(net, codes, positions, opts);
-    const again = restoreParallel(net, codes, positions, opts);
+    const all = await restoreParallel(net, codes, positions, opts);
+    const again = await restoreParallel(net, codes, positions, opts);
     expect(Array.from(again.codes)).toEqual(Array.from(all.codes));
     expect(all.stats.changed).toBeGreaterThan(0);
-    const second = restoreParallel(net, codes.slice(cells, 2 * cells), positions.slice(1, 2), { ...opts, sliceKeys: [8] });
+    const second = await restoreParallel(net, codes.slice(cells, 2 * cells), positions.slice(1, 2), { ...opts, sliceKeys: [8] });
     expect(Array.from(second.codes)).toEqual(Array.from(all.codes.subarray(4 * cells, 8 * cells)));
   });
 });
@@ -178,11 +178,11 @@ describe('lsgs predictor through the MOOD contract', () => {
     }
   });
 
-  it('workers give the same pixel map as the in-process run', async () => {
+  it('workers give the same pixel map as the in-process run (TF.js)', async () => {
     const volume = tinyBrain(shape, 300, true);
     const ctx = { name: 'x.nii.gz', seed: 12, log: silent };
-    const inProcess = lsgsPredictor(await loadLsgsModel(weights), { workers: 0 });
-    const pooled = lsgsPredictor(await loadLsgsModel(weights), { workers: 2 });
+    const inProcess = lsgsPredictor(await loadLsgsModel(weights, { engine: 'tfjs' }), { workers: 0 });
+    const pooled = lsgsPredictor(await loadLsgsModel(weights, { engine: 'tfjs' }), { workers: 2 });
     try {
       const a = await inProcess.pixelScore!(volume, ctx);
       const b = await pooled.pixelScore!(volume, ctx);

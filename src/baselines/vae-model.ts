@@ -13,6 +13,10 @@
  *   vae-elbo, vae-kl      sample only (mean over slices of KL + rec, of KL)
  *   vae-rec               sample (mean rec term) and pixel (reconstruction error)
  *   vae-elbograd, vae-klgrad, vae-recgrad, vae-combi   pixel only (gradient maps, Combi)
+ *
+ * Engines (`--engine`): the forward-only work (x̂, KL, rec: every sample score and the vae-rec map)
+ * runs on ONNX Runtime under 'onnx' / 'auto' (./vae-onnx.ts); the gradient maps need input
+ * gradients, which ONNX Runtime cannot compute, so they always run on TF.js (workers on wasm).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -32,6 +36,9 @@ import type { Region } from '../volume/normalise.js';
 import { preprocessForModel } from '../volume/preprocess.js';
 import type { SliceSelection, SliceStack } from '../volume/slices.js';
 import type { Volume } from '../volume/volume.js';
+import type { EngineChoice, EngineName } from '../score/engine-choice.js';
+import { resolveEngine } from '../score/engine.js';
+import { forwardOnly, onnxVaeForward, onnxVaePieces, type VaeOnnxForward } from './vae-onnx.js';
 import {
   composeVaeMaps,
   piecesFor,
@@ -269,13 +276,43 @@ export interface VaeModel {
   readonly dir: string;
   readonly net: VaeNetwork;
   readonly calibration: VaeCalibration;
+  /** Engine of the forward-only scores (the gradient maps always run on TF.js). */
+  readonly engine: EngineName;
+  /** The ONNX Runtime forward pass when `engine` is 'onnx'. */
+  readonly onnx: VaeOnnxForward | null;
 }
 
-export async function loadVaeModel(dir: string): Promise<VaeModel> {
+export interface LoadVaeOptions {
+  /** Engine of the forward-only scores: 'auto' (default) = ONNX Runtime when it loads, else TF.js. */
+  readonly engine?: EngineChoice;
+  readonly log?: (line: string) => void;
+}
+
+export async function loadVaeModel(dir: string, opts: LoadVaeOptions = {}): Promise<VaeModel> {
   if (!existsSync(dir)) throw new InputFileError(dir, 'weights folder does not exist');
   const calibration = readVaeCalibration(dir);
-  await initEngine();
-  return { dir, net: loadVaeNetwork(dir), calibration };
+  const tf = await initEngine();
+  const net = loadVaeNetwork(dir);
+  try {
+    const resolved = await resolveEngine(opts.engine ?? 'auto', { tfjsBackend: tf.backend, ...(opts.log ? { log: opts.log } : {}) });
+    const onnx = resolved.name === 'onnx' ? await onnxVaeForward(net, { threads: resolved.threads, ...(resolved.saveTo ? { saveTo: resolved.saveTo } : {}) }) : null;
+    return { dir, net, calibration, engine: resolved.name, onnx };
+  } catch (err) {
+    disposeParams(net.params);
+    throw err;
+  }
+}
+
+/** Forward-only requests on ONNX Runtime, in-process (it uses every core itself). */
+export function onnxVaeRunner(forward: VaeOnnxForward): VaePieceRunner {
+  return {
+    run: async (tasks) => {
+      const out: VaeStackPieces[] = [];
+      for (const t of tasks) out.push(await onnxVaePieces(forward, t.images, t.positions, t.request));
+      return out;
+    },
+    chunks: 1,
+  };
 }
 
 export interface VaePredictorOptions {
@@ -292,7 +329,8 @@ export function vaePredictor(model: VaeModel, methodName: string, opts: VaePredi
   const s = (x: number) => `${x.toFixed(2)} s`;
   let pool: InferencePool<VaeJobTask, VaeStackPieces> | null = null;
   let workers: number | null = opts.workers ?? null;
-  const runner = async (): Promise<VaePieceRunner> => {
+  const runner = async (maps: readonly VaePixelMap[]): Promise<VaePieceRunner> => {
+    if (model.onnx !== null && forwardOnly(piecesFor(maps))) return onnxVaeRunner(model.onnx);
     workers ??= await defaultVaeWorkers();
     if (workers === 0) return inProcessVaeRunner(model.net);
     pool ??= await createVaePool(model.dir, workers);
@@ -307,10 +345,10 @@ export function vaePredictor(model: VaeModel, methodName: string, opts: VaePredi
     ...(method.sample !== undefined
       ? {
           async sampleScore(volume: Volume, ctx: CaseContext): Promise<number> {
-            const scores = await vaeVolumeScores(model.net, volume, cal.region, cal.slices, [], await runner());
+            const scores = await vaeVolumeScores(model.net, volume, cal.region, cal.slices, [], await runner([]));
             const raw = rawVaeSampleScores(scores.terms)[method.sample!];
             const score = applySampleCalibration(cal.sample[method.sample!], raw);
-            ctx.log(`${method.name} sample: raw ${raw.toFixed(3)} → ${score.toFixed(4)}; ${timing(scores)}`);
+            ctx.log(`${method.name} sample (${model.onnx !== null ? 'onnx' : 'tfjs'}): raw ${raw.toFixed(3)} → ${score.toFixed(4)}; ${timing(scores)}`);
             return score;
           },
         }
@@ -318,10 +356,10 @@ export function vaePredictor(model: VaeModel, methodName: string, opts: VaePredi
     ...(method.pixel !== undefined
       ? {
           async pixelScore(volume: Volume, ctx: CaseContext): Promise<Float32Array> {
-            const scores = await vaeVolumeScores(model.net, volume, cal.region, cal.slices, [method.pixel!], await runner());
+            const scores = await vaeVolumeScores(model.net, volume, cal.region, cal.slices, [method.pixel!], await runner([method.pixel!]));
             const t0 = performance.now();
             const map = stackScoresToVolume(scores.maps[method.pixel!]!, scores.stack, volume.shape, cal.pixelScale[method.pixel!]);
-            ctx.log(`${method.name} pixel: ${timing(scores)}, smooth ${s(scores.seconds.smooth)}, resample ${s((performance.now() - t0) / 1000)}`);
+            ctx.log(`${method.name} pixel (${model.onnx !== null && forwardOnly(piecesFor([method.pixel!])) ? 'onnx' : 'tfjs'}): ${timing(scores)}, smooth ${s(scores.seconds.smooth)}, resample ${s((performance.now() - t0) / 1000)}`);
             return map;
           },
         }
@@ -329,13 +367,20 @@ export function vaePredictor(model: VaeModel, methodName: string, opts: VaePredi
     async dispose(): Promise<void> {
       if (pool !== null) await pool.close();
       pool = null;
+      await model.onnx?.release();
       disposeParams(model.net.params);
     },
   };
 }
 
 /** For the METHODS registry: one loaded model per predictor. */
-export async function createVaePredictor(weightsDir: string, methodName: string): Promise<Predictor> {
-  vaeMethod(methodName);
-  return vaePredictor(await loadVaeModel(weightsDir), methodName);
+export async function createVaePredictor(weightsDir: string, methodName: string, opts: LoadVaeOptions = {}): Promise<Predictor> {
+  const method = vaeMethod(methodName);
+  // A gradient map runs on TF.js only: no ONNX session for it.
+  const gradientOnly = method.sample === undefined && method.pixel !== undefined && !forwardOnly(piecesFor([method.pixel]));
+  if (gradientOnly && opts.engine === 'onnx') {
+    const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+    log(`engine: ${methodName} needs input gradients, which ONNX Runtime cannot compute; using tfjs`);
+  }
+  return vaePredictor(await loadVaeModel(weightsDir, gradientOnly ? { ...opts, engine: 'tfjs' } : opts), methodName);
 }

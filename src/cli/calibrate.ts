@@ -113,6 +113,7 @@ function registerCalibrateLsgs(calibrate: Command): void {
     .option('--pixel-volumes <n>', 'held-out volumes restored to fit the pixel scale', parseInteger('--pixel-volumes', 0), 2)
     .option('--seed <s>', 'seed of the restorations', parseInteger('--seed'), 0)
     .option('--workers <n>', 'worker threads for the restorations (0 = in-process; default one per core)', parseInteger('--workers', 0))
+    .option('--engine <name>', ENGINE_HELP, 'auto')
     .action(async (opts: CalibrateLsgsCliOptions) => {
       if (opts.region !== 'brain' && opts.region !== 'abdom') throw new Error(`--region must be brain or abdom, got "${opts.region}"`);
       const t0 = performance.now();
@@ -131,6 +132,7 @@ function registerCalibrateLsgs(calibrate: Command): void {
         pixelVolumes: opts.pixelVolumes,
         seed: opts.seed,
         workers: opts.workers,
+        engine: parseEngineChoice(opts.engine),
         log,
       });
       const file = writeLsgsCalibration(opts.weights, calibration);

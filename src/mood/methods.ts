@@ -22,10 +22,10 @@ export const METHODS: Readonly<Record<string, (weightsDir: string, opts?: Method
   ...Object.fromEntries(
     ['vae-rec', 'vae-elbo', 'vae-kl', 'vae-elbograd', 'vae-klgrad', 'vae-recgrad', 'vae-combi'].map((name) => [
       name,
-      async (dir: string) => (await import('../baselines/vae-model.js')).createVaePredictor(dir, name),
+      async (dir: string, opts?: MethodOptions) => (await import('../baselines/vae-model.js')).createVaePredictor(dir, name, opts),
     ]),
   ),
-  lsgs: async (dir) => (await import('../score/lsgs-model.js')).createLsgsPredictor(dir),
+  lsgs: async (dir, opts) => (await import('../score/lsgs-model.js')).createLsgsPredictor(dir, opts),
 };
 
 export function methodNames(): string[] {

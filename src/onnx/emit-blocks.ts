@@ -3,14 +3,12 @@
  * the same values. Layout: the graphs run NCHW (ONNX's convolution layout); weights are stored by
  * the models NHWC-style ([kh, kw, cin, cout]) and are transposed on the host when emitted.
  *
- * A model emitter (./emit-vqvae.ts, ./emit-pixelsnail.ts, …) strings these together exactly as the
- * model's tfjs forward function does; a new model family needs one such emitter, with the same graph
- * inputs and outputs as the one it replaces so that src/score/onnx-engine.ts can run it: a VAE
- * decoder takes latents [B, h, w, D] + position → image [B, S, S, C]; a bidirectional transformer
- * prior takes codes [B, h, w] int32 + position → logits [B, h, w, K] or NLL [B, h, w]. Opset 17 has
- * what those need (MatMul, Softmax, LayerNormalization; GELU via Erf); add an operator helper to
- * ./graph.ts and a block emitter here, then a parity test against the tfjs forward function
- * (test/onnx-parity.test.ts shows how).
+ * A model emitter (./emit-vqvae.ts, ./emit-pixelsnail.ts, ./emit-transformer.ts, ./emit-vae.ts)
+ * strings these together exactly as the model's tfjs forward function does, with the graph inputs
+ * and outputs its engine runs (src/score/onnx-engine.ts, src/score/lsgs-onnx-engine.ts,
+ * src/baselines/vae-onnx.ts). A new model family needs one such emitter (add an operator helper to
+ * ./graph.ts and a block emitter here where needed), then a parity test against the tfjs forward
+ * function (test/onnx-parity*.test.ts show how).
  */
 import type { HostTensor } from '../io/tensor-bundle.js';
 import type { Pad4 } from '../models/blocks.js';

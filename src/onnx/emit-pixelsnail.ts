@@ -123,12 +123,18 @@ export function emitPixelSnail(params: HostParams, cfg: PixelSnailConfig, output
   if (output === 'logits') {
     g.output(logits, 'logits', DataType.FLOAT, ['batch', h, w, k]);
   } else {
-    // pixelsnail.ts nllFromLogits: −Σ_k log softmax · oneHot, over the last (contiguous) axis.
-    const identity = new Float32Array(k * k);
-    for (let i = 0; i < k; i++) identity[i * k + i] = 1;
-    const oneHotNhwc = g.gather(g.initializer('one_hot_rows', [k, k], identity), codes);
-    const nll = g.neg(g.reduceSum(g.mul(g.logSoftmax(logits, 3), oneHotNhwc), [3], false));
-    g.output(nll, 'nll', DataType.FLOAT, ['batch', h, w]);
+    g.output(emitNllFromLogits(g, logits, codes, k), 'nll', DataType.FLOAT, ['batch', h, w]);
   }
   return g;
+}
+
+/**
+ * pixelsnail.ts nllFromLogits: −Σ_k log softmax · oneHot over the last (contiguous) axis of logits
+ * [B, h, w, K] against code maps [B, h, w] int32 → [B, h, w]. Shared by every prior over code maps.
+ */
+export function emitNllFromLogits(g: GraphBuilder, logits: Value, codes: Value, k: number): Value {
+  const identity = new Float32Array(k * k);
+  for (let i = 0; i < k; i++) identity[i * k + i] = 1;
+  const oneHotNhwc = g.gather(g.initializer('one_hot_rows', [k, k], identity), codes);
+  return g.neg(g.reduceSum(g.mul(g.logSoftmax(logits, 3), oneHotNhwc), [3], false));
 }

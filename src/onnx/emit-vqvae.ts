@@ -45,21 +45,25 @@ function imageInput(g: GraphBuilder, value: Value, size: number, channels: numbe
   return feature(nchw, channels, size, size);
 }
 
-export function emitVqvaeEncoder(params: HostParams, cfg: VqvaeConfig): GraphBuilder {
-  const g = new GraphBuilder('vqvae_encoder');
-  const s = cfg.inputSize;
-  const latent = vqvaeLatentSize(cfg);
-  const image = g.input('image', DataType.FLOAT, ['batch', s, s, cfg.inChannels]);
-  const pos = g.input('position', DataType.FLOAT, ['batch']);
-  const posColumn = emitPositionColumn(g, pos);
-  const x = imageInput(g, image, s, cfg.inChannels);
+/** vqvae.ts encoder up to the pre-quantisation conv: image [B, S, S, C] (NHWC graph value) → z, NCHW. */
+export function emitVqvaeEncoderTrunk(g: GraphBuilder, params: HostParams, cfg: VqvaeConfig, image: Value, posColumn: Value): Feature {
+  const x = imageInput(g, image, cfg.inputSize, cfg.inChannels);
   let h = emitGroupNorm(g, params, 'enc.stem.norm', emitConv(g, params, 'enc.stem', withPositionPlane(g, x, posColumn, cfg)), cfg.normGroups);
   for (let l = 0; l < vqvaeLevels(cfg); l++) {
     for (let k = 0; k < cfg.blocksPerLevel; k++) h = emitGatedBlock(g, params, `enc.level${l}.block${k}`, h, posColumn, cfg);
     h = emitGroupNorm(g, params, `enc.level${l}.down.norm`, emitConv(g, params, `enc.level${l}.down`, h, { stride: 2 }), cfg.normGroups);
   }
   h = emitGatedBlock(g, params, 'enc.out.block', h, posColumn, cfg);
-  const z = emitConv(g, params, 'enc.preq', h);
+  return emitConv(g, params, 'enc.preq', h);
+}
+
+export function emitVqvaeEncoder(params: HostParams, cfg: VqvaeConfig): GraphBuilder {
+  const g = new GraphBuilder('vqvae_encoder');
+  const s = cfg.inputSize;
+  const latent = vqvaeLatentSize(cfg);
+  const image = g.input('image', DataType.FLOAT, ['batch', s, s, cfg.inChannels]);
+  const pos = g.input('position', DataType.FLOAT, ['batch']);
+  const z = emitVqvaeEncoderTrunk(g, params, cfg, image, emitPositionColumn(g, pos));
   const zNhwc = g.transpose(z.value, [0, 2, 3, 1]);
   g.output(zNhwc, 'z', DataType.FLOAT, ['batch', latent, latent, cfg.codeDim]);
 
@@ -93,7 +97,15 @@ export function emitVqvaeDecoder(params: HostParams, cfg: VqvaeConfig): GraphBui
   const codebook = hostParam(params, CODEBOOK);
   // Gather selects exactly the rows oneHot·E selects.
   const zq = g.transpose(g.gather(g.initializer(CODEBOOK, codebook.shape, codebook.values), codes), [0, 3, 1, 2]);
-  let h = feature(zq, cfg.codeDim, latent, latent);
+  const image = emitVqvaeDecoderTrunk(g, params, cfg, feature(zq, cfg.codeDim, latent, latent), posColumn);
+  g.output(image, 'image', DataType.FLOAT, ['batch', s, s, cfg.inChannels]);
+  return g;
+}
+
+/** vqvae.ts decoder: latent grid (NCHW feature) → image [B, S, S, C] (NHWC value). */
+export function emitVqvaeDecoderTrunk(g: GraphBuilder, params: HostParams, cfg: VqvaeConfig, grid: Feature, posColumn: Value): Value {
+  const s = cfg.inputSize;
+  let h = grid;
   h = emitGroupNorm(g, params, 'dec.stem.norm', emitConv(g, params, 'dec.stem', withPositionPlane(g, h, posColumn, cfg)), cfg.normGroups);
   for (let l = vqvaeLevels(cfg); l >= 1; l--) {
     for (let k = 0; k < cfg.blocksPerLevel; k++) h = emitGatedBlock(g, params, `dec.level${l}.block${k}`, h, posColumn, cfg);
@@ -102,7 +114,5 @@ export function emitVqvaeDecoder(params: HostParams, cfg: VqvaeConfig): GraphBui
   }
   h = emitGatedBlock(g, params, 'dec.out.block', h, posColumn, cfg);
   const out = emitConv(g, params, 'dec.out', emitElu(g, h));
-  const image = cfg.inChannels === 1 ? g.reshape(out.value, [-1, s, s, 1]) : g.transpose(out.value, [0, 2, 3, 1]);
-  g.output(image, 'image', DataType.FLOAT, ['batch', s, s, cfg.inChannels]);
-  return g;
+  return cfg.inChannels === 1 ? g.reshape(out.value, [-1, s, s, 1]) : g.transpose(out.value, [0, 2, 3, 1]);
 }

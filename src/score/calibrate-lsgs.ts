@@ -16,6 +16,8 @@ import type { SliceSelection } from '../volume/slices.js';
 import type { Volume } from '../volume/volume.js';
 import { fitSampleCalibration } from './calibration.js';
 import { PIXEL_LAMBDA_QUANTILE, PIXEL_SCALE_QUANTILE, quantileOfSorted, SAMPLE_LAMBDA_QUANTILE } from './calibrate-lsr.js';
+import type { EngineChoice } from './engine-choice.js';
+import { createLsgsEngine, type LsgsEngine } from './lsgs-engine.js';
 import { defaultWorkerCount } from './lsr-model.js';
 import {
   createLsgsPool,
@@ -32,7 +34,7 @@ import {
   type LsgsCalibration,
   type LsgsRunner,
 } from './lsgs-model.js';
-import { disposeLsgsNetworks, loadLsgsNetworks, transformerCodeNlls } from './lsgs-networks.js';
+import { disposeLsgsNetworks, loadLsgsNetworks } from './lsgs-networks.js';
 import { RESIDUAL_TEMPERATURE } from './pixel-score.js';
 import { rawSampleScore } from './sample-score.js';
 
@@ -48,8 +50,10 @@ export interface CalibrateLsgsOptions {
   /** How many of `files` also get the full restoration, for the pixel scale (default 2). */
   readonly pixelVolumes?: number;
   readonly seed: number;
-  /** Workers for the restorations; default one per core (0 = in-process). */
+  /** Workers for the restorations with TF.js on wasm; default one per core (0 = in-process; none on ONNX Runtime). */
   readonly workers?: number;
+  /** Inference engine (default 'auto': ONNX Runtime when it loads, else TF.js). */
+  readonly engine?: EngineChoice;
   readonly log: (line: string) => void;
 }
 
@@ -66,9 +70,11 @@ async function readUsable(file: string, log: (line: string) => void): Promise<Vo
 }
 
 export async function calibrateLsgs(opts: CalibrateLsgsOptions): Promise<LsgsCalibration> {
-  await initEngine();
+  const tf = await initEngine();
   const nets = loadLsgsNetworks(opts.weightsDir);
+  let engine: LsgsEngine | null = null;
   try {
+    engine = await createLsgsEngine(opts.engine ?? 'auto', nets, { tfjsBackend: tf.backend, log: opts.log });
     const slices = opts.slices ?? inferenceSliceSelection(opts.region);
     const copies = opts.copies ?? DEFAULT_LSGS_COPIES;
     const rounds = opts.rounds ?? DEFAULT_LSGS_ROUNDS;
@@ -80,8 +86,8 @@ export async function calibrateLsgs(opts: CalibrateLsgsOptions): Promise<LsgsCal
     for (const file of opts.files) {
       const volume = await readUsable(file, opts.log);
       if (volume === null) continue;
-      const encoded = encodeForLsgs(nets, volume, opts.region, slices);
-      perVolume.push(transformerCodeNlls(nets.transformer, encoded.codes, encoded.stack.positions));
+      const encoded = await encodeForLsgs(engine, volume, opts.region, slices);
+      perVolume.push(await engine.transformer.nlls(encoded.codes, encoded.stack.positions));
       if (kept.length < wantPixel) kept.push(volume);
     }
     if (perVolume.length === 0) throw new InputFileError(opts.files.join(', ') || '(no files)', 'no usable held-out normal volume to calibrate on');
@@ -100,15 +106,15 @@ export async function calibrateLsgs(opts: CalibrateLsgsOptions): Promise<LsgsCal
     let pixelScale = 1;
     let pixelValues = 0;
     if (kept.length > 0) {
-      const workers = opts.workers ?? (await defaultWorkerCount());
+      const workers = engine.wantsWorkers ? (opts.workers ?? (await defaultWorkerCount())) : 0;
       const pool = workers > 0 ? await createLsgsPool(opts.weightsDir, workers) : null;
-      const runner: LsgsRunner = pool ? (tasks) => pool.runAll(tasks) : inProcessLsgsRunner(nets);
+      const runner: LsgsRunner = pool ? (tasks) => pool.runAll(tasks) : inProcessLsgsRunner(engine);
       const background = normalisedBackground(normalisationFor(opts.region));
       const collected: number[] = [];
       try {
         for (const [i, volume] of kept.entries()) {
           const result = await lsgsPixelStack(
-            nets,
+            engine,
             volume,
             { region: opts.region, slices, copies, rounds, lambdaP, k, foregroundMask, seed: opts.seed + i, chunks: Math.max(1, 2 * workers) },
             runner,
@@ -150,6 +156,7 @@ export async function calibrateLsgs(opts: CalibrateLsgsOptions): Promise<LsgsCal
       },
     });
   } finally {
+    await engine?.dispose();
     disposeLsgsNetworks(nets);
   }
 }

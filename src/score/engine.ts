@@ -68,24 +68,37 @@ export interface CreateEngineOptions {
   readonly log?: (line: string) => void;
 }
 
-/** Resolves 'auto' and builds the engine; an explicit 'onnx' fails with the reason when it cannot load. */
-export async function createLsrEngine(choice: EngineChoice, nets: LsrNetworks, opts: CreateEngineOptions = {}): Promise<LsrEngine> {
+/** What an engine choice resolves to here: TF.js, or ONNX Runtime with its thread count. */
+export type ResolvedEngine = { readonly name: 'tfjs' } | { readonly name: 'onnx'; readonly threads: number; readonly saveTo?: string };
+
+/**
+ * Resolves 'auto' (ONNX Runtime when it loads, except under tfjs-node-gpu) and checks that an explicit
+ * 'onnx' can load, failing with the reason. Shared by every model family's engine.
+ */
+export async function resolveEngine(choice: EngineChoice, opts: CreateEngineOptions = {}): Promise<ResolvedEngine> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  if (choice === 'tfjs') return tfjsEngine(nets, opts.tfjsBackend);
+  if (choice === 'tfjs') return { name: 'tfjs' };
   if (choice === 'auto' && opts.tfjsBackend === 'tensorflow') {
     // tfjs-node-gpu loaded (the GPU image): CUDA beats ONNX Runtime's CPU kernels.
     log('engine: tfjs-node-gpu is active; using tfjs (ONNX Runtime runs on the CPU here)');
-    return tfjsEngine(nets, opts.tfjsBackend);
+    return { name: 'tfjs' };
   }
   const ort = await loadOnnxRuntime();
   if ('error' in ort) {
     if (choice === 'onnx') throw new Error(`--engine onnx: onnxruntime-node cannot be loaded (${ort.error})`);
     log(`engine: onnxruntime-node unavailable (${ort.error}); using tfjs`);
-    return tfjsEngine(nets, opts.tfjsBackend);
+    return { name: 'tfjs' };
   }
-  const { onnxEngine } = await import('./onnx-engine.js');
   const threads = opts.threads ?? (Number(process.env.MOODLSR_ORT_THREADS) || os.availableParallelism());
   log(`engine: ONNX Runtime ${ort.ort.env.versions.common} (CPU, ${threads} intra-op threads)`);
   const saveTo = opts.saveOnnxTo ?? process.env.MOODLSR_ONNX_SAVE;
-  return onnxEngine(nets, { threads, ...(saveTo ? { saveTo } : {}) });
+  return { name: 'onnx', threads, ...(saveTo ? { saveTo } : {}) };
+}
+
+/** Resolves 'auto' and builds the engine; an explicit 'onnx' fails with the reason when it cannot load. */
+export async function createLsrEngine(choice: EngineChoice, nets: LsrNetworks, opts: CreateEngineOptions = {}): Promise<LsrEngine> {
+  const resolved = await resolveEngine(choice, opts);
+  if (resolved.name === 'tfjs') return tfjsEngine(nets, opts.tfjsBackend);
+  const { onnxEngine } = await import('./onnx-engine.js');
+  return onnxEngine(nets, { threads: resolved.threads, ...(resolved.saveTo ? { saveTo: resolved.saveTo } : {}) });
 }

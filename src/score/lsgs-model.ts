@@ -5,8 +5,10 @@
  * Sample score: NLL of every code of the (unmodified) code maps under the transformer, one pass per
  * batch of slices; Σ of the NLL above λs over codes and slices, mapped to [0, 1] by the monotone
  * calibration of ./calibration.ts (as `lsr`).
+ * The networks run on an inference engine (./lsgs-engine.ts): ONNX Runtime (in-process, intra-op
+ * threads on every core) or TF.js.
  * Pixel score: parallel restoration and residuals against the plain reconstruction
- * (./lsgs-restoration.ts) on slice chunks (worker threads on wasm; each slice's random stream is
+ * (./lsgs-restoration.ts) on slice chunks (worker threads with TF.js on wasm; each slice's random stream is
  * keyed by its z index, so chunking and workers do not change the bytes), foreground mask, min-pool 3
  * / avg-pool 7×7×3, back onto the input grid with exact slice alignment, and AS / (AS + c) with the
  * calibrated c, as `lsr` (./pixel-score.ts explains why this monotone map replaces a hard clip).
@@ -23,10 +25,11 @@ import { normalisedBackground, preprocessForModel } from '../volume/preprocess.j
 import type { SliceSelection, SliceStack } from '../volume/slices.js';
 import type { Volume } from '../volume/volume.js';
 import { applySampleCalibration, isSampleCalibration, type SampleCalibration } from './calibration.js';
+import type { EngineChoice } from './engine-choice.js';
+import { createLsgsEngine, type LsgsEngine } from './lsgs-engine.js';
 import { defaultWorkerCount } from './lsr-model.js';
-import { disposeLsgsNetworks, loadLsgsNetworks, transformerCodeNlls, type LsgsNetworks } from './lsgs-networks.js';
+import { disposeLsgsNetworks, loadLsgsNetworks, type LsgsNetworks } from './lsgs-networks.js';
 import { lsgsScores, type LsgsScoreResult, type LsgsScoreTask, type ParallelRestorationStats } from './lsgs-restoration.js';
-import { encodeSlices } from './networks.js';
 import { PAPER_SMOOTHING, smoothScoreStack, stackScoresToVolume } from './pixel-score.js';
 import { rawSampleScore } from './sample-score.js';
 
@@ -111,18 +114,22 @@ export interface EncodedStack {
   readonly encodeSeconds: number;
 }
 
-export function encodeForLsgs(nets: LsgsNetworks, volume: Volume, region: Region, slices: SliceSelection): EncodedStack {
+export async function encodeForLsgs(engine: LsgsEngine, volume: Volume, region: Region, slices: SliceSelection): Promise<EncodedStack> {
   const t0 = performance.now();
-  const stack = preprocessForModel(volume, { region, slices, size: nets.vqvae.cfg.inputSize });
+  const stack = preprocessForModel(volume, { region, slices, size: engine.nets.vqvae.cfg.inputSize });
   const t1 = performance.now();
-  const codes = encodeSlices(nets.vqvae, stack.data, stack.positions);
+  const codes = await engine.encodeSlices(stack.data, stack.positions);
   return { stack, codes, preprocessSeconds: (t1 - t0) / 1000, encodeSeconds: (performance.now() - t1) / 1000 };
 }
 
 export type LsgsRunner = (tasks: readonly LsgsScoreTask[]) => Promise<LsgsScoreResult[]>;
 
-export function inProcessLsgsRunner(nets: LsgsNetworks): LsgsRunner {
-  return async (tasks) => tasks.map((t) => lsgsScores(nets, t));
+export function inProcessLsgsRunner(engine: LsgsEngine): LsgsRunner {
+  return async (tasks) => {
+    const results: LsgsScoreResult[] = [];
+    for (const t of tasks) results.push(await lsgsScores(engine, t));
+    return results;
+  };
 }
 
 export interface LsgsJobInit {
@@ -179,8 +186,9 @@ export function describeLsgsRestoration(s: ParallelRestorationStats): string {
 }
 
 /** Encode, restore (chunked), decode, residuals against X̂, mask and smooth: the pixel score before the volume grid. */
-export async function lsgsPixelStack(nets: LsgsNetworks, volume: Volume, params: LsgsPixelParameters, runner: LsgsRunner): Promise<LsgsPixelStack> {
-  const encoded = encodeForLsgs(nets, volume, params.region, params.slices);
+export async function lsgsPixelStack(engine: LsgsEngine, volume: Volume, params: LsgsPixelParameters, runner: LsgsRunner): Promise<LsgsPixelStack> {
+  const nets = engine.nets;
+  const encoded = await encodeForLsgs(engine, volume, params.region, params.slices);
   const { stack, codes } = encoded;
   const size = stack.width;
   const plane = size * size;
@@ -218,18 +226,33 @@ export async function lsgsPixelStack(nets: LsgsNetworks, volume: Volume, params:
 export interface LsgsModel {
   readonly dir: string;
   readonly nets: LsgsNetworks;
+  /** The inference engine the scores run on. */
+  readonly engine: LsgsEngine;
   readonly calibration: LsgsCalibration;
 }
 
-export async function loadLsgsModel(dir: string): Promise<LsgsModel> {
+export interface LoadLsgsOptions {
+  /** Inference engine: 'auto' (default) = ONNX Runtime when it loads, else TF.js. */
+  readonly engine?: EngineChoice;
+  readonly log?: (line: string) => void;
+}
+
+export async function loadLsgsModel(dir: string, opts: LoadLsgsOptions = {}): Promise<LsgsModel> {
   if (!existsSync(dir)) throw new InputFileError(dir, 'weights folder does not exist');
   const calibration = readLsgsCalibration(dir);
-  await initEngine();
-  return { dir, nets: loadLsgsNetworks(dir), calibration };
+  const tf = await initEngine();
+  const nets = loadLsgsNetworks(dir);
+  try {
+    const engine = await createLsgsEngine(opts.engine ?? 'auto', nets, { tfjsBackend: tf.backend, ...(opts.log ? { log: opts.log } : {}) });
+    return { dir, nets, engine, calibration };
+  } catch (err) {
+    disposeLsgsNetworks(nets);
+    throw err;
+  }
 }
 
 export interface LsgsPredictorOptions {
-  /** Worker threads for the pixel score; 0 = in-process. Default: one per core on wasm with ≥ 2 cores. */
+  /** Worker threads for the pixel score with TF.js; 0 = in-process. Default: one per core on wasm with ≥ 2 cores; none on ONNX Runtime. */
   readonly workers?: number;
   readonly copies?: number;
   readonly rounds?: number;
@@ -244,8 +267,10 @@ export function lsgsPredictor(model: LsgsModel, opts: LsgsPredictorOptions = {})
   let pool: InferencePool<LsgsScoreTask, LsgsScoreResult> | null = null;
   let workers: number | null = opts.workers ?? null;
   const runner = async (): Promise<{ run: LsgsRunner; chunks: number }> => {
+    // Workers run TF.js; a multi-threaded engine (ONNX Runtime) runs in-process on every core.
+    if (!model.engine.wantsWorkers) workers = 0;
     workers ??= await defaultWorkerCount();
-    if (workers === 0) return { run: inProcessLsgsRunner(model.nets), chunks: 1 };
+    if (workers === 0) return { run: inProcessLsgsRunner(model.engine), chunks: 1 };
     pool ??= await createLsgsPool(model.dir, workers);
     const active = pool;
     return { run: (tasks) => active.runAll(tasks), chunks: 2 * workers };
@@ -254,35 +279,36 @@ export function lsgsPredictor(model: LsgsModel, opts: LsgsPredictorOptions = {})
     name: 'lsgs',
     tasks: ['sample', 'pixel'],
     async sampleScore(volume: Volume, ctx: CaseContext): Promise<number> {
-      const encoded = encodeForLsgs(model.nets, volume, cal.region, slices);
+      const encoded = await encodeForLsgs(model.engine, volume, cal.region, slices);
       const t0 = performance.now();
-      const nll = transformerCodeNlls(model.nets.transformer, encoded.codes, encoded.stack.positions);
+      const nll = await model.engine.transformer.nlls(encoded.codes, encoded.stack.positions);
       const raw = rawSampleScore(nll, cal.lambdaS);
       const score = applySampleCalibration(cal.sampleCalibration, raw);
-      ctx.log(`lsgs sample: raw ${raw.toFixed(2)} → ${score.toFixed(4)}; encode ${encoded.encodeSeconds.toFixed(2)} s, transformer ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+      ctx.log(`lsgs sample (${model.engine.name}): raw ${raw.toFixed(2)} → ${score.toFixed(4)}; encode ${encoded.encodeSeconds.toFixed(2)} s, transformer ${((performance.now() - t0) / 1000).toFixed(2)} s`);
       return score;
     },
     async pixelScore(volume: Volume, ctx: CaseContext): Promise<Float32Array> {
       const { run, chunks } = await runner();
       const result = await lsgsPixelStack(
-        model.nets,
+        model.engine,
         volume,
         { region: cal.region, slices, copies, rounds, lambdaP: cal.lambdaP, k: cal.k, foregroundMask: cal.foregroundMask, seed: ctx.seed, chunks },
         run,
       );
       const map = stackScoresToVolume(result.smoothed, result.encoded.stack, volume.shape, cal.pixelScale);
-      ctx.log(`lsgs pixel: encode ${result.encoded.encodeSeconds.toFixed(2)} s, restore+decode ${result.restoreWall.toFixed(2)} s wall; ${describeLsgsRestoration(result.stats)}`);
+      ctx.log(`lsgs pixel (${model.engine.name}): encode ${result.encoded.encodeSeconds.toFixed(2)} s, restore+decode ${result.restoreWall.toFixed(2)} s wall; ${describeLsgsRestoration(result.stats)}`);
       return map;
     },
     async dispose(): Promise<void> {
       if (pool !== null) await pool.close();
       pool = null;
+      await model.engine.dispose();
       disposeLsgsNetworks(model.nets);
     },
   };
 }
 
 /** For the METHODS registry. */
-export async function createLsgsPredictor(weightsDir: string): Promise<Predictor> {
-  return lsgsPredictor(await loadLsgsModel(weightsDir));
+export async function createLsgsPredictor(weightsDir: string, opts: LoadLsgsOptions = {}): Promise<Predictor> {
+  return lsgsPredictor(await loadLsgsModel(weightsDir, opts));
 }

@@ -19,8 +19,8 @@
  * foreground (voxels that differ from the normalised background value).
  */
 import { createRng } from '../engine/random.js';
-import { decodeCodeMaps, type VqvaeNetwork } from './networks.js';
-import { transformerLogitsOf, type LsgsNetworks, type TransformerNetwork } from './lsgs-networks.js';
+import { tfjsTransformerPasses, type LsgsEngine, type TransformerPasses } from './lsgs-engine.js';
+import type { TransformerNetwork } from './lsgs-networks.js';
 import { weightedResidual, RESIDUAL_TEMPERATURE } from './pixel-score.js';
 import { nllOfCode, sampleCode } from './restoration.js';
 
@@ -33,7 +33,7 @@ export interface ParallelRestorationOptions {
   readonly seed: number;
   /** One key per slice naming its random stream (the volume z index). */
   readonly sliceKeys: readonly number[];
-  /** Most maps per transformer call (default 32). */
+  /** Most maps per transformer call (default: the engine's). */
   readonly maxBatch?: number;
 }
 
@@ -68,7 +68,14 @@ interface CopyState {
   settled: boolean;
 }
 
-export function restoreParallel(net: TransformerNetwork, codes: Int32Array, slicePositions: Float32Array, opts: ParallelRestorationOptions): ParallelRestorationResult {
+/** Runs the transformer passes of `transformer` (an engine's, or a network's on TF.js). */
+export async function restoreParallel(
+  transformer: TransformerPasses | TransformerNetwork,
+  codes: Int32Array,
+  slicePositions: Float32Array,
+  opts: ParallelRestorationOptions,
+): Promise<ParallelRestorationResult> {
+  const net = 'params' in transformer ? tfjsTransformerPasses(transformer) : transformer;
   const { height, width, codebookSize: k } = net.cfg;
   const cells = height * width;
   const n = slicePositions.length;
@@ -107,7 +114,7 @@ export function restoreParallel(net: TransformerNetwork, codes: Int32Array, slic
       const input = new Int32Array(groups.length * cells);
       groups.forEach((g, i) => input.set(g[0]!.codes, i * cells));
       const t0 = performance.now();
-      const logits = transformerLogitsOf(net, input, Float32Array.from(groups, (g) => slicePositions[g[0]!.slice]!), opts.maxBatch ?? 32);
+      const logits = await net.logits(input, Float32Array.from(groups, (g) => slicePositions[g[0]!.slice]!), opts.maxBatch);
       ms += performance.now() - t0;
       mapPasses += groups.length;
       groups.forEach((g, i) => g.forEach((c) => ((c.logits = logits), (c.logitsAt = i * cells * k))));
@@ -168,22 +175,22 @@ export interface LsgsScoreResult {
 }
 
 /** Restoration → decoding → residuals against the plain reconstruction for a chunk of slices. */
-export function lsgsScores(nets: LsgsNetworks, task: LsgsScoreTask): LsgsScoreResult {
-  const vq: VqvaeNetwork = nets.vqvae;
-  const size = vq.cfg.inputSize;
+export async function lsgsScores(engine: LsgsEngine, task: LsgsScoreTask): Promise<LsgsScoreResult> {
+  const nets = engine.nets;
+  const size = nets.vqvae.cfg.inputSize;
   const plane = size * size;
   const count = task.slicePositions.length;
   const copies = task.restoration.copies;
   const cells = nets.transformer.cfg.height * nets.transformer.cfg.width;
   if (task.images.length !== count * plane) throw new RangeError(`lsgsScores: ${task.images.length} image values for ${count} slices of ${size}×${size}`);
   const t0 = performance.now();
-  const { codes: restored, stats } = restoreParallel(nets.transformer, task.codes, task.slicePositions, task.restoration);
+  const { codes: restored, stats } = await restoreParallel(engine.transformer, task.codes, task.slicePositions, task.restoration);
   const t1 = performance.now();
-  const reconstructions = decodeCodeMaps(vq, task.codes, task.slicePositions);
+  const reconstructions = await engine.decodeCodeMaps(task.codes, task.slicePositions);
   const scores = new Float32Array(count * plane);
   for (let i = 0; i < count; i++) {
     const positions = new Float32Array(copies).fill(task.slicePositions[i]!);
-    const images = decodeCodeMaps(vq, restored.subarray(i * copies * cells, (i + 1) * copies * cells), positions, copies);
+    const images = await engine.decodeCodeMaps(restored.subarray(i * copies * cells, (i + 1) * copies * cells), positions, copies);
     const as = weightedResidual(reconstructions.subarray(i * plane, (i + 1) * plane), images, copies, task.k ?? RESIDUAL_TEMPERATURE);
     if (task.foregroundMask) {
       const input = task.images.subarray(i * plane, (i + 1) * plane);
