@@ -1,7 +1,7 @@
 /**
  * ONNX Runtime against TF.js for the LSGS transformer prior (src/onnx/emit-transformer.ts): logits and
  * per-code NLL on tiny random models (full and causal attention), on real code maps through trained
- * weights when data/lsgs-run/weights holds them, and `predict --method lsgs`'s MOOD outputs with both
+ * weights when weights/brain/training/lsgs holds them, and `predict --method lsgs`'s MOOD outputs with both
  * engines.
  */
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -29,7 +29,7 @@ import { randomCodes, tinyBrain, tinyNetworks } from './helpers/score-fixtures.j
 import { subsample } from './helpers/subsample.js';
 
 /** Trained LSGS weights (skipped when absent); MOODLSR_LSGS_WEIGHTS points elsewhere. */
-const TRAINED_LSGS = process.env.MOODLSR_LSGS_WEIGHTS ?? 'data/lsgs-run/weights';
+const TRAINED_LSGS = process.env.MOODLSR_LSGS_WEIGHTS ?? 'weights/brain/training/lsgs';
 const COLIN = 'data/mricron/ch2bet.nii.gz';
 const TOLERANCE = 1e-4;
 const silent = () => undefined;
