@@ -18,7 +18,7 @@
  * runs on ONNX Runtime under 'onnx' / 'auto' (./vae-onnx.ts); the gradient maps need input
  * gradients, which ONNX Runtime cannot compute, so they always run on TF.js (workers on wasm).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,6 +53,7 @@ import {
   type VaeSampleScore,
   type VaeStackPieces,
 } from './vae-score.js';
+import { isSliceSelection, readCalibrationFile } from '../score/calibration-file.js';
 
 export const VAE_NAME = 'vae';
 export const VAE_CALIBRATION_FILE = 'vae-calibration.json';
@@ -97,14 +98,6 @@ export function vaeCalibrationPath(dir: string): string {
   return path.join(dir, VAE_CALIBRATION_FILE);
 }
 
-function isSliceSelection(x: unknown): x is SliceSelection {
-  if (x === 'all') return true;
-  if (x === null || typeof x !== 'object') return false;
-  const s = x as { every?: unknown; count?: unknown };
-  const positiveInt = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v > 0;
-  return ('every' in s && positiveInt(s.every)) || ('count' in s && positiveInt(s.count));
-}
-
 /** Throws a reason for the first bad field; returns the typed calibration. */
 export function validateVaeCalibration(raw: unknown): VaeCalibration {
   const c = raw as Partial<VaeCalibration>;
@@ -123,19 +116,7 @@ export function validateVaeCalibration(raw: unknown): VaeCalibration {
 }
 
 export function readVaeCalibration(dir: string): VaeCalibration {
-  const file = vaeCalibrationPath(dir);
-  if (!existsSync(file)) throw new InputFileError(file, `missing: create it with \`moodlsr calibrate vae --weights ${dir} --data HELD_OUT_NORMALS\``);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new InputFileError(file, `not readable JSON (${(err as Error).message})`);
-  }
-  try {
-    return validateVaeCalibration(raw);
-  } catch (err) {
-    throw new InputFileError(file, (err as Error).message);
-  }
+  return readCalibrationFile(vaeCalibrationPath(dir), dir, 'vae', validateVaeCalibration);
 }
 
 export function writeVaeCalibration(dir: string, calibration: VaeCalibration): string {

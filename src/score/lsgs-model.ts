@@ -13,7 +13,7 @@
  * / avg-pool 7×7×3, back onto the input grid with exact slice alignment, and AS / (AS + c) with the
  * calibrated c, as `lsr` (./pixel-score.ts explains why this monotone map replaces a hard clip).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initEngine } from '../engine/backend.js';
@@ -32,6 +32,7 @@ import { disposeLsgsNetworks, loadLsgsNetworks, type LsgsNetworks } from './lsgs
 import { lsgsScores, type LsgsScoreResult, type LsgsScoreTask, type ParallelRestorationStats } from './lsgs-restoration.js';
 import { PAPER_SMOOTHING, smoothScoreStack, stackScoresToVolume } from './pixel-score.js';
 import { rawSampleScore } from './sample-score.js';
+import { isSliceSelection, readCalibrationFile } from './calibration-file.js';
 
 export const LSGS_CALIBRATION_FILE = 'lsgs-calibration.json';
 export const LSGS_CALIBRATION_FORMAT = 'moodlsr-lsgs-calibration';
@@ -66,14 +67,6 @@ export function lsgsCalibrationPath(dir: string): string {
   return path.join(dir, LSGS_CALIBRATION_FILE);
 }
 
-function isSliceSelection(x: unknown): x is SliceSelection {
-  if (x === 'all') return true;
-  if (x === null || typeof x !== 'object') return false;
-  const s = x as { every?: unknown; count?: unknown };
-  const positiveInt = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v > 0;
-  return ('every' in s && positiveInt(s.every)) || ('count' in s && positiveInt(s.count));
-}
-
 export function validateLsgsCalibration(raw: unknown): LsgsCalibration {
   const c = raw as Partial<LsgsCalibration>;
   if (c === null || typeof c !== 'object' || c.format !== LSGS_CALIBRATION_FORMAT) throw new Error(`not a ${LSGS_CALIBRATION_FORMAT} file`);
@@ -92,19 +85,7 @@ export function validateLsgsCalibration(raw: unknown): LsgsCalibration {
 }
 
 export function readLsgsCalibration(dir: string): LsgsCalibration {
-  const file = lsgsCalibrationPath(dir);
-  if (!existsSync(file)) throw new InputFileError(file, `missing: create it with \`moodlsr calibrate lsgs --weights ${dir} --data HELD_OUT_NORMALS\``);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new InputFileError(file, `not readable JSON (${(err as Error).message})`);
-  }
-  try {
-    return validateLsgsCalibration(raw);
-  } catch (err) {
-    throw new InputFileError(file, (err as Error).message);
-  }
+  return readCalibrationFile(lsgsCalibrationPath(dir), dir, 'lsgs', validateLsgsCalibration);
 }
 
 export interface EncodedStack {

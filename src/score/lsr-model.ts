@@ -9,7 +9,7 @@
  * change the result. With `workers: 0` (or tfjs-node-gpu, or ONNX Runtime) the same code runs
  * in-process.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,6 +35,7 @@ import {
 } from './pixel-score.js';
 import type { RestorationStats } from './restoration.js';
 import { encodeVolume, sampleScoreOfCodes, type EncodedVolume } from './sample-score.js';
+import { isSliceSelection, readCalibrationFile } from './calibration-file.js';
 
 export const LSR_CALIBRATION_FILE = 'lsr-calibration.json';
 export const LSR_CALIBRATION_FORMAT = 'moodlsr-lsr-calibration';
@@ -66,14 +67,6 @@ export function calibrationPath(dir: string): string {
   return path.join(dir, LSR_CALIBRATION_FILE);
 }
 
-function isSliceSelection(x: unknown): x is SliceSelection {
-  if (x === 'all') return true;
-  if (x === null || typeof x !== 'object') return false;
-  const s = x as { every?: unknown; count?: unknown };
-  const positiveInt = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v > 0;
-  return ('every' in s && positiveInt(s.every)) || ('count' in s && positiveInt(s.count));
-}
-
 /** Throws a reason (string) for the first bad field; returns the typed calibration. */
 export function validateLsrCalibration(raw: unknown): LsrCalibration {
   const c = raw as Partial<LsrCalibration>;
@@ -91,21 +84,7 @@ export function validateLsrCalibration(raw: unknown): LsrCalibration {
 }
 
 export function readLsrCalibration(dir: string): LsrCalibration {
-  const file = calibrationPath(dir);
-  if (!existsSync(file)) {
-    throw new InputFileError(file, `missing: create it with \`moodlsr calibrate lsr --weights ${dir} --data HELD_OUT_NORMALS\``);
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new InputFileError(file, `not readable JSON (${(err as Error).message})`);
-  }
-  try {
-    return validateLsrCalibration(raw);
-  } catch (err) {
-    throw new InputFileError(file, (err as Error).message);
-  }
+  return readCalibrationFile(calibrationPath(dir), dir, 'lsr', validateLsrCalibration);
 }
 
 export interface LsrModel {
