@@ -2,12 +2,12 @@
  * The regression gate on the shipped weights: a small seeded brain set built from the real Colin27 head,
  * scored by the leaderboard, compared with eval/regression/brain.json. Real CLI, real files, real data.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluate, readManifestIfPresent, sizeBucket } from '../eval/harness/evaluate.js';
+import { runChild, runChildOk } from './helpers/run-node.js';
 
 const root = join(import.meta.dirname, '..');
 const cli = join(root, 'dist', 'src', 'cli.js');
@@ -22,23 +22,23 @@ describe('regression gate on the shipped brain weights', () => {
   let work: string;
   const stored = JSON.parse(readFileSync(storedPath, 'utf8')) as Stored;
 
-  beforeAll(() => {
+  beforeAll(async () => {
     if (!existsSync(cli)) throw new Error('dist/src/cli.js is missing: run `npm run build` (npm test does)');
-    if (!existsSync(join(root, 'data', 'mricron', 'ch2bet.nii.gz'))) execFileSync('sh', [join(root, 'scripts', 'fetch-data.sh')]);
+    if (!existsSync(join(root, 'data', 'mricron', 'ch2bet.nii.gz'))) await runChildOk('sh', [join(root, 'scripts', 'fetch-data.sh')]);
     work = mkdtempSync(join(tmpdir(), 'moodlsr-regression-'));
-    execFileSync(process.execPath, [cli, 'inject', ...stored.recipe.inject, '--out', join(work, 'set')], { cwd: root, stdio: 'pipe' });
+    await runChildOk(process.execPath, [cli, 'inject', ...stored.recipe.inject, '--out', join(work, 'set')], { cwd: root });
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   const board = (baseline: string, out: string) =>
-    spawnSync(
+    runChild(
       process.execPath,
       [cli, 'leaderboard', '--set', join(work, 'set'), ...stored.recipe.leaderboard, '--out', out, '--baseline', baseline, '--tolerance', String(stored.recipe.tolerance)],
-      { cwd: root, encoding: 'utf8' },
+      { cwd: root },
     );
 
-  it('reproduces the stored scores (no metric falls)', () => {
-    const run = board(storedPath, join(work, 'board'));
+  it('reproduces the stored scores (no metric falls)', async () => {
+    const run = await board(storedPath, join(work, 'board'));
     expect(run.stderr).toContain('no metric fell');
     expect(run.status).toBe(0);
     const now = JSON.parse(readFileSync(join(work, 'board', 'scores.json'), 'utf8')) as Stored;
@@ -62,12 +62,12 @@ describe('regression gate on the shipped brain weights', () => {
     expect(sizeBucket(30, 256)).toBe('large');
   });
 
-  it('fails, naming the metric, when the stored score is higher than what the weights reach', () => {
+  it('fails, naming the metric, when the stored score is higher than what the weights reach', async () => {
     const raised = structuredClone(stored);
     raised.methods.zscore!.pixel!.ap += 0.01;
     const path = join(work, 'raised.json');
     writeFileSync(path, JSON.stringify(raised));
-    const run = board(path, join(work, 'board-raised'));
+    const run = await board(path, join(work, 'board-raised'));
     expect(run.status).toBe(3);
     expect(run.stderr).toContain('REGRESSION');
     expect(run.stderr).toContain('methods.zscore.pixel.ap');
@@ -80,18 +80,18 @@ describe('regression gate on the shipped abdominal weights (synthetic phantom, 5
   const stored = JSON.parse(readFileSync(abdomPath, 'utf8')) as Stored;
   let work: string;
 
-  beforeAll(() => {
+  beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'moodlsr-regression-abdom-'));
-    execFileSync(process.execPath, [cli, 'inject', ...stored.recipe.inject, '--out', join(work, 'set')], { cwd: root, stdio: 'pipe' });
+    await runChildOk(process.execPath, [cli, 'inject', ...stored.recipe.inject, '--out', join(work, 'set')], { cwd: root });
   }, 300_000);
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  it('reproduces the stored scores (no metric falls)', () => {
+  it('reproduces the stored scores (no metric falls)', async () => {
     expect(Object.keys(stored.methods)).toContain('zscore');
-    const run = spawnSync(
+    const run = await runChild(
       process.execPath,
       [cli, 'leaderboard', '--set', join(work, 'set'), ...stored.recipe.leaderboard, '--out', join(work, 'board'), '--baseline', abdomPath, '--tolerance', String(stored.recipe.tolerance)],
-      { cwd: root, encoding: 'utf8' },
+      { cwd: root },
     );
     expect(run.stderr).toContain('no metric fell');
     expect(run.status).toBe(0);
