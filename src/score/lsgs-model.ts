@@ -145,6 +145,10 @@ export interface LsgsPixelStack {
   readonly smoothed: Float32Array;
   readonly stats: ParallelRestorationStats;
   readonly restoreWall: number;
+  /** Summed over chunks (workers overlap): transformer rounds, then decoding. */
+  readonly restoreSeconds: number;
+  readonly decodeSeconds: number;
+  readonly decodedMaps: number;
 }
 
 function sumStats(parts: readonly ParallelRestorationStats[]): ParallelRestorationStats {
@@ -201,7 +205,16 @@ export async function lsgsPixelStack(engine: LsgsEngine, volume: Volume, params:
   const scores = new Float32Array(stack.count * plane);
   members.forEach((slices, c) => slices.forEach((s, i) => scores.set(results[c]!.scores.subarray(i * plane, (i + 1) * plane), s * plane)));
   const smoothed = smoothScoreStack(scores, stack.count, size, size, PAPER_SMOOTHING);
-  return { encoded, smoothed, stats: sumStats(results.map((r) => r.stats)), restoreWall };
+  const total = (pick: (r: LsgsScoreResult) => number): number => results.reduce((a, r) => a + pick(r), 0);
+  return {
+    encoded,
+    smoothed,
+    stats: sumStats(results.map((r) => r.stats)),
+    restoreWall,
+    restoreSeconds: total((r) => r.restoreSeconds),
+    decodeSeconds: total((r) => r.decodeSeconds),
+    decodedMaps: total((r) => r.decodedMaps),
+  };
 }
 
 export interface LsgsModel {
@@ -277,7 +290,7 @@ export function lsgsPredictor(model: LsgsModel, opts: LsgsPredictorOptions = {})
         run,
       );
       const map = stackScoresToVolume(result.smoothed, result.encoded.stack, volume.shape, cal.pixelScale);
-      ctx.log(`lsgs pixel (${model.engine.name}): encode ${result.encoded.encodeSeconds.toFixed(2)} s, restore+decode ${result.restoreWall.toFixed(2)} s wall; ${describeLsgsRestoration(result.stats)}`);
+      ctx.log(`lsgs pixel (${model.engine.name}): encode ${result.encoded.encodeSeconds.toFixed(2)} s, restore+decode ${result.restoreWall.toFixed(2)} s wall (restore ${result.restoreSeconds.toFixed(2)} s, decode ${result.decodeSeconds.toFixed(2)} s of ${result.decodedMaps} maps); ${describeLsgsRestoration(result.stats)}`);
       return map;
     },
     async dispose(): Promise<void> {

@@ -13,7 +13,7 @@
  * inverse-CDF sampling in float64 (./restoration.ts), so results do not depend on batching, chunking
  * or the other slices in the call.
  *
- * Score: X̂ = decode(original codes), Y_j = decode(copy j); R_j = |X̂ − Y_j|; weights
+ * Score: X̂ = decode(original codes), Y_j = decode(copy j) (each distinct map of a slice decoded once); R_j = |X̂ − Y_j|; weights
  * w_j = softmax_j(k / mean R_j) (restorations that change the reconstruction least count most, as LSR
  * weighs by closeness to the input); AS = Σ_j w_j R_j; optionally zeroed outside the input's
  * foreground (voxels that differ from the normalised background value).
@@ -21,6 +21,7 @@
 import { createRng } from '../engine/random.js';
 import { tfjsTransformerPasses, type LsgsEngine, type TransformerPasses } from './lsgs-engine.js';
 import type { TransformerNetwork } from './lsgs-networks.js';
+import { decodeDistinct } from './decode-distinct.js';
 import { weightedResidual, RESIDUAL_TEMPERATURE } from './pixel-score.js';
 import { nllOfCode, sampleCode } from './restoration.js';
 
@@ -172,6 +173,8 @@ export interface LsgsScoreResult {
   readonly stats: ParallelRestorationStats;
   readonly restoreSeconds: number;
   readonly decodeSeconds: number;
+  /** Maps run through the decoder (originals included; identical maps of a slice count once). */
+  readonly decodedMaps: number;
 }
 
 /** Restoration → decoding → residuals against the plain reconstruction for a chunk of slices. */
@@ -186,17 +189,22 @@ export async function lsgsScores(engine: LsgsEngine, task: LsgsScoreTask): Promi
   const t0 = performance.now();
   const { codes: restored, stats } = await restoreParallel(engine.transformer, task.codes, task.slicePositions, task.restoration);
   const t1 = performance.now();
-  const reconstructions = await engine.decodeCodeMaps(task.codes, task.slicePositions);
   const scores = new Float32Array(count * plane);
+  let decodedMaps = 0;
   for (let i = 0; i < count; i++) {
-    const positions = new Float32Array(copies).fill(task.slicePositions[i]!);
-    const images = await engine.decodeCodeMaps(restored.subarray(i * copies * cells, (i + 1) * copies * cells), positions, copies);
-    const as = weightedResidual(reconstructions.subarray(i * plane, (i + 1) * plane), images, copies, task.k ?? RESIDUAL_TEMPERATURE);
+    // The original map first, then the S copies: copies left unchanged share X̂'s decoding.
+    const maps = new Int32Array((copies + 1) * cells);
+    maps.set(task.codes.subarray(i * cells, (i + 1) * cells));
+    maps.set(restored.subarray(i * copies * cells, (i + 1) * copies * cells), cells);
+    const positions = new Float32Array(copies + 1).fill(task.slicePositions[i]!);
+    const { images, decoded } = await decodeDistinct((c, p) => engine.decodeCodeMaps(c, p), maps, positions, cells, plane);
+    decodedMaps += decoded;
+    const as = weightedResidual(images.subarray(0, plane), images.subarray(plane), copies, task.k ?? RESIDUAL_TEMPERATURE);
     if (task.foregroundMask) {
       const input = task.images.subarray(i * plane, (i + 1) * plane);
       for (let p = 0; p < plane; p++) if (input[p] === task.background) as[p] = 0;
     }
     scores.set(as, i * plane);
   }
-  return { scores, stats, restoreSeconds: (t1 - t0) / 1000, decodeSeconds: (performance.now() - t1) / 1000 };
+  return { scores, stats, restoreSeconds: (t1 - t0) / 1000, decodeSeconds: (performance.now() - t1) / 1000, decodedMaps };
 }

@@ -165,6 +165,8 @@ export interface PixelTimings {
   restorePrior: number;
   restoreTotal: number;
   decode: number;
+  /** Maps run through the decoder (identical copies of a slice count once). */
+  decodedMaps: number;
   residual: number;
   smooth: number;
   resample?: number;
@@ -239,6 +241,7 @@ export async function pixelScoreStack(engine: LsrEngine, volume: Volume, params:
       restorePrior: stats.priorSeconds,
       restoreTotal: stats.seconds,
       decode: results.reduce((a, r) => a + r.decodeSeconds, 0),
+      decodedMaps: results.reduce((a, r) => a + r.decodedMaps, 0),
       residual: results.reduce((a, r) => a + r.residualSeconds, 0),
       smooth: (performance.now() - t1) / 1000,
     },
@@ -322,7 +325,7 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
       const t = { ...result.timings, resample: (performance.now() - t0) / 1000 };
       ctx.log(
         `lsr pixel (${model.engine.name}): preprocess ${formatSeconds(t.preprocess)}, encode ${formatSeconds(t.encode)}, restore+decode ${formatSeconds(t.restoreWall)} wall ` +
-          `(prior ${formatSeconds(t.restorePrior)}, decode ${formatSeconds(t.decode)} summed over ${chunks} chunks), smooth ${formatSeconds(t.smooth)}, ` +
+          `(prior ${formatSeconds(t.restorePrior)}, decode ${formatSeconds(t.decode)} of ${t.decodedMaps} maps, summed over ${chunks} chunks), smooth ${formatSeconds(t.smooth)}, ` +
           `resample ${formatSeconds(t.resample)}; ${describeRestoration(result.stats)}`,
       );
       return map;

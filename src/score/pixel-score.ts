@@ -30,6 +30,7 @@ import { stackToVolume } from '../volume/resample.js';
 import type { SliceStack } from '../volume/slices.js';
 import type { Shape3 } from '../volume/volume.js';
 import type { LsrEngine } from './engine.js';
+import { decodeDistinct } from './decode-distinct.js';
 import { batches, latentGeometry } from './networks.js';
 import { restoreCodes, type RestorationOptions, type RestorationStats } from './restoration.js';
 
@@ -90,6 +91,8 @@ export interface RestorationScoreResult {
   readonly stats: RestorationStats;
   readonly decodeSeconds: number;
   readonly residualSeconds: number;
+  /** Maps run through the decoder (identical copies of a slice count once). */
+  readonly decodedMaps: number;
 }
 
 /** Restoration → decoding → weighted residuals for a set of slices (what a worker runs on its chunk). */
@@ -105,13 +108,15 @@ export async function restorationScores(engine: LsrEngine, task: RestorationScor
   const scores = new Float32Array(count * plane);
   let decodeMs = 0;
   let residualMs = 0;
+  let decodedMaps = 0;
   // Whole slices per decoder call: the residual weights need all copies of a slice.
   const slicesPerCall = Math.max(1, Math.floor((task.decodeBatch ?? engine.decodeBatch) / copies));
   for (const [a, b] of batches(count, slicesPerCall)) {
     const t0 = performance.now();
     const positions = new Float32Array((b - a) * copies);
     for (let i = a; i < b; i++) positions.fill(task.slicePositions[i], (i - a) * copies, (i - a + 1) * copies);
-    const images = await engine.decodeCodeMaps(restored.subarray(a * copies * cells, b * copies * cells), positions);
+    const { images, decoded } = await decodeDistinct((c, p) => engine.decodeCodeMaps(c, p), restored.subarray(a * copies * cells, b * copies * cells), positions, cells, plane);
+    decodedMaps += decoded;
     const t1 = performance.now();
     for (let i = a; i < b; i++) {
       const own = images.subarray((i - a) * copies * plane, (i - a + 1) * copies * plane);
@@ -120,7 +125,7 @@ export async function restorationScores(engine: LsrEngine, task: RestorationScor
     decodeMs += t1 - t0;
     residualMs += performance.now() - t1;
   }
-  return { scores, stats, decodeSeconds: decodeMs / 1000, residualSeconds: residualMs / 1000 };
+  return { scores, stats, decodeSeconds: decodeMs / 1000, residualSeconds: residualMs / 1000, decodedMaps };
 }
 
 /** Min-pool then average-pool of a score stack (count × H × W, seen as a [W, H, count] volume). */
