@@ -6,8 +6,10 @@
 # that scratch folder is removed at the end. The package is found relative to this script: the
 # script's own folder (/workspace in the image) or its parent (scripts/ in a checkout).
 # Environment (all optional):
-#   MOODLSR_METHOD   scoring method; default lsr when the weights hold vqvae.json, else zscore
-#   MOODLSR_WEIGHTS  weights folder; default <package>/weights/REGION
+#   MOODLSR_METHOD   scoring method (zscore, lsr, lsgs, vae-…); default: the one named in
+#                    <package>/weights/REGION/default-method, else zscore
+#   MOODLSR_WEIGHTS  weights folder; default: the method's shipped weights (weights/REGION, or its
+#                    lsr/, lsgs/ or vae/ sub-folder)
 #   MOODLSR_SHARD    K/N: score only the K-th of N parts of the sorted case list (SLURM array, k8s Job)
 #   MOODLSR_SEED     seed of every random draw (default 0)
 # Exit status: that of `moodlsr predict` (0 all cases written, 2 some failed, 1 fatal); 64 on misuse.
@@ -36,11 +38,10 @@ else
     exit 1
 fi
 
-weights=${MOODLSR_WEIGHTS:-"$package/weights/$region"}
 if [ -n "${MOODLSR_METHOD:-}" ]; then
     method=$MOODLSR_METHOD
-elif [ -f "$weights/vqvae.json" ]; then
-    method=lsr
+elif [ -f "$package/weights/$region/default-method" ]; then
+    method=$(tr -d ' \n\r' < "$package/weights/$region/default-method")
 else
     method=zscore
 fi
@@ -63,7 +64,10 @@ HOME=$scratch/home
 TMPDIR=$scratch
 export HOME TMPDIR
 
-set -- --task "$task" --region "$region" -i "$input" -o "$output" --weights "$weights" --method "$method"
+set -- --task "$task" --region "$region" -i "$input" -o "$output" --method "$method"
+if [ -n "${MOODLSR_WEIGHTS:-}" ]; then
+    set -- "$@" --weights "$MOODLSR_WEIGHTS"
+fi
 if [ -n "${MOODLSR_SHARD:-}" ]; then
     set -- "$@" --shard "$MOODLSR_SHARD"
 fi

@@ -190,3 +190,15 @@ describe('moodlsr eval', () => {
     expect(await readFile(join(pred, 'toy_0.nii.gz.txt'), 'utf8')).toBe('0.1\n');
   });
 });
+
+describe('shipped weights of each method', () => {
+  it('zscore reads weights/REGION, the networks their sub-folder', async () => {
+    const { shippedWeightsDir } = await import('../src/mood/methods.js');
+    const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+    expect(shippedWeightsDir('brain')).toBe(join(root, 'weights', 'brain'));
+    expect(shippedWeightsDir('abdom', 'zscore')).toBe(join(root, 'weights', 'abdom'));
+    expect(shippedWeightsDir('brain', 'lsr')).toBe(join(root, 'weights', 'brain', 'lsr'));
+    expect(shippedWeightsDir('abdom', 'lsgs')).toBe(join(root, 'weights', 'abdom', 'lsgs'));
+    expect(shippedWeightsDir('brain', 'vae-combi')).toBe(join(root, 'weights', 'brain', 'vae'));
+  });
+});

@@ -326,7 +326,7 @@ describe('what the scripts pass to moodlsr (a recording node on PATH)', () => {
     return i >= 0 ? args[i + 1] : undefined;
   }
 
-  it('calls predict with the task, region, folders and the shipped weights found next to the script', async () => {
+  it('calls predict with the task, region and folders; predict finds the shipped weights of the method itself', async () => {
     const { status, args, out } = await record('run_pixel_abdom.sh');
     expect(status).toBe(0);
     expect(args[0]).toBe(join(workspace, 'dist', 'src', 'cli.js'));
@@ -335,7 +335,7 @@ describe('what the scripts pass to moodlsr (a recording node on PATH)', () => {
     expect(option(args, '--region')).toBe('abdom');
     expect(option(args, '-i')).toBe(inDir);
     expect(option(args, '-o')).toBe(out);
-    expect(option(args, '--weights')).toBe(join(workspace, 'weights', 'abdom'));
+    expect(option(args, '--weights')).toBeUndefined();
     expect(option(args, '--method')).toBe('zscore');
     expect(option(args, '--shard')).toBeUndefined();
   });
@@ -350,17 +350,24 @@ describe('what the scripts pass to moodlsr (a recording node on PATH)', () => {
     expect(await readdir(out)).toEqual([]);
   });
 
-  it('chooses lsr when the weights hold vqvae.json; MOODLSR_METHOD, MOODLSR_WEIGHTS, MOODLSR_SHARD, MOODLSR_SEED override', async () => {
-    const lsrWeights = join(root, 'lsr weights');
-    await mkdir(lsrWeights, { recursive: true });
-    await writeFile(join(lsrWeights, 'vqvae.json'), '{}');
-    const auto = await record('run_pixel_brain.sh', { MOODLSR_WEIGHTS: lsrWeights });
-    expect(option(auto.args, '--method')).toBe('lsr');
-    expect(option(auto.args, '--weights')).toBe(lsrWeights);
-    const forced = await record('run_pixel_brain.sh', { MOODLSR_WEIGHTS: lsrWeights, MOODLSR_METHOD: 'zscore', MOODLSR_SHARD: '2/5', MOODLSR_SEED: '9' });
-    expect(option(forced.args, '--method')).toBe('zscore');
-    expect(option(forced.args, '--shard')).toBe('2/5');
-    expect(option(forced.args, '--seed')).toBe('9');
+  it('runs the method named in weights/REGION/default-method; MOODLSR_METHOD, MOODLSR_WEIGHTS, MOODLSR_SHARD, MOODLSR_SEED override', async () => {
+    const named = join(workspace, 'weights', 'brain', 'default-method');
+    await writeFile(named, 'lsr\n');
+    try {
+      const auto = await record('run_pixel_brain.sh');
+      expect(option(auto.args, '--method')).toBe('lsr');
+      expect(option(auto.args, '--weights')).toBeUndefined();
+      const other = await record('run_pixel_abdom.sh');
+      expect(option(other.args, '--method')).toBe('zscore');
+      const lsrWeights = join(root, 'lsr weights');
+      const forced = await record('run_pixel_brain.sh', { MOODLSR_WEIGHTS: lsrWeights, MOODLSR_METHOD: 'zscore', MOODLSR_SHARD: '2/5', MOODLSR_SEED: '9' });
+      expect(option(forced.args, '--method')).toBe('zscore');
+      expect(option(forced.args, '--weights')).toBe(lsrWeights);
+      expect(option(forced.args, '--shard')).toBe('2/5');
+      expect(option(forced.args, '--seed')).toBe('9');
+    } finally {
+      await rm(named, { force: true });
+    }
   });
 
   it('propagates the exit status of moodlsr and still removes its scratch folder', async () => {

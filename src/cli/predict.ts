@@ -27,7 +27,7 @@ export function registerPredict(program: Command): void {
     .requiredOption('--region <region>', 'brain or abdom')
     .requiredOption('-i, --input <dir>', 'folder of input cases (*.nii, *.nii.gz)')
     .requiredOption('-o, --output <dir>', 'output folder (created if missing)')
-    .option('--weights <dir>', 'weights folder (default: the shipped weights of the region)')
+    .option('--weights <dir>', 'weights folder (default: the shipped weights of the region and method: weights/REGION, or its lsr/, lsgs/, vae/ sub-folder)')
     .option('--method <name>', `scoring method: ${methodNames().join(', ')}`, 'zscore')
     .option('--seed <s>', 'seed of every random draw', parseInteger('--seed'), 0)
     .option('--shard <K/N>', 'process only the K-th of N disjoint parts of the sorted case list')
@@ -41,7 +41,7 @@ export function registerPredict(program: Command): void {
       if (!load) throw new Error(`unknown --method "${opts.method}" (known: ${methodNames().join(', ')})`);
       const shard = opts.shard ? parseShard(opts.shard) : undefined;
       const engine = parseEngineChoice(opts.engine);
-      const predictor = await load(opts.weights ?? shippedWeightsDir(opts.region), { engine });
+      const predictor = await load(opts.weights ?? shippedWeightsDir(opts.region, opts.method), { engine });
       try {
         const summary = await runPrediction({
           task: opts.task,

@@ -32,9 +32,16 @@ export function methodNames(): string[] {
   return Object.keys(METHODS);
 }
 
-/** The shipped weights of a region: <package>/weights/<region>. */
-export function shippedWeightsDir(region: MoodRegion): string {
-  return join(PACKAGE_ROOT, 'weights', region);
+/** The sub-folder of weights/<region> that holds a method's shipped networks (zscore: the region folder itself). */
+export function shippedSubfolder(method: string): string {
+  if (method === 'lsr' || method === 'lsgs') return method;
+  if (method.startsWith('vae-')) return 'vae';
+  return '';
+}
+
+/** The shipped weights of a method for a region: <package>/weights/<region>[/lsr|/lsgs|/vae]. */
+export function shippedWeightsDir(region: MoodRegion, method = 'zscore'): string {
+  return join(PACKAGE_ROOT, 'weights', region, shippedSubfolder(method));
 }
 
 /** The compiled CLI entry, for running `predict` in a child process. */
