@@ -29,7 +29,7 @@ export function formatPackReport(report: PackReport, to: string): string {
   for (const entry of report.skipped) lines.push(`skipped ${entry}${entry.endsWith('/') ? ' (sub-folder; --recursive packs it)' : ' (not a regular file)'}`);
   const before = report.bundles.reduce((s, b) => s + b.bytesBefore, 0);
   const after = report.bundles.reduce((s, b) => s + b.bytesAfter, 0);
-  lines.push(`${report.bundles.length} bundles ${megabytes(before)} → ${megabytes(after)} (${report.dtype}) in ${to}`);
+  lines.push(`${report.bundles.length} bundle${report.bundles.length === 1 ? '' : 's'} ${megabytes(before)} → ${megabytes(after)} (${report.dtype}) in ${to}`);
   if (report.dtype === 'float16') {
     lines.push(
       'outputs change slightly with float16 weights: recompute the calibrations on the packed folder ' +
