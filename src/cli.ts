@@ -15,6 +15,7 @@ import { registerPredict } from './cli/predict.js';
 import { registerLeaderboard } from './cli/leaderboard.js';
 import { registerPhantom } from './cli/phantom.js';
 import { registerCalibrate } from './cli/calibrate.js';
+import { registerWeights } from './cli/weights.js';
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerLeaderboard(program);
   registerPhantom(program);
   registerCalibrate(program);
+  registerWeights(program);
   return program;
 }
 

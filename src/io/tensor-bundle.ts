@@ -1,26 +1,42 @@
 /**
  * Named float32 tensors on disk, without TF.js: `<dir>/<name>.json` (manifest: format, version, kind,
  * config, package version, extra such as calibration, tensor table) + `<dir>/<name>.bin` (the tensors,
- * little-endian float32, concatenated in sorted-name order). The binary is written first and both
+ * little-endian, concatenated in sorted-name order). The binary is written first and both
  * writes are atomic, so a manifest on disk always has its complete binary. Model weights
  * (src/models/weights.ts) and the baselines' statistics share this format.
+ *
+ * Each tensor entry names its storage dtype: 'float32' (4 bytes a value) or 'float16' (IEEE 754
+ * binary16, 2 bytes a value, for shipped weights: `moodlsr weights pack`). float16 values are widened
+ * to float32 on read, so callers always get Float32Array. The format version stayed 1 when float16
+ * was added: float32-only files read as before, but a float16 entry needs a reader from this version
+ * of the package on (an older one refuses it as a bad tensor entry).
  */
 import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { InputFileError } from '../errors.js';
 import { atomicWriteFile } from './atomic.js';
+import { FLOAT16_MAX, firstOutOfFloat16Range, readFloat16Array, writeFloat16Array } from './float16.js';
 
 export const BUNDLE_FORMAT = 'moodlsr-weights';
 export const BUNDLE_FORMAT_VERSION = 1;
 
+/** How a tensor's values are stored in the .bin file. */
+export type BundleDtype = 'float32' | 'float16';
+export const BUNDLE_DTYPES: readonly BundleDtype[] = ['float32', 'float16'];
+
+/** Bytes per stored value. */
+export function bytesPerValue(dtype: BundleDtype): number {
+  return dtype === 'float16' ? 2 : 4;
+}
+
 export interface TensorEntry {
   name: string;
   shape: number[];
-  dtype: 'float32';
+  dtype: BundleDtype;
   /** Byte offset in the .bin file. */
   offset: number;
-  /** Byte length in the .bin file. */
+  /** Byte length in the .bin file: size × 4 (float32) or size × 2 (float16). */
   length: number;
 }
 
@@ -82,8 +98,16 @@ export interface BundleContent {
   readonly tensors: ReadonlyMap<string, HostTensor>;
 }
 
+export interface EncodeOptions {
+  /** Storage dtype of every tensor (default float32). float16 refuses finite values with |x| > 65504. */
+  readonly dtype?: BundleDtype;
+}
+
 /** The manifest text and binary of a bundle; tensors in sorted-name order. */
-export function encodeTensorBundle(bundle: BundleContent): { manifestText: string; binary: Uint8Array } {
+export function encodeTensorBundle(bundle: BundleContent, options: EncodeOptions = {}): { manifestText: string; binary: Uint8Array } {
+  const dtype = options.dtype ?? 'float32';
+  if (!BUNDLE_DTYPES.includes(dtype)) throw new RangeError(`unknown tensor dtype '${String(dtype)}' (float32 or float16)`);
+  const width = bytesPerValue(dtype);
   const names = [...bundle.tensors.keys()].sort();
   const entries: TensorEntry[] = [];
   let offset = 0;
@@ -92,14 +116,23 @@ export function encodeTensorBundle(bundle: BundleContent): { manifestText: strin
     if (t.values.length !== sizeOf(t.shape)) {
       throw new RangeError(`tensor ${tensorName}: ${t.values.length} values for shape [${t.shape.join(', ')}]`);
     }
-    entries.push({ name: tensorName, shape: [...t.shape], dtype: 'float32', offset, length: 4 * t.values.length });
-    offset += 4 * t.values.length;
+    if (dtype === 'float16') {
+      const bad = firstOutOfFloat16Range(t.values);
+      if (bad >= 0) {
+        throw new RangeError(
+          `tensor ${tensorName}: value ${t.values[bad]} at index ${bad} is outside the float16 range (|x| ≤ ${FLOAT16_MAX}); keep this bundle float32`,
+        );
+      }
+    }
+    entries.push({ name: tensorName, shape: [...t.shape], dtype, offset, length: width * t.values.length });
+    offset += width * t.values.length;
   }
   const binary = new Uint8Array(offset);
   const view = new DataView(binary.buffer);
   for (const e of entries) {
     const values = bundle.tensors.get(e.name)!.values;
-    for (let i = 0; i < values.length; i++) view.setFloat32(e.offset + 4 * i, values[i]!, true);
+    if (dtype === 'float16') writeFloat16Array(view, e.offset, values);
+    else for (let i = 0; i < values.length; i++) view.setFloat32(e.offset + 4 * i, values[i]!, true);
   }
   const manifest: BundleManifest = {
     format: BUNDLE_FORMAT,
@@ -114,13 +147,28 @@ export function encodeTensorBundle(bundle: BundleContent): { manifestText: strin
 }
 
 /** Writes `<dir>/<name>.bin` then `<dir>/<name>.json`, each atomically. Returns the two paths. */
-export async function writeTensorBundle(dir: string, name: string, bundle: BundleContent): Promise<{ manifest: string; binary: string }> {
-  const { manifestText, binary } = encodeTensorBundle(bundle);
+export async function writeTensorBundle(
+  dir: string,
+  name: string,
+  bundle: BundleContent,
+  options: EncodeOptions = {},
+): Promise<{ manifest: string; binary: string }> {
+  const { manifestText, binary } = encodeTensorBundle(bundle, options);
   const files = { manifest: manifestPath(dir, name), binary: binaryPath(dir, name) };
   await mkdir(dir, { recursive: true });
   await atomicWriteFile(files.binary, binary);
   await atomicWriteFile(files.manifest, manifestText);
   return files;
+}
+
+function tensorEntryProblem(t: Partial<TensorEntry> | null): string | null {
+  if (t === null || typeof t !== 'object' || typeof t.name !== 'string') return 'no name';
+  if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isInteger(d) && d >= 0)) return 'shape is not a list of sizes';
+  if (!BUNDLE_DTYPES.includes(t.dtype as BundleDtype)) return `dtype must be ${BUNDLE_DTYPES.join(' or ')}`;
+  if (!Number.isInteger(t.offset) || t.offset! < 0) return 'offset is not a byte offset';
+  const expected = bytesPerValue(t.dtype!) * sizeOf(t.shape);
+  if (t.length !== expected) return `length must be ${expected} bytes for ${sizeOf(t.shape)} ${t.dtype} values`;
+  return null;
 }
 
 /** Parses and checks a manifest; every problem is an InputFileError naming the file. */
@@ -138,10 +186,8 @@ export function parseBundleManifest(file: string, text: string): BundleManifest 
   }
   if (typeof m.kind !== 'string' || !Array.isArray(m.tensors)) throw new InputFileError(file, 'manifest lacks kind or tensors');
   for (const t of m.tensors) {
-    const ok =
-      t && typeof t.name === 'string' && Array.isArray(t.shape) && t.shape.every((d) => Number.isInteger(d) && d >= 0) &&
-      t.dtype === 'float32' && Number.isInteger(t.offset) && t.length === 4 * sizeOf(t.shape);
-    if (!ok) throw new InputFileError(file, `bad tensor entry ${JSON.stringify(t)}`);
+    const problem = tensorEntryProblem(t);
+    if (problem !== null) throw new InputFileError(file, `bad tensor entry ${JSON.stringify(t)}: ${problem}`);
   }
   return m as BundleManifest;
 }
@@ -176,8 +222,12 @@ export function decodeTensorBundle(m: BundleManifest, manifestFile: string, binF
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const tensors = new Map<string, HostTensor>();
   for (const t of m.tensors) {
-    const values = new Float32Array(t.length / 4);
-    for (let i = 0; i < values.length; i++) values[i] = view.getFloat32(t.offset + 4 * i, true);
+    let values: Float32Array;
+    if (t.dtype === 'float16') values = readFloat16Array(view, t.offset, t.length / 2);
+    else {
+      values = new Float32Array(t.length / 4);
+      for (let i = 0; i < values.length; i++) values[i] = view.getFloat32(t.offset + 4 * i, true);
+    }
     tensors.set(t.name, { shape: t.shape, values });
   }
   return { kind: m.kind, config: m.config, ...(m.extra !== undefined ? { extra: m.extra } : {}), tensors, packageVersion: m.packageVersion };

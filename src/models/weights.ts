@@ -1,7 +1,8 @@
 /**
  * Model weights on disk, in the tensor-bundle format of src/io/tensor-bundle.ts: `<dir>/<name>.json`
  * (format version, kind, config, package version, extra data such as calibration, tensor table) +
- * `<dir>/<name>.bin` (float32, little-endian). Both are written atomically, the binary first.
+ * `<dir>/<name>.bin` (float32, or float16 after `moodlsr weights pack`; little-endian). Both are written
+ * atomically, the binary first.
  * Loading checks the config, and the tensor names/shapes against those the config implies.
  */
 import * as fs from 'node:fs';
