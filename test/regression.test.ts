@@ -7,41 +7,32 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluate, readManifestIfPresent, sizeBucket } from '../eval/harness/evaluate.js';
-import { runChild, runChildOk } from './helpers/run-node.js';
+import { injectRecipeSet, readStored, runGate, storedPath as recipePath } from './helpers/regression-gate.js';
+import { runChildOk } from './helpers/run-node.js';
 
 const root = join(import.meta.dirname, '..');
 const cli = join(root, 'dist', 'src', 'cli.js');
-const storedPath = join(root, 'eval', 'regression', 'brain.json');
-
-interface Stored {
-  recipe: { inject: string[]; leaderboard: string[]; tolerance: number };
-  methods: Record<string, Record<string, { ap: number }>>;
-}
+const storedPath = recipePath('brain');
 
 describe('regression gate on the shipped brain weights', () => {
   let work: string;
-  const stored = JSON.parse(readFileSync(storedPath, 'utf8')) as Stored;
+  const stored = readStored('brain');
 
   beforeAll(async () => {
     if (!existsSync(cli)) throw new Error('dist/src/cli.js is missing: run `npm run build` (npm test does)');
     if (!existsSync(join(root, 'data', 'mricron', 'ch2bet.nii.gz'))) await runChildOk('sh', [join(root, 'scripts', 'fetch-data.sh')]);
     work = mkdtempSync(join(tmpdir(), 'moodlsr-regression-'));
-    await runChildOk(process.execPath, [cli, 'inject', ...stored.recipe.inject, '--out', join(work, 'set')], { cwd: root });
+    await injectRecipeSet(stored, join(work, 'set'));
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  const board = (baseline: string, out: string) =>
-    runChild(
-      process.execPath,
-      [cli, 'leaderboard', '--set', join(work, 'set'), ...stored.recipe.leaderboard, '--out', out, '--baseline', baseline, '--tolerance', String(stored.recipe.tolerance)],
-      { cwd: root },
-    );
+  const board = async (baseline: string, out: string) => (await runGate(stored, join(work, 'set'), baseline, out)).run;
 
   it('reproduces the stored scores (no metric falls)', async () => {
     const run = await board(storedPath, join(work, 'board'));
     expect(run.stderr).toContain('no metric fell');
     expect(run.status).toBe(0);
-    const now = JSON.parse(readFileSync(join(work, 'board', 'scores.json'), 'utf8')) as Stored;
+    const now = JSON.parse(readFileSync(join(work, 'board', 'scores.json'), 'utf8')) as typeof stored;
     for (const [method, tasks] of Object.entries(stored.methods)) {
       for (const [task, metrics] of Object.entries(tasks)) expect(now.methods[method]![task]!.ap).toBeCloseTo(metrics.ap, 12);
     }
@@ -76,26 +67,21 @@ describe('regression gate on the shipped brain weights', () => {
 });
 
 describe('regression gate on the shipped abdominal weights (synthetic phantom, 512³)', () => {
-  const abdomPath = join(root, 'eval', 'regression', 'abdom.json');
-  const stored = JSON.parse(readFileSync(abdomPath, 'utf8')) as Stored;
+  const stored = readStored('abdom');
   let work: string;
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'moodlsr-regression-abdom-'));
-    await runChildOk(process.execPath, [cli, 'inject', ...stored.recipe.inject, '--out', join(work, 'set')], { cwd: root });
+    await injectRecipeSet(stored, join(work, 'set'));
   }, 300_000);
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it('reproduces the stored scores (no metric falls)', async () => {
     expect(Object.keys(stored.methods)).toContain('zscore');
-    const run = await runChild(
-      process.execPath,
-      [cli, 'leaderboard', '--set', join(work, 'set'), ...stored.recipe.leaderboard, '--out', join(work, 'board'), '--baseline', abdomPath, '--tolerance', String(stored.recipe.tolerance)],
-      { cwd: root },
-    );
+    const { run, scores } = await runGate(stored, join(work, 'set'), recipePath('abdom'), join(work, 'board'));
     expect(run.stderr).toContain('no metric fell');
     expect(run.status).toBe(0);
-    const now = JSON.parse(readFileSync(join(work, 'board', 'scores.json'), 'utf8')) as Stored;
+    const now = scores();
     for (const [method, tasks] of Object.entries(stored.methods)) {
       for (const [task, metrics] of Object.entries(tasks)) expect(now.methods[method]![task]!.ap).toBeCloseTo(metrics.ap, 12);
     }
