@@ -15,7 +15,7 @@ import { fitSampleCalibration } from './calibration.js';
 import type { EngineChoice } from './engine-choice.js';
 import { describeNllThresholds, heldOutCodeNlls, heldOutPixelScale, nllProvenance, nllThresholds } from './held-out.js';
 import { createLsgsEngine, type LsgsEngine } from './lsgs-engine.js';
-import { defaultWorkerCount } from './lsr-model.js';
+import { chunkRunners } from './method-runtime.js';
 import {
   createLsgsPool,
   DEFAULT_LSGS_COPIES,
@@ -29,7 +29,6 @@ import {
   lsgsPixelStack,
   validateLsgsCalibration,
   type LsgsCalibration,
-  type LsgsRunner,
 } from './lsgs-model.js';
 import { disposeLsgsNetworks, loadLsgsNetworks } from './lsgs-networks.js';
 import { RESIDUAL_TEMPERATURE } from './pixel-score.js';
@@ -73,23 +72,11 @@ export async function calibrateLsgs(opts: CalibrateLsgsOptions): Promise<LsgsCal
     opts.log(describeNllThresholds(t, perVolume.length, 'λ'));
 
     const lambdaP = t.lambdaP;
-    const workers = active.wantsWorkers && kept.length > 0 ? (opts.workers ?? (await defaultWorkerCount())) : 0;
-    const pool = workers > 0 ? await createLsgsPool(opts.weightsDir, workers) : null;
-    const runner: LsgsRunner = pool ? (tasks) => pool.runAll(tasks) : inProcessLsgsRunner(active);
-    let pixelScale: number;
-    try {
-      pixelScale = await heldOutPixelScale(kept, opts.region, opts.log, async (volume, i) => {
-        const result = await lsgsPixelStack(
-          active,
-          volume,
-          { region: opts.region, slices, copies, rounds, lambdaP, k, foregroundMask, seed: opts.seed + i, chunks: Math.max(1, 2 * workers) },
-          runner,
-        );
-        return { normalised: result.encoded.stack.data, smoothed: result.smoothed, wallSeconds: result.restoreWall, description: describeLsgsRestoration(result.stats) };
-      });
-    } finally {
-      await pool?.close();
-    }
+    const runners = chunkRunners(active, opts.workers, inProcessLsgsRunner(active), (workers) => createLsgsPool(opts.weightsDir, workers));
+    const pixelScale = await heldOutPixelScale(kept, opts.region, opts.log, runners, async (volume, i, { run, chunks }) => {
+      const result = await lsgsPixelStack(active, volume, { region: opts.region, slices, copies, rounds, lambdaP, k, foregroundMask, seed: opts.seed + i, chunks }, run);
+      return { normalised: result.encoded.stack.data, smoothed: result.smoothed, wallSeconds: result.restoreWall, description: describeLsgsRestoration(result.stats) };
+    });
     return validateLsgsCalibration({
       format: LSGS_CALIBRATION_FORMAT,
       version: LSGS_CALIBRATION_VERSION,

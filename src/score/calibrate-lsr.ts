@@ -13,13 +13,11 @@ import { initEngine } from '../engine/backend.js';
 import { inferenceSliceSelection } from '../volume/preprocess.js';
 import type { Region } from '../volume/normalise.js';
 import type { SliceSelection } from '../volume/slices.js';
-import type { Volume } from '../volume/volume.js';
 import { fitSampleCalibration } from './calibration.js';
 import {
   calibrationPath,
   createLsrPool,
   DEFAULT_COPIES,
-  defaultWorkerCount,
   describeRestoration,
   inProcessRunner,
   LSR_CALIBRATION_FORMAT,
@@ -27,10 +25,10 @@ import {
   pixelScoreStack,
   validateLsrCalibration,
   type LsrCalibration,
-  type RestorationRunner,
 } from './lsr-model.js';
 import { createLsrEngine, type EngineChoice, type LsrEngine } from './engine.js';
 import { describeNllThresholds, heldOutCodeNlls, heldOutPixelScale, nllProvenance, nllThresholds } from './held-out.js';
+import { chunkRunners } from './method-runtime.js';
 import { disposeLsrNetworks, loadLsrNetworks } from './networks.js';
 import { RESIDUAL_TEMPERATURE } from './pixel-score.js';
 import { encodeVolume } from './sample-score.js';
@@ -55,25 +53,6 @@ export interface CalibrateLsrOptions {
   readonly log: (line: string) => void;
 }
 
-async function pixelScale(
-  engine: LsrEngine,
-  volumes: readonly Volume[],
-  opts: CalibrateLsrOptions,
-  common: { slices: SliceSelection; copies: number; k: number; lambdaP: number },
-): Promise<number> {
-  const workers = engine.wantsWorkers && volumes.length > 0 ? (opts.workers ?? (await defaultWorkerCount(engine))) : 0;
-  const pool = workers > 0 ? await createLsrPool(opts.weightsDir, workers) : null;
-  const runner: RestorationRunner = pool ? (tasks) => pool.runAll(tasks) : inProcessRunner(engine);
-  try {
-    return await heldOutPixelScale(volumes, opts.region, opts.log, async (volume, i) => {
-      const result = await pixelScoreStack(engine, volume, { region: opts.region, ...common, seed: opts.seed + i, chunks: Math.max(1, 2 * workers) }, runner);
-      return { normalised: result.encoded.stack.data, smoothed: result.smoothed, wallSeconds: result.timings.restoreWall, description: describeRestoration(result.stats) };
-    });
-  } finally {
-    await pool?.close();
-  }
-}
-
 /** Measures λs, λp, the sample calibration and the pixel scale on held-out normals (does not write). */
 export async function calibrateLsr(opts: CalibrateLsrOptions): Promise<LsrCalibration> {
   const tf = await initEngine();
@@ -91,7 +70,11 @@ export async function calibrateLsr(opts: CalibrateLsrOptions): Promise<LsrCalibr
     });
     const t = nllThresholds(perVolume);
     opts.log(describeNllThresholds(t, perVolume.length, 'λp'));
-    const scale = await pixelScale(active, kept, opts, { slices, copies, k, lambdaP: t.lambdaP });
+    const runners = chunkRunners(active, opts.workers, inProcessRunner(active), (workers) => createLsrPool(opts.weightsDir, workers));
+    const scale = await heldOutPixelScale(kept, opts.region, opts.log, runners, async (volume, i, { run, chunks }) => {
+      const result = await pixelScoreStack(active, volume, { region: opts.region, slices, copies, k, lambdaP: t.lambdaP, seed: opts.seed + i, chunks }, run);
+      return { normalised: result.encoded.stack.data, smoothed: result.smoothed, wallSeconds: result.timings.restoreWall, description: describeRestoration(result.stats) };
+    });
     return validateLsrCalibration({
       format: LSR_CALIBRATION_FORMAT,
       version: LSR_CALIBRATION_VERSION,

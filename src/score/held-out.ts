@@ -9,6 +9,8 @@ import { countNonFinite, readNifti } from '../io/nifti.js';
 import { normalisationFor, type Region } from '../volume/normalise.js';
 import { normalisedBackground } from '../volume/preprocess.js';
 import type { Volume } from '../volume/volume.js';
+import type { ChunkRunners } from './method-runtime.js';
+import type { ChunkRunner } from './slice-chunks.js';
 import { rawSampleScore } from './sample-score.js';
 
 export const SAMPLE_LAMBDA_QUANTILE = 0.98;
@@ -147,23 +149,29 @@ export interface HeldOutRestoration {
 }
 
 /**
- * The pixel scale over the foreground of `volumes` restored by `restore` (called in order), one log
- * line per volume and one for the result; c = 1 when there is no volume.
+ * The pixel scale over the foreground of `volumes` restored by `restore` (called in order, on the
+ * runner of `runners`, which are closed at the end), one log line per volume and one for the result;
+ * c = 1 when there is no volume.
  */
-export async function heldOutPixelScale(
+export async function heldOutPixelScale<TTask, TResult>(
   volumes: readonly Volume[],
   region: Region,
   log: Log,
-  restore: (volume: Volume, index: number) => Promise<HeldOutRestoration>,
+  runners: ChunkRunners<TTask, TResult>,
+  restore: (volume: Volume, index: number, runner: { run: ChunkRunner<TTask, TResult>; chunks: number }) => Promise<HeldOutRestoration>,
 ): Promise<number> {
   const background = normalisedBackground(normalisationFor(region));
   const collected: number[] = [];
-  for (const [i, volume] of volumes.entries()) {
-    const result = await restore(volume, i);
-    result.smoothed.forEach((v, j) => {
-      if (result.normalised[j] !== background) collected.push(v);
-    });
-    log(`pixel scale: volume ${i + 1}/${volumes.length} restored in ${result.wallSeconds.toFixed(1)} s; ${result.description}`);
+  try {
+    for (const [i, volume] of volumes.entries()) {
+      const result = await restore(volume, i, await runners.get());
+      result.smoothed.forEach((v, j) => {
+        if (result.normalised[j] !== background) collected.push(v);
+      });
+      log(`pixel scale: volume ${i + 1}/${volumes.length} restored in ${result.wallSeconds.toFixed(1)} s; ${result.description}`);
+    }
+  } finally {
+    await runners.close();
   }
   const scale = pixelScaleOf(collected);
   log(`pixel scale c = ${scale.toFixed(4)} (99th percentile of ${collected.length} foreground values of ${volumes.length} volumes)`);
