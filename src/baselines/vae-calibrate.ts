@@ -7,15 +7,12 @@
  *   foreground of the first `pixelVolumes` held-out volumes (none: c = 1), as for LSR.
  */
 import { initEngine } from '../engine/backend.js';
-import { describeError, InputFileError } from '../errors.js';
-import { countNonFinite, readNifti } from '../io/nifti.js';
 import { disposeParams } from '../models/params.js';
 import { fitSampleCalibration } from '../score/calibration.js';
-import { PIXEL_SCALE_QUANTILE, quantileOfSorted } from '../score/calibrate-lsr.js';
+import { forEachUsableVolume, pixelScaleOf } from '../score/held-out.js';
 import { normalisationFor, type Region } from '../volume/normalise.js';
 import { inferenceSliceSelection, normalisedBackground } from '../volume/preprocess.js';
 import type { SliceSelection } from '../volume/slices.js';
-import type { Volume } from '../volume/volume.js';
 import {
   createVaePool,
   defaultVaeWorkers,
@@ -42,18 +39,6 @@ export interface CalibrateVaeOptions {
   readonly log: (line: string) => void;
 }
 
-async function readUsable(file: string, log: (line: string) => void): Promise<Volume | null> {
-  try {
-    const { volume } = await readNifti(file);
-    const bad = countNonFinite(volume.data);
-    if (bad > 0) throw new InputFileError(file, `${bad} voxels are NaN or infinite`);
-    return volume;
-  } catch (err) {
-    log(`skipping ${describeError(err)}`);
-    return null;
-  }
-}
-
 /** Measures the sample calibrations and pixel scales on held-out normals (does not write). */
 export async function calibrateVae(opts: CalibrateVaeOptions): Promise<VaeCalibration> {
   await initEngine();
@@ -69,11 +54,8 @@ export async function calibrateVae(opts: CalibrateVaeOptions): Promise<VaeCalibr
     const background = normalisedBackground(normalisationFor(opts.region));
     const raw: Record<VaeSampleScore, number[]> = { elbo: [], kl: [], rec: [] };
     const foregroundValues: Record<VaePixelMap, number[]> = { rec: [], elbograd: [], klgrad: [], recgrad: [], combi: [] };
-    let volumes = 0;
     let pixelVolumes = 0;
-    for (const file of opts.files) {
-      const volume = await readUsable(file, opts.log);
-      if (volume === null) continue;
+    const volumes = await forEachUsableVolume(opts.files, opts.log, async (volume, file) => {
       const withPixel = pixelVolumes < wantPixel;
       const scores = await vaeVolumeScores(net, volume, opts.region, slices, withPixel ? VAE_PIXEL_MAPS : [], runner);
       const r = rawVaeSampleScores(scores.terms);
@@ -86,19 +68,13 @@ export async function calibrateVae(opts: CalibrateVaeOptions): Promise<VaeCalibr
         }
         pixelVolumes++;
       }
-      volumes++;
       opts.log(
         `${file}: ELBO ${r.elbo.toFixed(1)}, KL ${r.kl.toFixed(1)}, rec ${r.rec.toFixed(1)} nats per slice` +
           (withPixel ? ` (+ pixel maps, networks ${scores.seconds.networks.toFixed(1)} s)` : ''),
       );
-    }
-    if (volumes === 0) throw new InputFileError(opts.files.join(', ') || '(no files)', 'no usable held-out normal volume to calibrate on');
+    });
     const pixelScale = {} as Record<VaePixelMap, number>;
-    for (const m of VAE_PIXEL_MAPS) {
-      const values = foregroundValues[m];
-      const q = values.length > 0 ? quantileOfSorted(Float64Array.from(values).sort(), PIXEL_SCALE_QUANTILE) : 1;
-      pixelScale[m] = q > 0 && Number.isFinite(q) ? q : 1;
-    }
+    for (const m of VAE_PIXEL_MAPS) pixelScale[m] = pixelScaleOf(foregroundValues[m]);
     opts.log(`pixel scales (99th percentile over the foreground of ${pixelVolumes} volumes): ${VAE_PIXEL_MAPS.map((m) => `${m} ${pixelScale[m].toExponential(3)}`).join(', ')}`);
     return validateVaeCalibration({
       format: VAE_CALIBRATION_FORMAT,

@@ -7,18 +7,15 @@
  * `pixelVolumes` held-out volumes (1 when none).
  */
 import { atomicWriteFileSync } from '../io/atomic.js';
-import { countNonFinite, readNifti } from '../io/nifti.js';
-import { describeError, InputFileError } from '../errors.js';
 import { initEngine } from '../engine/backend.js';
-import { inferenceSliceSelection, normalisedBackground } from '../volume/preprocess.js';
-import { normalisationFor, type Region } from '../volume/normalise.js';
+import { inferenceSliceSelection } from '../volume/preprocess.js';
+import type { Region } from '../volume/normalise.js';
 import type { SliceSelection } from '../volume/slices.js';
-import type { Volume } from '../volume/volume.js';
 import { fitSampleCalibration } from './calibration.js';
-import { PIXEL_LAMBDA_QUANTILE, PIXEL_SCALE_QUANTILE, quantileOfSorted, SAMPLE_LAMBDA_QUANTILE } from './calibrate-lsr.js';
 import type { EngineChoice } from './engine-choice.js';
+import { describeNllThresholds, heldOutCodeNlls, heldOutPixelScale, nllProvenance, nllThresholds } from './held-out.js';
 import { createLsgsEngine, type LsgsEngine } from './lsgs-engine.js';
-import { defaultWorkerCount } from './lsr-model.js';
+import { chunkRunners } from './method-runtime.js';
 import {
   createLsgsPool,
   DEFAULT_LSGS_COPIES,
@@ -32,11 +29,9 @@ import {
   lsgsPixelStack,
   validateLsgsCalibration,
   type LsgsCalibration,
-  type LsgsRunner,
 } from './lsgs-model.js';
 import { disposeLsgsNetworks, loadLsgsNetworks } from './lsgs-networks.js';
 import { RESIDUAL_TEMPERATURE } from './pixel-score.js';
-import { rawSampleScore } from './sample-score.js';
 
 export interface CalibrateLsgsOptions {
   readonly weightsDir: string;
@@ -57,83 +52,31 @@ export interface CalibrateLsgsOptions {
   readonly log: (line: string) => void;
 }
 
-async function readUsable(file: string, log: (line: string) => void): Promise<Volume | null> {
-  try {
-    const { volume } = await readNifti(file);
-    const bad = countNonFinite(volume.data);
-    if (bad > 0) throw new InputFileError(file, `${bad} voxels are NaN or infinite`);
-    return volume;
-  } catch (err) {
-    log(`skipping ${describeError(err)}`);
-    return null;
-  }
-}
-
 export async function calibrateLsgs(opts: CalibrateLsgsOptions): Promise<LsgsCalibration> {
   const tf = await initEngine();
   const nets = loadLsgsNetworks(opts.weightsDir);
   let engine: LsgsEngine | null = null;
   try {
-    engine = await createLsgsEngine(opts.engine ?? 'auto', nets, { tfjsBackend: tf.backend, log: opts.log });
+    const active = await createLsgsEngine(opts.engine ?? 'auto', nets, { tfjsBackend: tf.backend, log: opts.log });
+    engine = active;
     const slices = opts.slices ?? inferenceSliceSelection(opts.region);
     const copies = opts.copies ?? DEFAULT_LSGS_COPIES;
     const rounds = opts.rounds ?? DEFAULT_LSGS_ROUNDS;
     const k = opts.k ?? RESIDUAL_TEMPERATURE;
     const foregroundMask = opts.foregroundMask ?? true;
-    const perVolume: Float32Array[] = [];
-    const kept: Volume[] = [];
-    const wantPixel = opts.pixelVolumes ?? 2;
-    for (const file of opts.files) {
-      const volume = await readUsable(file, opts.log);
-      if (volume === null) continue;
-      const encoded = await encodeForLsgs(engine, volume, opts.region, slices);
-      perVolume.push(await engine.transformer.nlls(encoded.codes, encoded.stack.positions));
-      if (kept.length < wantPixel) kept.push(volume);
-    }
-    if (perVolume.length === 0) throw new InputFileError(opts.files.join(', ') || '(no files)', 'no usable held-out normal volume to calibrate on');
-    const all = new Float32Array(perVolume.reduce((a, v) => a + v.length, 0));
-    let at = 0;
-    for (const v of perVolume) {
-      all.set(v, at);
-      at += v.length;
-    }
-    all.sort();
-    const lambdaS = quantileOfSorted(all, SAMPLE_LAMBDA_QUANTILE);
-    const lambdaP = quantileOfSorted(all, PIXEL_LAMBDA_QUANTILE);
-    const raw = perVolume.map((nll) => rawSampleScore(nll, lambdaS));
-    opts.log(`${perVolume.length} volumes, ${all.length} codes: λs = ${lambdaS.toFixed(3)} nats, λ = ${lambdaP.toFixed(3)} nats; raw sample scores ${raw.map((r) => r.toFixed(1)).join(', ')}`);
+    const { perVolume, kept } = await heldOutCodeNlls(opts.files, opts.pixelVolumes ?? 2, opts.log, async (volume) => {
+      const encoded = await encodeForLsgs(active, volume, opts.region, slices);
+      return active.transformer.nlls(encoded.codes, encoded.stack.positions);
+    });
+    const t = nllThresholds(perVolume);
+    opts.log(describeNllThresholds(t, perVolume.length, 'λ'));
 
-    let pixelScale = 1;
-    let pixelValues = 0;
-    if (kept.length > 0) {
-      const workers = engine.wantsWorkers ? (opts.workers ?? (await defaultWorkerCount())) : 0;
-      const pool = workers > 0 ? await createLsgsPool(opts.weightsDir, workers) : null;
-      const runner: LsgsRunner = pool ? (tasks) => pool.runAll(tasks) : inProcessLsgsRunner(engine);
-      const background = normalisedBackground(normalisationFor(opts.region));
-      const collected: number[] = [];
-      try {
-        for (const [i, volume] of kept.entries()) {
-          const result = await lsgsPixelStack(
-            engine,
-            volume,
-            { region: opts.region, slices, copies, rounds, lambdaP, k, foregroundMask, seed: opts.seed + i, chunks: Math.max(1, 2 * workers) },
-            runner,
-          );
-          result.smoothed.forEach((v, j) => {
-            if (result.encoded.stack.data[j] !== background) collected.push(v);
-          });
-          opts.log(`pixel scale: volume ${i + 1}/${kept.length} restored in ${result.restoreWall.toFixed(1)} s; ${describeLsgsRestoration(result.stats)}`);
-        }
-      } finally {
-        await pool?.close();
-      }
-      if (collected.length > 0) {
-        const q = quantileOfSorted(Float64Array.from(collected).sort(), PIXEL_SCALE_QUANTILE);
-        pixelScale = q > 0 && Number.isFinite(q) ? q : 1;
-        pixelValues = collected.length;
-      }
-    }
-    opts.log(`pixel scale c = ${pixelScale.toFixed(4)} (99th percentile of ${pixelValues} foreground values of ${kept.length} volumes)`);
+    const lambdaP = t.lambdaP;
+    const runners = chunkRunners(active, opts.workers, inProcessLsgsRunner(active), (workers) => createLsgsPool(opts.weightsDir, workers));
+    const pixelScale = await heldOutPixelScale(kept, opts.region, opts.log, runners, async (volume, i, { run, chunks }) => {
+      const result = await lsgsPixelStack(active, volume, { region: opts.region, slices, copies, rounds, lambdaP, k, foregroundMask, seed: opts.seed + i, chunks }, run);
+      return { normalised: result.encoded.stack.data, smoothed: result.smoothed, wallSeconds: result.restoreWall, description: describeLsgsRestoration(result.stats) };
+    });
     return validateLsgsCalibration({
       format: LSGS_CALIBRATION_FORMAT,
       version: LSGS_CALIBRATION_VERSION,
@@ -142,18 +85,12 @@ export async function calibrateLsgs(opts: CalibrateLsgsOptions): Promise<LsgsCal
       copies,
       rounds,
       k,
-      lambdaS,
+      lambdaS: t.lambdaS,
       lambdaP,
       foregroundMask,
-      sampleCalibration: fitSampleCalibration(raw),
+      sampleCalibration: fitSampleCalibration(t.raw),
       pixelScale,
-      heldOut: {
-        volumes: perVolume.length,
-        codes: all.length,
-        pixelVolumes: kept.length,
-        seed: opts.seed,
-        nllQuantiles: Object.fromEntries([0.5, 0.9, 0.98, 0.999].map((q) => [String(q), quantileOfSorted(all, q)])),
-      },
+      heldOut: nllProvenance(t, perVolume.length, kept.length, opts.seed),
     });
   } finally {
     await engine?.dispose();

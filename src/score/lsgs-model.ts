@@ -13,26 +13,30 @@
  * / avg-pool 7×7×3, back onto the input grid with exact slice alignment, and AS / (AS + c) with the
  * calibrated c, as `lsr` (./pixel-score.ts explains why this monotone map replaces a hard clip).
  */
-import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { initEngine } from '../engine/backend.js';
-import { createInferencePool, type InferencePool } from '../engine/pool.js';
-import { InputFileError } from '../errors.js';
+import type { InferencePool } from '../engine/pool.js';
 import type { CaseContext, Predictor } from '../mood/predictor.js';
 import { normalisationFor, type Region } from '../volume/normalise.js';
-import { normalisedBackground, preprocessForModel } from '../volume/preprocess.js';
-import type { SliceSelection, SliceStack } from '../volume/slices.js';
+import { normalisedBackground } from '../volume/preprocess.js';
+import type { SliceSelection } from '../volume/slices.js';
 import type { Volume } from '../volume/volume.js';
 import { applySampleCalibration, isSampleCalibration, type SampleCalibration } from './calibration.js';
-import type { EngineChoice } from './engine-choice.js';
 import { createLsgsEngine, type LsgsEngine } from './lsgs-engine.js';
-import { defaultWorkerCount } from './lsr-model.js';
 import { disposeLsgsNetworks, loadLsgsNetworks, type LsgsNetworks } from './lsgs-networks.js';
 import { lsgsScores, type LsgsScoreResult, type LsgsScoreTask, type ParallelRestorationStats } from './lsgs-restoration.js';
-import { PAPER_SMOOTHING, smoothScoreStack, stackScoresToVolume } from './pixel-score.js';
-import { rawSampleScore } from './sample-score.js';
+import {
+  chunkRunners,
+  createScorePool,
+  inProcessChunkRunner,
+  loadMethod,
+  type LoadedMethod,
+  type LoadMethodOptions,
+  type WeightsJobInit,
+} from './method-runtime.js';
+import { stackScoresToVolume } from './pixel-score.js';
+import { encodeVolume, rawSampleScore, type EncodedVolume } from './sample-score.js';
 import { isSliceSelection, readCalibrationFile } from './calibration-file.js';
+import { runSliceChunks, type ChunkRunner } from './slice-chunks.js';
 
 export const LSGS_CALIBRATION_FILE = 'lsgs-calibration.json';
 export const LSGS_CALIBRATION_FORMAT = 'moodlsr-lsgs-calibration';
@@ -88,42 +92,22 @@ export function readLsgsCalibration(dir: string): LsgsCalibration {
   return readCalibrationFile(lsgsCalibrationPath(dir), dir, 'lsgs', validateLsgsCalibration);
 }
 
-export interface EncodedStack {
-  readonly stack: SliceStack;
-  readonly codes: Int32Array;
-  readonly preprocessSeconds: number;
-  readonly encodeSeconds: number;
-}
+export type EncodedStack = EncodedVolume;
 
 export async function encodeForLsgs(engine: LsgsEngine, volume: Volume, region: Region, slices: SliceSelection): Promise<EncodedStack> {
-  const t0 = performance.now();
-  const stack = preprocessForModel(volume, { region, slices, size: engine.nets.vqvae.cfg.inputSize });
-  const t1 = performance.now();
-  const codes = await engine.encodeSlices(stack.data, stack.positions);
-  return { stack, codes, preprocessSeconds: (t1 - t0) / 1000, encodeSeconds: (performance.now() - t1) / 1000 };
+  return encodeVolume(engine, volume, region, slices);
 }
 
-export type LsgsRunner = (tasks: readonly LsgsScoreTask[]) => Promise<LsgsScoreResult[]>;
+export type LsgsRunner = ChunkRunner<LsgsScoreTask, LsgsScoreResult>;
 
 export function inProcessLsgsRunner(engine: LsgsEngine): LsgsRunner {
-  return async (tasks) => {
-    const results: LsgsScoreResult[] = [];
-    for (const t of tasks) results.push(await lsgsScores(engine, t));
-    return results;
-  };
+  return inProcessChunkRunner((task) => lsgsScores(engine, task));
 }
 
-export interface LsgsJobInit {
-  readonly weightsDir: string;
-}
+export type LsgsJobInit = WeightsJobInit;
 
 export async function createLsgsPool(weightsDir: string, workers: number): Promise<InferencePool<LsgsScoreTask, LsgsScoreResult>> {
-  const here = fileURLToPath(import.meta.url);
-  return createInferencePool<LsgsJobInit, LsgsScoreTask, LsgsScoreResult>({
-    jobModule: path.join(path.dirname(here), here.endsWith('.ts') ? 'lsgs-job.ts' : 'lsgs-job.js'),
-    initArg: { weightsDir: path.resolve(weightsDir) },
-    workers,
-  });
+  return createScorePool('lsgs-job', weightsDir, workers);
 }
 
 export interface LsgsPixelParameters {
@@ -172,39 +156,25 @@ export function describeLsgsRestoration(s: ParallelRestorationStats): string {
 
 /** Encode, restore (chunked), decode, residuals against X̂, mask and smooth: the pixel score before the volume grid. */
 export async function lsgsPixelStack(engine: LsgsEngine, volume: Volume, params: LsgsPixelParameters, runner: LsgsRunner): Promise<LsgsPixelStack> {
-  const nets = engine.nets;
   const encoded = await encodeForLsgs(engine, volume, params.region, params.slices);
-  const { stack, codes } = encoded;
-  const size = stack.width;
-  const plane = size * size;
-  const cells = nets.transformer.cfg.height * nets.transformer.cfg.width;
+  const transformer = engine.nets.transformer.cfg;
   const background = normalisedBackground(normalisationFor(params.region));
-  const chunks = Math.max(1, Math.min(params.chunks, stack.count));
-  const members: number[][] = Array.from({ length: chunks }, () => []);
-  for (let i = 0; i < stack.count; i++) members[i % chunks]!.push(i);
-  const tasks: LsgsScoreTask[] = members.map((slices) => {
-    const images = new Float32Array(slices.length * plane);
-    const chunkCodes = new Int32Array(slices.length * cells);
-    slices.forEach((s, i) => {
-      images.set(stack.data.subarray(s * plane, (s + 1) * plane), i * plane);
-      chunkCodes.set(codes.subarray(s * cells, (s + 1) * cells), i * cells);
-    });
-    return {
-      images,
-      codes: chunkCodes,
-      slicePositions: Float32Array.from(slices, (s) => stack.positions[s]!),
-      restoration: { copies: params.copies, lambda: params.lambdaP, rounds: params.rounds, seed: params.seed, sliceKeys: slices.map((s) => stack.zs[s]!) },
+  const { results, smoothed, restoreWall } = await runSliceChunks(
+    encoded.stack,
+    encoded.codes,
+    transformer.height * transformer.width,
+    params.chunks,
+    (chunk): LsgsScoreTask => ({
+      images: chunk.images,
+      codes: chunk.codes,
+      slicePositions: chunk.slicePositions,
+      restoration: { copies: params.copies, lambda: params.lambdaP, rounds: params.rounds, seed: params.seed, sliceKeys: chunk.sliceKeys },
       k: params.k,
       foregroundMask: params.foregroundMask,
       background,
-    };
-  });
-  const t0 = performance.now();
-  const results = await runner(tasks);
-  const restoreWall = (performance.now() - t0) / 1000;
-  const scores = new Float32Array(stack.count * plane);
-  members.forEach((slices, c) => slices.forEach((s, i) => scores.set(results[c]!.scores.subarray(i * plane, (i + 1) * plane), s * plane)));
-  const smoothed = smoothScoreStack(scores, stack.count, size, size, PAPER_SMOOTHING);
+    }),
+    runner,
+  );
   const total = (pick: (r: LsgsScoreResult) => number): number => results.reduce((a, r) => a + pick(r), 0);
   return {
     encoded,
@@ -217,32 +187,13 @@ export async function lsgsPixelStack(engine: LsgsEngine, volume: Volume, params:
   };
 }
 
-export interface LsgsModel {
-  readonly dir: string;
-  readonly nets: LsgsNetworks;
-  /** The inference engine the scores run on. */
-  readonly engine: LsgsEngine;
-  readonly calibration: LsgsCalibration;
-}
+/** The weights folder loaded onto its inference engine. */
+export type LsgsModel = LoadedMethod<LsgsNetworks, LsgsEngine, LsgsCalibration>;
 
-export interface LoadLsgsOptions {
-  /** Inference engine: 'auto' (default) = ONNX Runtime when it loads, else TF.js. */
-  readonly engine?: EngineChoice;
-  readonly log?: (line: string) => void;
-}
+export type LoadLsgsOptions = LoadMethodOptions;
 
 export async function loadLsgsModel(dir: string, opts: LoadLsgsOptions = {}): Promise<LsgsModel> {
-  if (!existsSync(dir)) throw new InputFileError(dir, 'weights folder does not exist');
-  const calibration = readLsgsCalibration(dir);
-  const tf = await initEngine();
-  const nets = loadLsgsNetworks(dir);
-  try {
-    const engine = await createLsgsEngine(opts.engine ?? 'auto', nets, { tfjsBackend: tf.backend, ...(opts.log ? { log: opts.log } : {}) });
-    return { dir, nets, engine, calibration };
-  } catch (err) {
-    disposeLsgsNetworks(nets);
-    throw err;
-  }
+  return loadMethod(dir, { readCalibration: readLsgsCalibration, loadNetworks: loadLsgsNetworks, disposeNetworks: disposeLsgsNetworks, createEngine: createLsgsEngine }, opts);
 }
 
 export interface LsgsPredictorOptions {
@@ -258,17 +209,7 @@ export function lsgsPredictor(model: LsgsModel, opts: LsgsPredictorOptions = {})
   const slices = opts.slices ?? cal.slices;
   const copies = opts.copies ?? cal.copies;
   const rounds = opts.rounds ?? cal.rounds;
-  let pool: InferencePool<LsgsScoreTask, LsgsScoreResult> | null = null;
-  let workers: number | null = opts.workers ?? null;
-  const runner = async (): Promise<{ run: LsgsRunner; chunks: number }> => {
-    // Workers run TF.js; a multi-threaded engine (ONNX Runtime) runs in-process on every core.
-    if (!model.engine.wantsWorkers) workers = 0;
-    workers ??= await defaultWorkerCount();
-    if (workers === 0) return { run: inProcessLsgsRunner(model.engine), chunks: 1 };
-    pool ??= await createLsgsPool(model.dir, workers);
-    const active = pool;
-    return { run: (tasks) => active.runAll(tasks), chunks: 2 * workers };
-  };
+  const runners = chunkRunners(model.engine, opts.workers, inProcessLsgsRunner(model.engine), (workers) => createLsgsPool(model.dir, workers));
   return {
     name: 'lsgs',
     tasks: ['sample', 'pixel'],
@@ -282,7 +223,7 @@ export function lsgsPredictor(model: LsgsModel, opts: LsgsPredictorOptions = {})
       return score;
     },
     async pixelScore(volume: Volume, ctx: CaseContext): Promise<Float32Array> {
-      const { run, chunks } = await runner();
+      const { run, chunks } = await runners.get();
       const result = await lsgsPixelStack(
         model.engine,
         volume,
@@ -294,8 +235,7 @@ export function lsgsPredictor(model: LsgsModel, opts: LsgsPredictorOptions = {})
       return map;
     },
     async dispose(): Promise<void> {
-      if (pool !== null) await pool.close();
-      pool = null;
+      await runners.close();
       await model.engine.dispose();
       disposeLsgsNetworks(model.nets);
     },

@@ -9,13 +9,8 @@
  * change the result. With `workers: 0` (or tfjs-node-gpu, or ONNX Runtime) the same code runs
  * in-process.
  */
-import { existsSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { initEngine } from '../engine/backend.js';
-import { createInferencePool, type InferencePool } from '../engine/pool.js';
-import { InputFileError } from '../errors.js';
+import type { InferencePool } from '../engine/pool.js';
 import type { CaseContext, Predictor } from '../mood/predictor.js';
 import type { Region } from '../volume/normalise.js';
 import { normalisedBackground } from '../volume/preprocess.js';
@@ -23,19 +18,25 @@ import { normalisationFor } from '../volume/normalise.js';
 import type { SliceSelection } from '../volume/slices.js';
 import type { Volume } from '../volume/volume.js';
 import { isSampleCalibration, type SampleCalibration } from './calibration.js';
-import { createLsrEngine, type EngineChoice, type LsrEngine } from './engine.js';
-import { disposeLsrNetworks, latentGeometry, loadLsrNetworks, type LsrNetworks } from './networks.js';
+import { createLsrEngine, type LsrEngine } from './engine.js';
 import {
-  PAPER_SMOOTHING,
-  restorationScores,
-  smoothScoreStack,
-  stackScoresToVolume,
-  type RestorationScoreResult,
-  type RestorationScoreTask,
-} from './pixel-score.js';
+  chunkRunners,
+  createScorePool,
+  inProcessChunkRunner,
+  loadMethod,
+  scoreJobModule,
+  type LoadedMethod,
+  type LoadMethodOptions,
+  type WeightsJobInit,
+} from './method-runtime.js';
+import { disposeLsrNetworks, latentGeometry, loadLsrNetworks, type LsrNetworks } from './networks.js';
+import { restorationScores, stackScoresToVolume, type RestorationScoreResult, type RestorationScoreTask } from './pixel-score.js';
 import type { RestorationStats } from './restoration.js';
 import { encodeVolume, sampleScoreOfCodes, type EncodedVolume } from './sample-score.js';
 import { isSliceSelection, readCalibrationFile } from './calibration-file.js';
+import { runSliceChunks, type ChunkRunner } from './slice-chunks.js';
+
+export { defaultWorkerCount } from './method-runtime.js';
 
 export const LSR_CALIBRATION_FILE = 'lsr-calibration.json';
 export const LSR_CALIBRATION_FORMAT = 'moodlsr-lsr-calibration';
@@ -87,62 +88,32 @@ export function readLsrCalibration(dir: string): LsrCalibration {
   return readCalibrationFile(calibrationPath(dir), dir, 'lsr', validateLsrCalibration);
 }
 
-export interface LsrModel {
-  readonly dir: string;
-  readonly nets: LsrNetworks;
-  /** The inference engine the scores run on. */
-  readonly engine: LsrEngine;
-  readonly calibration: LsrCalibration;
-}
+/** The weights folder loaded onto its inference engine. */
+export type LsrModel = LoadedMethod<LsrNetworks, LsrEngine, LsrCalibration>;
 
-export interface LoadLsrOptions {
-  /** Inference engine: 'auto' (default) = ONNX Runtime when it loads, else TF.js. */
-  readonly engine?: EngineChoice;
-  readonly log?: (line: string) => void;
-}
+export type LoadLsrOptions = LoadMethodOptions;
 
 /** Initialises the engines and loads the networks and the calibration; every problem names its file. */
 export async function loadLsrModel(dir: string, opts: LoadLsrOptions = {}): Promise<LsrModel> {
-  if (!existsSync(dir)) throw new InputFileError(dir, 'weights folder does not exist');
-  const calibration = readLsrCalibration(dir);
-  const tf = await initEngine();
-  const nets = loadLsrNetworks(dir);
-  try {
-    const engine = await createLsrEngine(opts.engine ?? 'auto', nets, { tfjsBackend: tf.backend, ...(opts.log ? { log: opts.log } : {}) });
-    return { dir, nets, engine, calibration };
-  } catch (err) {
-    disposeLsrNetworks(nets);
-    throw err;
-  }
+  return loadMethod(dir, { readCalibration: readLsrCalibration, loadNetworks: loadLsrNetworks, disposeNetworks: disposeLsrNetworks, createEngine: createLsrEngine }, opts);
 }
 
 /** Runs restoration tasks (slice chunks), in-process or on workers; results in task order. */
-export type RestorationRunner = (tasks: readonly RestorationScoreTask[]) => Promise<RestorationScoreResult[]>;
+export type RestorationRunner = ChunkRunner<RestorationScoreTask, RestorationScoreResult>;
 
 export function inProcessRunner(engine: LsrEngine): RestorationRunner {
-  return async (tasks) => {
-    const results: RestorationScoreResult[] = [];
-    for (const t of tasks) results.push(await restorationScores(engine, t));
-    return results;
-  };
+  return inProcessChunkRunner((task) => restorationScores(engine, task));
 }
 
-export interface LsrJobInit {
-  readonly weightsDir: string;
-}
+export type LsrJobInit = WeightsJobInit;
 
 /** The worker job module (src/score/lsr-job.ts, compiled to dist by the pool). */
 export function lsrJobModule(): string {
-  const here = fileURLToPath(import.meta.url);
-  return path.join(path.dirname(here), here.endsWith('.ts') ? 'lsr-job.ts' : 'lsr-job.js');
+  return scoreJobModule('lsr-job');
 }
 
 export async function createLsrPool(weightsDir: string, workers: number): Promise<InferencePool<RestorationScoreTask, RestorationScoreResult>> {
-  return createInferencePool<LsrJobInit, RestorationScoreTask, RestorationScoreResult>({
-    jobModule: lsrJobModule(),
-    initArg: { weightsDir: path.resolve(weightsDir) },
-    workers,
-  });
+  return createScorePool('lsr-job', weightsDir, workers);
 }
 
 export interface PixelRunParameters {
@@ -198,52 +169,37 @@ function sumStats(parts: readonly RestorationStats[]): RestorationStats {
 
 /** Encode, restore (chunked), decode, weigh residuals and smooth: the pixel score before the volume grid. */
 export async function pixelScoreStack(engine: LsrEngine, volume: Volume, params: PixelRunParameters, runner: RestorationRunner): Promise<PixelStackResult> {
-  const nets = engine.nets;
   const encoded = await encodeVolume(engine, volume, params.region, params.slices);
-  const { stack, codes } = encoded;
-  const size = stack.width;
-  const plane = size * size;
-  const cells = latentGeometry(nets.prior).positions;
-  const chunks = Math.max(1, Math.min(params.chunks, stack.count));
-  const members: number[][] = Array.from({ length: chunks }, () => []);
-  for (let i = 0; i < stack.count; i++) members[i % chunks].push(i);
-  const tasks: RestorationScoreTask[] = members.map((slices) => {
-    const images = new Float32Array(slices.length * plane);
-    const chunkCodes = new Int32Array(slices.length * cells);
-    slices.forEach((s, i) => {
-      images.set(stack.data.subarray(s * plane, (s + 1) * plane), i * plane);
-      chunkCodes.set(codes.subarray(s * cells, (s + 1) * cells), i * cells);
-    });
-    return {
-      images,
-      codes: chunkCodes,
-      slicePositions: Float32Array.from(slices, (s) => stack.positions[s]),
-      restoration: { copies: params.copies, lambdaP: params.lambdaP, seed: params.seed, sliceKeys: slices.map((s) => stack.zs[s]) },
+  const chunked = await runSliceChunks(
+    encoded.stack,
+    encoded.codes,
+    latentGeometry(engine.nets.prior).positions,
+    params.chunks,
+    (chunk): RestorationScoreTask => ({
+      images: chunk.images,
+      codes: chunk.codes,
+      slicePositions: chunk.slicePositions,
+      restoration: { copies: params.copies, lambdaP: params.lambdaP, seed: params.seed, sliceKeys: chunk.sliceKeys },
       k: params.k,
-    };
-  });
-  const t0 = performance.now();
-  const results = await runner(tasks);
-  const restoreWall = (performance.now() - t0) / 1000;
-  const scores = new Float32Array(stack.count * plane);
-  members.forEach((slices, c) => slices.forEach((s, i) => scores.set(results[c].scores.subarray(i * plane, (i + 1) * plane), s * plane)));
-  const t1 = performance.now();
-  const smoothed = smoothScoreStack(scores, stack.count, size, size, PAPER_SMOOTHING);
+    }),
+    runner,
+  );
+  const { results } = chunked;
   const stats = sumStats(results.map((r) => r.stats));
   return {
     encoded,
-    smoothed,
+    smoothed: chunked.smoothed,
     stats,
     timings: {
       preprocess: encoded.preprocessSeconds,
       encode: encoded.encodeSeconds,
-      restoreWall,
+      restoreWall: chunked.restoreWall,
       restorePrior: stats.priorSeconds,
       restoreTotal: stats.seconds,
       decode: results.reduce((a, r) => a + r.decodeSeconds, 0),
       decodedMaps: results.reduce((a, r) => a + r.decodedMaps, 0),
       residual: results.reduce((a, r) => a + r.residualSeconds, 0),
-      smooth: (performance.now() - t1) / 1000,
+      smooth: chunked.smoothSeconds,
     },
   };
 }
@@ -275,30 +231,11 @@ export function describeRestoration(stats: RestorationStats): string {
   );
 }
 
-/** Workers for TF.js on wasm (single-threaded): one per core; none for multi-threaded engines. */
-export async function defaultWorkerCount(engine?: LsrEngine): Promise<number> {
-  if (engine !== undefined && !engine.wantsWorkers) return 0;
-  const tf = await initEngine();
-  const cores = os.availableParallelism();
-  return tf.backend === 'wasm' && cores >= 2 ? cores : 0;
-}
-
 export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): Predictor {
   const cal = model.calibration;
   const slices = opts.slices ?? cal.slices;
   const copies = opts.copies ?? cal.copies;
-  let pool: InferencePool<RestorationScoreTask, RestorationScoreResult> | null = null;
-  let workers: number | null = opts.workers ?? null;
-
-  const runner = async (): Promise<{ run: RestorationRunner; chunks: number }> => {
-    // Workers run TF.js; a multi-threaded engine (ONNX Runtime) runs in-process on every core.
-    if (!model.engine.wantsWorkers) workers = 0;
-    workers ??= await defaultWorkerCount(model.engine);
-    if (workers === 0) return { run: inProcessRunner(model.engine), chunks: 1 };
-    pool ??= await createLsrPool(model.dir, workers);
-    const active = pool;
-    return { run: (tasks) => active.runAll(tasks), chunks: 2 * workers };
-  };
+  const runners = chunkRunners(model.engine, opts.workers, inProcessRunner(model.engine), (workers) => createLsrPool(model.dir, workers));
 
   return {
     name: 'lsr',
@@ -313,7 +250,7 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
       return result.score;
     },
     async pixelScore(volume: Volume, ctx: CaseContext): Promise<Float32Array> {
-      const { run, chunks } = await runner();
+      const { run, chunks } = await runners.get();
       const result = await pixelScoreStack(
         model.engine,
         volume,
@@ -331,8 +268,7 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
       return map;
     },
     async dispose(): Promise<void> {
-      if (pool !== null) await pool.close();
-      pool = null;
+      await runners.close();
       await model.engine.dispose();
       disposeLsrNetworks(model.nets);
     },

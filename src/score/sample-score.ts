@@ -22,7 +22,13 @@ export interface EncodedVolume {
   readonly encodeSeconds: number;
 }
 
-export async function encodeVolume(engine: LsrEngine, volume: Volume, region: Region, slices?: SliceSelection): Promise<EncodedVolume> {
+/** What encoding needs of an engine (the lsr and the lsgs engines both are one). */
+export interface SliceEncoder {
+  readonly nets: { readonly vqvae: { readonly cfg: { readonly inputSize: number } } };
+  encodeSlices(images: Float32Array, positions: Float32Array): Promise<Int32Array>;
+}
+
+export async function encodeVolume(engine: SliceEncoder, volume: Volume, region: Region, slices?: SliceSelection): Promise<EncodedVolume> {
   const t0 = performance.now();
   const stack = preprocessForModel(volume, { region, slices, size: engine.nets.vqvae.cfg.inputSize });
   const t1 = performance.now();

@@ -16,11 +16,10 @@ import { disposeParams } from '../models/params.js';
 import { initPixelSnail } from '../models/pixelsnail.js';
 import { pixelsnailPreset, vqvaeLatentSize, type PixelSnailConfig, type PresetName, type VqvaeConfig } from '../models/config.js';
 import { buildCodeCache, codeCacheKey, loadCodeCache, saveCodeCache, type CodeCache, type VolumeCodes } from './code-cache.js';
-import { fingerprint, prepareData, type CommonTrainOptions, type PreparedData } from './common.js';
+import { prepareData, type CommonTrainOptions, type PreparedData } from './common.js';
 import { createTrainingEngine } from './engine.js';
-import { DEFAULT_ADAM, runTrainingLoop } from './loop.js';
 import { flattenParams, paramLayout, type CodeBatch } from './loop-worker.js';
-import type { TrainOutcome } from './vqvae-trainer.js';
+import { runTrainer, type TrainerSpec, type TrainOutcome } from './trainer-run.js';
 import type { Rng } from '../engine/random.js';
 
 
@@ -97,76 +96,95 @@ export async function frozenVqvaeCodes(
   return cache;
 }
 
-export async function trainPrior(opts: PriorTrainOptions): Promise<TrainOutcome> {
+/** A frozen VQ-VAE as flat weights, and the data read and split for its input size. */
+export interface FrozenVqvae {
+  readonly vqModel: { kind: 'vqvae'; config: VqvaeConfig };
+  readonly vqWeights: Float32Array;
+  readonly data: PreparedData;
+}
+
+/** Starts the engine (the weights are loaded onto its backend, so it comes first), loads the VQ-VAE, reads the data. */
+export async function loadFrozenVqvae(opts: CommonTrainOptions & { vqvaeDir: string }): Promise<FrozenVqvae> {
   const log0 = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  // The weights are loaded onto the backend, so it must be chosen first (prepareData gets the same one).
   await initEngine({ prefer: opts.backend ?? 'auto', log: log0 });
   const vq = loadModel<VqvaeConfig>(opts.vqvaeDir, 'vqvae', 'vqvae');
   const vqModel = { kind: 'vqvae' as const, config: vq.config };
-  const vqLayout = paramLayout(vqModel);
-  const vqWeights = flattenParams(vq.params, vqLayout);
+  const vqWeights = flattenParams(vq.params, paramLayout(vqModel));
   disposeParams(vq.params);
   const data = await prepareData({ ...opts, log: log0 }, vq.config.inputSize);
-  const cfg = priorConfigFor(opts.config ?? pixelsnailPreset(opts.preset, opts.region), vq.config);
-  const seed = opts.seed ?? 0;
-  const batch = opts.batch ?? DEFAULT_PRIOR_BATCH;
-  const backend = data.info.backend === 'cpu' ? 'cpu' : 'wasm';
-  mkdirSync(opts.outDir, { recursive: true });
+  return { vqModel, vqWeights, data };
+}
 
-  const cache = await frozenVqvaeCodes(opts, data, vqModel, vqWeights);
+/** What the code-map trainers (prior, transformer) train on. */
+export interface CodeTraining {
+  readonly cache: CodeCache;
+  /** Codes of the training volumes. */
+  readonly trainCodes: VolumeCodes[];
+  readonly stepsPerEpoch: number;
+  /** Every code map of the held-out volumes, in batches of `batch`. */
+  readonly holdout: CodeBatch[];
+}
+
+/** Creates `opts.outDir`, gets the code cache (`frozenVqvaeCodes`) and splits it; an epoch covers the training maps once unless `opts.stepsPerEpoch` is given. */
+export async function frozenCodeTraining(
+  opts: Pick<CommonTrainOptions, 'outDir' | 'stepsPerEpoch'> & { vqvaeDir: string },
+  frozen: FrozenVqvae,
+  batch: number,
+): Promise<CodeTraining> {
+  const { data } = frozen;
+  mkdirSync(opts.outDir, { recursive: true });
+  const cache = await frozenVqvaeCodes(opts, data, frozen.vqModel, frozen.vqWeights);
   const trainCodes = cache.volumes.slice(0, data.train.length);
   const holdoutCodes = cache.volumes.slice(data.train.length);
   const trainMaps = trainCodes.reduce((a, v) => a + v.count, 0);
   const stepsPerEpoch = opts.stepsPerEpoch ?? Math.max(1, Math.ceil(trainMaps / batch));
-
   const holdout: CodeBatch[] = [];
   const holdoutMaps = holdoutCodes.flatMap((v) => Array.from({ length: v.count }, (_, s) => ({ v, s })));
   for (let i = 0; i < holdoutMaps.length; i += batch) holdout.push(codeBatch(holdoutMaps.slice(i, i + batch), cache.height, cache.width));
+  return { cache, trainCodes, stepsPerEpoch, holdout };
+}
 
-  const model = { kind: 'pixelsnail' as const, config: cfg };
-  const layout = paramLayout(model);
-  const initial = initPixelSnail(cfg, seed);
-  const initialWeights = flattenParams(initial, layout);
-  disposeParams(initial);
-  const engine = await createTrainingEngine(model, { workers: data.workers, backend });
-  const codeCache = cache;
-  try {
-    const adam = { ...DEFAULT_ADAM, lr: opts.lr ?? DEFAULT_ADAM.lr };
-    const result = await runTrainingLoop({
-      model,
-      name: 'pixelsnail',
-      outDir: opts.outDir,
-      engine,
-      layout,
-      initialWeights,
-      epochs: opts.epochs ?? DEFAULT_PRIOR_EPOCHS,
-      stepsPerEpoch,
-      seed,
-      adam,
-      clip: 1,
-      resume: opts.resume ?? false,
-      ...(opts.maxMinutes !== undefined ? { maxMinutes: opts.maxMinutes } : {}),
-      fingerprint: fingerprint({ kind: 'pixelsnail', cfg, seed, batch, stepsPerEpoch, lr: adam.lr, codes: cache.key, train: data.train.length }),
-      nextBatch: (rng) => randomCodeBatch(trainCodes, codeCache, batch, rng),
-      holdout,
-      record: {
-        command: opts.command ?? null,
-        model: 'pixelsnail',
-        preset: opts.preset,
-        region: opts.region,
-        config: cfg,
-        vqvae: opts.vqvaeDir,
-        backend: data.info.backend,
-        batch,
-        trainVolumes: data.train.map((e) => e.file),
-        holdoutVolumes: data.holdout.map((e) => e.file),
-        skippedFiles: data.skipped,
-      },
-      log: data.log,
-      sink: data.sink,
-    });
-    return { ...result, outDir: opts.outDir, backend: data.info.backend, workers: engine.workers };
-  } finally {
-    await engine.close();
-  }
+/** What a code-map trainer decides; epochs, steps, batches and the record follow from the codes. */
+export interface CodeTrainerSpec extends Pick<TrainerSpec, 'model' | 'batch' | 'seed' | 'start' | 'afterEpoch'> {
+  /** Fingerprint fields before the shared code-cache key and training-volume count. */
+  readonly fingerprint: Record<string, unknown>;
+  /** Turns each random code batch into the training batch (with the batch's random stream). */
+  readonly prepare?: (batch: CodeBatch, rng: Rng) => CodeBatch;
+  /** Held-out batches (default: the codes' own). */
+  readonly holdout?: CodeBatch[];
+  /** training.json fields before the frozen VQ-VAE folder. */
+  readonly details?: Record<string, unknown>;
+}
+
+/** Trains a code-map model (prior, transformer) on random code maps of the training volumes. */
+export async function runCodeTrainer(
+  opts: CommonTrainOptions & { preset: PresetName; vqvaeDir: string },
+  data: PreparedData,
+  codes: CodeTraining,
+  spec: CodeTrainerSpec,
+): Promise<TrainOutcome> {
+  const { cache, trainCodes } = codes;
+  const prepare = spec.prepare ?? ((batch: CodeBatch) => batch);
+  return runTrainer(opts, data, {
+    model: spec.model,
+    batch: spec.batch,
+    seed: spec.seed,
+    epochs: opts.epochs ?? DEFAULT_PRIOR_EPOCHS,
+    stepsPerEpoch: codes.stepsPerEpoch,
+    start: spec.start,
+    fingerprint: { ...spec.fingerprint, codes: cache.key, train: data.train.length },
+    nextBatch: (rng) => prepare(randomCodeBatch(trainCodes, cache, spec.batch, rng), rng),
+    holdout: spec.holdout ?? codes.holdout,
+    afterEpoch: spec.afterEpoch,
+    record: { details: { ...spec.details, vqvae: opts.vqvaeDir } },
+  });
+}
+
+export async function trainPrior(opts: PriorTrainOptions): Promise<TrainOutcome> {
+  const frozen = await loadFrozenVqvae(opts);
+  const cfg = priorConfigFor(opts.config ?? pixelsnailPreset(opts.preset, opts.region), frozen.vqModel.config);
+  const seed = opts.seed ?? 0;
+  const batch = opts.batch ?? DEFAULT_PRIOR_BATCH;
+  const codes = await frozenCodeTraining(opts, frozen, batch);
+  return runCodeTrainer(opts, frozen.data, codes, { model: { kind: 'pixelsnail', config: cfg }, batch, seed, start: initPixelSnail(cfg, seed), fingerprint: {} });
 }

@@ -7,16 +7,11 @@
 import { DEFAULT_VQVAE_BATCH, DEFAULT_VQVAE_EPOCHS } from './defaults.js';
 import { initVae } from '../models/vae.js';
 import { vaePreset, type VaeConfig } from '../models/vae-config.js';
-import { disposeParams } from '../models/params.js';
 import type { PresetName } from '../models/config.js';
 import { augmentOptionsFor, type AugmentPreset } from './augment.js';
-import { batchGeometry, fingerprint, prepareData, type CommonTrainOptions } from './common.js';
-import { createTrainingEngine } from './engine.js';
-import { DEFAULT_ADAM, runTrainingLoop } from './loop.js';
-import { flattenParams, paramLayout, type ImageBatch } from './loop-worker.js';
-import { sampleBatch } from './sampler.js';
-import { HOLDOUT_SLICES_PER_VOLUME, holdoutImageBatches, type TrainOutcome } from './vqvae-trainer.js';
-import type { Rng } from '../engine/random.js';
+import { prepareData, type CommonTrainOptions } from './common.js';
+import { runTrainer, type TrainOutcome } from './trainer-run.js';
+import { imageTraining } from './vqvae-trainer.js';
 
 /** The VAE trains with the VQ-VAE's defaults (batch 8, 20 epochs). */
 export const DEFAULT_VAE_BATCH = DEFAULT_VQVAE_BATCH;
@@ -47,76 +42,18 @@ export async function trainVae(opts: VaeTrainOptions): Promise<TrainOutcome> {
   const data = await prepareData(opts, cfg.inputSize);
   const batch = opts.batch ?? DEFAULT_VAE_BATCH;
   const seed = opts.seed ?? 0;
-  const geometry = batchGeometry(batch);
   const augmentPreset = opts.augment ?? 'paper';
-  const augment = augmentOptionsFor(augmentPreset, opts.region);
-  const trainStacks = data.train.map((e) => e.stack);
-  const trainSlices = trainStacks.reduce((a, s) => a + s.count, 0);
-  const stepsPerEpoch = opts.stepsPerEpoch ?? Math.max(1, Math.ceil(trainSlices / batch));
-  const model = { kind: 'vae' as const, config: cfg };
-  const layout = paramLayout(model);
-  const initial = initVae(cfg, seed);
-  const initialWeights = flattenParams(initial, layout);
-  disposeParams(initial);
-
-  const nextImageBatch = (rng: Rng): ImageBatch => {
-    const b = sampleBatch(trainStacks, { ...geometry, rng, augment });
-    return { kind: 'images', images: b.images, positions: b.positions, count: b.count, size: b.height };
-  };
-  const engine = await createTrainingEngine(model, { workers: data.workers, backend: data.info.backend === 'cpu' ? 'cpu' : 'wasm' });
-  try {
-    const adam = { ...DEFAULT_ADAM, lr: opts.lr ?? DEFAULT_ADAM.lr };
-    const result = await runTrainingLoop({
-      model,
-      name: 'vae',
-      outDir: opts.outDir,
-      engine,
-      layout,
-      initialWeights,
-      epochs: opts.epochs ?? DEFAULT_VAE_EPOCHS,
-      stepsPerEpoch,
-      seed,
-      adam,
-      clip: 1,
-      resume: opts.resume ?? false,
-      ...(opts.maxMinutes !== undefined ? { maxMinutes: opts.maxMinutes } : {}),
-      fingerprint: fingerprint({
-        kind: 'vae',
-        cfg,
-        seed,
-        batch,
-        stepsPerEpoch,
-        lr: adam.lr,
-        augment: augmentPreset,
-        train: data.train.map((e) => e.file),
-        holdout: data.holdout.map((e) => e.file),
-      }),
-      nextBatch: nextImageBatch,
-      holdout: holdoutImageBatches(
-        data.holdout.map((e) => e.stack),
-        HOLDOUT_SLICES_PER_VOLUME,
-        batch,
-      ),
-      record: {
-        command: opts.command ?? null,
-        model: 'vae',
-        preset: opts.preset,
-        region: opts.region,
-        config: cfg,
-        backend: data.info.backend,
-        batch,
-        volumesPerBatch: geometry.volumesPerBatch,
-        slicesPerVolume: geometry.slicesPerVolume,
-        augment: augmentPreset,
-        trainVolumes: data.train.map((e) => e.file),
-        holdoutVolumes: data.holdout.map((e) => e.file),
-        skippedFiles: data.skipped,
-      },
-      log: data.log,
-      sink: data.sink,
-    });
-    return { ...result, outDir: opts.outDir, backend: data.info.backend, workers: engine.workers };
-  } finally {
-    await engine.close();
-  }
+  const images = imageTraining(data, batch, augmentOptionsFor(augmentPreset, opts.region), opts.stepsPerEpoch);
+  return runTrainer(opts, data, {
+    model: { kind: 'vae', config: cfg },
+    batch,
+    seed,
+    epochs: opts.epochs ?? DEFAULT_VAE_EPOCHS,
+    stepsPerEpoch: images.stepsPerEpoch,
+    start: initVae(cfg, seed),
+    fingerprint: { augment: augmentPreset, train: data.train.map((e) => e.file), holdout: data.holdout.map((e) => e.file) },
+    nextBatch: images.nextBatch,
+    holdout: images.holdout,
+    record: { batching: { ...images.geometry, augment: augmentPreset } },
+  });
 }

@@ -11,14 +11,13 @@
 import { DEFAULT_VQVAE_BATCH, DEFAULT_VQVAE_EPOCHS } from './defaults.js';
 export { DEFAULT_VQVAE_BATCH, DEFAULT_VQVAE_EPOCHS };
 import { CODEBOOK, initVqvae } from '../models/vqvae.js';
-import { disposeParams } from '../models/params.js';
 import { vqvaePreset, type PresetName, type VqvaeConfig } from '../models/config.js';
-import { augmentOptionsFor, type AugmentPreset } from './augment.js';
-import { batchGeometry, evenIndices, fingerprint, prepareData, type CommonTrainOptions, type PreparedData } from './common.js';
-import { createTrainingEngine } from './engine.js';
-import { DEFAULT_ADAM, runTrainingLoop, type EpochContext, type LoopResult } from './loop.js';
-import { flattenParams, paramLayout, type ImageBatch, type ParamLayout } from './loop-worker.js';
+import { augmentOptionsFor, type AugmentOptions, type AugmentPreset } from './augment.js';
+import { batchGeometry, evenIndices, prepareData, type CommonTrainOptions, type PreparedData } from './common.js';
+import type { EpochContext } from './loop.js';
+import { paramLayout, type ImageBatch, type ParamLayout } from './loop-worker.js';
 import { pickIndices, sampleBatch } from './sampler.js';
+import { runTrainer, type TrainOutcome } from './trainer-run.js';
 import type { SliceStack } from '../volume/slices.js';
 import { createRng, type Rng } from '../engine/random.js';
 
@@ -40,11 +39,7 @@ export interface VqvaeTrainOptions extends CommonTrainOptions {
   prepared?: PreparedData;
 }
 
-export interface TrainOutcome extends LoopResult {
-  outDir: string;
-  backend: string;
-  workers: number;
-}
+export type { TrainOutcome } from './trainer-run.js';
 
 /** Fixed held-out batches: evenly spread slices of each held-out volume, unaugmented. */
 export function holdoutImageBatches(stacks: readonly SliceStack[], perVolume: number, batch: number): ImageBatch[] {
@@ -66,6 +61,36 @@ export function holdoutImageBatches(stacks: readonly SliceStack[], perVolume: nu
     out.push({ kind: 'images', images: data, positions: Float32Array.from(positions.slice(start, start + batch)), count: chunk.length, size });
   }
   return out;
+}
+
+/** What the image trainers (VQ-VAE, VAE) train on. */
+export interface ImageTraining {
+  readonly geometry: { volumesPerBatch: number; slicesPerVolume: number };
+  readonly stepsPerEpoch: number;
+  /** `batch` random augmented slices of the training volumes. */
+  readonly nextBatch: (rng: Rng) => ImageBatch;
+  /** Fixed held-out batches (`holdoutImageBatches`). */
+  readonly holdout: ImageBatch[];
+}
+
+/** Batches of `batch` slices; an epoch covers the training slices once unless `stepsPerEpoch` is given. */
+export function imageTraining(data: PreparedData, batch: number, augment: AugmentOptions, stepsPerEpoch: number | undefined): ImageTraining {
+  const geometry = batchGeometry(batch);
+  const trainStacks = data.train.map((e) => e.stack);
+  const trainSlices = trainStacks.reduce((a, s) => a + s.count, 0);
+  return {
+    geometry,
+    stepsPerEpoch: stepsPerEpoch ?? Math.max(1, Math.ceil(trainSlices / batch)),
+    nextBatch: (rng) => {
+      const b = sampleBatch(trainStacks, { ...geometry, rng, augment });
+      return { kind: 'images', images: b.images, positions: b.positions, count: b.count, size: b.height };
+    },
+    holdout: holdoutImageBatches(
+      data.holdout.map((e) => e.stack),
+      HOLDOUT_SLICES_PER_VOLUME,
+      batch,
+    ),
+  };
 }
 
 /** Re-seeds the codes no position chose this epoch; returns how many. */
@@ -118,89 +143,35 @@ export async function trainVqvae(opts: VqvaeTrainOptions): Promise<TrainOutcome>
   const data = opts.prepared ?? (await prepareData(opts, cfg.inputSize));
   const batch = opts.batch ?? DEFAULT_VQVAE_BATCH;
   const seed = opts.seed ?? 0;
-  const geometry = batchGeometry(batch);
-  const augment = augmentOptionsFor(opts.augment ?? 'paper', opts.region);
-  const trainStacks = data.train.map((e) => e.stack);
-  const trainSlices = trainStacks.reduce((a, s) => a + s.count, 0);
-  const stepsPerEpoch = opts.stepsPerEpoch ?? Math.max(1, Math.ceil(trainSlices / batch));
+  const augmentPreset = opts.augment ?? 'paper';
+  const images = imageTraining(data, batch, augmentOptionsFor(augmentPreset, opts.region), opts.stepsPerEpoch);
   const model = { kind: 'vqvae' as const, config: cfg };
   const layout = paramLayout(model);
-  let initialWeights: Float32Array;
-  if (opts.startFrom !== undefined) {
-    if (opts.startFrom.weights.length !== layout.total) throw new Error(`startFrom holds ${opts.startFrom.weights.length} values, the VQ-VAE layout ${layout.total}`);
-    initialWeights = opts.startFrom.weights.slice();
-  } else {
-    const initial = initVqvae(cfg, seed);
-    initialWeights = flattenParams(initial, layout);
-    disposeParams(initial);
+  if (opts.startFrom !== undefined && opts.startFrom.weights.length !== layout.total) {
+    throw new Error(`startFrom holds ${opts.startFrom.weights.length} values, the VQ-VAE layout ${layout.total}`);
   }
-
-  const nextImageBatch = (rng: Rng): ImageBatch => {
-    const b = sampleBatch(trainStacks, { ...geometry, rng, augment });
-    return { kind: 'images', images: b.images, positions: b.positions, count: b.count, size: b.height };
-  };
-  const engine = await createTrainingEngine(model, { workers: data.workers, backend: data.info.backend === 'cpu' ? 'cpu' : 'wasm' });
-  try {
-    const adam = { ...DEFAULT_ADAM, lr: opts.lr ?? DEFAULT_ADAM.lr };
-    const result = await runTrainingLoop({
-      model,
-      name: 'vqvae',
-      outDir: opts.outDir,
-      engine,
-      layout,
-      initialWeights,
-      epochs: opts.epochs ?? DEFAULT_VQVAE_EPOCHS,
-      stepsPerEpoch,
-      seed,
-      adam,
-      clip: 1,
-      resume: opts.resume ?? false,
-      ...(opts.maxMinutes !== undefined ? { maxMinutes: opts.maxMinutes } : {}),
-      fingerprint: fingerprint({
-        kind: 'vqvae',
-        cfg,
-        seed,
-        batch,
-        stepsPerEpoch,
-        lr: adam.lr,
-        augment: opts.augment ?? 'paper',
-        train: data.train.map((e) => e.file),
-        holdout: data.holdout.map((e) => e.file),
-        ...(opts.startFrom !== undefined ? { startFrom: opts.startFrom.label } : {}),
-      }),
-      nextBatch: nextImageBatch,
-      holdout: holdoutImageBatches(
-        data.holdout.map((e) => e.stack),
-        HOLDOUT_SLICES_PER_VOLUME,
-        batch,
-      ),
-      afterEpoch: async (ctx) => ({ reseeded: await reseedDeadCodes(ctx, cfg, layout) }),
-      initialise: opts.startFrom !== undefined ? undefined : async (weights, eng) => {
-        const rng = createRng(`${seed}:codebook-init`);
-        const first = nextImageBatch(rng);
-        await initCodebookFromData(weights, cfg, layout, (b) => eng.latents(weights, 0, b), first, rng);
-      },
-      codebookSize: cfg.codebookSize,
-      record: {
-        command: opts.command ?? null,
-        model: 'vqvae',
-        preset: opts.preset,
-        region: opts.region,
-        config: cfg,
-        backend: data.info.backend,
-        batch,
-        volumesPerBatch: geometry.volumesPerBatch,
-        slicesPerVolume: geometry.slicesPerVolume,
-        augment: opts.augment ?? 'paper',
-        trainVolumes: data.train.map((e) => e.file),
-        holdoutVolumes: data.holdout.map((e) => e.file),
-        skippedFiles: data.skipped,
-      },
-      log: data.log,
-      sink: data.sink,
-    });
-    return { ...result, outDir: opts.outDir, backend: data.info.backend, workers: engine.workers };
-  } finally {
-    await engine.close();
-  }
+  return runTrainer(opts, data, {
+    model,
+    batch,
+    seed,
+    epochs: opts.epochs ?? DEFAULT_VQVAE_EPOCHS,
+    stepsPerEpoch: images.stepsPerEpoch,
+    start: opts.startFrom !== undefined ? opts.startFrom.weights.slice() : initVqvae(cfg, seed),
+    fingerprint: {
+      augment: augmentPreset,
+      train: data.train.map((e) => e.file),
+      holdout: data.holdout.map((e) => e.file),
+      ...(opts.startFrom !== undefined ? { startFrom: opts.startFrom.label } : {}),
+    },
+    nextBatch: images.nextBatch,
+    holdout: images.holdout,
+    afterEpoch: async (ctx) => ({ reseeded: await reseedDeadCodes(ctx, cfg, layout) }),
+    initialise: opts.startFrom !== undefined ? undefined : async (weights, eng) => {
+      const rng = createRng(`${seed}:codebook-init`);
+      const first = images.nextBatch(rng);
+      await initCodebookFromData(weights, cfg, layout, (b) => eng.latents(weights, 0, b), first, rng);
+    },
+    codebookSize: cfg.codebookSize,
+    record: { batching: { ...images.geometry, augment: augmentPreset } },
+  });
 }
