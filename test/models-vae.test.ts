@@ -20,20 +20,10 @@ import { validateVaeConfig, vaeFlatSize, vaePreset, type VaeConfig } from '../sr
 import { CODEBOOK, vqvaeParamSpecs } from '../src/models/vqvae.js';
 import { vqvaePreset } from '../src/models/config.js';
 import { loadModel, manifestPath, saveModel } from '../src/models/weights.js';
+import { TINY_VAE as TINY_SCORE_VAE } from './helpers/score-fixtures.js';
 
-export const TINY_VAE: VaeConfig = {
-  inputSize: 16,
-  inChannels: 1,
-  condChannels: 1,
-  channels: [4, 8, 8],
-  blocksPerLevel: 1,
-  dropout: 0,
-  upsample: 'nearest-conv',
-  normGroups: 2,
-  denseChannels: 4,
-  latentDim: 6,
-  recStd: 0.5,
-};
+/** The shared tiny VAE, without dropout (as these tests had it). */
+const TINY_VAE: VaeConfig = { ...TINY_SCORE_VAE, dropout: 0 };
 
 const root = mkdtempSync(join(tmpdir(), 'moodlsr-models-vae-'));
 beforeAll(async () => {

@@ -24,24 +24,11 @@ import { runPrediction } from '../src/mood/run.js';
 import { hostParams } from '../src/onnx/emit-blocks.js';
 import { emitVaeDecoder, emitVaeEncoder, emitVaeTerms } from '../src/onnx/emit-vae.js';
 import { createSession, requireOnnxRuntime } from '../src/onnx/runtime.js';
-import { tinyBrain } from './helpers/score-fixtures.js';
+import { TINY_VAE, tinyBrain } from './helpers/score-fixtures.js';
 
 const TOLERANCE = 1e-4;
 const silent = () => undefined;
 
-const TINY_VAE: VaeConfig = {
-  inputSize: 16,
-  inChannels: 1,
-  condChannels: 1,
-  channels: [4, 8, 8],
-  blocksPerLevel: 1,
-  dropout: 0.1,
-  upsample: 'nearest-conv',
-  normGroups: 2,
-  denseChannels: 4,
-  latentDim: 6,
-  recStd: 0.5,
-};
 
 /** max |a − b| / max |b|. */
 function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {

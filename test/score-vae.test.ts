@@ -9,7 +9,6 @@ import { createRng } from '../src/engine/random.js';
 import { readNifti, writeNifti } from '../src/io/nifti.js';
 import { disposeParams, type ParamMap } from '../src/models/params.js';
 import { initVae } from '../src/models/vae.js';
-import type { VaeConfig } from '../src/models/vae-config.js';
 import { saveModel } from '../src/models/weights.js';
 import { METHODS, methodNames } from '../src/mood/methods.js';
 import { PredictionSetupError, runPrediction } from '../src/mood/run.js';
@@ -26,21 +25,8 @@ import {
   type VaeNetwork,
 } from '../src/baselines/vae-score.js';
 import { makeVolume, type Affine, type Shape3, type Volume } from '../src/volume/volume.js';
-import { tinyBrain } from './helpers/score-fixtures.js';
+import { TINY_VAE, tinyBrain } from './helpers/score-fixtures.js';
 
-const TINY_VAE: VaeConfig = {
-  inputSize: 16,
-  inChannels: 1,
-  condChannels: 1,
-  channels: [4, 8, 8],
-  blocksPerLevel: 1,
-  dropout: 0.1,
-  upsample: 'nearest-conv',
-  normGroups: 2,
-  denseChannels: 4,
-  latentDim: 6,
-  recStd: 0.5,
-};
 
 const root = mkdtempSync(join(tmpdir(), 'moodlsr-score-vae-'));
 const weights = join(root, 'weights');

@@ -13,21 +13,10 @@ import { loadCheckpoint } from '../src/train/checkpoint.js';
 import { createTrainingEngine } from '../src/train/engine.js';
 import { flattenParams, paramLayout, type ImageBatch } from '../src/train/loop-worker.js';
 import { trainVae, type VaeTrainOptions } from '../src/train/vae-trainer.js';
+import { TINY_VAE as TINY_SCORE_VAE } from './helpers/score-fixtures.js';
 import { capture, normalFolder, tempRoot } from './helpers/train-fixtures.js';
 
-const TINY_VAE: VaeConfig = {
-  inputSize: 16,
-  inChannels: 1,
-  condChannels: 1,
-  channels: [4, 8, 8],
-  blocksPerLevel: 1,
-  dropout: 0.1,
-  upsample: 'nearest-conv',
-  normGroups: 2,
-  denseChannels: 4,
-  latentDim: 8,
-  recStd: 0.5,
-};
+const TINY_VAE: VaeConfig = { ...TINY_SCORE_VAE, latentDim: 8 };
 
 let root: string;
 let cleanup: () => Promise<void>;

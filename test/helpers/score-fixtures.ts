@@ -9,6 +9,7 @@ import {
   type PixelSnailConfig,
   type VqvaeConfig,
 } from '../../src/models/index.js';
+import type { VaeConfig } from '../../src/models/vae-config.js';
 import type { LsrNetworks } from '../../src/score/networks.js';
 import { makeVolume, type Shape3, type Volume } from '../../src/volume/volume.js';
 
@@ -24,6 +25,21 @@ export const TINY_VQVAE: VqvaeConfig = {
   upsample: 'nearest-conv',
   normGroups: 2,
   commitmentWeight: 1,
+};
+
+/** The tiny VAE of the VAE tests (the VQ-VAE's tiny encoder/decoder, a 6-d latent). */
+export const TINY_VAE: VaeConfig = {
+  inputSize: 16,
+  inChannels: 1,
+  condChannels: 1,
+  channels: [4, 8, 8],
+  blocksPerLevel: 1,
+  dropout: 0.1,
+  upsample: 'nearest-conv',
+  normGroups: 2,
+  denseChannels: 4,
+  latentDim: 6,
+  recStd: 0.5,
 };
 
 export const TINY_PRIOR: PixelSnailConfig = {
