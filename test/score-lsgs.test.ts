@@ -11,11 +11,11 @@ import { disposeParams, type ParamMap } from '../src/models/params.js';
 import { cliEntryPath, METHODS } from '../src/mood/methods.js';
 import { execFileSync } from 'node:child_process';
 import { runPrediction } from '../src/mood/run.js';
-import { calibrateLsgs, writeLsgsCalibration } from '../src/score/calibrate-lsgs.js';
-import { loadLsgsModel, lsgsPredictor, readLsgsCalibration } from '../src/score/lsgs-model.js';
-import { loadLsgsNetworks, disposeLsgsNetworks, type TransformerNetwork } from '../src/score/lsgs-networks.js';
-import { restoreParallel } from '../src/score/lsgs-restoration.js';
-import { disposeLsrNetworks } from '../src/score/networks.js';
+import { calibrateLsgs, writeLsgsCalibration } from '../src/methods/lsgs/calibrate.js';
+import { loadLsgsModel, lsgsPredictor, readLsgsCalibration } from '../src/methods/lsgs/model.js';
+import { loadLsgsNetworks, disposeLsgsNetworks, type TransformerNetwork } from '../src/methods/lsgs/networks.js';
+import { restoreParallel } from '../src/methods/lsgs/restoration.js';
+import { disposeLsrNetworks } from '../src/methods/lsr/networks.js';
 import { randomCodes, tinyBrain, tinyNetworks } from './helpers/score-fixtures.js';
 
 const root = mkdtempSync(join(tmpdir(), 'moodlsr-score-lsgs-'));

@@ -1,6 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { listNiftiFiles } from '../train/dataset.js';
-import { ENGINE_HELP, parseEngineChoice } from '../score/engine-choice.js';
+import { ENGINE_HELP, parseEngineChoice } from '../inference/engine-choice.js';
 import type { SliceSelection } from '../volume/slices.js';
 import { collect, parseInteger, stderrLog } from './common.js';
 
@@ -46,7 +46,7 @@ export function registerCalibrate(program: Command): void {
       const files = await listNiftiFiles(opts.data);
       if (files.length === 0) throw new Error(`no NIfTI files in ${opts.data.join(', ')}`);
       const log = stderrLog('calibrate lsr: ');
-      const { calibrateLsr, writeLsrCalibration } = await import('../score/calibrate-lsr.js');
+      const { calibrateLsr, writeLsrCalibration } = await import('../methods/lsr/calibrate.js');
       const calibration = await calibrateLsr({
         weightsDir: opts.weights,
         files,
@@ -77,8 +77,8 @@ export function registerCalibrate(program: Command): void {
       const files = await listNiftiFiles(opts.data);
       if (files.length === 0) throw new Error(`no NIfTI files in ${opts.data.join(', ')}`);
       const log = stderrLog('calibrate vae: ');
-      const { calibrateVae } = await import('../baselines/vae-calibrate.js');
-      const { writeVaeCalibration } = await import('../baselines/vae-model.js');
+      const { calibrateVae } = await import('../methods/vae/calibrate.js');
+      const { writeVaeCalibration } = await import('../methods/vae/model.js');
       const calibration = await calibrateVae({
         weightsDir: opts.weights,
         files,
@@ -120,7 +120,7 @@ function registerCalibrateLsgs(calibrate: Command): void {
       const files = await listNiftiFiles(opts.data);
       if (files.length === 0) throw new Error(`no NIfTI files in ${opts.data.join(', ')}`);
       const log = stderrLog('calibrate lsgs: ');
-      const { calibrateLsgs, writeLsgsCalibration } = await import('../score/calibrate-lsgs.js');
+      const { calibrateLsgs, writeLsgsCalibration } = await import('../methods/lsgs/calibrate.js');
       const calibration = await calibrateLsgs({
         weightsDir: opts.weights,
         files,

@@ -8,7 +8,7 @@ import { runLeaderboard } from '../../eval/harness/leaderboard.js';
 import { describeDrops, findDrops } from '../../eval/harness/regression.js';
 import { parseEntry, type Entry } from '../../eval/harness/runner.js';
 import { writeReport } from '../../eval/report/index.js';
-import { ENGINE_HELP, parseEngineChoice } from '../score/engine-choice.js';
+import { ENGINE_HELP, parseEngineChoice } from '../inference/engine-choice.js';
 import { collect, parseInteger, parseNumber, stderrLog } from './common.js';
 
 interface LeaderboardCliOptions {

@@ -3,7 +3,7 @@ import { parseShard } from '../mood/cases.js';
 import { METHODS, methodNames, shippedWeightsDir } from '../mood/methods.js';
 import type { MoodRegion, MoodTask } from '../mood/predictor.js';
 import { runPrediction } from '../mood/run.js';
-import { ENGINE_HELP, parseEngineChoice } from '../score/engine-choice.js';
+import { ENGINE_HELP, parseEngineChoice } from '../inference/engine-choice.js';
 import { parseInteger, stderrLog } from './common.js';
 
 interface PredictCliOptions {

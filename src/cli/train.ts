@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { fitZScore, saveZScore } from '../baselines/zscore-model.js';
+import { fitZScore, saveZScore } from '../methods/zscore/model.js';
 import { listNiftiFiles } from '../train/dataset.js';
 import { collect, parseInteger, parseNumber, stderrLog } from './common.js';
 import type { PresetName } from '../models/config.js';
@@ -140,7 +140,7 @@ function registerNetworkTraining(train: Command): void {
     .option('--latent <n>', 'latent dimension (default: the preset\'s, 128)', parseInteger('--latent', 1))
     .action(async (flags: NetworkTrainFlags & { recStd?: number; latent?: number }) => {
       if (flags.augment !== 'paper' && flags.augment !== 'none') throw new Error('--augment must be paper or none');
-      const { trainVae } = await import('../train/vae-trainer.js');
+      const { trainVae } = await import('../methods/vae/trainer.js');
       const result = await trainVae({
         ...commonOptions(flags),
         preset: parsePreset(flags.preset),
@@ -168,7 +168,7 @@ function registerLsgsTraining(train: Command): void {
     .option('--augment <a>', 'augmentation while fine-tuning: paper or none', 'paper')
     .action(async (flags: NetworkTrainFlags) => {
       if (flags.augment !== 'paper' && flags.augment !== 'none') throw new Error('--augment must be paper or none');
-      const { aggregateCodebook } = await import('../train/aggregate.js');
+      const { aggregateCodebook } = await import('../methods/lsgs/aggregate.js');
       const result = await aggregateCodebook({
         ...commonOptions(flags),
         preset: parsePreset(flags.preset),
@@ -189,7 +189,7 @@ function registerLsgsTraining(train: Command): void {
     .option('--tamper-fraction <f>', 'fraction of each code map replaced by random codes (default 0.1; causal: 0)', parseNumber('--tamper-fraction', 0, 1))
     .option('--beta <b>', 'β of (1−β)·CE(tampered) + β·CE(untampered)', parseNumber('--beta', 0, 1), 0.01)
     .action(async (flags: NetworkTrainFlags) => {
-      const { trainTransformer } = await import('../train/transformer-trainer.js');
+      const { trainTransformer } = await import('../methods/lsgs/trainer.js');
       const result = await trainTransformer({
         ...commonOptions(flags),
         preset: parsePreset(flags.preset),

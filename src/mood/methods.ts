@@ -1,8 +1,8 @@
 import { join } from 'node:path';
-import { loadZScore, zscorePredictor } from '../baselines/zscore-model.js';
+import { loadZScore, zscorePredictor } from '../methods/zscore/model.js';
 import type { MoodRegion, Predictor } from './predictor.js';
 import { CLI_ENTRY, PACKAGE_ROOT } from '../package-root.js';
-import type { EngineChoice } from '../score/engine-choice.js';
+import type { EngineChoice } from '../inference/engine-choice.js';
 
 /** Options every method may use (methods without networks ignore them). */
 export interface MethodOptions {
@@ -16,16 +16,16 @@ export interface MethodOptions {
  */
 export const METHODS: Readonly<Record<string, (weightsDir: string, opts?: MethodOptions) => Promise<Predictor>>> = {
   zscore: async (dir) => zscorePredictor(await loadZScore(dir)),
-  lsr: async (dir, opts) => (await import('../score/lsr-model.js')).createLsrPredictor(dir, opts),
+  lsr: async (dir, opts) => (await import('../methods/lsr/model.js')).createLsrPredictor(dir, opts),
   // VAE baselines (Zimmerer et al. 2019): sample scores vae-elbo, vae-kl, vae-rec; pixel maps vae-rec,
-  // vae-elbograd, vae-klgrad, vae-recgrad, vae-combi (src/baselines/vae-model.ts).
+  // vae-elbograd, vae-klgrad, vae-recgrad, vae-combi (src/methods/vae/model.ts).
   ...Object.fromEntries(
     ['vae-rec', 'vae-elbo', 'vae-kl', 'vae-elbograd', 'vae-klgrad', 'vae-recgrad', 'vae-combi'].map((name) => [
       name,
-      async (dir: string, opts?: MethodOptions) => (await import('../baselines/vae-model.js')).createVaePredictor(dir, name, opts),
+      async (dir: string, opts?: MethodOptions) => (await import('../methods/vae/model.js')).createVaePredictor(dir, name, opts),
     ]),
   ),
-  lsgs: async (dir, opts) => (await import('../score/lsgs-model.js')).createLsgsPredictor(dir, opts),
+  lsgs: async (dir, opts) => (await import('../methods/lsgs/model.js')).createLsgsPredictor(dir, opts),
 };
 
 export function methodNames(): string[] {

@@ -5,8 +5,8 @@
  *
  * A model emitter (./emit-vqvae.ts, ./emit-pixelsnail.ts, ./emit-transformer.ts, ./emit-vae.ts)
  * strings these together exactly as the model's tfjs forward function does, with the graph inputs
- * and outputs its engine runs (src/score/onnx-engine.ts, src/score/lsgs-onnx-engine.ts,
- * src/baselines/vae-onnx.ts). A new model family needs one such emitter (add an operator helper to
+ * and outputs its engine runs (src/methods/lsr/onnx-engine.ts, src/methods/lsgs/onnx-engine.ts,
+ * src/methods/vae/onnx-engine.ts). A new model family needs one such emitter (add an operator helper to
  * ./graph.ts and a block emitter here where needed), then a parity test against the tfjs forward
  * function (test/onnx-parity*.test.ts show how).
  */
