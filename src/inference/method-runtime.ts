@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { initEngine } from '../engine/backend.js';
 import { createInferencePool, type InferencePool } from '../engine/pool.js';
 import { InputFileError } from '../errors.js';
-import type { CreateEngineOptions } from '../methods/lsr/engine.js';
+import type { CreateEngineOptions } from './resolve-engine.js';
 import type { EngineChoice } from './engine-choice.js';
 import type { ChunkRunner } from '../score/slice-chunks.js';
 

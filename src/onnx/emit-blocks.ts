@@ -332,3 +332,17 @@ export function emitConvGlu(g: GraphBuilder, params: HostParams, prefix: string,
   const gate = emitConv(g, part('gate', half, 2 * half), `${prefix}.gate`, x, opts);
   return { ...value, value: g.mul(value.value, g.sigmoid(gate.value)) };
 }
+
+/** What a prior graph over code maps outputs: logits [B, h, w, K] or the NLL of each map's own codes [B, h, w]. */
+export type PriorOutput = 'logits' | 'nll';
+
+/**
+ * src/models/blocks.ts nllFromLogits: −Σ_k log softmax · oneHot over the last (contiguous) axis of logits
+ * [B, h, w, K] against code maps [B, h, w] int32 → [B, h, w]. Shared by every prior over code maps.
+ */
+export function emitNllFromLogits(g: GraphBuilder, logits: Value, codes: Value, k: number): Value {
+  const identity = new Float32Array(k * k);
+  for (let i = 0; i < k; i++) identity[i * k + i] = 1;
+  const oneHotNhwc = g.gather(g.initializer('one_hot_rows', [k, k], identity), codes);
+  return g.neg(g.reduceSum(g.mul(g.logSoftmax(logits, 3), oneHotNhwc), [3], false));
+}

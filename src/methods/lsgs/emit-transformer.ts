@@ -12,7 +12,7 @@ import type { TransformerConfig } from './transformer.js';
 import { DataType } from '../../onnx/onnx-proto.js';
 import { GraphBuilder, type Value } from '../../onnx/graph.js';
 import { emitBatchBroadcast, emitPositionColumn, hostParam, type HostParams } from '../../onnx/emit-blocks.js';
-import { emitNllFromLogits, type PriorOutput } from '../lsr/emit-pixelsnail.js';
+import { emitNllFromLogits, type PriorOutput } from '../../onnx/emit-blocks.js';
 
 /** transformer.ts linear: x·W + b over the last axis. */
 function emitLinear(g: GraphBuilder, params: HostParams, prefix: string, x: Value): Value {

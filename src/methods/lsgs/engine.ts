@@ -4,34 +4,13 @@
  * exported from the loaded weights: src/onnx/emit-vqvae.ts, src/methods/lsgs/emit-transformer.ts). 'auto'
  * resolves as for LSR (./engine.ts resolveEngine).
  */
-import type { TransformerConfig } from '../../models/index.js';
-import { resolveEngine, type CreateEngineOptions, type EngineChoice, type EngineName } from '../lsr/engine.js';
+import type { EngineChoice } from '../../inference/engine-choice.js';
+import { resolveEngine, type CreateEngineOptions } from '../../inference/resolve-engine.js';
+import { decodeCodeMaps, encodeSlices } from '../../inference/vqvae-steps.js';
+import type { LsgsEngine, TransformerPasses } from './engine-types.js';
 import { transformerCodeNlls, transformerLogitsOf, type LsgsNetworks, type TransformerNetwork } from './networks.js';
-import { decodeCodeMaps, encodeSlices } from '../lsr/networks.js';
 
-/** The transformer's two passes over code maps (typed arrays in and out). */
-export interface TransformerPasses {
-  readonly cfg: TransformerConfig;
-  /** Logits of every position: float32 [count, h·w, K]; `batch` = most maps per call (engine default when absent). */
-  logits(codes: Int32Array, positions: Float32Array, batch?: number): Promise<Float32Array>;
-  /** NLL (nats) of every observed code: float32 [count, h, w]. */
-  nlls(codes: Int32Array, positions: Float32Array): Promise<Float32Array>;
-}
-
-export interface LsgsEngine {
-  readonly name: EngineName;
-  /** Configs (and, for TF.js, the parameters) of the two networks. */
-  readonly nets: LsgsNetworks;
-  readonly transformer: TransformerPasses;
-  /** Whether pixel scores should run on worker threads (single-threaded backends such as wasm). */
-  readonly wantsWorkers: boolean;
-  /** Nearest-code maps of normalised slices (count × S × S) → int32 [count, h, w]. */
-  encodeSlices(images: Float32Array, positions: Float32Array): Promise<Int32Array>;
-  /** Decoded images of code maps (count × h × w) → float32 [count, S, S]; `batch` = most maps per call. */
-  decodeCodeMaps(codes: Int32Array, positions: Float32Array, batch?: number): Promise<Float32Array>;
-  /** Releases sessions (ONNX); the networks' parameters stay with their owner. */
-  dispose(): Promise<void>;
-}
+export type { LsgsEngine, TransformerPasses } from './engine-types.js';
 
 /** The transformer's tfjs forward functions as passes. */
 export function tfjsTransformerPasses(net: TransformerNetwork): TransformerPasses {

@@ -18,7 +18,7 @@ import {
   type TransformerConfig,
   type VqvaeConfig,
 } from '../../models/index.js';
-import { batches, type VqvaeNetwork } from '../lsr/networks.js';
+import { batches, take, type VqvaeNetwork } from '../../inference/vqvae-steps.js';
 
 export const LSGS_VQVAE_NAME = 'vqvae';
 export const TRANSFORMER_NAME = 'transformer';
@@ -69,14 +69,6 @@ export function loadLsgsNetworks(dir: string): LsgsNetworks {
 export function disposeLsgsNetworks(nets: LsgsNetworks): void {
   disposeParams(nets.vqvae.params);
   disposeParams(nets.transformer.params);
-}
-
-function take<T extends Float32Array>(t: tf.Tensor): T {
-  try {
-    return t.dataSync() as T;
-  } finally {
-    t.dispose();
-  }
 }
 
 function check(net: TransformerNetwork, codes: Int32Array, count: number, what: string): number {

@@ -10,9 +10,9 @@ import { packageVersion } from '../../models/index.js';
 import { hostParams } from '../../onnx/emit-blocks.js';
 import { emitTransformer } from './emit-transformer.js';
 import { requireOnnxRuntime } from '../../onnx/runtime.js';
-import type { LsgsEngine } from './engine.js';
+import type { LsgsEngine } from './engine-types.js';
 import type { LsgsNetworks } from './networks.js';
-import { concatParts, exportVqvaeOnnx, lazySession, runCodeMapGraph, vqvaeOnnxSteps } from '../lsr/onnx-engine.js';
+import { concatParts, exportVqvaeOnnx, lazySession, runCodeMapGraph, vqvaeOnnxSteps } from '../../inference/onnx-sessions.js';
 
 export interface OnnxLsgsEngineOptions {
   readonly threads: number;

@@ -22,7 +22,7 @@ import * as tf from '@tensorflow/tfjs';
 import { type ForwardOptions, oneHotFloat } from '../../models/blocks.js';
 import type { PresetName, Region } from '../../models/config.js';
 import { initParams, param, ParamSpecList, type ParamMap, type ParamSpec } from '../../models/params.js';
-import { nllFromLogits } from '../lsr/pixelsnail.js';
+import { nllFromLogits } from '../../models/blocks.js';
 import { createRng, type Rng } from '../../engine/random.js';
 
 export interface TransformerConfig {

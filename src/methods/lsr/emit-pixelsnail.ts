@@ -10,6 +10,8 @@ import { attentionMask } from './pixelsnail.js';
 import { DataType } from '../../onnx/onnx-proto.js';
 import { GraphBuilder, type Value } from '../../onnx/graph.js';
 import {
+  emitNllFromLogits,
+  type PriorOutput,
   emitAdd,
   emitBatchBroadcast,
   emitConcat,
@@ -95,7 +97,6 @@ function emitCausalAttention(g: GraphBuilder, params: HostParams, prefix: string
   return feature(g.reshape(out, [0, a.valueChannels, h, w]), a.valueChannels, h, w);
 }
 
-export type PriorOutput = 'logits' | 'nll';
 
 export function emitPixelSnail(params: HostParams, cfg: PixelSnailConfig, output: PriorOutput): GraphBuilder {
   const g = new GraphBuilder(`pixelsnail_${output}`);
@@ -126,15 +127,4 @@ export function emitPixelSnail(params: HostParams, cfg: PixelSnailConfig, output
     g.output(emitNllFromLogits(g, logits, codes, k), 'nll', DataType.FLOAT, ['batch', h, w]);
   }
   return g;
-}
-
-/**
- * pixelsnail.ts nllFromLogits: −Σ_k log softmax · oneHot over the last (contiguous) axis of logits
- * [B, h, w, K] against code maps [B, h, w] int32 → [B, h, w]. Shared by every prior over code maps.
- */
-export function emitNllFromLogits(g: GraphBuilder, logits: Value, codes: Value, k: number): Value {
-  const identity = new Float32Array(k * k);
-  for (let i = 0; i < k; i++) identity[i * k + i] = 1;
-  const oneHotNhwc = g.gather(g.initializer('one_hot_rows', [k, k], identity), codes);
-  return g.neg(g.reduceSum(g.mul(g.logSoftmax(logits, 3), oneHotNhwc), [3], false));
 }

@@ -30,6 +30,7 @@ import {
   conv,
   dropoutContext,
   glu,
+  nllFromLogits,
   oneHotFloat,
   padSpatial,
   shiftDown,
@@ -39,6 +40,8 @@ import {
   type Pad4,
 } from '../../models/blocks.js';
 import { initParams, ParamSpecList, type ParamMap, type ParamSpec } from '../../models/params.js';
+
+export { nllFromLogits } from '../../models/blocks.js';
 
 type CausalKind = 'down' | 'downright' | 'pointwise';
 
@@ -220,15 +223,6 @@ export function priorLogits(
       }
     }
     return conv(params, 'out', tf.elu(l));
-  });
-}
-
-/** −log p(code | prefix) in nats per position from logits [B,h,w,K] and codes [B,h,w]. */
-export function nllFromLogits(logits: tf.Tensor4D, codes: tf.Tensor3D): tf.Tensor3D {
-  return tf.tidy(() => {
-    const k = logits.shape[3];
-    const logp = tf.logSoftmax(logits);
-    return tf.neg(tf.sum(tf.mul(logp, oneHotFloat(codes, k)), 3)) as tf.Tensor3D;
   });
 }
 

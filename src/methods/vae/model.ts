@@ -37,7 +37,7 @@ import { preprocessForModel } from '../../volume/preprocess.js';
 import type { SliceSelection, SliceStack } from '../../volume/slices.js';
 import type { Volume } from '../../volume/volume.js';
 import type { EngineChoice, EngineName } from '../../inference/engine-choice.js';
-import { resolveEngine } from '../lsr/engine.js';
+import { resolveEngine } from '../../inference/resolve-engine.js';
 import { forwardOnly, onnxVaeForward, onnxVaePieces, type VaeOnnxForward } from './onnx-engine.js';
 import {
   composeVaeMaps,

@@ -12,8 +12,8 @@ import { packageVersion } from '../../models/index.js';
 import { hostParams } from '../../onnx/emit-blocks.js';
 import { emitVaeTerms } from './emit-vae.js';
 import { requireOnnxRuntime } from '../../onnx/runtime.js';
-import { batches } from '../lsr/networks.js';
-import { lazySession } from '../lsr/onnx-engine.js';
+import { batches } from '../../inference/vqvae-steps.js';
+import { lazySession } from '../../inference/onnx-sessions.js';
 import type { PieceRequest, SliceTerms, VaeNetwork, VaeStackPieces } from './score.js';
 
 export interface VaeOnnxForward {
