@@ -193,7 +193,7 @@ describe('moodlsr eval', () => {
 
 describe('shipped weights of each method', () => {
   it('zscore reads weights/REGION, the networks their sub-folder', async () => {
-    const { shippedWeightsDir } = await import('../src/mood/methods.js');
+    const { shippedWeightsDir } = await import('../src/methods/index.js');
     const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
     expect(shippedWeightsDir('brain')).toBe(join(root, 'weights', 'brain'));
     expect(shippedWeightsDir('abdom', 'zscore')).toBe(join(root, 'weights', 'abdom'));

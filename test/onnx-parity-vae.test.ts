@@ -19,7 +19,7 @@ import { disposeParams, type ParamMap } from '../src/models/params.js';
 import { initVae, vaeDecode, vaeEncode } from '../src/methods/vae/vae.js';
 import type { VaeConfig } from '../src/methods/vae/config.js';
 import { saveModel } from '../src/models/weights.js';
-import { METHODS } from '../src/mood/methods.js';
+import { METHODS } from '../src/methods/index.js';
 import { runPrediction } from '../src/mood/run.js';
 import { hostParams } from '../src/onnx/emit-blocks.js';
 import { emitVaeDecoder, emitVaeEncoder, emitVaeTerms } from '../src/methods/vae/emit-vae.js';

@@ -10,7 +10,7 @@ import { readNifti, writeNifti } from '../src/io/nifti.js';
 import { disposeParams, type ParamMap } from '../src/models/params.js';
 import { initVae } from '../src/methods/vae/vae.js';
 import { saveModel } from '../src/models/weights.js';
-import { METHODS, methodNames } from '../src/mood/methods.js';
+import { METHODS, methodNames } from '../src/methods/index.js';
 import { PredictionSetupError, runPrediction } from '../src/mood/run.js';
 import { registerCalibrate } from '../src/cli/calibrate.js';
 import { calibrateVae } from '../src/methods/vae/calibrate.js';

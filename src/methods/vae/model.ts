@@ -54,6 +54,9 @@ import {
   type VaeStackPieces,
 } from './score.js';
 import { isSliceSelection, readCalibrationFile } from '../../score/calibration-file.js';
+import { vaeMethod, vaeMethodTasks } from './variants.js';
+
+export { VAE_METHODS, vaeMethod, type VaeMethod } from './variants.js';
 
 export const VAE_NAME = 'vae';
 export const VAE_CALIBRATION_FILE = 'vae-calibration.json';
@@ -70,28 +73,6 @@ export interface VaeCalibration {
   /** c of v / (v + c) per pixel map: 99th percentile of the post-processed map over the foreground of held-out normals. */
   readonly pixelScale: Record<VaePixelMap, number>;
   readonly heldOut?: Record<string, unknown>;
-}
-
-export interface VaeMethod {
-  readonly name: string;
-  readonly sample?: VaeSampleScore;
-  readonly pixel?: VaePixelMap;
-}
-
-export const VAE_METHODS: readonly VaeMethod[] = [
-  { name: 'vae-rec', sample: 'rec', pixel: 'rec' },
-  { name: 'vae-elbo', sample: 'elbo' },
-  { name: 'vae-kl', sample: 'kl' },
-  { name: 'vae-elbograd', pixel: 'elbograd' },
-  { name: 'vae-klgrad', pixel: 'klgrad' },
-  { name: 'vae-recgrad', pixel: 'recgrad' },
-  { name: 'vae-combi', pixel: 'combi' },
-];
-
-export function vaeMethod(name: string): VaeMethod {
-  const m = VAE_METHODS.find((x) => x.name === name);
-  if (m === undefined) throw new Error(`unknown VAE method ${name} (known: ${VAE_METHODS.map((x) => x.name).join(', ')})`);
-  return m;
 }
 
 export function vaeCalibrationPath(dir: string): string {
@@ -304,9 +285,7 @@ export interface VaePredictorOptions {
 export function vaePredictor(model: VaeModel, methodName: string, opts: VaePredictorOptions = {}): Predictor {
   const method = vaeMethod(methodName);
   const cal = model.calibration;
-  const tasks: MoodTask[] = [];
-  if (method.sample !== undefined) tasks.push('sample');
-  if (method.pixel !== undefined) tasks.push('pixel');
+  const tasks = vaeMethodTasks(method);
   const s = (x: number) => `${x.toFixed(2)} s`;
   let pool: InferencePool<VaeJobTask, VaeStackPieces> | null = null;
   let workers: number | null = opts.workers ?? null;
