@@ -1,7 +1,7 @@
 /**
  * Calibration of the `lsgs` method on held-out NORMAL volumes, stored with the weights as
  * `<weights>/lsgs-calibration.json` (written atomically), measured as for `lsr`
- * (./calibrate-lsr.ts): λs = 98th and λ = 90th percentile of the transformer NLL of all held-out
+ * (src/methods/lsr/calibrate.ts): λs = 98th and λ = 90th percentile of the transformer NLL of all held-out
  * codes, the monotone sample-score calibration of the raw held-out sample scores, and the pixel scale
  * c = 99th percentile of the smoothed restoration score over the foreground of the first
  * `pixelVolumes` held-out volumes (1 when none).

@@ -1,8 +1,8 @@
 /**
- * Inference engines of the LSGS networks (VQ-VAE + transformer prior), as ./engine.ts is for LSR: the
+ * Inference engines of the LSGS networks (VQ-VAE + transformer prior), as src/methods/lsr/engine.ts is for LSR: the
  * same scores run on TF.js (wasm workers on CPU, tfjs-node-gpu on a GPU) or on ONNX Runtime (graphs
  * exported from the loaded weights: src/onnx/emit-vqvae.ts, src/methods/lsgs/emit-transformer.ts). 'auto'
- * resolves as for LSR (./engine.ts resolveEngine).
+ * resolves as for LSR (src/inference/resolve-engine.ts).
  */
 import type { EngineChoice } from '../../inference/engine-choice.js';
 import { resolveEngine, type CreateEngineOptions } from '../../inference/resolve-engine.js';

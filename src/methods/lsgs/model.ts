@@ -5,10 +5,10 @@
  * Sample score: NLL of every code of the (unmodified) code maps under the transformer, one pass per
  * batch of slices; Σ of the NLL above λs over codes and slices, mapped to [0, 1] by the monotone
  * calibration of ./calibration.ts (as `lsr`).
- * The networks run on an inference engine (./lsgs-engine.ts): ONNX Runtime (in-process, intra-op
+ * The networks run on an inference engine (./engine.ts): ONNX Runtime (in-process, intra-op
  * threads on every core) or TF.js.
  * Pixel score: parallel restoration and residuals against the plain reconstruction
- * (./lsgs-restoration.ts) on slice chunks (worker threads with TF.js on wasm; each slice's random stream is
+ * (./restoration.ts) on slice chunks (worker threads with TF.js on wasm; each slice's random stream is
  * keyed by its z index, so chunking and workers do not change the bytes), foreground mask, min-pool 3
  * / avg-pool 7×7×3, back onto the input grid with exact slice alignment, and AS / (AS + c) with the
  * calibrated c, as `lsr` (./pixel-score.ts explains why this monotone map replaces a hard clip).

@@ -1,7 +1,7 @@
 /**
  * The two networks of LSGS (VQ-VAE + transformer prior) as loaded from a weights folder, and the
  * batched transformer passes (typed arrays in and out; tensors only inside tf.tidy). Encoding and
- * decoding are those of latent space restoration (./networks.ts).
+ * decoding are those of the shared VQ-VAE steps (src/inference/vqvae-steps.ts).
  */
 import { existsSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';

@@ -65,7 +65,7 @@ export async function onnxLsgsEngine(nets: LsgsNetworks, opts: OnnxLsgsEngineOpt
       },
     },
     encodeSlices: (images, positions) => vqvae.encodeSlices(images, positions),
-    // One batch size for the decoder: ONNX Runtime runs ~16 maps per call best (./onnx-engine.ts).
+    // One batch size for the decoder: ONNX Runtime runs ~16 maps per call best (src/methods/lsr/onnx-engine.ts).
     decodeCodeMaps: (codes, positions) => vqvae.decodeCodeMaps(codes, positions),
     async dispose() {
       await Promise.all([vqvae.release(), sessions.logits.release(), sessions.nll.release()]);

@@ -1,7 +1,8 @@
 /**
  * The two networks of latent space restoration (VQ-VAE + autoregressive prior) as loaded from a
- * weights folder, and the batched inference steps shared by the sample score, the pixel score, the
- * calibration and the worker job: slices → code maps, code maps → per-code NLL, code maps → images.
+ * weights folder, and the prior's batched inference steps shared by the sample score, the pixel score,
+ * the calibration and the worker job: code maps → per-code NLL, code maps → logits (the VQ-VAE's steps,
+ * slices → code maps → images, are the shared ones of src/inference/vqvae-steps.ts, re-exported here).
  *
  * Every function here takes and returns plain typed arrays; tensors live only inside tf.tidy (or are
  * disposed right after being read), so nothing leaks across calls.

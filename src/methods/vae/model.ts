@@ -3,7 +3,7 @@
  * from `moodlsr calibrate vae`) and the predictors that score volumes with it.
  *
  * Path of a volume, shared with LSR: `preprocessForModel` (the slices and normalisation training
- * used, the calibration's slice selection) → per-slice scores (./vae-score.ts) → pixel maps:
+ * used, the calibration's slice selection) → per-slice scores (./score.ts) → pixel maps:
  * min-pool 3×3×3 then average-pool 7×7×3 on the slice stack (src/score/pixel-score.ts) → back onto
  * the input grid with each slice on its own z (src/volume/resample.ts) → v / (v + c) with c the
  * method's calibrated pixel scale; sample scores: the monotone calibration fitted on held-out normal
@@ -15,7 +15,7 @@
  *   vae-elbograd, vae-klgrad, vae-recgrad, vae-combi   pixel only (gradient maps, Combi)
  *
  * Engines (`--engine`): the forward-only work (x̂, KL, rec: every sample score and the vae-rec map)
- * runs on ONNX Runtime under 'onnx' / 'auto' (./vae-onnx.ts); the gradient maps need input
+ * runs on ONNX Runtime under 'onnx' / 'auto' (./onnx-engine.ts); the gradient maps need input
  * gradients, which ONNX Runtime cannot compute, so they always run on TF.js (workers on wasm).
  */
 import { existsSync } from 'node:fs';

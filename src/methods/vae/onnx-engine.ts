@@ -1,9 +1,9 @@
 /**
  * The forward-only part of the VAE scores on ONNX Runtime: one graph (src/methods/vae/emit-vae.ts
- * emitVaeTerms) gives x̂, KL and rec of every slice with z = μ, i.e. what ./vae-score.ts vaeSliceTerms
+ * emitVaeTerms) gives x̂, KL and rec of every slice with z = μ, i.e. what ./score.ts vaeSliceTerms
  * computes with TF.js. That covers the sample scores (vae-elbo, vae-kl, vae-rec) and the vae-rec
  * pixel map. The gradient maps (elbograd, klgrad, recgrad, combi) need ∂/∂x of the network, and ONNX
- * Runtime has no autodiff: they stay on TF.js (./vae-model.ts picks the runner per request).
+ * Runtime has no autodiff: they stay on TF.js (./model.ts picks the runner per request).
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
