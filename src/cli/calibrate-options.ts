@@ -10,7 +10,6 @@ export function parseSliceSelection(value: string): SliceSelection {
   return m[1] === 'every' ? { every: Number(m[2]) } : { count: Number(m[2]) };
 }
 
-
 /** Flags of the restoration methods' calibrations (lsr; lsgs adds its own). */
 export interface CalibrateLsrCliOptions {
   weights: string;
