@@ -29,9 +29,9 @@ import { minPool3d, avgPool3d, type Kernel3 } from '../volume/pool3d.js';
 import { stackToVolume } from '../volume/resample.js';
 import type { SliceStack } from '../volume/slices.js';
 import type { Shape3 } from '../volume/volume.js';
-import type { LsrEngine } from './engine.js';
+import type { LsrEngine } from '../methods/lsr/engine.js';
 import { decodeDistinct } from './decode-distinct.js';
-import { batches, latentGeometry } from './networks.js';
+import { batches, latentGeometry } from '../methods/lsr/networks.js';
 import { restoreCodes, type RestorationOptions, type RestorationStats } from './restoration.js';
 import { restorationWeights, weightedResidualMap } from './residual-weights.js';
 
