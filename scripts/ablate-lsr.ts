@@ -17,10 +17,10 @@ import { readdir, readFile, mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { readNifti, isNiftiFileName } from '../src/io/nifti.js';
 import { caseSeed } from '../src/mood/run.js';
-import { loadLsrModel } from '../src/score/lsr-model.js';
+import { loadLsrModel } from '../src/methods/lsr/model.js';
 import { encodeVolume } from '../src/score/sample-score.js';
 import { decodeDistinct } from '../src/score/decode-distinct.js';
-import { latentGeometry } from '../src/score/networks.js';
+import { latentGeometry } from '../src/methods/lsr/networks.js';
 import { restoreCodes } from '../src/score/restoration.js';
 import { changedPixels, restorationWeights, weightedResidualMap, type WeightingRule } from '../src/score/residual-weights.js';
 import { smoothStack, type VoxelSmoothing } from '../src/score/smoothing.js';
@@ -32,7 +32,7 @@ import { bodyMask, applyMask } from '../src/volume/body-mask.js';
 import { ScoreHistogram } from '../eval/metrics/index.js';
 import { caseGroupsOf, pixelResult, sampleResult, type CaseResult, type EvalResult } from '../eval/harness/evaluate.js';
 import { TOY_DIRS, type ToySetManifest } from '../eval/inject/toyset.js';
-import type { LsrEngine } from '../src/score/engine.js';
+import type { LsrEngine } from '../src/methods/lsr/engine-types.js';
 import type { Volume } from '../src/volume/volume.js';
 
 function option(name: string, fallback?: string): string {
