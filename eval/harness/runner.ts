@@ -8,9 +8,10 @@ import { spawn } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
 import { cliEntryPath } from '../../src/package-root.js';
 import type { MoodRegion, MoodTask } from '../../src/mood/predictor.js';
+import { parseSettingList } from '../../src/score/settings.js';
 
 export type Entry =
-  | { readonly name: string; readonly kind: 'method'; readonly method: string; readonly weights?: string; readonly engine?: string }
+  | { readonly name: string; readonly kind: 'method'; readonly method: string; readonly weights?: string; readonly engine?: string; readonly settings?: Readonly<Record<string, string>> }
   | { readonly name: string; readonly kind: 'command'; readonly command: string };
 
 export interface RunOutcome {
@@ -21,15 +22,24 @@ export interface RunOutcome {
   readonly tail: string;
 }
 
-/** Parses "NAME=COMMAND" (a shell command) or a bare method name ("zscore", "zscore@weights/dir"). */
+/**
+ * Parses "NAME=COMMAND" (a shell command) or a method: "zscore", "zscore@weights/dir", or with scoring
+ * options "lsr{lambdaP=inf,weighting=mean}@weights/dir" (passed to predict as --set; the entry's name
+ * keeps the braces, so variants of one method stand side by side).
+ */
 export function parseEntry(text: string, kind: 'method' | 'command'): Entry {
   if (kind === 'method') {
+    const braced = /^([^@{}]*)\{([^}]*)\}(.*)$/.exec(text);
+    const head = braced ? braced[1]! + braced[3]! : text;
     // split at the first @ only: the weights path may hold more
-    const at = text.indexOf('@');
-    const method = at < 0 ? text : text.slice(0, at);
-    const weights = at < 0 ? '' : text.slice(at + 1);
+    const at = head.indexOf('@');
+    const method = at < 0 ? head : head.slice(0, at);
+    const weights = at < 0 ? '' : head.slice(at + 1);
     if (!method) throw new Error(`--method needs a name, got "${text}"`);
-    return weights ? { name: method, kind, method, weights } : { name: method, kind, method };
+    if (braced && braced[3] !== '' && !braced[3]!.startsWith('@')) throw new Error(`--method: settings {…} go right after the name, got "${text}"`);
+    const settings = braced ? parseSettingList(braced[2]!) : undefined;
+    const name = braced ? `${method}{${braced[2]}}` : method;
+    return { name, kind, method, ...(weights ? { weights } : {}), ...(settings ? { settings } : {}) };
   }
   const eq = text.indexOf('=');
   if (eq <= 0) throw new Error(`--command must look like NAME=COMMAND, got "${text}"`);
@@ -45,6 +55,7 @@ export function commandLine(entry: Entry, io: { inDir: string; outDir: string; t
     const args = [cliEntryPath(), 'predict', '--task', io.task, '--region', io.region, '-i', io.inDir, '-o', io.outDir, '--method', entry.method, '--seed', String(io.seed)];
     if (entry.weights) args.push('--weights', entry.weights);
     if (entry.engine) args.push('--engine', entry.engine);
+    for (const [key, value] of Object.entries(entry.settings ?? {})) args.push('--set', `${key}=${value}`);
     return { file: process.execPath, args };
   }
   const filled = entry.command

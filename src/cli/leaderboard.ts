@@ -10,6 +10,8 @@ import { parseEntry, type Entry } from '../../eval/harness/runner.js';
 import { writeReport } from '../../eval/report/index.js';
 import { ENGINE_HELP, parseEngineChoice } from '../inference/engine-choice.js';
 import { methodNames, REGISTRY, requireScore, type Method } from '../methods/index.js';
+import { checkSettingKeys, collectSetting } from '../score/settings.js';
+import { findScore } from '../methods/index.js';
 import { collect, parseInteger, parseNumber, stderrLog } from './common.js';
 
 interface LeaderboardCliOptions {
@@ -26,6 +28,15 @@ interface LeaderboardCliOptions {
   baseline?: string;
   tolerance: number;
   engine?: string;
+  opt: Record<string, string>;
+}
+
+/** A method entry with the run-wide engine and settings; its own settings win, and every key is checked before anything runs. */
+function withMethodOptions(entry: Extract<Entry, { kind: 'method' }>, engine: string | undefined, settings: Record<string, string>): Entry {
+  const merged = { ...settings, ...(entry.settings ?? {}) };
+  const found = findScore(entry.method);
+  if (found) checkSettingKeys(merged, found.method.settings ?? [], found.method.id);
+  return { ...entry, ...(engine !== undefined ? { engine } : {}), ...(Object.keys(merged).length > 0 ? { settings: merged } : {}) };
 }
 
 /** `moodlsr leaderboard`: several predictors side by side on one toy-format set, with a report. */
@@ -36,6 +47,7 @@ export function registerLeaderboard(program: Command, registry: readonly Method[
     .requiredOption('--set <dir>', 'toy-format set (toy/, toy_label/, manifest.json), e.g. from `moodlsr inject`')
     .option('--method <name[@weights]>', `one of moodlsr’s methods, run through \`moodlsr predict\` (repeatable): ${methodNames(registry).join(', ')}`, collect, [])
     .option('--engine <name>', `for every --method: ${ENGINE_HELP} (default: predict's, auto)`)
+    .option('--opt <key=value>', 'a scoring option for every --method, passed to predict as --set key=value (repeatable; keys: predict --help); one entry\'s own: --method "lsr{lambdaP=inf,weighting=mean}@DIR"', collectSetting, {})
     .option('--command <NAME=CMD>', 'any predictor command, e.g. "lsr=sh scripts/run_pixel_brain.sh" or a docker run line; placeholders {in} {out} {task} {region}, else IN OUT are appended (repeatable)', collect, [])
     .option('--tasks <list>', 'sample,pixel', 'sample,pixel')
     .option('--region <region>', 'brain or abdom', 'brain')
@@ -51,7 +63,9 @@ export function registerLeaderboard(program: Command, registry: readonly Method[
       if (tasks.length === 0 || tasks.some((t) => t !== 'sample' && t !== 'pixel')) throw new Error(`--tasks must list sample and/or pixel, got "${opts.tasks}"`);
       if (opts.region !== 'brain' && opts.region !== 'abdom') throw new Error(`--region must be brain or abdom, got "${opts.region}"`);
       const engine = opts.engine === undefined ? undefined : parseEngineChoice(opts.engine);
-      const methods = opts.method.map((m) => parseEntry(m, 'method')).map((e) => (engine !== undefined && e.kind === 'method' ? { ...e, engine } : e));
+      const methods = opts.method
+        .map((m) => parseEntry(m, 'method'))
+        .map((e) => (e.kind === 'method' ? withMethodOptions(e, engine, opts.opt) : e));
       for (const e of methods) if (e.kind === 'method') requireScore(e.method, registry);
       const entries: Entry[] = [...methods, ...opts.command.map((c) => parseEntry(c, 'command'))];
       if (entries.length === 0) throw new Error('give at least one --method or --command');

@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import { parseShard } from '../mood/cases.js';
-import { describeScoreTasks, methodWeightsDir, REGISTRY, requireScoreFor, type Method } from '../methods/index.js';
+import { describeScoreTasks, describeSettingKeys, methodWeightsDir, REGISTRY, requireScoreFor, type Method } from '../methods/index.js';
 import type { MoodRegion, MoodTask } from '../mood/predictor.js';
 import { runPrediction } from '../mood/run.js';
+import { checkSettingKeys, collectSetting } from '../score/settings.js';
 import { ENGINE_HELP, parseEngineChoice } from '../inference/engine-choice.js';
 import { parseInteger, stderrLog } from './common.js';
 
@@ -22,6 +23,7 @@ interface PredictCliOptions {
   shard?: string;
   dtype: 'float32' | 'uint16';
   engine: string;
+  set: Record<string, string>;
 }
 
 export function registerPredict(program: Command, registry: readonly Method[] = REGISTRY): void {
@@ -38,16 +40,18 @@ export function registerPredict(program: Command, registry: readonly Method[] = 
     .option('--shard <K/N>', 'process only the K-th of N disjoint parts of the sorted case list')
     .option('--dtype <dtype>', 'pixel maps as float32 or uint16 (scale 1/65535)', 'float32')
     .option('--engine <name>', ENGINE_HELP, 'auto')
+    .option('--set <key=value>', `override a scoring option of the method without editing its weights (repeatable); keys: ${describeSettingKeys(registry)}`, collectSetting, {})
     .action(async (opts: PredictCliOptions) => {
       if (opts.task !== 'sample' && opts.task !== 'pixel') throw new Error(`--task must be sample or pixel, got "${opts.task}"`);
       if (opts.region !== 'brain' && opts.region !== 'abdom') throw new Error(`--region must be brain or abdom, got "${opts.region}"`);
       if (opts.dtype !== 'float32' && opts.dtype !== 'uint16') throw new Error(`--dtype must be float32 or uint16, got "${opts.dtype}"`);
       // Refused before any model loads: an unknown name, or a task the method does not score.
       const { method, score } = requireScoreFor(opts.method, opts.task, registry);
+      checkSettingKeys(opts.set, method.settings ?? [], method.id);
       const shard = opts.shard ? parseShard(opts.shard) : undefined;
       const engine = parseEngineChoice(opts.engine);
       const weightsDir = opts.weights ?? methodWeightsDir(method, opts.region);
-      const predictor = await method.load(weightsDir, { score: score.name, engine });
+      const predictor = await method.load(weightsDir, { score: score.name, engine, settings: opts.set });
       try {
         const summary = await runPrediction({
           task: opts.task,

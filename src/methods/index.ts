@@ -61,6 +61,12 @@ export function describeScoreTasks(registry: readonly Method[] = REGISTRY): stri
     .join(', ');
 }
 
+/** "lsr: lambdaP, weighting, …; zscore: …": the `--set` keys of every method that has some, for `--help`. */
+export function describeSettingKeys(registry: readonly Method[] = REGISTRY): string {
+  const parts = registry.filter((m) => (m.settings ?? []).length > 0).map((m) => `${m.id}: ${m.settings!.map((s) => s.key).join(', ')}`);
+  return parts.length > 0 ? parts.join('; ') : 'none';
+}
+
 /** Loaders by `predict --method` name (what `predict` runs after its checks). */
 export const METHODS: Readonly<Record<string, (weightsDir: string, opts?: { readonly engine?: EngineChoice }) => Promise<Predictor>>> = Object.fromEntries(
   registeredScores().map(({ method, score }) => [

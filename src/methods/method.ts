@@ -9,6 +9,7 @@
 import type { Command } from 'commander';
 import type { EngineChoice } from '../inference/engine-choice.js';
 import type { MoodRegion, MoodTask, Predictor } from '../mood/predictor.js';
+import type { SettingSpec, Settings } from '../score/settings.js';
 
 /** One name `predict --method` accepts, and the tasks its predictor scores. */
 export interface MethodScore {
@@ -22,6 +23,8 @@ export interface MethodLoadOptions {
   readonly score: string;
   /** Inference engine of network methods (default 'auto'). */
   readonly engine?: EngineChoice;
+  /** Scoring options overriding what the weights folder stores (`--set key=value`); keys were checked against `settings`. */
+  readonly settings?: Settings;
 }
 
 export interface Method {
@@ -35,6 +38,8 @@ export interface Method {
   readonly regions: readonly MoodRegion[];
   /** Sub-folder of weights/<region> holding its shipped weights ('' = the region folder itself). */
   readonly shippedSubfolder: string;
+  /** The keys `--set` accepts for this method (absent: none). */
+  readonly settings?: readonly SettingSpec[];
   /** The predictor of one of its scores, from a weights folder; every problem names its file. */
   load(weightsDir: string, opts: MethodLoadOptions): Promise<Predictor>;
   /** Adds its `train` subcommands, with their options (absent: nothing to train). */

@@ -33,7 +33,7 @@ import type { LsrEngine } from '../methods/lsr/engine.js';
 import { decodeDistinct } from './decode-distinct.js';
 import { batches, latentGeometry } from '../methods/lsr/networks.js';
 import { restoreCodes, type RestorationOptions, type RestorationStats } from './restoration.js';
-import { restorationWeights, weightedResidualMap } from './residual-weights.js';
+import { changedPixels, restorationWeights, weightedResidualMap, type WeightingRule } from './residual-weights.js';
 
 /** The paper's k in softmax(k / mean residual). */
 export const RESIDUAL_TEMPERATURE = 3;
@@ -63,6 +63,8 @@ export interface RestorationScoreTask {
   /** Most maps per decoder call (default: the engine's `decodeBatch`, rounded to whole slices). */
   readonly decodeBatch?: number;
   readonly k?: number;
+  /** How the copies' residuals are weighed (default: the paper's softmax). */
+  readonly weighting?: WeightingRule;
 }
 
 export interface RestorationScoreResult {
@@ -84,7 +86,12 @@ export async function restorationScores(engine: LsrEngine, task: RestorationScor
   const copies = task.restoration.copies;
   const cells = latentGeometry(nets.prior).positions;
   if (task.images.length !== count * plane) throw new RangeError(`restorationScores: ${task.images.length} image values for ${count} slices of ${size}×${size}`);
-  const { codes: restored, stats } = await restoreCodes(engine, task.codes, task.slicePositions, task.restoration);
+  // λp = ∞ resamples nothing: every copy is the plain reconstruction.
+  const { codes: restored, stats } = Number.isFinite(task.restoration.lambdaP)
+    ? await restoreCodes(engine, task.codes, task.slicePositions, task.restoration)
+    : unrestored(task.codes, count, copies, cells);
+  const rule = task.weighting ?? 'softmax';
+  const codeSide = latentGeometry(nets.prior).width;
   const scores = new Float32Array(count * plane);
   let decodeMs = 0;
   let residualMs = 0;
@@ -100,12 +107,38 @@ export async function restorationScores(engine: LsrEngine, task: RestorationScor
     const t1 = performance.now();
     for (let i = a; i < b; i++) {
       const own = images.subarray((i - a) * copies * plane, (i - a + 1) * copies * plane);
-      scores.set(weightedResidual(task.images.subarray(i * plane, (i + 1) * plane), own, copies, task.k ?? RESIDUAL_TEMPERATURE), i * plane);
+      const input = task.images.subarray(i * plane, (i + 1) * plane);
+      const changed =
+        rule === 'outside'
+          ? Array.from({ length: copies }, (_, j) =>
+              changedPixels(task.codes.subarray(i * cells, (i + 1) * cells), restored.subarray((i * copies + j) * cells, (i * copies + j + 1) * cells), { size, codeSide }),
+            )
+          : undefined;
+      scores.set(weightedResidualMap(input, own, restorationWeights(input, own, copies, rule, task.k ?? RESIDUAL_TEMPERATURE, changed)), i * plane);
     }
     decodeMs += t1 - t0;
     residualMs += performance.now() - t1;
   }
   return { scores, stats, decodeSeconds: decodeMs / 1000, residualSeconds: residualMs / 1000, decodedMaps };
+}
+
+/** The restoration that resamples nothing: S copies of every slice's own code map. */
+function unrestored(codes: Int32Array, count: number, copies: number, cells: number): { codes: Int32Array; stats: RestorationStats } {
+  const out = new Int32Array(count * copies * cells);
+  for (let s = 0; s < count; s++) for (let j = 0; j < copies; j++) out.set(codes.subarray(s * cells, (s + 1) * cells), (s * copies + j) * cells);
+  const stats: RestorationStats = {
+    slices: count,
+    copies,
+    positions: cells,
+    naiveCopyPasses: 0,
+    mapPasses: 0,
+    priorCalls: 0,
+    resampled: 0,
+    changed: 0,
+    priorSeconds: 0,
+    seconds: 0,
+  };
+  return { codes: out, stats };
 }
 
 /** Min-pool then average-pool of a score stack (count × H × W, seen as a [W, H, count] volume). */

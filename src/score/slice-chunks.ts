@@ -5,7 +5,7 @@
  * z index, so the chunking does not change the result.
  */
 import type { SliceStack } from '../volume/slices.js';
-import { PAPER_SMOOTHING, smoothScoreStack } from './pixel-score.js';
+import { PAPER_SMOOTHING, smoothScoreStack, type SmoothingKernels } from './pixel-score.js';
 
 /** Runs tasks (slice chunks), in-process or on workers; results in task order. */
 export type ChunkRunner<TTask, TResult> = (tasks: readonly TTask[]) => Promise<TResult[]>;
@@ -66,6 +66,7 @@ export async function runSliceChunks<TTask, TResult extends { readonly scores: F
   chunks: number,
   makeTask: (chunk: ChunkSlices) => TTask,
   runner: ChunkRunner<TTask, TResult>,
+  smoothing: SmoothingKernels = PAPER_SMOOTHING,
 ): Promise<ChunkedScores<TResult>> {
   const size = stack.width;
   const plane = size * size;
@@ -77,6 +78,6 @@ export async function runSliceChunks<TTask, TResult extends { readonly scores: F
   const scores = new Float32Array(stack.count * plane);
   members.forEach((slices, c) => slices.forEach((s, i) => scores.set(results[c]!.scores.subarray(i * plane, (i + 1) * plane), s * plane)));
   const t1 = performance.now();
-  const smoothed = smoothScoreStack(scores, stack.count, size, size, PAPER_SMOOTHING);
+  const smoothed = smoothScoreStack(scores, stack.count, size, size, smoothing);
   return { results, smoothed, restoreWall, smoothSeconds: (performance.now() - t1) / 1000 };
 }

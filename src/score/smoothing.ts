@@ -53,3 +53,9 @@ export function stackStride(zs: readonly number[]): number {
   for (let i = 2; i < zs.length; i++) if (zs[i]! - zs[i - 1]! !== stride) throw new RangeError(`slices are not evenly spaced: ${zs.join(', ')}`);
   return stride;
 }
+
+/** The stack kernels of `smoothing` for a stack with slice indices `zs`. */
+export function stackKernels(smoothing: VoxelSmoothing, zs: readonly number[]): { readonly min: Kernel3; readonly avg: Kernel3 } {
+  const stride = stackStride(zs);
+  return { min: stackKernel(smoothing.min, stride), avg: stackKernel(smoothing.avg, stride) };
+}

@@ -1,6 +1,7 @@
 /** The `lsr` method: latent space restoration with a VQ-VAE and a PixelSNAIL prior (README.md). */
 import type { Method } from '../method.js';
 import { registerLsrCalibrate, registerLsrTrain } from './cli.js';
+import { LSR_SETTINGS } from './scoring.js';
 
 const lsr: Method = {
   id: 'lsr',
@@ -8,8 +9,9 @@ const lsr: Method = {
   scores: [{ name: 'lsr', tasks: ['sample', 'pixel'] }],
   regions: ['brain', 'abdom'],
   shippedSubfolder: 'lsr',
+  settings: LSR_SETTINGS,
   async load(weightsDir, opts) {
-    return (await import('./model.js')).createLsrPredictor(weightsDir, opts.engine !== undefined ? { engine: opts.engine } : {});
+    return (await import('./model.js')).createLsrPredictor(weightsDir, { ...(opts.engine !== undefined ? { engine: opts.engine } : {}), ...(opts.settings ? { settings: opts.settings } : {}) });
   },
   registerTrain: registerLsrTrain,
   registerCalibrate: registerLsrCalibrate,

@@ -35,6 +35,13 @@ import type { RestorationStats } from '../../score/restoration.js';
 import { encodeVolume, sampleScoreOfCodes, type EncodedVolume } from '../../score/sample-score.js';
 import { isSliceSelection, readCalibrationFile } from '../../score/calibration-file.js';
 import { runSliceChunks, type ChunkRunner } from '../../score/slice-chunks.js';
+import type { WeightingRule } from '../../score/residual-weights.js';
+import { PAPER_VOXEL_SMOOTHING, stackKernels, type VoxelSmoothing } from '../../score/smoothing.js';
+import { localMaxExcess, topFractionMean } from '../../score/sample-aggregates.js';
+import { applySampleCalibration } from '../../score/calibration.js';
+import type { Settings } from '../../score/settings.js';
+import { applyMask, bodyMask } from '../../volume/body-mask.js';
+import { applyLsrSettings, isLsrScoring, PAPER_LSR_SCORING, type LsrScoring } from './scoring.js';
 
 export { defaultWorkerCount } from '../../inference/method-runtime.js';
 
@@ -60,6 +67,8 @@ export interface LsrCalibration {
   readonly sampleCalibration: SampleCalibration;
   /** c of the pixel map AS / (AS + c), in normalised intensity units. */
   readonly pixelScale: number;
+  /** Weighting, smoothing, mask and sample aggregate (absent: the paper's chain, PAPER_LSR_SCORING). */
+  readonly scoring?: LsrScoring;
   /** Provenance: what the numbers were fitted on. */
   readonly heldOut?: Record<string, unknown>;
 }
@@ -81,6 +90,7 @@ export function validateLsrCalibration(raw: unknown): LsrCalibration {
   }
   if (typeof c.pixelScale !== 'number' || !(c.pixelScale > 0) || !Number.isFinite(c.pixelScale)) throw new Error('pixelScale must be a positive number');
   if (!isSampleCalibration(c.sampleCalibration)) throw new Error('sampleCalibration is missing or malformed');
+  if (c.scoring !== undefined && !isLsrScoring(c.scoring)) throw new Error('scoring is malformed (weighting, smoothing {min, avg}, mask, sample, sampleTop)');
   return c as LsrCalibration;
 }
 
@@ -122,6 +132,9 @@ export interface PixelRunParameters {
   readonly copies: number;
   readonly lambdaP: number;
   readonly k: number;
+  /** Residual weights and smoothing (default: the paper's). */
+  readonly weighting?: WeightingRule;
+  readonly smoothing?: VoxelSmoothing;
   readonly seed: number;
   /** Slice chunks handed to the runner (≥ 1); slice i goes to chunk i mod chunks. */
   readonly chunks: number;
@@ -181,8 +194,10 @@ export async function pixelScoreStack(engine: LsrEngine, volume: Volume, params:
       slicePositions: chunk.slicePositions,
       restoration: { copies: params.copies, lambdaP: params.lambdaP, seed: params.seed, sliceKeys: chunk.sliceKeys },
       k: params.k,
+      ...(params.weighting !== undefined ? { weighting: params.weighting } : {}),
     }),
     runner,
+    stackKernels(params.smoothing ?? PAPER_VOXEL_SMOOTHING, encoded.stack.zs),
   );
   const { results } = chunked;
   const stats = sumStats(results.map((r) => r.stats));
@@ -217,6 +232,8 @@ export interface LsrPredictorOptions {
   readonly copies?: number;
   /** Override the calibration's slice selection. */
   readonly slices?: SliceSelection;
+  /** `--set` overrides of the calibration's numbers and scoring (see ./scoring.ts). */
+  readonly settings?: Settings;
 }
 
 function formatSeconds(s: number): string {
@@ -232,41 +249,60 @@ export function describeRestoration(stats: RestorationStats): string {
 }
 
 export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): Predictor {
-  const cal = model.calibration;
-  const slices = opts.slices ?? cal.slices;
-  const copies = opts.copies ?? cal.copies;
+  const base = model.calibration;
+  const cal = applyLsrSettings(
+    { ...base, scoring: base.scoring ?? PAPER_LSR_SCORING, ...(opts.slices ? { slices: opts.slices } : {}), ...(opts.copies ? { copies: opts.copies } : {}) },
+    opts.settings,
+  );
+  const { slices, copies, scoring } = cal;
   const runners = chunkRunners(model.engine, opts.workers, inProcessRunner(model.engine), (workers) => createLsrPool(model.dir, workers));
+
+  async function pixelMap(volume: Volume, ctx: CaseContext): Promise<Float32Array> {
+    const { run, chunks } = await runners.get();
+    const result = await pixelScoreStack(
+      model.engine,
+      volume,
+      { region: cal.region, slices, copies, lambdaP: cal.lambdaP, k: cal.k, weighting: scoring.weighting, smoothing: scoring.smoothing, seed: ctx.seed, chunks },
+      run,
+    );
+    const t0 = performance.now();
+    const map = stackScoresToVolume(result.smoothed, result.encoded.stack, volume.shape, cal.pixelScale);
+    if (scoring.mask === 'body') applyMask(map, bodyMask(volume.data, volume.shape));
+    const t = { ...result.timings, resample: (performance.now() - t0) / 1000 };
+    ctx.log(
+      `lsr pixel (${model.engine.name}): preprocess ${formatSeconds(t.preprocess)}, encode ${formatSeconds(t.encode)}, restore+decode ${formatSeconds(t.restoreWall)} wall ` +
+        `(prior ${formatSeconds(t.restorePrior)}, decode ${formatSeconds(t.decode)} of ${t.decodedMaps} maps, summed over ${chunks} chunks), smooth ${formatSeconds(t.smooth)}, ` +
+        `resample ${formatSeconds(t.resample)}; ${describeRestoration(result.stats)}`,
+    );
+    return map;
+  }
 
   return {
     name: 'lsr',
     tasks: ['sample', 'pixel'],
     async sampleScore(volume: Volume, ctx: CaseContext): Promise<number> {
+      if (scoring.sample === 'top') {
+        const map = await pixelMap(volume, ctx);
+        const raw = topFractionMean(map, scoring.sampleTop, scoring.mask === 'body' ? bodyMask(volume.data, volume.shape) : undefined);
+        const score = applySampleCalibration(cal.sampleCalibration, raw);
+        ctx.log(`lsr sample (top ${scoring.sampleTop} of the pixel map): raw ${raw.toFixed(4)} → ${score.toFixed(4)}`);
+        return score;
+      }
       const encoded = await encodeVolume(model.engine, volume, cal.region, slices);
       const result = await sampleScoreOfCodes(model.engine, encoded, cal.lambdaS, cal.sampleCalibration);
+      let { raw, score } = result;
+      if (scoring.sample === 'localmax') {
+        const { width, height } = latentGeometry(model.engine.nets.prior);
+        raw = localMaxExcess(result.nll, [width, height, encoded.stack.count], cal.lambdaS);
+        score = applySampleCalibration(cal.sampleCalibration, raw);
+      }
       ctx.log(
-        `lsr sample (${model.engine.name}): raw ${result.raw.toFixed(2)} → ${result.score.toFixed(4)}; preprocess ${formatSeconds(encoded.preprocessSeconds)}, ` +
+        `lsr sample (${model.engine.name}, ${scoring.sample}): raw ${raw.toFixed(2)} → ${score.toFixed(4)}; preprocess ${formatSeconds(encoded.preprocessSeconds)}, ` +
           `encode ${formatSeconds(encoded.encodeSeconds)}, prior ${formatSeconds(result.priorSeconds)}`,
       );
-      return result.score;
+      return score;
     },
-    async pixelScore(volume: Volume, ctx: CaseContext): Promise<Float32Array> {
-      const { run, chunks } = await runners.get();
-      const result = await pixelScoreStack(
-        model.engine,
-        volume,
-        { region: cal.region, slices, copies, lambdaP: cal.lambdaP, k: cal.k, seed: ctx.seed, chunks },
-        run,
-      );
-      const t0 = performance.now();
-      const map = stackScoresToVolume(result.smoothed, result.encoded.stack, volume.shape, cal.pixelScale);
-      const t = { ...result.timings, resample: (performance.now() - t0) / 1000 };
-      ctx.log(
-        `lsr pixel (${model.engine.name}): preprocess ${formatSeconds(t.preprocess)}, encode ${formatSeconds(t.encode)}, restore+decode ${formatSeconds(t.restoreWall)} wall ` +
-          `(prior ${formatSeconds(t.restorePrior)}, decode ${formatSeconds(t.decode)} of ${t.decodedMaps} maps, summed over ${chunks} chunks), smooth ${formatSeconds(t.smooth)}, ` +
-          `resample ${formatSeconds(t.resample)}; ${describeRestoration(result.stats)}`,
-      );
-      return map;
-    },
+    pixelScore: pixelMap,
     async dispose(): Promise<void> {
       await runners.close();
       await model.engine.dispose();
@@ -276,6 +312,7 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
 }
 
 /** For the METHODS registry. */
-export async function createLsrPredictor(weightsDir: string, opts: LoadLsrOptions = {}): Promise<Predictor> {
-  return lsrPredictor(await loadLsrModel(weightsDir, opts));
+export async function createLsrPredictor(weightsDir: string, opts: LoadLsrOptions & { readonly settings?: Settings } = {}): Promise<Predictor> {
+  const { settings, ...load } = opts;
+  return lsrPredictor(await loadLsrModel(weightsDir, load), settings ? { settings } : {});
 }

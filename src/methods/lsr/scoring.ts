@@ -1,0 +1,126 @@
+/**
+ * The scoring choices of `lsr` after the networks: how restorations are weighed, the smoothing, the
+ * mask and the sample aggregate. Stored as `scoring` in lsr-calibration.json (absent = the paper's
+ * chain, so older calibrations score as before) and overridable at predict time with `--set`.
+ */
+import { isWeightingRule, WEIGHTING_RULES, type WeightingRule } from '../../score/residual-weights.js';
+import { settingChoice, settingInteger, settingNumber, type SettingSpec, type Settings } from '../../score/settings.js';
+import { isVoxelKernel, PAPER_VOXEL_SMOOTHING, parseVoxelKernel, type VoxelSmoothing } from '../../score/smoothing.js';
+import type { SliceSelection } from '../../volume/slices.js';
+
+export const LSR_MASKS = ['none', 'body'] as const;
+export type LsrMask = (typeof LSR_MASKS)[number];
+/**
+ * Sample aggregates: 'sum' (the paper: Σ NLL above λs), 'localmax' (max over positions of the 3×3×3
+ * mean of NLL − λs over the code grid), 'top' (mean of the top `sampleTop` fraction of the pixel map,
+ * inside the mask; costs a full pixel score).
+ */
+export const LSR_SAMPLE_AGGREGATES = ['sum', 'localmax', 'top'] as const;
+export type LsrSampleAggregate = (typeof LSR_SAMPLE_AGGREGATES)[number];
+
+export interface LsrScoring {
+  readonly weighting: WeightingRule;
+  readonly smoothing: VoxelSmoothing;
+  readonly mask: LsrMask;
+  readonly sample: LsrSampleAggregate;
+  readonly sampleTop: number;
+}
+
+export const PAPER_LSR_SCORING: LsrScoring = Object.freeze({
+  weighting: 'softmax',
+  smoothing: PAPER_VOXEL_SMOOTHING,
+  mask: 'none',
+  sample: 'sum',
+  sampleTop: 0.0005,
+});
+
+export function isLsrScoring(x: unknown): x is LsrScoring {
+  const s = x as Partial<LsrScoring>;
+  return (
+    s !== null &&
+    typeof s === 'object' &&
+    isWeightingRule(s.weighting) &&
+    typeof s.smoothing === 'object' &&
+    s.smoothing !== null &&
+    isVoxelKernel(s.smoothing.min) &&
+    isVoxelKernel(s.smoothing.avg) &&
+    (LSR_MASKS as readonly unknown[]).includes(s.mask) &&
+    (LSR_SAMPLE_AGGREGATES as readonly unknown[]).includes(s.sample) &&
+    typeof s.sampleTop === 'number' &&
+    s.sampleTop > 0 &&
+    s.sampleTop <= 1
+  );
+}
+
+export const LSR_SETTINGS: readonly SettingSpec[] = Object.freeze([
+  { key: 'lambdaS', help: 'λs in nats: codes above it count in the sample sum' },
+  { key: 'lambdaP', help: 'λp in nats: codes above it are resampled; inf = plain reconstruction' },
+  { key: 'copies', help: 'restorations per slice (S)' },
+  { key: 'k', help: 'temperature of the softmax weights' },
+  { key: 'every', help: 'score every n-th axial slice' },
+  { key: 'weighting', help: `residual weights: ${WEIGHTING_RULES.join(', ')}` },
+  { key: 'minPool', help: 'min-pool kernel "X,Y,Z": X, Y in model pixels, Z in volume voxels' },
+  { key: 'avgPool', help: 'average-pool kernel "X,Y,Z", as minPool' },
+  { key: 'mask', help: `final map mask: ${LSR_MASKS.join(', ')}` },
+  { key: 'sample', help: `sample aggregate: ${LSR_SAMPLE_AGGREGATES.join(', ')}` },
+  { key: 'sampleTop', help: 'fraction of the pixel map averaged by sample=top' },
+]);
+
+/** What the overrides act on (the fields of a calibration). */
+export interface LsrScoringParameters {
+  readonly lambdaS: number;
+  readonly lambdaP: number;
+  readonly copies: number;
+  readonly k: number;
+  readonly slices: SliceSelection;
+  readonly scoring: LsrScoring;
+}
+
+/** `base` with `settings` applied; a bad value names its key. Keys were checked against LSR_SETTINGS. */
+export function applyLsrSettings<T extends LsrScoringParameters>(base: T, settings: Settings = {}): T {
+  let out: T = base;
+  let scoring: LsrScoring = base.scoring;
+  for (const [key, value] of Object.entries(settings)) {
+    switch (key) {
+      case 'lambdaS':
+      case 'lambdaP':
+        out = { ...out, [key]: settingNumber(key, value) };
+        break;
+      case 'copies':
+        out = { ...out, copies: settingInteger(key, value, 1) };
+        break;
+      case 'k':
+        out = { ...out, k: settingNumber(key, value, 0) };
+        break;
+      case 'every':
+        out = { ...out, slices: { every: settingInteger(key, value, 1) } };
+        break;
+      case 'weighting':
+        scoring = { ...scoring, weighting: settingChoice(key, value, WEIGHTING_RULES) };
+        break;
+      case 'minPool':
+      case 'avgPool':
+        try {
+          scoring = { ...scoring, smoothing: { ...scoring.smoothing, [key === 'minPool' ? 'min' : 'avg']: parseVoxelKernel(value) } };
+        } catch (err) {
+          throw new Error(`--set ${key}: ${(err as Error).message}`);
+        }
+        break;
+      case 'mask':
+        scoring = { ...scoring, mask: settingChoice(key, value, LSR_MASKS) };
+        break;
+      case 'sample':
+        scoring = { ...scoring, sample: settingChoice(key, value, LSR_SAMPLE_AGGREGATES) };
+        break;
+      case 'sampleTop': {
+        const f = settingNumber(key, value, 0);
+        if (!(f > 0 && f <= 1)) throw new Error(`--set sampleTop: expected a fraction in (0, 1], got "${value}"`);
+        scoring = { ...scoring, sampleTop: f };
+        break;
+      }
+      default:
+        throw new Error(`--set ${key}: lsr has no such setting (known: ${LSR_SETTINGS.map((s) => s.key).join(', ')})`);
+    }
+  }
+  return { ...out, scoring };
+}
