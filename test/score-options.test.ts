@@ -171,3 +171,19 @@ describe('scoring option overrides', () => {
     expect(parseEntry('zscore@w', 'method')).toEqual({ name: 'zscore', kind: 'method', method: 'zscore', weights: 'w' });
   });
 });
+
+describe('thresholds over foreground codes', () => {
+  it('takes the quantiles over the kept codes and the raw sums over all codes', async () => {
+    const { nllThresholds } = await import('../src/score/held-out.js');
+    // 90 background codes near 0 and 10 brain codes at 3…12 nats
+    const nll = Float32Array.from([...new Array(90).fill(0.1), 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    const fg = Uint8Array.from([...new Array(90).fill(0), ...new Array(10).fill(1)]);
+    const all = nllThresholds([nll]);
+    const brain = nllThresholds([nll], [fg]);
+    expect(all.lambdaP).toBeCloseTo(3 * 0.1 + 0.1 * 0.9, 5); // between the last background and the first brain code
+    expect(brain.lambdaP).toBeCloseTo(11.1, 5);
+    expect(brain.lambdaS).toBeCloseTo(11.82, 5);
+    expect(brain.raw[0]).toBeCloseTo(12, 5); // the sum runs over every code above λs
+    expect(() => nllThresholds([nll], [new Uint8Array(3)])).toThrow(/one flag per code/);
+  });
+});

@@ -12,6 +12,7 @@ import type { Volume } from '../volume/volume.js';
 import type { ChunkRunners } from '../inference/method-runtime.js';
 import type { ChunkRunner } from './slice-chunks.js';
 import { rawSampleScore } from './sample-score.js';
+import { selected } from './sample-aggregates.js';
 
 export const SAMPLE_LAMBDA_QUANTILE = 0.98;
 export const PIXEL_LAMBDA_QUANTILE = 0.9;
@@ -90,7 +91,7 @@ export async function heldOutCodeNlls(
 }
 
 export interface NllThresholds {
-  /** Every held-out code's NLL, sorted ascending. */
+  /** The NLL of every held-out code the quantiles were taken over, sorted ascending. */
   readonly all: Float32Array;
   /** λs: codes above it count in the sample score. */
   readonly lambdaS: number;
@@ -100,10 +101,19 @@ export interface NllThresholds {
   readonly raw: number[];
 }
 
-export function nllThresholds(perVolume: readonly Float32Array[]): NllThresholds {
-  const all = new Float32Array(perVolume.reduce((a, v) => a + v.length, 0));
+/**
+ * λs and λp as quantiles of the held-out code NLLs. With `keep` (one 0/1 flag per code of each volume,
+ * e.g. the codes whose patch holds foreground), the quantiles are taken over the kept codes only; the
+ * raw sample scores still sum over every code, as predict does.
+ */
+export function nllThresholds(perVolume: readonly Float32Array[], keep?: readonly Uint8Array[]): NllThresholds {
+  if (keep !== undefined && (keep.length !== perVolume.length || keep.some((k, i) => k.length !== perVolume[i]!.length))) {
+    throw new RangeError('nllThresholds: one flag per code of every volume expected');
+  }
+  const kept = keep === undefined ? perVolume : perVolume.map((v, i) => selected(v, keep[i]));
+  const all = new Float32Array(kept.reduce((a, v) => a + v.length, 0));
   let at = 0;
-  for (const v of perVolume) {
+  for (const v of kept) {
     all.set(v, at);
     at += v.length;
   }

@@ -31,9 +31,12 @@ export function foregroundCodes(images: Float32Array, count: number, size: numbe
 export function selected(values: Float32Array, keep?: Uint8Array): Float32Array {
   if (keep === undefined) return values;
   if (keep.length !== values.length) throw new RangeError(`selected: ${values.length} values, ${keep.length} flags`);
-  const out: number[] = [];
-  for (let i = 0; i < values.length; i++) if (keep[i] === 1) out.push(values[i]!);
-  return Float32Array.from(out);
+  let n = 0;
+  for (let i = 0; i < keep.length; i++) if (keep[i] === 1) n++;
+  const out = new Float32Array(n);
+  let at = 0;
+  for (let i = 0; i < values.length; i++) if (keep[i] === 1) out[at++] = values[i]!;
+  return out;
 }
 
 /** Max over positions of the `box` mean of (values − reference); `shape` is [w, h, count]. */

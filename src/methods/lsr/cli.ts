@@ -1,11 +1,15 @@
 /** `moodlsr train prior` and `moodlsr calibrate lsr`. */
 import type { Command } from 'commander';
-import { parseSliceSelection, type CalibrateLsrCliOptions } from '../../cli/calibrate-options.js';
+import { parseSliceSelection, type CalibrateLsrCliOptions as SharedCalibrateOptions } from '../../cli/calibrate-options.js';
 import { collect, parseInteger, stderrLog } from '../../cli/common.js';
 import { addNetworkOptions, commonOptions, parsePreset, type NetworkTrainFlags } from '../../cli/train-options.js';
 import { ENGINE_HELP, parseEngineChoice } from '../../inference/engine-choice.js';
 import { listNiftiFiles } from '../../train/dataset.js';
 import { DEFAULT_PRIOR_BATCH, DEFAULT_PRIOR_EPOCHS } from '../../train/defaults.js';
+
+interface CalibrateLsrCliOptions extends SharedCalibrateOptions {
+  thresholdCodes: string;
+}
 
 export function registerLsrTrain(train: Command): void {
   addNetworkOptions(
@@ -30,11 +34,13 @@ export function registerLsrCalibrate(calibrate: Command): void {
     .option('--slices <sel>', 'slices per volume: every:N, count:N or all (default: the paper\'s, every 8th brain / 16th abdominal)', parseSliceSelection)
     .option('--copies <n>', 'restorations per slice', parseInteger('--copies', 1), 15)
     .option('--pixel-volumes <n>', 'held-out volumes restored to fit the pixel scale', parseInteger('--pixel-volumes', 0), 2)
+    .option('--threshold-codes <which>', 'codes the NLL percentiles are taken over: foreground (codes whose patch holds foreground) or all', 'foreground')
     .option('--seed <s>', 'seed of the restorations', parseInteger('--seed'), 0)
     .option('--workers <n>', 'worker threads for the restorations with TF.js on wasm (0 = in-process; default one per core)', parseInteger('--workers', 0))
     .option('--engine <name>', ENGINE_HELP, 'auto')
     .action(async (opts: CalibrateLsrCliOptions) => {
       if (opts.region !== 'brain' && opts.region !== 'abdom') throw new Error(`--region must be brain or abdom, got "${opts.region}"`);
+      if (opts.thresholdCodes !== 'foreground' && opts.thresholdCodes !== 'all') throw new Error(`--threshold-codes must be foreground or all, got "${opts.thresholdCodes}"`);
       const engine = parseEngineChoice(opts.engine);
       const t0 = performance.now();
       const files = await listNiftiFiles(opts.data);
@@ -48,6 +54,7 @@ export function registerLsrCalibrate(calibrate: Command): void {
         slices: opts.slices,
         copies: opts.copies,
         pixelVolumes: opts.pixelVolumes,
+        thresholdCodes: opts.thresholdCodes,
         seed: opts.seed,
         workers: opts.workers,
         engine,
