@@ -2,7 +2,9 @@ import type { Command } from 'commander';
 import { parseShard } from '../mood/cases.js';
 import { METHODS, methodNames, shippedWeightsDir } from '../mood/methods.js';
 import type { MoodRegion, MoodTask } from '../mood/predictor.js';
-import { runPrediction } from '../mood/run.js';
+import { runPrediction, type PredictionSummary } from '../mood/run.js';
+import { checkWeightsFolder, weightsRegion } from '../mood/weights-check.js';
+import { atomicWriteFile } from '../io/atomic.js';
 import { ENGINE_HELP, parseEngineChoice } from '../score/engine-choice.js';
 import { parseInteger, stderrLog } from './common.js';
 
@@ -17,6 +19,7 @@ interface PredictCliOptions {
   shard?: string;
   dtype: 'float32' | 'uint16';
   engine: string;
+  summary?: string;
 }
 
 export function registerPredict(program: Command): void {
@@ -33,6 +36,7 @@ export function registerPredict(program: Command): void {
     .option('--shard <K/N>', 'process only the K-th of N disjoint parts of the sorted case list')
     .option('--dtype <dtype>', 'pixel maps as float32 or uint16 (scale 1/65535)', 'float32')
     .option('--engine <name>', ENGINE_HELP, 'auto')
+    .option('--summary <file>', 'also write a JSON summary: cases written, cases failed with their reasons, seconds')
     .action(async (opts: PredictCliOptions) => {
       if (opts.task !== 'sample' && opts.task !== 'pixel') throw new Error(`--task must be sample or pixel, got "${opts.task}"`);
       if (opts.region !== 'brain' && opts.region !== 'abdom') throw new Error(`--region must be brain or abdom, got "${opts.region}"`);
@@ -41,7 +45,14 @@ export function registerPredict(program: Command): void {
       if (!load) throw new Error(`unknown --method "${opts.method}" (known: ${methodNames().join(', ')})`);
       const shard = opts.shard ? parseShard(opts.shard) : undefined;
       const engine = parseEngineChoice(opts.engine);
-      const predictor = await load(opts.weights ?? shippedWeightsDir(opts.region, opts.method), { engine });
+      const weightsDir = opts.weights ?? shippedWeightsDir(opts.region, opts.method);
+      await checkWeightsFolder(weightsDir, opts.method);
+      const madeFor = await weightsRegion(weightsDir);
+      const log = stderrLog('predict: ');
+      if (madeFor !== null && madeFor.region !== opts.region) {
+        log(`warning: --region ${opts.region}, but the weights in ${weightsDir} were made for ${madeFor.region} (${madeFor.file})`);
+      }
+      const predictor = await load(weightsDir, { engine });
       try {
         const summary = await runPrediction({
           task: opts.task,
@@ -51,11 +62,29 @@ export function registerPredict(program: Command): void {
           seed: opts.seed,
           shard,
           pixelDtype: opts.dtype,
-          log: stderrLog('predict: '),
+          log,
+          ...(process.stderr.isTTY ? { onCaseStart: (k: number, n: number, name: string) => log(`[${k}/${n}] ${name}: scoring …`) } : {}),
         });
+        if (opts.summary) await atomicWriteFile(opts.summary, summaryJson(summary, opts));
         if (summary.failed.length > 0) process.exitCode = 2;
       } finally {
         await predictor.dispose?.();
       }
     });
+}
+
+/** The machine-readable record of a run (--summary). */
+export function summaryJson(summary: PredictionSummary, opts: Pick<PredictCliOptions, 'task' | 'region' | 'method' | 'input' | 'output'>): string {
+  const record = {
+    task: summary.task,
+    region: opts.region,
+    method: opts.method,
+    input: opts.input,
+    output: opts.output,
+    cases: summary.cases.length,
+    written: summary.written,
+    failed: summary.failed,
+    seconds: Number(summary.seconds.toFixed(3)),
+  };
+  return `${JSON.stringify(record, null, 1)}\n`;
 }
