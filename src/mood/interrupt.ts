@@ -6,6 +6,9 @@
  */
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 type StopSignal = (typeof SIGNALS)[number];
+const SIGNAL_NUMBERS: Readonly<Record<StopSignal, number>> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
+/** If the raised signal does not end the process (it was ignored when we started), exit this long after it. */
+const FALLBACK_EXIT_MS = 500;
 
 /**
  * Runs `body`; a stop signal meanwhile calls `cleanup` (synchronous: the process ends right after)
@@ -18,12 +21,14 @@ export async function interruptible<T>(body: () => Promise<T>, cleanup: () => vo
   };
   for (const signal of SIGNALS) {
     const handler = (): void => {
-      detach();
+      // Our handlers stay installed until the cleanup is done, so a second signal cannot cut it short.
       try {
         onSignal(signal);
         cleanup();
       } finally {
+        detach();
         process.kill(process.pid, signal);
+        setTimeout(() => process.exit(128 + SIGNAL_NUMBERS[signal]), FALLBACK_EXIT_MS);
       }
     };
     handlers.set(signal, handler);

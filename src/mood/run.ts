@@ -153,7 +153,7 @@ async function prepareOutput(outDir: string, log: (line: string) => void): Promi
   try {
     await makeFolder(outDir);
   } catch (err) {
-    const reason = err instanceof FolderError ? err.message : describeError(err);
+    const reason = err instanceof FolderError ? (err.folder === outDir ? err.reason : err.message) : describeError(err);
     throw new PredictionSetupError(`cannot use output folder ${outDir}: ${reason}`);
   }
   try {
