@@ -115,7 +115,7 @@ describe('moodlsr predict', () => {
     await writeFile(file, '');
     const notDir = cli([...base, '-i', cases, '-o', join(file, 'out')]);
     expect(notDir.status).toBe(1);
-    expect(notDir.stderr).toMatch(/cannot write to output folder .*plain-file/);
+    expect(notDir.stderr).toMatch(/cannot use output folder .*plain-file\/out: .*plain-file: is a file, not a folder/);
     const checks: [string[], RegExp][] = [
       [['predict', '--task', 'both', '--region', 'brain', '-i', cases, '-o', root, '--weights', weights], /--task must be sample or pixel/],
       [[...base, '-i', cases, '-o', root, '--method', 'magic'], /unknown --method "magic"/],
@@ -178,6 +178,39 @@ describe('moodlsr eval', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^sample: 5 cases {2}AP 0\.\d{4}/);
     expect(r.stdout).toMatch(/missing \(scored as 0\): toy_4\.nii\.gz/);
+  });
+
+  it('refuses an unusable --pred: missing, a file, empty, the other task’s folder, no matching names', async () => {
+    const pixelDir = await freshDir('pixel-preds');
+    await writeNifti(join(pixelDir, 'toy_0.nii.gz'), makeVolume(SHAPE, head('p', false)));
+    const plain = join(root, 'pred-file');
+    await writeFile(plain, '0.5');
+    const otherNames = await freshDir('other-names');
+    await writeFile(join(otherNames, 'case_9.nii.gz.txt'), '0.5');
+    const checks: [string, RegExp][] = [
+      [join(root, 'no-such-pred'), /no-such-pred: --pred cannot be used: no such file or folder \(ENOENT\)/],
+      [plain, /pred-file: --pred must be a folder of predictions/],
+      [await freshDir('empty-pred'), /empty-pred: holds no sample predictions/],
+      [pixelDir, /pixel-preds: holds 1 NIfTI map and no F\.txt score: pixel predictions; use --mode pixel/],
+      [otherNames, /other-names: none of the 5 cases has a prediction here \(expected names like toy_0\.nii\.gz\.txt\)/],
+    ];
+    for (const [dir, message] of checks) {
+      const r = cli(['eval', '--labels', set, '--pred', dir, '--mode', 'sample']);
+      expect(r.status, dir).toBe(1);
+      expect(r.stderr).toMatch(message);
+      expect(r.stdout).toBe('');
+    }
+  });
+
+  it('--curves without --json is refused; --baseline is read before the evaluation', async () => {
+    const c = cli(['eval', '--labels', set, '--pred', pred, '--mode', 'sample', '--curves']);
+    expect(c.status).toBe(1);
+    expect(c.stderr).toMatch(/--curves .* give --json too/);
+    const nanPred = await freshDir('nan-pred');
+    await writeFile(join(nanPred, 'toy_0.nii.gz.txt'), 'nan');
+    const r = cli(['eval', '--labels', set, '--pred', nanPred, '--mode', 'sample', '--baseline', join(root, 'no-baseline.json')]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/no-baseline\.json: cannot read: no such file or folder/);
   });
 
   it('exit 1 naming the problem: no labels, bad mode', async () => {

@@ -49,7 +49,7 @@ export async function makeFolder(folder: string): Promise<void> {
   const missing: string[] = [];
   let existing = target;
   for (;;) {
-    const info = await stat(existing).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? null : err));
+    const info = await stat(existing).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' || err.code === 'ENOTDIR' ? null : err));
     if (info instanceof Error) throw new FolderError(existing, `cannot be checked: ${fsReason(info)}`);
     if (info !== null) {
       if (!info.isDirectory()) throw new FolderError(existing, 'is a file, not a folder');
