@@ -13,6 +13,7 @@ import { fitZScore, saveZScore } from '../src/baselines/zscore-model.js';
 import { createRng } from '../src/engine/random.js';
 import { readNifti, writeNifti } from '../src/io/nifti.js';
 import { makeVolume, type Shape3 } from '../src/volume/volume.js';
+import { installFor } from './helpers/user-install.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(ROOT, 'dist', 'src', 'cli.js');
@@ -40,8 +41,8 @@ function head(seed: string, hole: boolean): Float32Array {
   return data;
 }
 
-function cli(args: string[], options: SpawnSyncOptions = {}): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', ...options });
+function cli(args: string[], options: SpawnSyncOptions = {}, entry = CLI): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [entry, ...args], { encoding: 'utf8', ...options });
   return { status: r.status, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
@@ -129,19 +130,24 @@ describe('moodlsr predict', () => {
     }
   });
 
-  it.skipIf(process.getuid?.() !== 0)('as an unprivileged user: a read-only output folder is exit 1; read-only input and no HOME work', async () => {
+  it.skipIf(process.getuid?.() !== 0)('as an unprivileged user: a read-only output folder is exit 1; read-only input and no HOME work', async (ctx) => {
+    // a checkout under a private (0700) folder is not readable by nobody: run a readable copy of the CLI
+    const install = installFor(ROOT, NOBODY, NOBODY);
+    if ('skip' in install) return ctx.skip(install.skip);
+    ctx.onTestFinished(() => install.dispose());
+    const userCli = join(install.root, 'dist', 'src', 'cli.js');
     const ro = await freshDir('read-only-out');
     await chmod(ro, 0o555);
     const asNobody: SpawnSyncOptions = { uid: NOBODY, gid: NOBODY, env: { PATH: process.env.PATH, HOME: '/nonexistent' } };
-    const denied = cli(['predict', '--task', 'sample', '--region', 'brain', '-i', cases, '-o', ro, '--weights', weights], asNobody);
+    const denied = cli(['predict', '--task', 'sample', '--region', 'brain', '-i', cases, '-o', ro, '--weights', weights], asNobody, userCli);
     expect(denied.status).toBe(1);
-    expect(denied.stderr).toMatch(/cannot write to output folder/);
+    expect(denied.stderr).toMatch(/cannot write to output folder .*read-only-out: permission denied \(EACCES\)/);
     const readOnlyIn = await freshDir('read-only-in');
     await writeNifti(join(readOnlyIn, 'x.nii.gz'), makeVolume(SHAPE, head('x', true)));
     await chmod(readOnlyIn, 0o555);
     const out = await freshDir('nobody-out');
     await chmod(out, 0o777);
-    const ok = cli(['predict', '--task', 'pixel', '--region', 'brain', '-i', readOnlyIn, '-o', out, '--weights', weights], asNobody);
+    const ok = cli(['predict', '--task', 'pixel', '--region', 'brain', '-i', readOnlyIn, '-o', out, '--weights', weights], asNobody, userCli);
     expect(ok.status, ok.stderr).toBe(0);
     expect(await readdir(out)).toEqual(['x.nii.gz']);
   });

@@ -5,7 +5,8 @@
  * in OUT and the first case already written, when the signal arrives.
  * Also: an output folder on /proc is refused at once (Node's recursive mkdir spins forever there).
  */
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
@@ -37,7 +38,7 @@ function head(seed: string): Float32Array {
 }
 
 interface Running {
-  readonly child: ChildProcessWithoutNullStreams;
+  readonly child: ChildProcessByStdio<null, Readable, Readable>;
   stderr(): string;
   /** Resolves once stderr matches `pattern`; rejects if the child ends first or after WAIT_MS. */
   waitFor(pattern: RegExp): Promise<void>;
