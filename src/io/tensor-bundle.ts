@@ -21,7 +21,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { InputFileError } from '../errors.js';
+import { fsReason, InputFileError } from '../errors.js';
 import { atomicWriteFile } from './atomic.js';
 import { FLOAT16_MAX, firstOutOfFloat16Range, readFloat16Array, writeFloat16Array } from './float16.js';
 
@@ -239,7 +239,7 @@ export function readTensorBundle(dir: string, name: string, expectedKind?: strin
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new InputFileError(file, `cannot read weights manifest (${(err as Error).message})`);
+    throw new InputFileError(file, `cannot read weights manifest: ${fsReason(err)}`);
   }
   const m = parseBundleManifest(file, text);
   if (expectedKind !== undefined && m.kind !== expectedKind) throw new InputFileError(file, `holds a '${m.kind}' model, expected '${expectedKind}'`);
@@ -248,7 +248,7 @@ export function readTensorBundle(dir: string, name: string, expectedKind?: strin
   try {
     bytes = readFileSync(binFile);
   } catch (err) {
-    throw new InputFileError(binFile, `cannot read weights binary (${(err as Error).message})`);
+    throw new InputFileError(binFile, `cannot read weights binary: ${fsReason(err)}`);
   }
   return decodeTensorBundle(m, file, binFile, bytes);
 }

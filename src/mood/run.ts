@@ -81,7 +81,7 @@ export async function runPrediction(req: PredictionRequest): Promise<PredictionS
   try {
     listing = await listCases(inDir);
   } catch (err) {
-    throw new PredictionSetupError(`cannot read input folder ${inDir}: ${(err as Error).message}`);
+    throw new PredictionSetupError(`cannot read input folder ${inDir}: ${fsReason(err)}`);
   }
   if (listing.cases.length === 0) throw new PredictionSetupError(`no .nii or .nii.gz files in ${inDir}`);
   if (listing.ignored.length > 0) {
