@@ -8,6 +8,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsReason, InputFileError } from '../errors.js';
 import { atomicWriteFile } from './atomic.js';
+import { isBundleManifest } from './weights-pack.js';
 import { BUNDLE_FORMAT, binaryPath, decodeTensorBundle, manifestPath, parseBundleManifest, withChecksum } from './tensor-bundle.js';
 
 export interface ChecksumReport {
@@ -21,15 +22,6 @@ interface Planned {
   readonly rel: string;
   readonly file: string;
   readonly text: string | null;
-}
-
-function isBundle(text: string): boolean {
-  try {
-    const raw = JSON.parse(text) as { format?: unknown } | null;
-    return raw !== null && typeof raw === 'object' && raw.format === BUNDLE_FORMAT;
-  } catch {
-    return false;
-  }
 }
 
 async function plan(dir: string, prefix: string, recursive: boolean, out: Planned[]): Promise<void> {
@@ -48,7 +40,7 @@ async function plan(dir: string, prefix: string, recursive: boolean, out: Planne
     }
     if (!info?.isFile() || !entry.endsWith('.json')) continue;
     const text = await readFile(path, 'utf8');
-    if (!isBundle(text)) continue;
+    if (!isBundleManifest(text)) continue;
     const name = entry.slice(0, -'.json'.length);
     const manifest = parseBundleManifest(path, text);
     let bytes: Buffer;

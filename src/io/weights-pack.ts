@@ -79,7 +79,7 @@ async function realOrResolved(p: string): Promise<string> {
 }
 
 /** Whether `text` is a moodlsr-weights manifest (anything else, JSON or not, is an ordinary file). */
-function isBundleManifest(text: string): boolean {
+export function isBundleManifest(text: string): boolean {
   try {
     const raw = JSON.parse(text) as { format?: unknown } | null;
     return raw !== null && typeof raw === 'object' && raw.format === BUNDLE_FORMAT;
