@@ -12,7 +12,9 @@
 #                    lsr/, lsgs/ or vae/ sub-folder)
 #   MOODLSR_SHARD    K/N: score only the K-th of N parts of the sorted case list (SLURM array, k8s Job)
 #   MOODLSR_SEED     seed of every random draw (default 0)
-# Exit status: that of `moodlsr predict` (0 all cases written, 2 some failed, 1 fatal); 64 on misuse.
+# Exit status: that of `moodlsr predict` (0 all cases written, 2 some failed, 1 fatal); 64 on misuse;
+# 130 / 143 / 129 after SIGINT / SIGTERM / SIGHUP, which are forwarded to predict (it removes its
+# temporary files and stops at once), so `docker stop` and Ctrl-C leave nothing behind.
 set -eu
 
 if [ "$#" -ne 4 ]; then
@@ -47,18 +49,34 @@ else
 fi
 
 mkdir -p -- "$output"
+host=$(uname -n)
+# Scratch folders of earlier runs on this host whose shell is gone (killed with SIGKILL): remove them.
+for old in "$output"/.tmp-"$host"-*; do
+    [ -d "$old" ] || continue
+    pid=${old#"$output"/.tmp-"$host"-}
+    pid=${pid%%-*}
+    case $pid in '' | *[!0-9]*) continue ;; esac
+    if [ -d /proc/self ]; then [ -d "/proc/$pid" ] && continue; else kill -0 "$pid" 2>/dev/null && continue; fi
+    rm -rf -- "$old"
+done
 # A scratch folder of this run's own (mkdir is atomic): shards sharing OUTPUT_DIR never share one.
 attempt=0
-until scratch="$output/.tmp-$(uname -n)-$$-$attempt" && mkdir -- "$scratch" 2>/dev/null; do
+until scratch="$output/.tmp-$host-$$-$attempt" && mkdir -- "$scratch" 2>/dev/null; do
     attempt=$((attempt + 1))
     if [ "$attempt" -ge 100 ]; then
         echo "$0: cannot create a scratch folder in $output" >&2
         exit 1
     fi
 done
+child=
+# A signal goes to predict, which cleans up and ends; this script then exits with predict's status.
+forward() {
+    if [ -n "$child" ]; then kill "-$1" "$child" 2>/dev/null || true; else exit "$2"; fi
+}
 trap 'rm -rf -- "$scratch"' EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'forward INT 130' INT
+trap 'forward TERM 143' TERM
+trap 'forward HUP 129' HUP
 mkdir -- "$scratch/home"
 HOME=$scratch/home
 TMPDIR=$scratch
@@ -75,6 +93,14 @@ if [ -n "${MOODLSR_SEED:-}" ]; then
     set -- "$@" --seed "$MOODLSR_SEED"
 fi
 
+# In the background, so that the traps above run while it works (sh defers traps during a foreground command).
+node "$package/dist/src/cli.js" predict "$@" &
+child=$!
 status=0
-node "$package/dist/src/cli.js" predict "$@" || status=$?
+wait "$child" || status=$?
+# A trapped signal ends `wait` early (status > 128): wait again until predict has really finished.
+while [ "$status" -gt 128 ] && kill -0 "$child" 2>/dev/null; do
+    status=0
+    wait "$child" || status=$?
+done
 exit "$status"

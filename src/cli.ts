@@ -4,7 +4,7 @@
  * Exit codes: 0 success, 1 usage or fatal error, 2 some inputs failed (the others were processed).
  */
 import { readFileSync } from 'node:fs';
-import { Command } from 'commander';
+import { Command, Help, type Option } from 'commander';
 import { describeError } from './errors.js';
 import { registerInfo } from './cli/info.js';
 import { registerInject } from './cli/inject.js';
@@ -23,13 +23,31 @@ function packageVersion(): string {
   return pkg.version;
 }
 
+export const EXIT_CODES_HELP = `
+Exit codes:
+  0  success
+  1  usage error or fatal error (nothing or not everything could start)
+  2  some inputs failed, the others were processed (predict: cases; leaderboard: entries)
+  3  a metric fell by more than --tolerance against --baseline (eval, leaderboard)
+  130, 143  stopped by SIGINT or SIGTERM (temporary files removed)
+`;
+
+/** Option descriptions end in "(required)" for mandatory options, which commander does not mark. */
+function optionDescription(option: Option): string {
+  const text = Help.prototype.optionDescription.call(new Help(), option);
+  return option.mandatory ? `${text} (required)` : text;
+}
+
 export function buildProgram(registry: readonly Method[] = REGISTRY): Command {
   const program = new Command();
   program
     .name('moodlsr')
     .description('Anomaly detection in 3-D medical images by latent space restoration (MOOD challenge)')
     .version(packageVersion())
-    .showHelpAfterError();
+    .showHelpAfterError()
+    .allowExcessArguments(false)
+    .configureHelp({ optionDescription })
+    .addHelpText('after', EXIT_CODES_HELP);
   registerInfo(program);
   registerInject(program);
   registerEval(program);
@@ -40,6 +58,7 @@ export function buildProgram(registry: readonly Method[] = REGISTRY): Command {
   registerPhantom(program);
   registerCalibrate(program, registry);
   registerWeights(program);
+  for (const command of program.commands) command.addHelpText('after', EXIT_CODES_HELP);
   return program;
 }
 

@@ -13,6 +13,7 @@ import { fitZScore, saveZScore } from '../src/methods/zscore/model.js';
 import { createRng } from '../src/engine/random.js';
 import { readNifti, writeNifti } from '../src/io/nifti.js';
 import { makeVolume, type Shape3 } from '../src/volume/volume.js';
+import { installFor } from './helpers/user-install.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(ROOT, 'dist', 'src', 'cli.js');
@@ -40,8 +41,8 @@ function head(seed: string, hole: boolean): Float32Array {
   return data;
 }
 
-function cli(args: string[], options: SpawnSyncOptions = {}): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', ...options });
+function cli(args: string[], options: SpawnSyncOptions = {}, entry = CLI): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [entry, ...args], { encoding: 'utf8', ...options });
   return { status: r.status, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
@@ -115,7 +116,7 @@ describe('moodlsr predict', () => {
     await writeFile(file, '');
     const notDir = cli([...base, '-i', cases, '-o', join(file, 'out')]);
     expect(notDir.status).toBe(1);
-    expect(notDir.stderr).toMatch(/cannot write to output folder .*plain-file/);
+    expect(notDir.stderr).toMatch(/cannot use output folder .*plain-file\/out: .*plain-file: is a file, not a folder/);
     const checks: [string[], RegExp][] = [
       [['predict', '--task', 'both', '--region', 'brain', '-i', cases, '-o', root, '--weights', weights], /--task must be sample or pixel/],
       [[...base, '-i', cases, '-o', root, '--method', 'magic'], /unknown --method "magic"/],
@@ -129,19 +130,24 @@ describe('moodlsr predict', () => {
     }
   });
 
-  it.skipIf(process.getuid?.() !== 0)('as an unprivileged user: a read-only output folder is exit 1; read-only input and no HOME work', async () => {
+  it.skipIf(process.getuid?.() !== 0)('as an unprivileged user: a read-only output folder is exit 1; read-only input and no HOME work', async (ctx) => {
+    // a checkout under a private (0700) folder is not readable by nobody: run a readable copy of the CLI
+    const install = installFor(ROOT, NOBODY, NOBODY);
+    if ('skip' in install) return ctx.skip(install.skip);
+    ctx.onTestFinished(() => install.dispose());
+    const userCli = join(install.root, 'dist', 'src', 'cli.js');
     const ro = await freshDir('read-only-out');
     await chmod(ro, 0o555);
     const asNobody: SpawnSyncOptions = { uid: NOBODY, gid: NOBODY, env: { PATH: process.env.PATH, HOME: '/nonexistent' } };
-    const denied = cli(['predict', '--task', 'sample', '--region', 'brain', '-i', cases, '-o', ro, '--weights', weights], asNobody);
+    const denied = cli(['predict', '--task', 'sample', '--region', 'brain', '-i', cases, '-o', ro, '--weights', weights], asNobody, userCli);
     expect(denied.status).toBe(1);
-    expect(denied.stderr).toMatch(/cannot write to output folder/);
+    expect(denied.stderr).toMatch(/cannot write to output folder .*read-only-out: permission denied \(EACCES\)/);
     const readOnlyIn = await freshDir('read-only-in');
     await writeNifti(join(readOnlyIn, 'x.nii.gz'), makeVolume(SHAPE, head('x', true)));
     await chmod(readOnlyIn, 0o555);
     const out = await freshDir('nobody-out');
     await chmod(out, 0o777);
-    const ok = cli(['predict', '--task', 'pixel', '--region', 'brain', '-i', readOnlyIn, '-o', out, '--weights', weights], asNobody);
+    const ok = cli(['predict', '--task', 'pixel', '--region', 'brain', '-i', readOnlyIn, '-o', out, '--weights', weights], asNobody, userCli);
     expect(ok.status, ok.stderr).toBe(0);
     expect(await readdir(out)).toEqual(['x.nii.gz']);
   });
@@ -178,6 +184,39 @@ describe('moodlsr eval', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^sample: 5 cases {2}AP 0\.\d{4}/);
     expect(r.stdout).toMatch(/missing \(scored as 0\): toy_4\.nii\.gz/);
+  });
+
+  it('refuses an unusable --pred: missing, a file, empty, the other task’s folder, no matching names', async () => {
+    const pixelDir = await freshDir('pixel-preds');
+    await writeNifti(join(pixelDir, 'toy_0.nii.gz'), makeVolume(SHAPE, head('p', false)));
+    const plain = join(root, 'pred-file');
+    await writeFile(plain, '0.5');
+    const otherNames = await freshDir('other-names');
+    await writeFile(join(otherNames, 'case_9.nii.gz.txt'), '0.5');
+    const checks: [string, RegExp][] = [
+      [join(root, 'no-such-pred'), /no-such-pred: --pred cannot be used: no such file or folder \(ENOENT\)/],
+      [plain, /pred-file: --pred must be a folder of predictions/],
+      [await freshDir('empty-pred'), /empty-pred: holds no sample predictions/],
+      [pixelDir, /pixel-preds: holds 1 NIfTI map and no F\.txt score: pixel predictions; use --mode pixel/],
+      [otherNames, /other-names: none of the 5 cases has a prediction here \(expected names like toy_0\.nii\.gz\.txt\)/],
+    ];
+    for (const [dir, message] of checks) {
+      const r = cli(['eval', '--labels', set, '--pred', dir, '--mode', 'sample']);
+      expect(r.status, dir).toBe(1);
+      expect(r.stderr).toMatch(message);
+      expect(r.stdout).toBe('');
+    }
+  });
+
+  it('--curves without --json is refused; --baseline is read before the evaluation', async () => {
+    const c = cli(['eval', '--labels', set, '--pred', pred, '--mode', 'sample', '--curves']);
+    expect(c.status).toBe(1);
+    expect(c.stderr).toMatch(/--curves .* give --json too/);
+    const nanPred = await freshDir('nan-pred');
+    await writeFile(join(nanPred, 'toy_0.nii.gz.txt'), 'nan');
+    const r = cli(['eval', '--labels', set, '--pred', nanPred, '--mode', 'sample', '--baseline', join(root, 'no-baseline.json')]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/no-baseline\.json: cannot read: no such file or folder/);
   });
 
   it('exit 1 naming the problem: no labels, bad mode', async () => {

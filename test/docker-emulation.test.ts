@@ -16,6 +16,7 @@ import { fitZScore, saveZScore } from '../src/methods/zscore/model.js';
 import { createRng } from '../src/engine/random.js';
 import { readNifti, writeNifti } from '../src/io/nifti.js';
 import { makeVolume, type Shape3 } from '../src/volume/volume.js';
+import { installFor } from './helpers/user-install.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SCRIPTS = ['run_sample_brain.sh', 'run_pixel_brain.sh', 'run_sample_abdom.sh', 'run_pixel_abdom.sh'];
@@ -262,9 +263,20 @@ describe('the entry scripts in a /workspace-like layout', () => {
     expect(existsSync('/moodlsr-ro-probe')).toBe(false);
   });
 
-  it.skipIf(!IS_ROOT)('works as an unprivileged user with a read-only input folder', async () => {
+  it.skipIf(!IS_ROOT)('works as an unprivileged user with a read-only input folder', async (ctx) => {
+    // the workspace links node_modules of the checkout, which nobody cannot read under a private (0700)
+    // folder: then a workspace of its own, with a readable copy of the runtime packages
+    const install = installFor(ROOT, NOBODY, NOBODY);
+    if ('skip' in install) return ctx.skip(install.skip);
+    ctx.onTestFinished(() => install.dispose());
+    let space = workspace;
+    if (install.root !== ROOT) {
+      space = join(root, 'workspace-nobody');
+      await cp(workspace, space, { recursive: true, filter: (src) => src !== join(workspace, 'node_modules') });
+      await symlink(install.nodeModules, join(space, 'node_modules'));
+    }
     const out = await freshDir('nobody pred');
-    const r = sh([join(workspace, 'run_sample_brain.sh'), inDir, out], { uid: NOBODY, gid: NOBODY });
+    const r = sh([join(space, 'run_sample_brain.sh'), inDir, out], { uid: NOBODY, gid: NOBODY });
     expect(r.status, r.stderr).toBe(0);
     expect(await readdir(out)).toHaveLength(3);
   });

@@ -31,6 +31,7 @@ import {
   type ConfidenceInterval,
 } from '../metrics/index.js';
 import { curvesFrom, type Curves } from './curves.js';
+import { checkPredictionFolder } from './pred-folder.js';
 
 export type EvalMode = 'sample' | 'pixel';
 
@@ -45,6 +46,12 @@ export interface EvalOptions {
   /** Bootstrap resamples for confidence intervals (0 = none). */
   readonly bootstrap?: number;
   readonly seed?: number;
+  /**
+   * Refuse a --pred that is missing, a file, empty or the other task's folder (eval/harness/pred-folder.ts),
+   * after the labels were found; `moodlsr eval` sets it. The leaderboard does not: a failed run's empty
+   * folder is scored as all-zero there, and the run is marked failed.
+   */
+  readonly refuseUnusablePred?: boolean;
 }
 
 export interface KindResult {
@@ -141,6 +148,7 @@ async function sortedEntries(dir: string, keep: (name: string) => boolean): Prom
 async function evaluateSample(labelDir: string, opts: EvalOptions, kinds: Map<string, CaseGroup>): Promise<EvalResult> {
   const labelFiles = await sortedEntries(labelDir, (n) => n.endsWith('.txt'));
   if (labelFiles.length === 0) throw new InputFileError(labelDir, 'no sample labels (*.txt)');
+  if (opts.refuseUnusablePred) await checkPredictionFolder(opts.pred, 'sample');
   const scores: number[] = [];
   const labels: number[] = [];
   const missing: string[] = [];
@@ -263,6 +271,7 @@ export function parseScore(text: string): { value: number; wasNaN: boolean } {
 async function evaluatePixel(labelDir: string, opts: EvalOptions, kinds: Map<string, CaseGroup>): Promise<EvalResult> {
   const labelFiles = await sortedEntries(labelDir, isNiftiFileName);
   if (labelFiles.length === 0) throw new InputFileError(labelDir, 'no pixel labels (*.nii, *.nii.gz)');
+  if (opts.refuseUnusablePred) await checkPredictionFolder(opts.pred, 'pixel');
   const caseHistograms: ScoreHistogram[] = [];
   const missing: string[] = [];
   const bad: { name: string; reason: string }[] = [];

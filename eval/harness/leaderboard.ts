@@ -11,7 +11,7 @@ import { TOY_DIRS } from '../inject/toyset.js';
 import { chooseOverlaySlice, extractOverlay } from '../report/overlay.js';
 import type { CaseView, KindMetrics, MethodResult, Report } from '../report/types.js';
 import { evaluate, NaNPredictionError, readManifestIfPresent, type EvalResult } from './evaluate.js';
-import { runEntry, type Entry, type RunOutcome } from './runner.js';
+import { runEntry, runFailure, type Entry, type RunOutcome } from './runner.js';
 
 export interface LeaderboardOptions {
   readonly setDir: string;
@@ -35,6 +35,8 @@ export interface EntryResult {
   readonly results: Partial<Record<MoodTask, EvalResult>>;
   /** Tasks whose evaluation is void (a NaN prediction, which voids the organisers' evaluation too). */
   readonly voided: Partial<Record<MoodTask, string>>;
+  /** Tasks whose predictor run failed (non-zero exit, killed, timed out), with the reason. */
+  readonly failures: Partial<Record<MoodTask, string>>;
 }
 
 export interface Leaderboard {
@@ -72,6 +74,7 @@ export async function runLeaderboard(opts: LeaderboardOptions): Promise<Leaderbo
     const runs: EntryResult['runs'] = {};
     const evals: EntryResult['results'] = {};
     const voided: EntryResult['voided'] = {};
+    const failures: EntryResult['failures'] = {};
     for (const task of opts.tasks) {
       const outDir = predictionDir(opts.workDir, entry.name, task);
       opts.log(`${entry.name} ${task}: running`);
@@ -80,6 +83,11 @@ export async function runLeaderboard(opts: LeaderboardOptions): Promise<Leaderbo
       const status = run.timedOut ? `TIMED OUT after ${opts.timeoutSeconds} s` : `exit ${run.exitCode}`;
       opts.log(`${entry.name} ${task}: ${status}, ${run.seconds.toFixed(1)} s (${(run.seconds / Math.max(1, caseCount)).toFixed(2)} s per case)`);
       if (run.exitCode !== 0) opts.log(`${entry.name} ${task}: last output:\n${run.tail.trimEnd()}`);
+      const failure = runFailure(run, opts.timeoutSeconds);
+      if (failure !== null) {
+        failures[task] = failure;
+        opts.log(`${entry.name} ${task}: FAILED: ${failure}`);
+      }
       try {
         evals[task] = await evaluate({ labels: opts.setDir, pred: outDir, mode: task, manifest, bootstrap: opts.bootstrap, seed: opts.seed });
       } catch (err) {
@@ -88,7 +96,7 @@ export async function runLeaderboard(opts: LeaderboardOptions): Promise<Leaderbo
         opts.log(`${entry.name} ${task}: evaluation VOID: ${err.message}`);
       }
     }
-    results.push({ name: entry.name, runs, results: evals, voided });
+    results.push({ name: entry.name, runs, results: evals, voided, failures });
   }
   const methods = await buildMethodResults(results, opts, manifest, caseCount);
   const report: Report = {
@@ -163,6 +171,7 @@ async function buildMethodResults(
         : {}),
       missing,
       bad,
+      failed: Object.entries(r.failures).map(([task, reason]) => `${task}: ${reason}`),
       cases: overlays[m],
     };
   });

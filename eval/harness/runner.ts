@@ -18,6 +18,8 @@ export interface RunOutcome {
   readonly seconds: number;
   readonly exitCode: number | null;
   readonly timedOut: boolean;
+  /** The signal that ended the command, if one did (the timeout's SIGKILL, an OOM kill, …). */
+  readonly signal?: string | null;
   /** Last lines of the command's stderr/stdout, for the log. */
   readonly tail: string;
 }
@@ -118,10 +120,20 @@ export async function runEntry(
         child.stderr.destroy();
       }, PIPE_GRACE_MS);
     });
-    child.on('close', (code) => {
+    child.on('close', (code, signal) => {
       clearTimeout(timer);
       clearTimeout(pipeGrace);
-      resolvePromise({ seconds: (performance.now() - started) / 1000, exitCode: code, timedOut, tail });
+      resolvePromise({ seconds: (performance.now() - started) / 1000, exitCode: code, timedOut, signal, tail });
     });
   });
+}
+
+/** Why a run failed, in one line (null when it exited 0): the timeout, the signal, or the exit status and the last line it printed. */
+export function runFailure(run: RunOutcome, timeoutSeconds: number): string | null {
+  if (run.timedOut) return `timed out after ${timeoutSeconds} s and was killed`;
+  if (run.exitCode === 0) return null;
+  const last = run.tail.split(/\r?\n/).map((l) => l.trim()).filter(Boolean).pop() ?? 'no output';
+  const said = last.length > 300 ? `${last.slice(0, 300)}…` : last;
+  if (run.exitCode === null) return `killed by ${run.signal ?? 'a signal'}; last output: ${said}`;
+  return `exit ${run.exitCode}: ${said}`;
 }

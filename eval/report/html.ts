@@ -76,7 +76,8 @@ function renderLeaderboard(report: Report): string {
     .map((r) => {
       const dice = metricCell(r.bestDice, best.bestDice);
       const threshold = r.bestDiceThreshold !== undefined && Number.isFinite(r.bestDiceThreshold) ? ` title="at threshold ${formatNumber(r.bestDiceThreshold)}"` : '';
-      return `<tr><th scope="row" class="method">${swatch(r.methodIndex)}${escapeHtml(r.method)}</th>${metricCell(r.sampleAp, best.sampleAp)}${metricCell(r.sampleAuroc, best.sampleAuroc)}${metricCell(r.pixelAp, best.pixelAp)}${metricCell(r.pixelAuroc, best.pixelAuroc)}${dice.replace('<td', `<td${threshold}`)}<td class="num">${formatSeconds(r.secondsPerCase)}</td><td class="num${r.missing > 0 ? ' warn' : ''}">${r.missing}</td><td class="num${r.bad > 0 ? ' warn' : ''}">${r.bad}</td></tr>`;
+      const failed = r.failed > 0 ? ' <span class="badge failed" title="see Failed runs below">FAILED</span>' : '';
+      return `<tr${r.failed > 0 ? ' class="failed"' : ''}><th scope="row" class="method">${swatch(r.methodIndex)}${escapeHtml(r.method)}${failed}</th>${metricCell(r.sampleAp, best.sampleAp)}${metricCell(r.sampleAuroc, best.sampleAuroc)}${metricCell(r.pixelAp, best.pixelAp)}${metricCell(r.pixelAuroc, best.pixelAuroc)}${dice.replace('<td', `<td${threshold}`)}<td class="num">${formatSeconds(r.secondsPerCase)}</td><td class="num${r.missing > 0 ? ' warn' : ''}">${r.missing}</td><td class="num${r.bad > 0 ? ' warn' : ''}">${r.bad}</td></tr>`;
     })
     .join('\n');
   return `<section id="leaderboard">
@@ -322,6 +323,11 @@ ${groups.map((gr) => renderCase(report, gr, options)).join('\n')}
 function renderProblems(report: Report): string {
   const items: string[] = [];
   for (const [i, m] of report.methods.entries()) {
+    if ((m.failed?.length ?? 0) > 0) {
+      items.push(
+        `<details open class="failed"><summary>${swatch(i)}${escapeHtml(m.name)}: FAILED</summary><ul class="names">${m.failed!.map((n) => `<li>${escapeHtml(n)}</li>`).join('')}</ul></details>`,
+      );
+    }
     for (const [what, names] of [
       ['missing', m.missing],
       ['bad', m.bad],
@@ -334,10 +340,10 @@ function renderProblems(report: Report): string {
   }
   if (items.length === 0) return '';
   return `<section id="problems">
-<h2>Missing and bad predictions</h2>
+<h2>Failed runs, missing and bad predictions</h2>
 <div class="card problems">
 ${items.join('\n')}
-<p class="hint">Both count as all-zero predictions, as in the MOOD evaluator.</p>
+<p class="hint">Missing and bad predictions count as all-zero predictions, as in the MOOD evaluator.</p>
 </div>
 </section>`;
 }
@@ -397,6 +403,7 @@ svg.plot .legend-detail{fill:var(--muted)}
 .case-name{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-weight:600;word-break:break-all}
 .badge{font-size:11.5px;font-weight:600;border-radius:999px;padding:1px 9px;border:1px solid var(--line);color:var(--muted);background:#fafbfc}
 .badge.abnormal{color:#9a3412;border-color:#fed7aa;background:#fff7ed}
+.badge.failed{color:#fff;border-color:#b91c1c;background:#b91c1c}
 .badge.normal{color:#166534;border-color:#bbf7d0;background:#f0fdf4}
 .slice-row{display:flex;gap:10px;align-items:flex-start}
 .slice-row+.slice-row{margin-top:10px}

@@ -15,6 +15,8 @@ function caseToJson(c: CaseView): Record<string, unknown> {
 function methodToJson(m: MethodResult): Record<string, unknown> {
   return {
     name: m.name,
+    status: (m.failed?.length ?? 0) > 0 ? 'failed' : 'ok',
+    failed: m.failed ?? [],
     secondsPerCase: m.secondsPerCase,
     sample: m.sample,
     pixel: m.pixel,

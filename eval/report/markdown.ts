@@ -17,7 +17,7 @@ function table(header: readonly string[], align: readonly ('l' | 'r')[], rows: r
 
 function leaderboard(report: Report): string[] {
   const rows = leaderboardRows(report).map((r) => [
-    escapeMarkdownCell(r.method),
+    `${escapeMarkdownCell(r.method)}${r.failed > 0 ? ' **FAILED**' : ''}`,
     metric(r.sampleAp),
     metric(r.sampleAuroc),
     metric(r.pixelAp),
@@ -65,6 +65,7 @@ function problems(report: Report): string[] {
   const lines: string[] = [];
   for (const m of report.methods) {
     const name = escapeMarkdownCell(m.name);
+    for (const reason of m.failed ?? []) lines.push(`- **${name}** FAILED: ${escapeMarkdownCell(reason)}`);
     if (m.missing.length > 0) lines.push(`- **${name}** missing (${m.missing.length}): ${nameList(m.missing)}`);
     if (m.bad.length > 0) lines.push(`- **${name}** bad (${m.bad.length}): ${nameList(m.bad)}`);
   }
@@ -89,7 +90,7 @@ export function renderMarkdown(report: Report): string {
   if (kinds.length > 2) out.push('', '## Per anomaly kind', '', ...kinds);
   const issues = problems(report);
   if (issues.length > 0) {
-    out.push('', '## Missing and bad predictions', '', 'Both count as all-zero predictions, as in the MOOD evaluator.', '', ...issues);
+    out.push('', '## Failed runs, missing and bad predictions', '', 'Missing and bad predictions count as all-zero predictions, as in the MOOD evaluator.', '', ...issues);
   }
   if (report.notes && report.notes.length > 0) {
     out.push('', '## Notes', '', ...report.notes.map((n) => `- ${escapeMarkdownCell(n)}`));

@@ -23,6 +23,8 @@ export interface LeaderboardRow {
   readonly secondsPerCase?: number;
   readonly missing: number;
   readonly bad: number;
+  /** Number of the method's runs that failed (each reason is in MethodResult.failed). */
+  readonly failed: number;
 }
 
 export type MetricColumn = 'sampleAp' | 'sampleAuroc' | 'pixelAp' | 'pixelAuroc' | 'bestDice';
@@ -41,6 +43,7 @@ export function leaderboardRows(report: Report): LeaderboardRow[] {
     secondsPerCase: m.secondsPerCase,
     missing: m.missing.length,
     bad: m.bad.length,
+    failed: m.failed?.length ?? 0,
   }));
 }
 

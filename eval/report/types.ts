@@ -90,6 +90,8 @@ export interface MethodResult {
   readonly missing: readonly string[];
   /** Cases whose prediction was unreadable, wrong-shaped or non-finite. */
   readonly bad: readonly string[];
+  /** Why the method's runs failed ("sample: exit 1: …", "pixel: timed out …"); absent or empty when they succeeded. */
+  readonly failed?: readonly string[];
   readonly cases?: readonly CaseView[];
 }
 

@@ -1,9 +1,16 @@
 import { InvalidArgumentError } from 'commander';
 
-export function parseInteger(name: string, min = -Infinity): (value: string) => number {
+/**
+ * An integer option: decimal digits with an optional sign, exactly representable (|n| ≤ 2^53 − 1);
+ * an empty value, a fraction or a number that would lose precision is refused, never rounded.
+ */
+export function parseInteger(name: string, min = Number.MIN_SAFE_INTEGER): (value: string) => number {
+  const range = min <= Number.MIN_SAFE_INTEGER ? `an integer between ${Number.MIN_SAFE_INTEGER} and ${Number.MAX_SAFE_INTEGER}` : `an integer ≥ ${min}`;
   return (value: string) => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}, got "${value}"`);
+    if (!/^\s*[+-]?\d+\s*$/.test(value)) throw new InvalidArgumentError(`${name} must be ${range}, got "${value}"`);
+    if (!Number.isSafeInteger(n)) throw new InvalidArgumentError(`${name} must be ${range}; "${value}" is too large to be kept exactly`);
+    if (n < min) throw new InvalidArgumentError(`${name} must be ${range}, got "${value}"`);
     return n;
   };
 }

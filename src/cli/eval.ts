@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { InputFileError } from '../errors.js';
+import { fsReason, InputFileError } from '../errors.js';
 import { evaluate, readManifestIfPresent, type EvalMode, type EvalResult } from '../../eval/harness/evaluate.js';
 import { describeDrops, findDrops } from '../../eval/harness/regression.js';
 import type { ToySetManifest } from '../../eval/inject/toyset.js';
@@ -38,6 +38,9 @@ export function registerEval(program: Command): void {
     .option('--tolerance <t>', 'allowed drop of any metric against --baseline', parseNumber('--tolerance', 0), 0.005)
     .action(async (opts: EvalCliOptions) => {
       if (opts.mode !== 'sample' && opts.mode !== 'pixel') throw new Error(`--mode must be sample or pixel, got "${opts.mode}"`);
+      if (opts.curves && !opts.json) throw new Error('--curves adds curve points to the JSON output: give --json too');
+      // read the stored scores before the evaluation: a bad --baseline should not cost a whole run
+      const baseline = opts.baseline ? await readJson<unknown>(opts.baseline) : undefined;
       const manifest = opts.manifest ? await readJson<ToySetManifest>(opts.manifest) : await readManifestIfPresent(opts.labels);
       const result = await evaluate({
         labels: opts.labels,
@@ -47,12 +50,15 @@ export function registerEval(program: Command): void {
         threshold: opts.threshold,
         bootstrap: opts.bootstrap,
         seed: opts.seed,
+        refuseUnusablePred: true,
       });
+      if (result.missing.length === result.cases) {
+        throw new InputFileError(opts.pred, `none of the ${result.cases} cases has a prediction here (expected names like ${result.missing[0]}${opts.mode === 'sample' ? '.txt' : ''})`);
+      }
       const { curves, ...rest } = result;
       if (opts.json) process.stdout.write(`${JSON.stringify(opts.curves ? result : rest)}\n`);
       else process.stdout.write(formatResult(result));
       if (opts.baseline) {
-        const baseline = await readJson<unknown>(opts.baseline);
         const drops = findDrops(rest, baseline, opts.tolerance);
         if (drops.length > 0) {
           process.stderr.write(`moodlsr eval: REGRESSION against ${opts.baseline}:\n${describeDrops(drops, opts.tolerance)}\n`);
@@ -68,7 +74,7 @@ async function readJson<T>(file: string): Promise<T> {
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new InputFileError(file, `cannot read (${(err as Error).message})`);
+    throw new InputFileError(file, `cannot read: ${fsReason(err)}`);
   }
   try {
     return JSON.parse(text) as T;

@@ -24,6 +24,12 @@ export function registerInject(program: Command): void {
       const kinds = opts.kinds.split(',').map((k) => k.trim()).filter(Boolean) as AnomalyKind[];
       const unknown = kinds.filter((k) => !ANOMALY_KINDS.includes(k));
       if (unknown.length) throw new Error(`unknown anomaly kind(s): ${unknown.join(', ')} (known: ${ANOMALY_KINDS.join(', ')})`);
+      if (kinds.length === 0 && opts.perKind > 0) throw new Error(`--kinds "${opts.kinds}" names no anomaly kind (known: ${ANOMALY_KINDS.join(', ')})`);
+      const anomalous = opts.perKind * kinds.length;
+      if (opts.normal + anomalous === 0) throw new Error('--normal 0 and no anomalous cases: the set would be empty');
+      if (anomalous === 0) {
+        process.stderr.write('inject: warning: the set holds only normal cases (--per-kind 0): fine as held-out normals, but eval and leaderboard need anomalous cases for any metric\n');
+      }
       const t0 = performance.now();
       const manifest = await buildToySet({
         ...(opts.region === 'abdom' ? { normalSources: [abdomenNormalSource()] } : { sources: opts.src }),

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { InputFileError } from '../errors.js';
+import { describeError, InputFileError } from '../errors.js';
 import { atomicWriteFile } from '../io/atomic.js';
 import type { MoodRegion, MoodTask } from '../mood/predictor.js';
 import { runLeaderboard } from '../../eval/harness/leaderboard.js';
@@ -71,6 +71,15 @@ export function registerLeaderboard(program: Command, registry: readonly Method[
       if (entries.length === 0) throw new Error('give at least one --method or --command');
       const names = entries.map((e) => e.name);
       if (new Set(names).size !== names.length) throw new Error(`entry names repeat: ${names.join(', ')}`);
+      // read the stored scores first: a bad --baseline should not cost a whole leaderboard run
+      let baseline: unknown;
+      if (opts.baseline) {
+        try {
+          baseline = JSON.parse(await readFile(opts.baseline, 'utf8'));
+        } catch (err) {
+          throw new InputFileError(opts.baseline, `cannot read stored scores (${describeError(err)})`);
+        }
+      }
       const board = await runLeaderboard({
         setDir: opts.set,
         entries,
@@ -85,21 +94,21 @@ export function registerLeaderboard(program: Command, registry: readonly Method[
         log: stderrLog('leaderboard: '),
       });
       const paths = await writeReport(opts.out, board.report);
+      const failed = board.entries.filter((e) => Object.keys(e.failures).length > 0);
       await atomicWriteFile(join(opts.out, 'scores.json'), `${JSON.stringify(board.scores, null, 1)}\n`);
       process.stderr.write(`leaderboard: report ${paths.html}\n`);
       process.stdout.write(`${await readFile(paths.markdown, 'utf8')}\n${paths.html}\n`);
+      for (const e of failed) {
+        for (const [task, reason] of Object.entries(e.failures)) process.stderr.write(`leaderboard: ${e.name} ${task} FAILED: ${reason}\n`);
+      }
       if (opts.baseline) {
-        let baseline: unknown;
-        try {
-          baseline = JSON.parse(await readFile(opts.baseline, 'utf8'));
-        } catch (err) {
-          throw new InputFileError(opts.baseline, `cannot read stored scores (${(err as Error).message})`);
-        }
         const drops = findDrops(board.scores, baseline, opts.tolerance);
         if (drops.length > 0) {
           process.stderr.write(`leaderboard: REGRESSION against ${opts.baseline}:\n${describeDrops(drops, opts.tolerance)}\n`);
           process.exitCode = 3;
         } else process.stderr.write(`leaderboard: no metric fell by more than ${opts.tolerance} against ${opts.baseline}\n`);
       }
+      // a failed entry outranks a regression: its numbers are not a measurement at all
+      if (failed.length > 0) process.exitCode = 2;
     });
 }

@@ -2,7 +2,9 @@ import type { Command } from 'commander';
 import { parseShard } from '../mood/cases.js';
 import { describeScoreTasks, describeSettingKeys, methodWeightsDir, REGISTRY, requireScoreFor, type Method } from '../methods/index.js';
 import type { MoodRegion, MoodTask } from '../mood/predictor.js';
-import { runPrediction } from '../mood/run.js';
+import { runPrediction, type PredictionSummary } from '../mood/run.js';
+import { checkWeightsFolder, weightsRegion } from '../mood/weights-check.js';
+import { atomicWriteFile } from '../io/atomic.js';
 import { checkSettingKeys, collectSetting } from '../score/settings.js';
 import { ENGINE_HELP, parseEngineChoice } from '../inference/engine-choice.js';
 import { parseInteger, stderrLog } from './common.js';
@@ -24,6 +26,7 @@ interface PredictCliOptions {
   dtype: 'float32' | 'uint16';
   engine: string;
   set: Record<string, string>;
+  summary?: string;
 }
 
 export function registerPredict(program: Command, registry: readonly Method[] = REGISTRY): void {
@@ -41,6 +44,7 @@ export function registerPredict(program: Command, registry: readonly Method[] = 
     .option('--dtype <dtype>', 'pixel maps as float32 or uint16 (scale 1/65535)', 'float32')
     .option('--engine <name>', ENGINE_HELP, 'auto')
     .option('--set <key=value>', `override a scoring option of the method without editing its weights (repeatable); keys: ${describeSettingKeys(registry)}`, collectSetting, {})
+    .option('--summary <file>', 'also write a JSON summary: cases written, cases failed with their reasons, seconds')
     .action(async (opts: PredictCliOptions) => {
       if (opts.task !== 'sample' && opts.task !== 'pixel') throw new Error(`--task must be sample or pixel, got "${opts.task}"`);
       if (opts.region !== 'brain' && opts.region !== 'abdom') throw new Error(`--region must be brain or abdom, got "${opts.region}"`);
@@ -51,6 +55,12 @@ export function registerPredict(program: Command, registry: readonly Method[] = 
       const shard = opts.shard ? parseShard(opts.shard) : undefined;
       const engine = parseEngineChoice(opts.engine);
       const weightsDir = opts.weights ?? methodWeightsDir(method, opts.region);
+      await checkWeightsFolder(weightsDir, opts.method);
+      const madeFor = await weightsRegion(weightsDir);
+      const log = stderrLog('predict: ');
+      if (madeFor !== null && madeFor.region !== opts.region) {
+        log(`warning: --region ${opts.region}, but the weights in ${weightsDir} were made for ${madeFor.region} (${madeFor.file})`);
+      }
       const predictor = await method.load(weightsDir, { score: score.name, engine, settings: opts.set });
       try {
         const summary = await runPrediction({
@@ -61,11 +71,29 @@ export function registerPredict(program: Command, registry: readonly Method[] = 
           seed: opts.seed,
           shard,
           pixelDtype: opts.dtype,
-          log: stderrLog('predict: '),
+          log,
+          ...(process.stderr.isTTY ? { onCaseStart: (k: number, n: number, name: string) => log(`[${k}/${n}] ${name}: scoring …`) } : {}),
         });
+        if (opts.summary) await atomicWriteFile(opts.summary, summaryJson(summary, opts));
         if (summary.failed.length > 0) process.exitCode = 2;
       } finally {
         await predictor.dispose?.();
       }
     });
+}
+
+/** The machine-readable record of a run (--summary). */
+export function summaryJson(summary: PredictionSummary, opts: Pick<PredictCliOptions, 'task' | 'region' | 'method' | 'input' | 'output'>): string {
+  const record = {
+    task: summary.task,
+    region: opts.region,
+    method: opts.method,
+    input: opts.input,
+    output: opts.output,
+    cases: summary.cases.length,
+    written: summary.written,
+    failed: summary.failed,
+    seconds: Number(summary.seconds.toFixed(3)),
+  };
+  return `${JSON.stringify(record, null, 1)}\n`;
 }

@@ -2,6 +2,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { ZSCORE_KIND } from '../methods/zscore/model.js';
 import { BUNDLE_DTYPES, type BundleDtype } from '../io/tensor-bundle.js';
 import { packWeightsFolder, type PackReport } from '../io/weights-pack.js';
+import { checksumWeightsFolder } from '../io/weights-checksum.js';
 
 function parseDtype(value: string): BundleDtype {
   if (!(BUNDLE_DTYPES as readonly string[]).includes(value)) {
@@ -55,5 +56,20 @@ export function registerWeights(program: Command): void {
     .action(async (opts: { from: string; to: string; dtype: BundleDtype; recursive?: boolean }) => {
       const report = await packWeightsFolder({ from: opts.from, to: opts.to, dtype: opts.dtype, recursive: opts.recursive === true });
       process.stdout.write(formatPackReport(report, opts.to));
+    });
+  weights
+    .command('checksum')
+    .description('record the SHA-256 of each bundle binary in its manifest (bundles written before checksums existed); loading verifies it')
+    .requiredOption('--dir <dir>', 'weights folder')
+    .option('--recursive', 'sub-folders too (default: top level only)')
+    .option('--check', 'only verify: exit 1 when a bundle has no checksum; a wrong one is always exit 1')
+    .action(async (opts: { dir: string; recursive?: boolean; check?: boolean }) => {
+      const report = await checksumWeightsFolder(opts.dir, { recursive: opts.recursive === true, check: opts.check === true });
+      for (const file of report.verified) process.stdout.write(`ok       ${file}\n`);
+      for (const file of report.added) process.stdout.write(`${opts.check ? 'MISSING' : 'added  '}  ${file}\n`);
+      if (opts.check && report.added.length > 0) {
+        process.stderr.write(`moodlsr: ${report.added.length} bundle(s) without a checksum; add them with: moodlsr weights checksum --dir ${opts.dir}${opts.recursive ? ' --recursive' : ''}\n`);
+        process.exitCode = 1;
+      }
     });
 }

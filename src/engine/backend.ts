@@ -66,7 +66,7 @@ async function chooseBackend(preference: BackendPreference): Promise<EngineInfo>
     if (failure === null) {
       return { backend: tf.getBackend(), reason: 'tfjs-node-gpu loaded', trainingKernels: [], simd: false };
     }
-    notes.push(`tfjs-node-gpu unavailable: ${failure}`);
+    notes.push(`tfjs-node-gpu ${failure}`);
   }
   if (preference !== 'cpu') {
     const failure = await tryWasm();
@@ -92,8 +92,16 @@ async function tryNodeGpu(): Promise<string | null> {
     await tf.ready();
     return null;
   } catch (err) {
-    return firstLine(err);
+    // the optional dependency is usually just absent: say so in two words, not with the resolver's path
+    const code = (err as { code?: unknown } | null)?.code;
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') return 'not installed';
+    return `unavailable: ${clip(firstLine(err))}`;
   }
+}
+
+/** At most 120 characters of a message. */
+function clip(text: string): string {
+  return text.length > 120 ? `${text.slice(0, 119)}…` : text;
 }
 
 async function tryWasm(): Promise<string | null> {

@@ -10,11 +10,18 @@
  * to float32 on read, so callers always get Float32Array. The format version stayed 1 when float16
  * was added: float32-only files read as before, but a float16 entry needs a reader from this version
  * of the package on (an older one refuses it as a bad tensor entry).
+ *
+ * Integrity: the manifest records `binarySha256`, the SHA-256 of the .bin file, and every read checks it,
+ * so a damaged or altered binary of the right size (one flipped bit) is refused with a clear error instead
+ * of silently changing scores. Bundles written before the checksum existed still load, with a one-time
+ * warning naming the command that adds it (`moodlsr weights checksum --dir DIR`, src/io/weights-checksum.ts).
+ * Older readers ignore the extra field.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { basename, join } from 'node:path';
-import { InputFileError } from '../errors.js';
+import { basename, dirname, join } from 'node:path';
+import { fsReason, InputFileError } from '../errors.js';
 import { atomicWriteFile } from './atomic.js';
 import { FLOAT16_MAX, firstOutOfFloat16Range, readFloat16Array, writeFloat16Array } from './float16.js';
 
@@ -47,6 +54,8 @@ export interface BundleManifest {
   packageVersion: string;
   config: unknown;
   extra?: Record<string, unknown>;
+  /** SHA-256 of the .bin file, lowercase hex; absent in bundles written before checksums existed. */
+  binarySha256?: string;
   tensors: TensorEntry[];
 }
 
@@ -141,6 +150,7 @@ export function encodeTensorBundle(bundle: BundleContent, options: EncodeOptions
     packageVersion: packageVersion(),
     config: bundle.config,
     ...(bundle.extra !== undefined ? { extra: bundle.extra } : {}),
+    binarySha256: sha256Hex(binary),
     tensors: entries,
   };
   return { manifestText: `${JSON.stringify(manifest, null, 1)}\n`, binary };
@@ -159,6 +169,33 @@ export async function writeTensorBundle(
   await atomicWriteFile(files.binary, binary);
   await atomicWriteFile(files.manifest, manifestText);
   return files;
+}
+
+/** SHA-256 of bytes, lowercase hex. */
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** The manifest text with `binarySha256` set (before the tensor table, as the writer puts it). */
+export function withChecksum(m: BundleManifest, binary: Uint8Array): string {
+  const { tensors, binarySha256: _old, ...head } = m;
+  void _old;
+  return `${JSON.stringify({ ...head, binarySha256: sha256Hex(binary), tensors }, null, 1)}\n`;
+}
+
+const warnedUnchecked = new Set<string>();
+
+/** Called once per file for bundles without a checksum; default: one line on stderr. */
+let uncheckedWarning = (manifestFile: string): void => {
+  process.stderr.write(
+    `moodlsr: warning: ${manifestFile} has no checksum (written by an older moodlsr), so damage to its binary cannot be detected; ` +
+      `add one with: moodlsr weights checksum --dir ${dirname(manifestFile)}\n`,
+  );
+};
+
+/** Replaces the warning for bundles without a checksum (tests, callers with their own log). */
+export function onUncheckedBundle(warn: (manifestFile: string) => void): void {
+  uncheckedWarning = warn;
 }
 
 function tensorEntryProblem(t: Partial<TensorEntry> | null): string | null {
@@ -185,6 +222,9 @@ export function parseBundleManifest(file: string, text: string): BundleManifest 
     throw new InputFileError(file, `weights format version ${m.formatVersion} is not supported (expected ${BUNDLE_FORMAT_VERSION})`);
   }
   if (typeof m.kind !== 'string' || !Array.isArray(m.tensors)) throw new InputFileError(file, 'manifest lacks kind or tensors');
+  if (m.binarySha256 !== undefined && (typeof m.binarySha256 !== 'string' || !/^[0-9a-f]{64}$/.test(m.binarySha256))) {
+    throw new InputFileError(file, `binarySha256 must be 64 lowercase hex digits, got ${JSON.stringify(m.binarySha256)}`);
+  }
   for (const t of m.tensors) {
     const problem = tensorEntryProblem(t);
     if (problem !== null) throw new InputFileError(file, `bad tensor entry ${JSON.stringify(t)}: ${problem}`);
@@ -199,7 +239,7 @@ export function readTensorBundle(dir: string, name: string, expectedKind?: strin
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new InputFileError(file, `cannot read weights manifest (${(err as Error).message})`);
+    throw new InputFileError(file, `cannot read weights manifest: ${fsReason(err)}`);
   }
   const m = parseBundleManifest(file, text);
   if (expectedKind !== undefined && m.kind !== expectedKind) throw new InputFileError(file, `holds a '${m.kind}' model, expected '${expectedKind}'`);
@@ -208,16 +248,35 @@ export function readTensorBundle(dir: string, name: string, expectedKind?: strin
   try {
     bytes = readFileSync(binFile);
   } catch (err) {
-    throw new InputFileError(binFile, `cannot read weights binary (${(err as Error).message})`);
+    throw new InputFileError(binFile, `cannot read weights binary: ${fsReason(err)}`);
   }
   return decodeTensorBundle(m, file, binFile, bytes);
 }
 
 /** The tensors of a checked manifest from its binary; a size mismatch names the binary file. */
-export function decodeTensorBundle(m: BundleManifest, manifestFile: string, binFile: string, bytes: Uint8Array): TensorBundle {
+export function decodeTensorBundle(
+  m: BundleManifest,
+  manifestFile: string,
+  binFile: string,
+  bytes: Uint8Array,
+  options: { readonly warnUnchecked?: boolean } = {},
+): TensorBundle {
   const expectedBytes = m.tensors.reduce((end, t) => Math.max(end, t.offset + t.length), 0);
   if (bytes.byteLength !== expectedBytes) {
     throw new InputFileError(binFile, `has ${bytes.byteLength} bytes, the manifest ${basename(manifestFile)} describes ${expectedBytes}`);
+  }
+  if (m.binarySha256 !== undefined) {
+    const actual = sha256Hex(bytes);
+    if (actual !== m.binarySha256) {
+      throw new InputFileError(
+        binFile,
+        `checksum mismatch: SHA-256 ${actual.slice(0, 12)}…, the manifest ${basename(manifestFile)} records ${m.binarySha256.slice(0, 12)}…; ` +
+          'the file is damaged or was changed after it was written: restore it (git checkout, a fresh copy) or retrain',
+      );
+    }
+  } else if (options.warnUnchecked !== false && !warnedUnchecked.has(manifestFile)) {
+    warnedUnchecked.add(manifestFile);
+    uncheckedWarning(manifestFile);
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const tensors = new Map<string, HostTensor>();

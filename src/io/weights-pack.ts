@@ -7,7 +7,7 @@
  */
 import { readdir, readFile, mkdir, realpath, stat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
-import { InputFileError } from '../errors.js';
+import { fsReason, InputFileError } from '../errors.js';
 import { atomicWriteFile } from './atomic.js';
 import { FLOAT16_MIN_NORMAL } from './float16.js';
 import {
@@ -79,7 +79,7 @@ async function realOrResolved(p: string): Promise<string> {
 }
 
 /** Whether `text` is a moodlsr-weights manifest (anything else, JSON or not, is an ordinary file). */
-function isBundleManifest(text: string): boolean {
+export function isBundleManifest(text: string): boolean {
   try {
     const raw = JSON.parse(text) as { format?: unknown } | null;
     return raw !== null && typeof raw === 'object' && raw.format === BUNDLE_FORMAT;
@@ -148,7 +148,7 @@ async function planFolder(fromDir: string, toDir: string, prefix: string, option
   try {
     entries = (await readdir(fromDir)).sort();
   } catch (err) {
-    throw new InputFileError(fromDir, `cannot list the weights folder (${(err as Error).message})`);
+    throw new InputFileError(fromDir, `cannot list the weights folder: ${fsReason(err)}`);
   }
   plan.folders.push(toDir);
   const bundleNames: string[] = [];
@@ -204,7 +204,7 @@ export async function packWeightsFolder(options: PackOptions): Promise<PackRepor
     try {
       bytes = await readFile(c.source);
     } catch (err) {
-      throw new InputFileError(c.source, `cannot read (${(err as Error).message})`);
+      throw new InputFileError(c.source, `cannot read: ${fsReason(err)}`);
     }
     await atomicWriteFile(c.target, bytes);
   }
