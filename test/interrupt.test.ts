@@ -13,7 +13,7 @@ import { hostname, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fitZScore, saveZScore } from '../src/baselines/zscore-model.js';
+import { fitZScore, saveZScore } from '../src/methods/zscore/model.js';
 import { createRng } from '../src/engine/random.js';
 import { writeNifti } from '../src/io/nifti.js';
 import { removeStaleScratch, SCRATCH_PREFIX, STALE_AFTER_MS } from '../src/mood/scratch.js';
