@@ -55,8 +55,8 @@ export function registerPredict(program: Command, registry: readonly Method[] = 
       const shard = opts.shard ? parseShard(opts.shard) : undefined;
       const engine = parseEngineChoice(opts.engine);
       const weightsDir = opts.weights ?? methodWeightsDir(method, opts.region);
-      await checkWeightsFolder(weightsDir, opts.method);
-      const madeFor = await weightsRegion(weightsDir);
+      if (method.needsWeights !== false) await checkWeightsFolder(weightsDir, opts.method);
+      const madeFor = method.needsWeights === false ? null : await weightsRegion(weightsDir);
       const log = stderrLog('predict: ');
       if (madeFor !== null && madeFor.region !== opts.region) {
         log(`warning: --region ${opts.region}, but the weights in ${weightsDir} were made for ${madeFor.region} (${madeFor.file})`);

@@ -36,6 +36,8 @@ export interface Method {
   readonly scores: readonly MethodScore[];
   /** Regions it has shipped weights for. */
   readonly regions: readonly MoodRegion[];
+  /** False for a method that reads no weights (predict then does not check for a weights folder); default true. */
+  readonly needsWeights?: boolean;
   /** Sub-folder of weights/<region> holding its shipped weights ('' = the region folder itself). */
   readonly shippedSubfolder: string;
   /** The keys `--set` accepts for this method (absent: none). */
