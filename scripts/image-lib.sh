@@ -1,0 +1,67 @@
+# Shared by scripts/build-image.sh and scripts/test-image.sh (sourced, not run): which container tool
+# and OCI runtime work on this machine, and the options `podman run` needs here.
+#
+# Why the probing: on the sandboxed development machines (Debian 12, podman 4.3, crun 1.8, cgroup v1
+# controllers plus a cgroup2 hierarchy with hugetlb enabled, no CAP_SYS_RESOURCE)
+#   - crun refuses every container: "crun: cgroups in hybrid mode not supported, drop all controllers
+#     from cgroupv2" (with --cgroups=disabled too); runc 1.1 runs them;
+#   - podman's rootful default ulimits (nofile 1048576, nproc 4194304) are above the hard limits the
+#     runtime inherits, and raising a hard limit needs CAP_SYS_RESOURCE: "setrlimit `RLIMIT_NOFILE`:
+#     Operation not permitted"; passing the inherited hard limits as --ulimit works.
+# Elsewhere the defaults work and nothing is added.
+
+IMAGE_WORK=${MOODLSR_IMAGE_WORK:-/var/tmp/moodlsr-image}
+
+die() {
+    echo "$0: $*" >&2
+    exit 1
+}
+
+# podman, else buildah (image building only).
+pick_container_tool() {
+    if command -v podman >/dev/null 2>&1; then
+        echo podman
+    elif command -v buildah >/dev/null 2>&1; then
+        echo buildah
+    else
+        die "neither podman nor buildah is installed (Debian: apt-get install podman buildah)"
+    fi
+}
+
+# The hard limit of a resource as the OCI runtime sees it (podman raises its own soft limits first).
+hard_limit() {
+    ulimit -H "$1"
+}
+
+# Options for `podman run` on this machine, found by starting `true` in IMAGE: nothing, else runc,
+# else runc with the inherited hard ulimits. Prints the options; fails with the last error.
+podman_run_options() {
+    image=$1
+    nofile=$(hard_limit -n)
+    nproc=$(hard_limit -u)
+    [ "$nproc" = unlimited ] || [ "$nproc" -le 32768 ] || nproc=32768
+    for options in "" "--runtime runc" "--runtime runc --ulimit nofile=$nofile:$nofile --ulimit nproc=$nproc:$nproc"; do
+        # shellcheck disable=SC2086 # options is a list of words
+        if err=$(podman $options run --rm --network none "$image" true 2>&1); then
+            echo "$options"
+            return 0
+        fi
+        echo "$0: podman ${options:+$options }run $image true: $err" >&2
+    done
+    die "no podman options start a container here (see the errors above)"
+}
+
+# The OCI runtime for RUN steps of a build: runc where the default fails (see above), probed with IMAGE.
+build_runtime_option() {
+    tool=$1
+    image=$2
+    if [ "$tool" != podman ]; then
+        if command -v runc >/dev/null 2>&1; then echo "--runtime runc"; fi
+        return 0
+    fi
+    if podman run --rm --network none "$image" true >/dev/null 2>&1; then
+        echo ""
+    else
+        echo "--runtime runc"
+    fi
+}
