@@ -7,19 +7,22 @@
 #       moodlsr sh /workspace/run_pixel_brain.sh /mnt/data /mnt/pred
 #
 # Build arguments:
-#   BASE          the base of both stages. Default: the CUDA 11.2 + cuDNN 8 runtime, which
-#                 tfjs-node-gpu 4.22 is built against. scripts/build-image.sh passes a local Debian
-#                 bookworm base made with debootstrap, with Node 20 already in /usr/local.
+#   BASE          the base of the image. Default: the CUDA 11.2 + cuDNN 8 runtime, which tfjs-node-gpu
+#                 4.22 is built against. scripts/build-image.sh passes a local Debian bookworm base made
+#                 with debootstrap.
+#   BUILD_BASE    the base of the build stage (default: BASE). scripts/build-image.sh passes the same
+#                 Debian base with Node 20 and npm in /usr/local.
 #   GPU           1 (default): install @tensorflow/tfjs-node-gpu and fail the build unless it loads.
 #                 0: leave the optional dependencies out (moodlsr then runs the networks on ONNX Runtime's
 #                 CPU kernels, as on a machine where tfjs-node-gpu cannot install).
 #   NODE_VERSION  the Node 20 release fetched from nodejs.org when the base has no `node`.
 # Running the image needs no network. See docs/docker.md.
 ARG BASE=nvidia/cuda:11.2.2-cudnn8-runtime-ubuntu20.04
+ARG BUILD_BASE=${BASE}
 
 # ---------------------------------------------------------------------------------------------
 # build stage: Node, the npm dependencies (with the native TensorFlow binding when GPU=1), the compiled package
-FROM ${BASE} AS build
+FROM ${BUILD_BASE} AS build
 
 ARG NODE_VERSION=20.18.1
 ARG GPU=1

@@ -4,9 +4,10 @@
 #   sh scripts/build-image.sh [debian|cuda]          (default: debian)
 #
 # debian: no container registry needed. The base is a Debian bookworm rootfs made with debootstrap
-#         from a Debian mirror, with this machine's Node 20 copied into /usr/local, imported as the
-#         local image localhost/moodlsr-base:bookworm-node20. The build fetches npm packages from
-#         the npm registry and runs the networks on ONNX Runtime's CPU kernels (GPU=0).
+#         from a Debian mirror, imported as the local image localhost/moodlsr-base:bookworm; the build
+#         stage's base, localhost/moodlsr-base:bookworm-node20, is the same rootfs with this machine's
+#         Node 20 and its npm in /usr/local. The build fetches npm packages from the npm registry; the
+#         image runs the networks on ONNX Runtime's CPU kernels (GPU=0).
 # cuda:   the Dockerfile's defaults: the nvidia/cuda base from Docker Hub, Node from nodejs.org,
 #         tfjs-node-gpu with libtensorflow from Google's storage, and the check that it loads.
 #
@@ -32,7 +33,8 @@ case "$flavour" in
     *) die "usage: sh $0 [debian|cuda]" ;;
 esac
 image=${MOODLSR_IMAGE:-localhost/moodlsr:$flavour}
-base_image=localhost/moodlsr-base:bookworm-node20
+base_image=localhost/moodlsr-base:bookworm
+build_base_image=localhost/moodlsr-base:bookworm-node20
 tool=$(pick_container_tool)
 started=$(date +%s)
 
@@ -62,31 +64,38 @@ make_debian_base() {
         die "debootstrap failed, see $IMAGE_WORK/debootstrap.log: $(tail -n 1 "$IMAGE_WORK/debootstrap.log")"
     echo "   $(($(date +%s) - t0)) s"
 
-    echo "== Node $("$node" --version) ($node) and npm $(node "$npm_dir/bin/npm-cli.js" --version 2>/dev/null || echo '?') ($npm_dir) into /usr/local"
+    # Package lists, caches and documentation are not needed in the image.
+    rm -rf "$rootfs/var/lib/apt/lists/"* "$rootfs/var/cache/apt/"* "$rootfs/var/cache/debconf/"*-old \
+        "$rootfs/usr/share/doc/"* "$rootfs/usr/share/man/"* "$rootfs/usr/share/info/"* "$rootfs/var/log/"*
+    import_rootfs "$rootfs" "$base_image"
+
+    echo "== Node $("$node" --version) ($node) and npm $("$node" "$npm_dir/bin/npm-cli.js" --version) ($npm_dir) into /usr/local"
     install -D -m 0755 "$node" "$rootfs/usr/local/bin/node"
     mkdir -p "$rootfs/usr/local/lib/node_modules"
     cp -a "$npm_dir" "$rootfs/usr/local/lib/node_modules/npm"
     ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
     ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/local/bin/npx"
-    # Package lists, caches and documentation are not needed in the image.
-    rm -rf "$rootfs/var/lib/apt/lists/"* "$rootfs/var/cache/apt/"* "$rootfs/var/cache/debconf/"*-old \
-        "$rootfs/usr/share/doc/"* "$rootfs/usr/share/man/"* "$rootfs/usr/share/info/"* "$rootfs/var/log/"*
     chroot "$rootfs" /usr/local/bin/node -e 'console.log("node", process.version, "runs in the rootfs")' ||
         die "the copied node does not run in the Debian rootfs (missing libraries?)"
+    import_rootfs "$rootfs" "$build_base_image"
+    rm -rf -- "$rootfs"
+}
 
-    echo "== import $base_image"
+# import_rootfs DIR IMAGE: a folder as a one-layer image.
+import_rootfs() {
+    echo "== import $2"
     tarball=$IMAGE_WORK/rootfs.tar
-    tar -C "$rootfs" --numeric-owner -cf "$tarball" .
+    tar -C "$1" --numeric-owner -cf "$tarball" .
     path_env="PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     if [ "$tool" = podman ]; then
-        podman import --change "ENV $path_env" --change "CMD [\"/bin/sh\"]" "$tarball" "$base_image" >/dev/null
+        podman import --change "ENV $path_env" --change "CMD [\"/bin/sh\"]" "$tarball" "$2" >/dev/null
     else
         container=$(buildah from scratch)
         buildah add "$container" "$tarball" / >/dev/null
         buildah config --env "$path_env" --cmd /bin/sh "$container"
-        buildah commit --rm "$container" "$base_image" >/dev/null
+        buildah commit --rm "$container" "$2" >/dev/null
     fi
-    rm -rf -- "$rootfs" "$tarball"
+    rm -f -- "$tarball"
 }
 
 image_exists() {
@@ -94,14 +103,14 @@ image_exists() {
 }
 
 if [ "$flavour" = debian ]; then
-    if [ "${MOODLSR_FRESH_BASE:-0}" = 1 ] || ! image_exists "$base_image"; then
+    if [ "${MOODLSR_FRESH_BASE:-0}" = 1 ] || ! image_exists "$base_image" || ! image_exists "$build_base_image"; then
         make_debian_base
     else
-        echo "== base $base_image exists (MOODLSR_FRESH_BASE=1 makes it again)"
+        echo "== bases $base_image and $build_base_image exist (MOODLSR_FRESH_BASE=1 makes them again)"
     fi
     base_done=$(date +%s)
     runtime=$(build_runtime_option "$tool" "$base_image")
-    set -- --build-arg "BASE=$base_image" --build-arg GPU=0
+    set -- --build-arg "BASE=$base_image" --build-arg "BUILD_BASE=$build_base_image" --build-arg GPU=0
 else
     base_done=$(date +%s)
     runtime=""

@@ -28,25 +28,29 @@ pick_container_tool() {
     fi
 }
 
-# The hard limit of a resource as the OCI runtime sees it (podman raises its own soft limits first).
+# The hard limit of a resource as the OCI runtime inherits it ("Max open files", "Max processes").
 hard_limit() {
-    ulimit -H "$1"
+    awk -v name="$1" 'index($0, name) == 1 { print $(NF - 1) }' /proc/self/limits
 }
 
-# Options for `podman run` on this machine, found by starting `true` in IMAGE: nothing, else runc,
-# else runc with the inherited hard ulimits. Prints the options; fails with the last error.
-podman_run_options() {
+# The options `podman run` needs on this machine, found by starting `true` in IMAGE: none, else runc,
+# else runc with the inherited hard ulimits. Sets podman_global (before `run`) and run_options (after it);
+# fails with the errors of every try.
+probe_podman() {
     image=$1
-    nofile=$(hard_limit -n)
-    nproc=$(hard_limit -u)
+    nofile=$(hard_limit "Max open files")
+    nproc=$(hard_limit "Max processes")
+    # the runtime here inherits a lower process limit than the shell's (32768); a lower one is harmless
     [ "$nproc" = unlimited ] || [ "$nproc" -le 32768 ] || nproc=32768
-    for options in "" "--runtime runc" "--runtime runc --ulimit nofile=$nofile:$nofile --ulimit nproc=$nproc:$nproc"; do
-        # shellcheck disable=SC2086 # options is a list of words
-        if err=$(podman $options run --rm --network none "$image" true 2>&1); then
-            echo "$options"
+    limits="--ulimit nofile=$nofile:$nofile --ulimit nproc=$nproc:$nproc"
+    for try in "|" "--runtime runc|" "--runtime runc|$limits"; do
+        podman_global=${try%%|*}
+        run_options=${try#*|}
+        # shellcheck disable=SC2086 # lists of words
+        if err=$(podman $podman_global run $run_options --rm --network none "$image" true 2>&1); then
             return 0
         fi
-        echo "$0: podman ${options:+$options }run $image true: $err" >&2
+        echo "$0: podman ${podman_global:+$podman_global }run ${run_options:+$run_options }$image true: $err" >&2
     done
     die "no podman options start a container here (see the errors above)"
 }

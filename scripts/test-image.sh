@@ -3,8 +3,9 @@
 #
 #   sh scripts/test-image.sh [IMAGE]        (default: localhost/moodlsr:debian, from scripts/build-image.sh)
 #
-# 1. Sets (moodlsr inject, fixed seeds): brain 256³ and abdomen 512³ (the MOOD geometry, which the shipped
-#    default method, zscore, needs), and a 64³ brain set for the network method(s) of MOODLSR_TEST_METHODS.
+# 1. Sets (moodlsr inject, fixed seeds, kept in IMAGE_WORK/sets): brain 256³ (one normal, one anomaly) and
+#    abdomen 512³ (one anomaly), the MOOD geometry, which the shipped default method (zscore) needs; and a
+#    64³ brain set (one normal, two anomalies) for the network method(s) of MOODLSR_TEST_METHODS.
 # 2. Each of the four entry scripts, exactly as the organisers run them (without --gpus here):
 #      podman run --read-only --network none -v IN:/mnt/data:ro -v OUT:/mnt/pred IMAGE \
 #          sh /workspace/run_TASK_REGION.sh /mnt/data /mnt/pred
@@ -63,23 +64,38 @@ elapsed() {
     awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'
 }
 
-options=$(podman_run_options "$image")
+probe_podman "$image"
 size=$(podman image inspect --format '{{.Size}}' "$image")
-note "image $image: $((size / 1000000)) MB; podman run options here: ${options:-none}"
+note "image $image: $((size / 1000000)) MB; podman options here: ${podman_global:-none} before run, ${run_options:-none} after it"
 
+# make_set NAME INJECT_ARGS...: a seeded toy-format set, kept in IMAGE_WORK/sets between runs (the same
+# arguments give the same bytes; a 512³ abdomen takes minutes to make).
+make_set() {
+    name=$1
+    shift
+    cached=$IMAGE_WORK/sets/$name
+    if [ "$(cat "$cached.args" 2>/dev/null)" != "$*" ]; then
+        rm -rf -- "$cached" "$cached.args"
+        mkdir -p -- "$IMAGE_WORK/sets"
+        node "$cli" inject --out "$cached" "$@"
+        echo "$*" > "$cached.args"
+    fi
+    mkdir -p -- "$work/data"
+    cp -a -- "$cached" "$work/data/$name"
+}
 echo "== sets"
-node "$cli" inject --src "$head_src" --out "$work/data/brain" --normal 1 --per-kind 1 --kinds uniform --seed 1
-node "$cli" inject --region abdom --out "$work/data/abdom" --normal 1 --per-kind 1 --kinds uniform --seed 1
-node "$cli" inject --src "$head_src" --out "$work/data/brain64" --size 64 --normal 1 --per-kind 1 --kinds uniform,noise --seed 2
+make_set brain --src "$head_src" --normal 1 --per-kind 1 --kinds uniform --seed 1
+make_set abdom --region abdom --normal 0 --per-kind 1 --kinds uniform --seed 1
+make_set brain64 --src "$head_src" --size 64 --normal 1 --per-kind 1 --kinds uniform,noise --seed 2
 inputs_before=$(cd "$work/data" && find . -type f | sort | xargs sha256sum)
 
 # Start-up: an empty container, then Node loading the CLI.
 t0=$(now)
-# shellcheck disable=SC2086 # options is a list of words
-podman $options run --rm --read-only --read-only-tmpfs=false --network none "$image" true
+# shellcheck disable=SC2086 # lists of words
+podman $podman_global run $run_options --rm --read-only --read-only-tmpfs=false --network none "$image" true
 t1=$(now)
 # shellcheck disable=SC2086
-podman $options run --rm --read-only --read-only-tmpfs=false --network none "$image" node /workspace/dist/src/cli.js --version >/dev/null
+podman $podman_global run $run_options --rm --read-only --read-only-tmpfs=false --network none "$image" node /workspace/dist/src/cli.js --version >/dev/null
 t2=$(now)
 note "start-up: container $(elapsed "$t0" "$t1") s, container + node + CLI $(elapsed "$t1" "$t2") s"
 
@@ -98,7 +114,7 @@ run_case() {
     echo "== image: $label"
     t0=$(now)
     # shellcheck disable=SC2086
-    if ! podman $options run --rm --read-only --read-only-tmpfs=false --network none \
+    if ! podman $podman_global run $run_options --rm --read-only --read-only-tmpfs=false --network none \
         -v "$set_dir/toy:/mnt/data:ro" -v "$out:/mnt/pred" "$@" \
         "$image" sh "/workspace/run_${task}_${region}.sh" /mnt/data /mnt/pred; then
         fail "$label: the image's run exited non-zero"
@@ -136,7 +152,7 @@ for task in sample pixel; do
     out=$work/pred/writable-$task
     mkdir -p -- "$out"
     # shellcheck disable=SC2086
-    container=$(podman $options create --network none -v "$work/data/brain64/toy:/mnt/data:ro" -v "$out:/mnt/pred" \
+    container=$(podman $podman_global create $run_options --network none -v "$work/data/brain64/toy:/mnt/data:ro" -v "$out:/mnt/pred" \
         -e MOODLSR_METHOD=vae-rec "$image" sh "/workspace/run_${task}_brain.sh" /mnt/data /mnt/pred)
     podman start --attach "$container" >/dev/null 2>&1 || fail "run_${task}_brain.sh with a writable root exited non-zero"
     [ "$(ls "$out" | wc -l)" = 3 ] || fail "run_${task}_brain.sh with a writable root: $(ls "$out" | wc -l) outputs, expected 3"
