@@ -84,8 +84,10 @@ COPY src ./src
 COPY eval ./eval
 COPY scripts ./scripts
 # onnxruntime-node ships CPU binaries for every platform (~220 MB for macOS and Windows): keep linux/x64.
+# Source maps (~200 MB, nearly all in @tensorflow) are read only under --enable-source-maps: drop them.
 RUN npm run build \
  && npm prune --omit=dev --no-audit --no-fund \
+ && find node_modules -name '*.map' -type f -delete \
  && for dir in node_modules/onnxruntime-node/bin/napi-v*; do \
         find "$dir" -mindepth 1 -maxdepth 1 ! -name linux -exec rm -rf {} +; \
         find "$dir/linux" -mindepth 1 -maxdepth 1 ! -name x64 -exec rm -rf {} +; \
