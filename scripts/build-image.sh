@@ -12,6 +12,7 @@
 #         tfjs-node-gpu with libtensorflow from Google's storage, and the check that it loads.
 #
 # Environment (all optional):
+#   MOODLSR_CONTAINER_TOOL podman or buildah (default: podman when installed)
 #   MOODLSR_IMAGE         tag of the image (default: localhost/moodlsr:debian or localhost/moodlsr:cuda)
 #   MOODLSR_IMAGE_WORK    scratch folder for the rootfs (default: /var/tmp/moodlsr-image)
 #   DEBIAN_MIRROR         Debian mirror for debootstrap (default: http://deb.debian.org/debian)
@@ -138,6 +139,6 @@ if [ "$tool" = podman ]; then
     size=$(podman image inspect --format '{{.Size}}' "$image")
     size="$size bytes ($((size / 1000000)) MB)"
 else
-    size="$(buildah inspect --type image --format '{{.ImageSize}}' "$image" 2>/dev/null || echo '?') bytes"
+    size=$(buildah images --noheading --format '{{.Size}}' "$image")
 fi
 echo "== built $image: $size; base $((base_done - started)) s, image build $((finished - base_done)) s"

@@ -17,9 +17,12 @@ die() {
     exit 1
 }
 
-# podman, else buildah (image building only).
+# MOODLSR_CONTAINER_TOOL, else podman, else buildah (image building only).
 pick_container_tool() {
-    if command -v podman >/dev/null 2>&1; then
+    if [ -n "${MOODLSR_CONTAINER_TOOL:-}" ]; then
+        command -v "$MOODLSR_CONTAINER_TOOL" >/dev/null 2>&1 || die "MOODLSR_CONTAINER_TOOL=$MOODLSR_CONTAINER_TOOL is not installed"
+        echo "$MOODLSR_CONTAINER_TOOL"
+    elif command -v podman >/dev/null 2>&1; then
         echo podman
     elif command -v buildah >/dev/null 2>&1; then
         echo buildah
