@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkOrganiserOutputs, compareOutputs } from '../eval/harness/image-checks.js';
-import { fitZScore, zscorePredictor } from '../src/baselines/zscore-model.js';
+import { fitZScore, zscorePredictor } from '../src/methods/zscore/model.js';
 import { createRng } from '../src/engine/random.js';
 import { readNifti, writeNifti } from '../src/io/nifti.js';
 import type { MoodTask } from '../src/mood/predictor.js';
