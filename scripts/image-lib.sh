@@ -5,9 +5,10 @@
 # controllers plus a cgroup2 hierarchy with hugetlb enabled, no CAP_SYS_RESOURCE)
 #   - crun refuses every container: "crun: cgroups in hybrid mode not supported, drop all controllers
 #     from cgroupv2" (with --cgroups=disabled too); runc 1.1 runs them;
-#   - podman's rootful default ulimits (nofile 1048576, nproc 4194304) are above the hard limits the
-#     runtime inherits, and raising a hard limit needs CAP_SYS_RESOURCE: "setrlimit `RLIMIT_NOFILE`:
-#     Operation not permitted"; passing the inherited hard limits as --ulimit works.
+#   - podman's rootful default open-files limit (1048576) is above the hard limit here (20000), and
+#     raising a hard limit needs CAP_SYS_RESOURCE: "setrlimit `RLIMIT_NOFILE`: Operation not permitted";
+#     with only --ulimit nofile given, RLIMIT_NPROC fails the same way. Passing both at the hard limits
+#     the runtime inherits works.
 # Elsewhere the defaults work and nothing is added.
 
 IMAGE_WORK=${MOODLSR_IMAGE_WORK:-/var/tmp/moodlsr-image}
