@@ -138,10 +138,11 @@ describe('Dockerfile and .dockerignore', () => {
       .filter((l) => l.length > 0);
   });
 
-  it('uses the CUDA 11.2 + cuDNN 8 runtime base for every stage, and sets no ENTRYPOINT', () => {
+  it('bases the image on ARG BASE (its build stage on BUILD_BASE), by default the CUDA 11.2 + cuDNN 8 runtime, and sets no ENTRYPOINT', () => {
+    const firstFrom = instructions.findIndex((l) => /^FROM\s/i.test(l));
+    expect(instructions.slice(0, firstFrom)).toEqual(['ARG BASE=nvidia/cuda:11.2.2-cudnn8-runtime-ubuntu20.04', 'ARG BUILD_BASE=${BASE}']);
     const froms = instructions.filter((l) => /^FROM\s/i.test(l));
-    expect(froms.length).toBeGreaterThanOrEqual(1);
-    for (const f of froms) expect(f).toMatch(/^FROM nvidia\/cuda:11\.2\.2-cudnn8-runtime-ubuntu20\.04(\s+AS\s+\w+)?$/i);
+    expect(froms).toEqual(['FROM ${BUILD_BASE} AS build', 'FROM ${BASE}']);
     expect(instructions.filter((l) => /^ENTRYPOINT\b/i.test(l))).toEqual([]);
     expect(instructions.filter((l) => /^CMD\b/i.test(l))).toEqual([]);
   });
@@ -149,6 +150,9 @@ describe('Dockerfile and .dockerignore', () => {
   it('installs Node 20, npm ci with tfjs-node-gpu, fails unless it loads, builds and prunes dev dependencies', () => {
     const runs = instructions.filter((l) => /^RUN\s/i.test(l)).join('\n');
     expect(dockerfile).toMatch(/NODE_VERSION=20\.\d+\.\d+/);
+    // the GPU build (the default) fails unless tfjs-node-gpu loads; GPU=0 (the offline CPU image) leaves it out
+    expect(instructions).toContain('ARG GPU=1');
+    expect(instructions.join('\n')).toMatch(/if \[ "\$GPU" = 1 \]; then\s+node -e "[^"]*require\('@tensorflow\/tfjs-node-gpu'\)/);
     expect(runs).toMatch(/npm ci\b/);
     expect(runs).toMatch(/npm rebuild @tensorflow\/tfjs-node-gpu/);
     expect(runs).toMatch(/node -e "[^"]*require\('@tensorflow\/tfjs-node-gpu'\)/);
