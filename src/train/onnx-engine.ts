@@ -1,0 +1,170 @@
+/**
+ * A `TrainingEngine` (./engine.ts) on ONNX Runtime: the network's training graph (a model
+ * emitter's graph with its parameters as inputs, ../onnx/autodiff/trainable.ts) differentiated by
+ * ../onnx/autodiff/backward.ts, one session per batch size for the gradients and one for held-out
+ * evaluation; Adam, clipping, checkpoints stay in the shared loop (./loop.ts) on the flat weights,
+ * so checkpoints are the same files whichever engine wrote them.
+ *
+ * Parallelism: one session, ONNX Runtime's intra-op threads on every core (the default) — see
+ * docs/benchmarks.md "Training on ONNX Runtime" for the measurement against two sessions.
+ */
+import os from 'node:os';
+import type { VqvaeConfig } from '../models/config.js';
+import { backward, gradientName } from '../onnx/autodiff/backward.js';
+import type { Shape } from '../onnx/autodiff/shapes.js';
+import { bindingValues, scatterGradient, traceParams, type TrainableModel } from '../onnx/autodiff/trainable.js';
+import { encodeModel } from '../onnx/onnx-proto.js';
+import { createSession, requireOnnxRuntime, type OrtModule, type OrtSession, type OrtTensor } from '../onnx/runtime.js';
+import { createRng } from '../engine/random.js';
+import { combineStats, type TrainingEngine } from './engine.js';
+import { paramLayout, type BatchStats, type ImageBatch, type ModelSpec, type ParamLayout, type TrainBatch } from './loop-worker.js';
+import { emitVqvaeTraining, type DropoutSite } from './onnx-vqvae-graph.js';
+
+/** What the engine needs to know about one network. */
+export interface OnnxNet {
+  readonly layout: ParamLayout;
+  /** Training graph (dropout masks as inputs), evaluation graph (no dropout), and optionally the encoder. */
+  readonly train: TrainableModel & { dropout: readonly DropoutSite[] };
+  readonly evaluate: TrainableModel;
+  readonly encoder?: TrainableModel;
+  readonly dropoutRate: number;
+  /** Data inputs of a batch and their shapes. */
+  feeds(ort: OrtModule, batch: TrainBatch): { feeds: Record<string, OrtTensor>; shapes: Record<string, Shape> };
+  /** Statistics of one batch from the graph outputs. */
+  stats(outputs: Record<string, OrtTensor>, batch: TrainBatch): BatchStats;
+}
+
+export function vqvaeOnnxNet(cfg: VqvaeConfig): OnnxNet {
+  const layout = paramLayout({ kind: 'vqvae', config: cfg });
+  let sites: readonly DropoutSite[] = [];
+  const train = traceParams(layout, (p) => {
+    const out = emitVqvaeTraining(p, cfg, { dropout: true });
+    sites = out.dropout;
+    return out.model;
+  });
+  return {
+    layout,
+    train: { ...train, dropout: sites },
+    evaluate: traceParams(layout, (p) => emitVqvaeTraining(p, cfg, { dropout: false }).model),
+    encoder: traceParams(layout, (p) => emitVqvaeTraining(p, cfg, { dropout: false, encoderOnly: true }).model),
+    dropoutRate: cfg.dropout,
+    feeds(ort, batch) {
+      if (batch.kind !== 'images') throw new Error('the VQ-VAE trains on image batches');
+      const s = batch.size;
+      return {
+        feeds: { image: new ort.Tensor('float32', batch.images, [batch.count, s, s, 1]), position: new ort.Tensor('float32', batch.positions, [batch.count]) },
+        shapes: { image: [batch.count, s, s, 1], position: [batch.count] },
+      };
+    },
+    stats(outputs, batch) {
+      const scalar = (name: string) => (outputs[name]!.data as Float32Array)[0]!;
+      const codeCounts = new Int32Array(cfg.codebookSize);
+      for (const c of outputs.codes!.data as Int32Array) codeCounts[c]++;
+      return { count: batch.count, means: { loss: scalar('loss'), rec: scalar('rec'), codebook: scalar('codebook'), commit: scalar('commit') }, codeCounts };
+    },
+  };
+}
+
+export function onnxNetFor(model: ModelSpec): OnnxNet {
+  if (model.kind === 'vqvae') return vqvaeOnnxNet(model.config);
+  throw new Error(`ONNX Runtime training is not implemented for ${model.kind} yet; use --engine tfjs`);
+}
+
+/** Channel dropout masks per site, [B, C, 1, 1], 0 or 1/(1 − rate); encoder and decoder streams as models/vqvae.ts. */
+export function dropoutMasks(sites: readonly DropoutSite[], count: number, rate: number, seed: number): Map<string, Float32Array> {
+  const streams = { enc: createRng(seed), dec: createRng(seed + 0x9e3779b9) };
+  const masks = new Map<string, Float32Array>();
+  for (const site of sites) {
+    const rng = createRng(streams[site.stream].seed());
+    masks.set(site.input, Float32Array.from({ length: count * site.channels }, () => (rng.next() < rate ? 0 : 1 / (1 - rate))));
+  }
+  return masks;
+}
+
+export interface OnnxEngineOptions {
+  /** Intra-op threads (default: every core). */
+  threads?: number;
+}
+
+export async function createOnnxTrainingEngine(model: ModelSpec, opts: OnnxEngineOptions = {}): Promise<TrainingEngine & { readonly threads: number }> {
+  const ort = await requireOnnxRuntime();
+  const net = onnxNetFor(model);
+  const threads = opts.threads ?? os.availableParallelism();
+  const session = (m: TrainableModel['model']) => createSession(encodeModel(m), { threads });
+  const gradSessions = new Map<number, Promise<OrtSession>>();
+  let evalSession: Promise<OrtSession> | null = null;
+  let encodeSession: Promise<OrtSession> | null = null;
+  const weightFeeds = new Map<TrainableModel, { version: number; feeds: Record<string, OrtTensor> }>();
+
+  const paramFeeds = (graph: TrainableModel, weights: Float32Array, version: number): Record<string, OrtTensor> => {
+    const cached = weightFeeds.get(graph);
+    if (cached !== undefined && cached.version === version) return cached.feeds;
+    const feeds: Record<string, OrtTensor> = {};
+    for (const b of graph.bindings) feeds[b.input] = new ort.Tensor('float32', bindingValues(b, weights), [...b.dims]);
+    weightFeeds.set(graph, { version, feeds });
+    return feeds;
+  };
+
+  const gradSession = (batch: TrainBatch, shapes: Record<string, Shape>): Promise<OrtSession> => {
+    let s = gradSessions.get(batch.count);
+    if (s === undefined) {
+      const inputShapes: Record<string, Shape> = { ...shapes };
+      for (const site of net.train.dropout) inputShapes[site.input] = [batch.count, site.channels, 1, 1];
+      const { model: withGrads } = backward(net.train.model, 'loss', net.train.bindings.map((b) => b.input), { inputShapes });
+      s = session(withGrads);
+      gradSessions.set(batch.count, s);
+    }
+    return s;
+  };
+
+  const encoder = (): Promise<OrtSession> => {
+    if (net.encoder === undefined) throw new Error(`${model.kind} has no encoder`);
+    encodeSession ??= session(net.encoder.model);
+    return encodeSession;
+  };
+
+  return {
+    workers: 0,
+    threads,
+    async gradients(weights, version, batch, seed) {
+      const { feeds, shapes } = net.feeds(ort, batch);
+      const s = await gradSession(batch, shapes);
+      const all: Record<string, OrtTensor> = { ...feeds, ...paramFeeds(net.train, weights, version) };
+      for (const [name, mask] of dropoutMasks(net.train.dropout, batch.count, net.dropoutRate, seed)) {
+        all[name] = new ort.Tensor('float32', mask, [batch.count, mask.length / batch.count, 1, 1]);
+      }
+      const out = await s.run(all);
+      const grads = new Float32Array(net.layout.total);
+      for (const b of net.train.bindings) scatterGradient(b, out[gradientName(b.input)]!.data as Float32Array, grads);
+      return { grads, stats: net.stats(out, batch) };
+    },
+    async evaluate(weights, version, batches) {
+      evalSession ??= session(net.evaluate.model);
+      const s = await evalSession;
+      const parts: BatchStats[] = [];
+      for (const batch of batches) {
+        const out = await s.run({ ...net.feeds(ort, batch).feeds, ...paramFeeds(net.evaluate, weights, version) });
+        parts.push(net.stats(out, batch));
+      }
+      return combineStats(parts);
+    },
+    async encode(weights, version, batches) {
+      const s = await encoder();
+      const out: Int32Array[] = [];
+      for (const batch of batches) {
+        const r = await s.run({ ...net.feeds(ort, batch).feeds, ...paramFeeds(net.encoder!, weights, version) });
+        out.push(Int32Array.from(r.codes!.data as Int32Array));
+      }
+      return out;
+    },
+    async latents(weights, version, batch: ImageBatch) {
+      const s = await encoder();
+      const r = await s.run({ ...net.feeds(ort, batch).feeds, ...paramFeeds(net.encoder!, weights, version) });
+      return Float32Array.from(r.z!.data as Float32Array);
+    },
+    async close() {
+      const all = [...gradSessions.values(), ...(evalSession ? [evalSession] : []), ...(encodeSession ? [encodeSession] : [])];
+      for (const s of all) await (await s).release();
+    },
+  };
+}

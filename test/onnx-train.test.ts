@@ -1,0 +1,121 @@
+/**
+ * ONNX Runtime training engine (src/train/onnx-engine.ts) against the TF.js one on tiny networks:
+ * the loss statistics, the flat gradients and one full training step (grad-value clip 1 + Adam)
+ * agree; held-out evaluation and encoding agree; dropout masks are seeded.
+ */
+import { describe, expect, it } from 'vitest';
+import { initEngine } from '../src/engine/backend.js';
+import { createRng } from '../src/engine/random.js';
+import { adamStep, clipValues, DEFAULT_ADAM } from '../src/train/loop.js';
+import { flattenParams, ModelRunner, paramLayout, type ImageBatch, type ModelSpec } from '../src/train/loop-worker.js';
+import { createOnnxTrainingEngine, dropoutMasks } from '../src/train/onnx-engine.js';
+import { initVqvae } from '../src/models/vqvae.js';
+import { TINY_VQVAE } from './helpers/score-fixtures.js';
+
+/** max |a − b| / max |b|. */
+function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let d = 0;
+  let s = 0;
+  for (let i = 0; i < b.length; i++) {
+    d = Math.max(d, Math.abs(a[i]! - b[i]!));
+    s = Math.max(s, Math.abs(b[i]!));
+  }
+  return d / Math.max(s, 1e-30);
+}
+
+function imageBatch(count: number, size: number, seed: string): ImageBatch {
+  const rng = createRng(seed);
+  const images = Float32Array.from({ length: count * size * size }, (_, i) => {
+    const y = Math.floor((i % (size * size)) / size);
+    const x = i % size;
+    return Math.max(0, 1 - ((x - size / 2) ** 2 + (y - size / 2) ** 2) / (size * size * 0.2)) + 0.05 * rng.next();
+  });
+  return { kind: 'images', images, positions: Float32Array.from({ length: count }, () => rng.uniform(-1, 1)), count, size };
+}
+
+/** Tiny VQ-VAE weights with the codebook spread over encoder outputs' scale, so several codes are chosen. */
+function tinyVqvaeWeights(model: ModelSpec & { kind: 'vqvae' }, seed: number): Float32Array {
+  const layout = paramLayout(model);
+  const params = initVqvae(model.config, seed);
+  const weights = flattenParams(params, layout);
+  const rng = createRng(`codebook:${seed}`);
+  const book = layout.entries.find((e) => e.name === 'codebook.E')!;
+  for (let i = 0; i < book.size; i++) weights[book.offset + i] = rng.normal() * 0.5;
+  // Non-trivial norms and condition weights, so their gradients are exercised.
+  for (const e of layout.entries) {
+    if (/\.(g|cond\.w|cond\.b)$/.test(e.name) || (e.name.endsWith('.b') && e.name.includes('norm'))) {
+      for (let i = 0; i < e.size; i++) weights[e.offset + i] += 0.3 * rng.normal();
+    }
+  }
+  return weights;
+}
+
+describe('ONNX Runtime training vs TF.js: VQ-VAE', () => {
+  const model = { kind: 'vqvae' as const, config: { ...TINY_VQVAE, dropout: 0 } };
+
+  it('gradients, losses and one Adam step agree with TF.js', async () => {
+    await initEngine({ prefer: 'cpu', log: () => {} });
+    const weights = tinyVqvaeWeights(model, 3);
+    const batch = imageBatch(4, model.config.inputSize, 'batch');
+    const runner = new ModelRunner(model);
+    const reference = runner.run({ op: 'gradients', weights, version: 1, batch, seed: 5 });
+    const engine = await createOnnxTrainingEngine(model, { threads: 1 });
+    try {
+      const { grads, stats } = await engine.gradients(weights, 1, batch, 5);
+      for (const key of ['loss', 'rec', 'codebook', 'commit']) expect(Math.abs(stats.means[key]! - reference.stats!.means[key]!)).toBeLessThan(1e-5 * Math.max(1, Math.abs(reference.stats!.means[key]!)));
+      expect(Array.from(stats.codeCounts!)).toEqual(Array.from(reference.stats!.codeCounts!));
+      const gradError = relativeError(grads, reference.grads!);
+      expect(gradError).toBeLessThan(1e-4);
+      // Per parameter tensor too (small tensors must not hide behind large ones).
+      for (const e of paramLayout(model).entries) {
+        const a = grads.subarray(e.offset, e.offset + e.size);
+        const b = reference.grads!.subarray(e.offset, e.offset + e.size);
+        expect(relativeError(a, b), e.name).toBeLessThan(1e-3);
+      }
+      // One full step on each: clip at 1, Adam at a large rate so the step is visible.
+      const step = (g: Float32Array) => {
+        const w = weights.slice();
+        const clipped = g.slice();
+        clipValues(clipped, 1);
+        adamStep(w, clipped, new Float32Array(w.length), new Float32Array(w.length), 1, { ...DEFAULT_ADAM, lr: 1e-2 });
+        return w;
+      };
+      const wOnnx = step(grads);
+      const wTf = step(reference.grads!);
+      const moved = relativeError(wTf, weights);
+      expect(moved).toBeGreaterThan(1e-4);
+      // Adam's first step is lr·sign(g) wherever |g| ≫ ε: elements with near-zero gradients may differ by up to 2·lr.
+      let mismatched = 0;
+      for (let i = 0; i < wTf.length; i++) if (Math.abs(wOnnx[i]! - wTf[i]!) > 1e-4) mismatched++;
+      expect(mismatched / wTf.length).toBeLessThan(0.01);
+
+      // Held-out evaluation and encoding.
+      const evalRef = runner.run({ op: 'evaluate', weights, version: 1, batch });
+      const evalOnnx = await engine.evaluate(weights, 1, [batch]);
+      expect(Math.abs(evalOnnx.means.loss! - evalRef.stats!.means.loss!)).toBeLessThan(1e-5);
+      const codesRef = runner.run({ op: 'encode', weights, version: 1, batch }).codes!;
+      const [codesOnnx] = await engine.encode(weights, 1, [batch]);
+      expect(Array.from(codesOnnx!)).toEqual(Array.from(codesRef));
+      const zRef = runner.run({ op: 'latents', weights, version: 1, batch }).latents!;
+      expect(relativeError(await engine.latents(weights, 1, batch), zRef)).toBeLessThan(1e-5);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('dropout masks are seeded, scaled by 1/(1 − rate) and differ between encoder and decoder', () => {
+    const sites = [
+      { input: 'a', channels: 8, stream: 'enc' as const },
+      { input: 'b', channels: 8, stream: 'dec' as const },
+    ];
+    const one = dropoutMasks(sites, 16, 0.25, 7);
+    const again = dropoutMasks(sites, 16, 0.25, 7);
+    expect(Array.from(one.get('a')!)).toEqual(Array.from(again.get('a')!));
+    expect(Array.from(one.get('a')!)).not.toEqual(Array.from(one.get('b')!));
+    const values = new Set(one.get('a'));
+    expect([...values].sort()).toEqual([0, Math.fround(1 / 0.75)]);
+    const kept = one.get('a')!.filter((v) => v > 0).length / 128;
+    expect(kept).toBeGreaterThan(0.6);
+    expect(kept).toBeLessThan(0.9);
+  });
+});
