@@ -16,6 +16,7 @@ import { registerLeaderboard } from './cli/leaderboard.js';
 import { registerPhantom } from './cli/phantom.js';
 import { registerCalibrate } from './cli/calibrate.js';
 import { registerWeights } from './cli/weights.js';
+import { registerBench } from './cli/bench.js';
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   registerPhantom(program);
   registerCalibrate(program);
   registerWeights(program);
+  registerBench(program);
   return program;
 }
 

@@ -5,6 +5,7 @@ import { collect, parseInteger, parseNumber, stderrLog } from './common.js';
 import type { PresetName } from '../models/config.js';
 import type { Region } from '../volume/normalise.js';
 import type { CommonTrainOptions } from '../train/common.js';
+import { parseTrainEngine } from '../train/engine-name.js';
 import { DEFAULT_PRIOR_BATCH, DEFAULT_PRIOR_EPOCHS, DEFAULT_TRANSFORMER_BATCH, DEFAULT_VQVAE_BATCH, DEFAULT_VQVAE_EPOCHS } from '../train/defaults.js';
 
 /** `moodlsr train <model>`: one subcommand per trainable model. */
@@ -50,6 +51,7 @@ interface NetworkTrainFlags {
   lr: number;
   workers?: number;
   backend: string;
+  engine: string;
   augment: string;
   vqvae?: string;
   causal?: boolean;
@@ -80,6 +82,7 @@ function commonOptions(flags: NetworkTrainFlags): CommonTrainOptions {
     seed: flags.seed,
     lr: flags.lr,
     backend: flags.backend as CommonTrainOptions['backend'],
+    engine: parseTrainEngine(flags.engine),
     command: `moodlsr ${process.argv.slice(2).join(' ')}`,
     ...(flags.epochs !== undefined ? { epochs: flags.epochs } : {}),
     ...(flags.batch !== undefined ? { batch: flags.batch } : {}),
@@ -106,7 +109,8 @@ function addNetworkOptions(cmd: Command, defaults: { epochs: number; batch: numb
     .option('--max-minutes <m>', 'do not start an epoch that would end after this many minutes', parseNumber('--max-minutes', 0))
     .option('--lr <x>', 'Adam learning rate', parseNumber('--lr', 0, 1), 1e-4)
     .option('--workers <n>', 'data-parallel worker threads (default 2 on wasm, 0 = this thread)', parseInteger('--workers', 0))
-    .option('--backend <b>', 'auto, node-gpu, wasm or cpu', 'auto');
+    .option('--backend <b>', 'auto, node-gpu, wasm or cpu', 'auto')
+    .option('--engine <e>', 'tfjs, onnx (ONNX Runtime; VQ-VAE so far) or auto (ONNX Runtime where it loads and can train the network)', 'tfjs');
 }
 
 function registerNetworkTraining(train: Command): void {
