@@ -59,6 +59,8 @@ export function backward(model: OnnxModel, loss: string, params: readonly string
     if (n.outputs.some((o) => needed.has(o))) for (const i of n.inputs) needed.add(i);
   }
 
+  const producers = new Map<string, (typeof nodes)[number]>();
+  for (const n of nodes) for (const o of n.outputs) producers.set(o, n);
   const e = new GraphEditor(model);
   const grads = new Map<string, string[]>();
   const gradOf = (v: string): string | undefined => {
@@ -78,7 +80,7 @@ export function backward(model: OnnxModel, loss: string, params: readonly string
     const vjp = vjpOf(node.opType);
     if (vjp === undefined) throw new Error(`ONNX autodiff: no vector-Jacobian product for operator ${node.opType} (node ${node.name})`);
     const dy = node.outputs.map((o) => gradOf(o));
-    const dx = vjp({ e, node, info, dy, needs });
+    const dx = vjp({ e, node, info, dy, needs, producer: (v) => producers.get(v) });
     node.inputs.forEach((input, i) => {
       const g = dx[i];
       if (!needs[i] || g === undefined) return;

@@ -17,6 +17,8 @@ export interface ShapeInfo {
   readonly kinds: Map<string, 'float' | 'int' | 'bool'>;
   /** Values of small float initializers (≤ 8 elements: scalars, Resize scales). */
   readonly floats: Map<string, number[]>;
+  /** Values of every float initializer (constants of the graph; parameters fed as inputs are not here). */
+  readonly constants: Map<string, Float32Array>;
 }
 
 export function size(shape: Shape): number {
@@ -114,12 +116,16 @@ export function inferShapes(model: OnnxModel, inputShapes: Readonly<Record<strin
   const ints = new Map<string, number[]>();
   const kinds = new Map<string, 'float' | 'int' | 'bool'>();
   const floats = new Map<string, number[]>();
-  const info: ShapeInfo = { shapes, ints, kinds, floats };
+  const constants = new Map<string, Float32Array>();
+  const info: ShapeInfo = { shapes, ints, kinds, floats, constants };
   for (const t of model.graph.initializers) {
     shapes.set(t.name, t.dims);
     kinds.set(t.name, kindOf(t.dataType));
     if (t.dataType !== DataType.FLOAT) ints.set(t.name, tensorValues(t) as number[]);
-    else if (t.raw.byteLength <= 32) floats.set(t.name, Array.from(tensorValues(t) as Float32Array));
+    else {
+      constants.set(t.name, tensorValues(t) as Float32Array);
+      if (t.raw.byteLength <= 32) floats.set(t.name, Array.from(tensorValues(t) as Float32Array));
+    }
   }
   for (const i of model.graph.inputs) {
     const given = inputShapes[i.name];
