@@ -8,19 +8,32 @@ import { initEngine } from '../src/engine/backend.js';
 import { createRng } from '../src/engine/random.js';
 import { adamStep, clipValues, DEFAULT_ADAM } from '../src/train/loop.js';
 import { flattenParams, ModelRunner, paramLayout, type ImageBatch, type ModelSpec } from '../src/train/loop-worker.js';
-import { createOnnxTrainingEngine, dropoutMasks } from '../src/train/onnx-engine.js';
+import { createOnnxTrainingEngine } from '../src/train/onnx-engine.js';
+import { dropoutMasks } from '../src/train/onnx-dropout.js';
 import { initVqvae } from '../src/models/vqvae.js';
-import { TINY_VQVAE } from './helpers/score-fixtures.js';
+import { TINY_PRIOR, TINY_VQVAE } from './helpers/score-fixtures.js';
+import { initPixelSnail } from '../src/models/pixelsnail.js';
+import type { CodeBatch } from '../src/train/loop-worker.js';
 
-/** max |a − b| / max |b|. */
-function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+/** max |a − b| / max(max |b|, floor): `floor` keeps gradients that are zero in exact arithmetic (rounding noise) from failing. */
+function relativeError(a: ArrayLike<number>, b: ArrayLike<number>, floor = 1e-30): number {
   let d = 0;
   let s = 0;
   for (let i = 0; i < b.length; i++) {
     d = Math.max(d, Math.abs(a[i]! - b[i]!));
     s = Math.max(s, Math.abs(b[i]!));
   }
-  return d / Math.max(s, 1e-30);
+  return d / Math.max(s, floor);
+}
+
+/** Per parameter tensor, relative to the tensor's scale or 1e-3 of the whole gradient's (a key bias's gradient is exactly zero: softmax is shift-invariant). */
+function expectPerTensor(layout: ReturnType<typeof paramLayout>, grads: Float32Array, reference: Float32Array, tolerance: number): void {
+  const floor = 1e-3 * reference.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  for (const e of layout.entries) {
+    const a = grads.subarray(e.offset, e.offset + e.size);
+    const b = reference.subarray(e.offset, e.offset + e.size);
+    expect(relativeError(a, b, floor), e.name).toBeLessThan(tolerance);
+  }
 }
 
 function imageBatch(count: number, size: number, seed: string): ImageBatch {
@@ -67,11 +80,7 @@ describe('ONNX Runtime training vs TF.js: VQ-VAE', () => {
       const gradError = relativeError(grads, reference.grads!);
       expect(gradError).toBeLessThan(1e-4);
       // Per parameter tensor too (small tensors must not hide behind large ones).
-      for (const e of paramLayout(model).entries) {
-        const a = grads.subarray(e.offset, e.offset + e.size);
-        const b = reference.grads!.subarray(e.offset, e.offset + e.size);
-        expect(relativeError(a, b), e.name).toBeLessThan(1e-3);
-      }
+      expectPerTensor(paramLayout(model), grads, reference.grads!, 1e-3);
       // One full step on each: clip at 1, Adam at a large rate so the step is visible.
       const step = (g: Float32Array) => {
         const w = weights.slice();
@@ -118,4 +127,39 @@ describe('ONNX Runtime training vs TF.js: VQ-VAE', () => {
     expect(kept).toBeGreaterThan(0.6);
     expect(kept).toBeLessThan(0.9);
   });
+});
+
+describe('ONNX Runtime training vs TF.js: PixelSNAIL prior', () => {
+  for (const downsample of [1, 2]) {
+    it(`gradients and loss agree with TF.js (attention on ${downsample}×${downsample} blocks)`, async () => {
+      await initEngine({ prefer: 'cpu', log: () => {} });
+      const model = { kind: 'pixelsnail' as const, config: { ...TINY_PRIOR, dropout: 0, attention: { ...TINY_PRIOR.attention!, downsample } } };
+      const layout = paramLayout(model);
+      const weights = flattenParams(initPixelSnail(model.config, 4), layout);
+      const rng = createRng('prior-weights');
+      for (const e of layout.entries) if (/\.cond\.|^out\.b$/.test(e.name)) for (let i = 0; i < e.size; i++) weights[e.offset + i] = 0.5 * rng.normal();
+      const { height, width, codebookSize } = model.config;
+      const count = 3;
+      const batch: CodeBatch = {
+        kind: 'codes',
+        codes: Int32Array.from({ length: count * height * width }, () => rng.int(codebookSize)),
+        positions: Float32Array.of(-0.5, 0.1, 0.7),
+        count,
+        height,
+        width,
+      };
+      const reference = new ModelRunner(model).run({ op: 'gradients', weights, version: 1, batch, seed: 1 });
+      const engine = await createOnnxTrainingEngine(model, { threads: 1 });
+      try {
+        const { grads, stats } = await engine.gradients(weights, 1, batch, 1);
+        expect(Math.abs(stats.means.loss! - reference.stats!.means.loss!)).toBeLessThan(1e-5 * reference.stats!.means.loss!);
+        expect(relativeError(grads, reference.grads!)).toBeLessThan(1e-4);
+        expectPerTensor(layout, grads, reference.grads!, 1e-3);
+        const evaluated = await engine.evaluate(weights, 1, [batch]);
+        expect(Math.abs(evaluated.means.loss! - reference.stats!.means.loss!)).toBeLessThan(1e-5 * reference.stats!.means.loss!);
+      } finally {
+        await engine.close();
+      }
+    });
+  }
 });

@@ -21,12 +21,10 @@ import {
   emitUpsampleNearest2x,
   feature,
   hostParam,
+  type DropoutHook,
   type Feature,
   type HostParams,
 } from './emit-blocks.js';
-
-/** Training graphs insert channel dropout here (one call per gated block, in forward order); inference has none. */
-export type DropoutHook = (g: GraphBuilder, h: Feature, block: string) => Feature;
 
 /** vqvae.ts gatedBlock. */
 function emitGatedBlock(g: GraphBuilder, params: HostParams, prefix: string, x: Feature, posColumn: Value, cfg: VqvaeConfig, dropout?: DropoutHook): Feature {

@@ -9,16 +9,17 @@
  * docs/benchmarks.md "Training on ONNX Runtime" for the measurement against two sessions.
  */
 import os from 'node:os';
-import type { VqvaeConfig } from '../models/config.js';
+import type { PixelSnailConfig, VqvaeConfig } from '../models/config.js';
 import { backward, gradientName } from '../onnx/autodiff/backward.js';
 import type { Shape } from '../onnx/autodiff/shapes.js';
 import { bindingValues, scatterGradient, traceParams, type TrainableModel } from '../onnx/autodiff/trainable.js';
 import { encodeModel } from '../onnx/onnx-proto.js';
 import { createSession, requireOnnxRuntime, type OrtModule, type OrtSession, type OrtTensor } from '../onnx/runtime.js';
-import { createRng } from '../engine/random.js';
 import { combineStats, type TrainingEngine } from './engine.js';
 import { paramLayout, type BatchStats, type ImageBatch, type ModelSpec, type ParamLayout, type TrainBatch } from './loop-worker.js';
-import { emitVqvaeTraining, type DropoutSite } from './onnx-vqvae-graph.js';
+import { dropoutMasks, type DropoutSite } from './onnx-dropout.js';
+import { emitPriorTraining } from './onnx-prior-graph.js';
+import { emitVqvaeTraining } from './onnx-vqvae-graph.js';
 
 /** What the engine needs to know about one network. */
 export interface OnnxNet {
@@ -65,20 +66,37 @@ export function vqvaeOnnxNet(cfg: VqvaeConfig): OnnxNet {
   };
 }
 
-export function onnxNetFor(model: ModelSpec): OnnxNet {
-  if (model.kind === 'vqvae') return vqvaeOnnxNet(model.config);
-  throw new Error(`ONNX Runtime training is not implemented for ${model.kind} yet; use --engine tfjs`);
+export function priorOnnxNet(cfg: PixelSnailConfig): OnnxNet {
+  const layout = paramLayout({ kind: 'pixelsnail', config: cfg });
+  let sites: readonly DropoutSite[] = [];
+  const train = traceParams(layout, (p) => {
+    const out = emitPriorTraining(p, cfg, { dropout: true });
+    sites = out.dropout;
+    return out.model;
+  });
+  return {
+    layout,
+    train: { ...train, dropout: sites },
+    evaluate: traceParams(layout, (p) => emitPriorTraining(p, cfg, { dropout: false }).model),
+    dropoutRate: cfg.dropout,
+    feeds(ort, batch) {
+      if (batch.kind !== 'codes') throw new Error('the prior trains on code batches');
+      const shape = [batch.count, batch.height, batch.width];
+      return {
+        feeds: { codes: new ort.Tensor('int32', batch.codes, shape), position: new ort.Tensor('float32', batch.positions, [batch.count]) },
+        shapes: { codes: shape, position: [batch.count] },
+      };
+    },
+    stats(outputs, batch) {
+      return { count: batch.count, means: { loss: (outputs.loss!.data as Float32Array)[0]! } };
+    },
+  };
 }
 
-/** Channel dropout masks per site, [B, C, 1, 1], 0 or 1/(1 − rate); encoder and decoder streams as models/vqvae.ts. */
-export function dropoutMasks(sites: readonly DropoutSite[], count: number, rate: number, seed: number): Map<string, Float32Array> {
-  const streams = { enc: createRng(seed), dec: createRng(seed + 0x9e3779b9) };
-  const masks = new Map<string, Float32Array>();
-  for (const site of sites) {
-    const rng = createRng(streams[site.stream].seed());
-    masks.set(site.input, Float32Array.from({ length: count * site.channels }, () => (rng.next() < rate ? 0 : 1 / (1 - rate))));
-  }
-  return masks;
+export function onnxNetFor(model: ModelSpec): OnnxNet {
+  if (model.kind === 'vqvae') return vqvaeOnnxNet(model.config);
+  if (model.kind === 'pixelsnail') return priorOnnxNet(model.config);
+  throw new Error(`ONNX Runtime training is not implemented for ${model.kind} yet; use --engine tfjs`);
 }
 
 export interface OnnxEngineOptions {

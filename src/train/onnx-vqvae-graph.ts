@@ -11,31 +11,11 @@
 import { vqvaeLatentSize, type VqvaeConfig } from '../models/config.js';
 import { CODEBOOK } from '../models/vqvae.js';
 import { stopGradient } from '../onnx/autodiff/backward.js';
-import { hostParam, emitPositionColumn, feature, type Feature, type HostParams } from '../onnx/emit-blocks.js';
-import { emitVqvaeDecoderTrunk, emitVqvaeEncoderTrunk, type DropoutHook } from '../onnx/emit-vqvae.js';
+import { hostParam, emitPositionColumn, feature, type HostParams } from '../onnx/emit-blocks.js';
+import { emitVqvaeDecoderTrunk, emitVqvaeEncoderTrunk } from '../onnx/emit-vqvae.js';
 import { GraphBuilder, type Value } from '../onnx/graph.js';
 import { DataType, type OnnxModel } from '../onnx/onnx-proto.js';
-
-/** A dropout mask input: its name, channel count, and the stream ('enc' or 'dec') its mask is drawn from. */
-export interface DropoutSite {
-  readonly input: string;
-  readonly channels: number;
-  readonly stream: 'enc' | 'dec';
-}
-
-export interface VqvaeGraph {
-  readonly model: OnnxModel;
-  readonly dropout: readonly DropoutSite[];
-}
-
-/** A mask input per gated block, multiplied into the block's hidden features. */
-export function dropoutInputs(sites: DropoutSite[], stream: 'enc' | 'dec'): DropoutHook {
-  return (g: GraphBuilder, h: Feature, block: string) => {
-    const input = g.input(`dropout/${block}`, DataType.FLOAT, ['batch', h.channels, 1, 1]);
-    sites.push({ input, channels: h.channels, stream });
-    return { ...h, value: g.mul(h.value, input) };
-  };
-}
+import { dropoutInputs, type DropoutSite, type TrainingGraph } from './onnx-dropout.js';
 
 function reduceMeanAll(g: GraphBuilder, x: Value): Value {
   return g.node('ReduceMean', [x], { keepdims: 0 });
@@ -49,7 +29,7 @@ function nearestCodeIndices(g: GraphBuilder, flat: Value, codebook: Value): Valu
   return g.argMin(g.add(g.sub(vectorNorms, g.mul(dots, g.scalar(2))), codeNorms), 1);
 }
 
-export function emitVqvaeTraining(params: HostParams, cfg: VqvaeConfig, opts: { dropout: boolean; encoderOnly?: boolean }): VqvaeGraph {
+export function emitVqvaeTraining(params: HostParams, cfg: VqvaeConfig, opts: { dropout: boolean; encoderOnly?: boolean }): TrainingGraph {
   const g = new GraphBuilder(opts.encoderOnly ? 'vqvae_encode' : 'vqvae_train');
   const s = cfg.inputSize;
   const latent = vqvaeLatentSize(cfg);
