@@ -11,7 +11,8 @@ import { flattenParams, ModelRunner, paramLayout, type ImageBatch, type ModelSpe
 import { createOnnxTrainingEngine } from '../src/train/onnx-engine.js';
 import { dropoutMasks } from '../src/train/onnx-dropout.js';
 import { initVqvae } from '../src/models/vqvae.js';
-import { TINY_PRIOR, TINY_VQVAE } from './helpers/score-fixtures.js';
+import { TINY_PRIOR, TINY_VAE, TINY_VQVAE } from './helpers/score-fixtures.js';
+import { initVae } from '../src/models/vae.js';
 import { initPixelSnail } from '../src/models/pixelsnail.js';
 import type { CodeBatch } from '../src/train/loop-worker.js';
 
@@ -162,4 +163,30 @@ describe('ONNX Runtime training vs TF.js: PixelSNAIL prior', () => {
       }
     });
   }
+});
+
+describe('ONNX Runtime training vs TF.js: VAE', () => {
+  it('gradients and the ELBO terms agree with TF.js (sampled z, the same seeded noise)', async () => {
+    await initEngine({ prefer: 'cpu', log: () => {} });
+    const model = { kind: 'vae' as const, config: { ...TINY_VAE, dropout: 0 } };
+    const layout = paramLayout(model);
+    const weights = flattenParams(initVae(model.config, 2), layout);
+    const rng = createRng('vae-weights');
+    for (const e of layout.entries) if (/\.(g|cond\.w|cond\.b)$/.test(e.name)) for (let i = 0; i < e.size; i++) weights[e.offset + i] += 0.3 * rng.normal();
+    const batch = imageBatch(3, model.config.inputSize, 'vae-batch');
+    const runner = new ModelRunner(model);
+    const reference = runner.run({ op: 'gradients', weights, version: 1, batch, seed: 9 });
+    const engine = await createOnnxTrainingEngine(model, { threads: 1 });
+    try {
+      const { grads, stats } = await engine.gradients(weights, 1, batch, 9);
+      for (const key of ['loss', 'rec', 'kl', 'recNll']) expect(Math.abs(stats.means[key]! - reference.stats!.means[key]!), key).toBeLessThan(1e-4 * Math.max(1, Math.abs(reference.stats!.means[key]!)));
+      expect(relativeError(grads, reference.grads!)).toBeLessThan(1e-4);
+      expectPerTensor(layout, grads, reference.grads!, 1e-3);
+      const evalRef = runner.run({ op: 'evaluate', weights, version: 1, batch });
+      const evalOnnx = await engine.evaluate(weights, 1, [batch]);
+      expect(Math.abs(evalOnnx.means.loss! - evalRef.stats!.means.loss!)).toBeLessThan(1e-5 * Math.max(1, evalRef.stats!.means.loss!));
+    } finally {
+      await engine.close();
+    }
+  });
 });

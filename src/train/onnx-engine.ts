@@ -10,6 +10,8 @@
  */
 import os from 'node:os';
 import type { PixelSnailConfig, VqvaeConfig } from '../models/config.js';
+import type { VaeConfig } from '../models/vae-config.js';
+import { reparameterisationNoise } from '../models/vae.js';
 import { backward, gradientName } from '../onnx/autodiff/backward.js';
 import type { Shape } from '../onnx/autodiff/shapes.js';
 import { bindingValues, scatterGradient, traceParams, type TrainableModel } from '../onnx/autodiff/trainable.js';
@@ -20,6 +22,7 @@ import { paramLayout, type BatchStats, type ImageBatch, type ModelSpec, type Par
 import { dropoutMasks, type DropoutSite } from './onnx-dropout.js';
 import { emitPriorTraining } from './onnx-prior-graph.js';
 import { emitVqvaeTraining } from './onnx-vqvae-graph.js';
+import { emitVaeTraining } from './onnx-vae-graph.js';
 
 /** What the engine needs to know about one network. */
 export interface OnnxNet {
@@ -31,6 +34,8 @@ export interface OnnxNet {
   readonly dropoutRate: number;
   /** Data inputs of a batch and their shapes. */
   feeds(ort: OrtModule, batch: TrainBatch): { feeds: Record<string, OrtTensor>; shapes: Record<string, Shape> };
+  /** Inputs only the training graph has, drawn from the step's seed (the VAE's noise ε). */
+  trainFeeds?(ort: OrtModule, batch: TrainBatch, seed: number): { feeds: Record<string, OrtTensor>; shapes: Record<string, Shape> };
   /** Statistics of one batch from the graph outputs. */
   stats(outputs: Record<string, OrtTensor>, batch: TrainBatch): BatchStats;
 }
@@ -49,19 +54,11 @@ export function vqvaeOnnxNet(cfg: VqvaeConfig): OnnxNet {
     evaluate: traceParams(layout, (p) => emitVqvaeTraining(p, cfg, { dropout: false }).model),
     encoder: traceParams(layout, (p) => emitVqvaeTraining(p, cfg, { dropout: false, encoderOnly: true }).model),
     dropoutRate: cfg.dropout,
-    feeds(ort, batch) {
-      if (batch.kind !== 'images') throw new Error('the VQ-VAE trains on image batches');
-      const s = batch.size;
-      return {
-        feeds: { image: new ort.Tensor('float32', batch.images, [batch.count, s, s, 1]), position: new ort.Tensor('float32', batch.positions, [batch.count]) },
-        shapes: { image: [batch.count, s, s, 1], position: [batch.count] },
-      };
-    },
+    feeds: imageFeeds,
     stats(outputs, batch) {
-      const scalar = (name: string) => (outputs[name]!.data as Float32Array)[0]!;
       const codeCounts = new Int32Array(cfg.codebookSize);
       for (const c of outputs.codes!.data as Int32Array) codeCounts[c]++;
-      return { count: batch.count, means: { loss: scalar('loss'), rec: scalar('rec'), codebook: scalar('codebook'), commit: scalar('commit') }, codeCounts };
+      return { count: batch.count, means: scalarStats(outputs, ['loss', 'rec', 'codebook', 'commit']), codeCounts };
     },
   };
 }
@@ -87,13 +84,49 @@ export function priorOnnxNet(cfg: PixelSnailConfig): OnnxNet {
         shapes: { codes: shape, position: [batch.count] },
       };
     },
-    stats(outputs, batch) {
-      return { count: batch.count, means: { loss: (outputs.loss!.data as Float32Array)[0]! } };
+    stats: (outputs, batch) => ({ count: batch.count, means: scalarStats(outputs, ['loss']) }),
+  };
+}
+
+/** Image feeds of the VQ-VAE and the VAE. */
+function imageFeeds(ort: OrtModule, batch: TrainBatch): { feeds: Record<string, OrtTensor>; shapes: Record<string, Shape> } {
+  if (batch.kind !== 'images') throw new Error('this network trains on image batches');
+  const s = batch.size;
+  return {
+    feeds: { image: new ort.Tensor('float32', batch.images, [batch.count, s, s, 1]), position: new ort.Tensor('float32', batch.positions, [batch.count]) },
+    shapes: { image: [batch.count, s, s, 1], position: [batch.count] },
+  };
+}
+
+/** Scalar outputs as statistics. */
+function scalarStats(outputs: Record<string, OrtTensor>, names: readonly string[]): Record<string, number> {
+  return Object.fromEntries(names.map((n) => [n, (outputs[n]!.data as Float32Array)[0]!]));
+}
+
+export function vaeOnnxNet(cfg: VaeConfig): OnnxNet {
+  const layout = paramLayout({ kind: 'vae', config: cfg });
+  let sites: readonly DropoutSite[] = [];
+  const train = traceParams(layout, (p) => {
+    const out = emitVaeTraining(p, cfg, { training: true });
+    sites = out.dropout;
+    return out.model;
+  });
+  return {
+    layout,
+    train: { ...train, dropout: sites },
+    evaluate: traceParams(layout, (p) => emitVaeTraining(p, cfg, { training: false }).model),
+    dropoutRate: cfg.dropout,
+    feeds: imageFeeds,
+    trainFeeds(ort, batch, seed) {
+      const shape = [batch.count, cfg.latentDim];
+      return { feeds: { noise: new ort.Tensor('float32', reparameterisationNoise(batch.count, cfg.latentDim, seed), shape) }, shapes: { noise: shape } };
     },
+    stats: (outputs, batch) => ({ count: batch.count, means: scalarStats(outputs, ['loss', 'rec', 'kl', 'recNll']) }),
   };
 }
 
 export function onnxNetFor(model: ModelSpec): OnnxNet {
+  if (model.kind === 'vae') return vaeOnnxNet(model.config);
   if (model.kind === 'vqvae') return vqvaeOnnxNet(model.config);
   if (model.kind === 'pixelsnail') return priorOnnxNet(model.config);
   throw new Error(`ONNX Runtime training is not implemented for ${model.kind} yet; use --engine tfjs`);
@@ -145,9 +178,10 @@ export async function createOnnxTrainingEngine(model: ModelSpec, opts: OnnxEngin
     workers: 0,
     threads,
     async gradients(weights, version, batch, seed) {
-      const { feeds, shapes } = net.feeds(ort, batch);
-      const s = await gradSession(batch, shapes);
-      const all: Record<string, OrtTensor> = { ...feeds, ...paramFeeds(net.train, weights, version) };
+      const data = net.feeds(ort, batch);
+      const extra = net.trainFeeds?.(ort, batch, seed) ?? { feeds: {}, shapes: {} };
+      const s = await gradSession(batch, { ...data.shapes, ...extra.shapes });
+      const all: Record<string, OrtTensor> = { ...data.feeds, ...extra.feeds, ...paramFeeds(net.train, weights, version) };
       for (const [name, mask] of dropoutMasks(net.train.dropout, batch.count, net.dropoutRate, seed)) {
         all[name] = new ort.Tensor('float32', mask, [batch.count, mask.length / batch.count, 1, 1]);
       }
