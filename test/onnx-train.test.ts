@@ -13,6 +13,7 @@ import { dropoutMasks } from '../src/train/onnx-dropout.js';
 import { initVqvae } from '../src/models/vqvae.js';
 import { TINY_PRIOR, TINY_VAE, TINY_VQVAE } from './helpers/score-fixtures.js';
 import { initVae } from '../src/models/vae.js';
+import { initTransformer } from '../src/models/transformer.js';
 import { initPixelSnail } from '../src/models/pixelsnail.js';
 import type { CodeBatch } from '../src/train/loop-worker.js';
 
@@ -115,8 +116,8 @@ describe('ONNX Runtime training vs TF.js: VQ-VAE', () => {
 
   it('dropout masks are seeded, scaled by 1/(1 − rate) and differ between encoder and decoder', () => {
     const sites = [
-      { input: 'a', channels: 8, stream: 'enc' as const },
-      { input: 'b', channels: 8, stream: 'dec' as const },
+      { input: 'a', shape: [8, 1, 1], stream: 'enc' as const },
+      { input: 'b', shape: [8, 1, 1], stream: 'dec' as const },
     ];
     const one = dropoutMasks(sites, 16, 0.25, 7);
     const again = dropoutMasks(sites, 16, 0.25, 7);
@@ -189,4 +190,35 @@ describe('ONNX Runtime training vs TF.js: VAE', () => {
       await engine.close();
     }
   });
+});
+
+describe('ONNX Runtime training vs TF.js: LSGS transformer', () => {
+  for (const causal of [false, true]) {
+    it(`repair-loss gradients agree with TF.js (${causal ? 'causal' : 'bidirectional'})`, async () => {
+      await initEngine({ prefer: 'cpu', log: () => {} });
+      const config = { codebookSize: 6, height: 3, width: 4, dim: 8, layers: 2, heads: 2, mlpDim: 12, dropout: 0, condChannels: 1 as const, causal };
+      const model = { kind: 'transformer' as const, config };
+      const layout = paramLayout(model);
+      const weights = flattenParams(initTransformer(config, 5), layout);
+      const rng = createRng('transformer-weights');
+      for (const e of layout.entries) if (/(cond|norm|\.b$)/.test(e.name)) for (let i = 0; i < e.size; i++) weights[e.offset + i] += 0.3 * rng.normal();
+      const count = 3;
+      const cells = config.height * config.width;
+      const codes = Int32Array.from({ length: count * cells }, () => rng.int(config.codebookSize));
+      const tampered = Uint8Array.from(codes, () => (rng.next() < 0.3 ? 1 : 0));
+      const targets = Int32Array.from(codes, (c, i) => (tampered[i] ? (c + 1) % config.codebookSize : c));
+      const lossWeights = Float32Array.from(codes, () => rng.next() / cells);
+      const batch: CodeBatch = { kind: 'codes', codes, targets, tampered, lossWeights, positions: Float32Array.of(-0.3, 0.2, 0.6), count, height: config.height, width: config.width };
+      const reference = new ModelRunner(model).run({ op: 'gradients', weights, version: 1, batch, seed: 2 });
+      const engine = await createOnnxTrainingEngine(model, { threads: 1 });
+      try {
+        const { grads, stats } = await engine.gradients(weights, 1, batch, 2);
+        for (const key of ['loss', 'ceTampered', 'ceUntampered']) expect(Math.abs(stats.means[key]! - reference.stats!.means[key]!), key).toBeLessThan(1e-5 * Math.max(1, reference.stats!.means[key]!));
+        expect(relativeError(grads, reference.grads!)).toBeLessThan(1e-4);
+        expectPerTensor(layout, grads, reference.grads!, 1e-3);
+      } finally {
+        await engine.close();
+      }
+    });
+  }
 });

@@ -10,7 +10,7 @@ import type { ModelSpec, TrainableKind } from './loop-worker.js';
 import type { TrainEngineName } from './engine-name.js';
 
 /** Networks with an ONNX Runtime training graph. */
-export const ONNX_TRAINABLE: readonly TrainableKind[] = ['vqvae', 'pixelsnail', 'vae'];
+export const ONNX_TRAINABLE: readonly TrainableKind[] = ['vqvae', 'pixelsnail', 'vae', 'transformer'];
 
 /** The engine `name` resolves to for `model` here, and why when `auto` falls back to TF.js. */
 export async function resolveTrainEngine(name: TrainEngineName, model: ModelSpec): Promise<{ engine: 'onnx' | 'tfjs'; reason?: string }> {

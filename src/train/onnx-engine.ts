@@ -12,6 +12,7 @@ import os from 'node:os';
 import type { PixelSnailConfig, VqvaeConfig } from '../models/config.js';
 import type { VaeConfig } from '../models/vae-config.js';
 import { reparameterisationNoise } from '../models/vae.js';
+import type { TransformerConfig } from '../models/transformer.js';
 import { backward, gradientName } from '../onnx/autodiff/backward.js';
 import type { Shape } from '../onnx/autodiff/shapes.js';
 import { bindingValues, scatterGradient, traceParams, type TrainableModel } from '../onnx/autodiff/trainable.js';
@@ -23,6 +24,7 @@ import { dropoutMasks, type DropoutSite } from './onnx-dropout.js';
 import { emitPriorTraining } from './onnx-prior-graph.js';
 import { emitVqvaeTraining } from './onnx-vqvae-graph.js';
 import { emitVaeTraining } from './onnx-vae-graph.js';
+import { emitTransformerTraining } from './onnx-transformer-graph.js';
 
 /** What the engine needs to know about one network. */
 export interface OnnxNet {
@@ -125,11 +127,48 @@ export function vaeOnnxNet(cfg: VaeConfig): OnnxNet {
   };
 }
 
+export function transformerOnnxNet(cfg: TransformerConfig): OnnxNet {
+  const layout = paramLayout({ kind: 'transformer', config: cfg });
+  let sites: readonly DropoutSite[] = [];
+  const train = traceParams(layout, (p) => {
+    const out = emitTransformerTraining(p, cfg, { dropout: true });
+    sites = out.dropout;
+    return out.model;
+  });
+  return {
+    layout,
+    train: { ...train, dropout: sites },
+    evaluate: traceParams(layout, (p) => emitTransformerTraining(p, cfg, { dropout: false }).model),
+    dropoutRate: cfg.dropout,
+    feeds(ort, batch) {
+      if (batch.kind !== 'codes') throw new Error('the transformer trains on code batches');
+      const shape = [batch.count, batch.height, batch.width];
+      const cells = batch.height * batch.width;
+      const n = batch.codes.length;
+      return {
+        feeds: {
+          codes: new ort.Tensor('int32', batch.codes, shape),
+          position: new ort.Tensor('float32', batch.positions, [batch.count]),
+          targets: new ort.Tensor('int32', batch.targets ?? batch.codes, shape),
+          loss_weights: new ort.Tensor('float32', batch.lossWeights ?? new Float32Array(n).fill(1 / cells), shape),
+          tampered: new ort.Tensor('float32', batch.tampered ? Float32Array.from(batch.tampered) : new Float32Array(n), shape),
+        },
+        shapes: { codes: shape, position: [batch.count], targets: shape, loss_weights: shape, tampered: shape },
+      };
+    },
+    stats(outputs, batch) {
+      const means = scalarStats(outputs, ['loss', 'ceUntampered']);
+      if (batch.kind === 'codes' && batch.tampered?.some((t) => t === 1)) means.ceTampered = (outputs.ceTampered!.data as Float32Array)[0]!;
+      return { count: batch.count, means };
+    },
+  };
+}
+
 export function onnxNetFor(model: ModelSpec): OnnxNet {
+  if (model.kind === 'transformer') return transformerOnnxNet(model.config);
   if (model.kind === 'vae') return vaeOnnxNet(model.config);
   if (model.kind === 'vqvae') return vqvaeOnnxNet(model.config);
-  if (model.kind === 'pixelsnail') return priorOnnxNet(model.config);
-  throw new Error(`ONNX Runtime training is not implemented for ${model.kind} yet; use --engine tfjs`);
+  return priorOnnxNet(model.config);
 }
 
 export interface OnnxEngineOptions {
@@ -160,7 +199,7 @@ export async function createOnnxTrainingEngine(model: ModelSpec, opts: OnnxEngin
     let s = gradSessions.get(batch.count);
     if (s === undefined) {
       const inputShapes: Record<string, Shape> = { ...shapes };
-      for (const site of net.train.dropout) inputShapes[site.input] = [batch.count, site.channels, 1, 1];
+      for (const site of net.train.dropout) inputShapes[site.input] = [batch.count, ...site.shape];
       const { model: withGrads } = backward(net.train.model, 'loss', net.train.bindings.map((b) => b.input), { inputShapes });
       s = session(withGrads);
       gradSessions.set(batch.count, s);
@@ -182,9 +221,8 @@ export async function createOnnxTrainingEngine(model: ModelSpec, opts: OnnxEngin
       const extra = net.trainFeeds?.(ort, batch, seed) ?? { feeds: {}, shapes: {} };
       const s = await gradSession(batch, { ...data.shapes, ...extra.shapes });
       const all: Record<string, OrtTensor> = { ...data.feeds, ...extra.feeds, ...paramFeeds(net.train, weights, version) };
-      for (const [name, mask] of dropoutMasks(net.train.dropout, batch.count, net.dropoutRate, seed)) {
-        all[name] = new ort.Tensor('float32', mask, [batch.count, mask.length / batch.count, 1, 1]);
-      }
+      const masks = dropoutMasks(net.train.dropout, batch.count, net.dropoutRate, seed);
+      for (const site of net.train.dropout) all[site.input] = new ort.Tensor('float32', masks.get(site.input)!, [batch.count, ...site.shape]);
       const out = await s.run(all);
       const grads = new Float32Array(net.layout.total);
       for (const b of net.train.bindings) scatterGradient(b, out[gradientName(b.input)]!.data as Float32Array, grads);
