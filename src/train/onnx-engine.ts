@@ -20,7 +20,8 @@ import { encodeModel } from '../onnx/onnx-proto.js';
 import { createSession, requireOnnxRuntime, type OrtModule, type OrtSession, type OrtTensor } from '../onnx/runtime.js';
 import { combineStats, type TrainingEngine } from './engine.js';
 import { paramLayout, type BatchStats, type ImageBatch, type ModelSpec, type ParamLayout, type TrainBatch } from './loop-worker.js';
-import { dropoutMasks, type DropoutSite } from './onnx-dropout.js';
+import { dropoutMasks, type DropoutSite, type TrainingGraph } from './onnx-dropout.js';
+import type { HostTensor } from '../io/tensor-bundle.js';
 import { emitPriorTraining } from './onnx-prior-graph.js';
 import { emitVqvaeTraining } from './onnx-vqvae-graph.js';
 import { emitVaeTraining } from './onnx-vae-graph.js';
@@ -42,19 +43,23 @@ export interface OnnxNet {
   stats(outputs: Record<string, OrtTensor>, batch: TrainBatch): BatchStats;
 }
 
-export function vqvaeOnnxNet(cfg: VqvaeConfig): OnnxNet {
-  const layout = paramLayout({ kind: 'vqvae', config: cfg });
+/** The traced training graph (dropout on) and evaluation graph (dropout off) of one network. */
+function tracedGraphs(model: ModelSpec, emit: (params: ReadonlyMap<string, HostTensor>, training: boolean) => TrainingGraph): Pick<OnnxNet, 'layout' | 'train' | 'evaluate'> {
+  const layout = paramLayout(model);
   let sites: readonly DropoutSite[] = [];
   const train = traceParams(layout, (p) => {
-    const out = emitVqvaeTraining(p, cfg, { dropout: true });
+    const out = emit(p, true);
     sites = out.dropout;
     return out.model;
   });
+  return { layout, train: { ...train, dropout: sites }, evaluate: traceParams(layout, (p) => emit(p, false).model) };
+}
+
+export function vqvaeOnnxNet(cfg: VqvaeConfig): OnnxNet {
+  const graphs = tracedGraphs({ kind: 'vqvae', config: cfg }, (p, training) => emitVqvaeTraining(p, cfg, { dropout: training }));
   return {
-    layout,
-    train: { ...train, dropout: sites },
-    evaluate: traceParams(layout, (p) => emitVqvaeTraining(p, cfg, { dropout: false }).model),
-    encoder: traceParams(layout, (p) => emitVqvaeTraining(p, cfg, { dropout: false, encoderOnly: true }).model),
+    ...graphs,
+    encoder: traceParams(graphs.layout, (p) => emitVqvaeTraining(p, cfg, { dropout: false, encoderOnly: true }).model),
     dropoutRate: cfg.dropout,
     feeds: imageFeeds,
     stats(outputs, batch) {
@@ -66,17 +71,8 @@ export function vqvaeOnnxNet(cfg: VqvaeConfig): OnnxNet {
 }
 
 export function priorOnnxNet(cfg: PixelSnailConfig): OnnxNet {
-  const layout = paramLayout({ kind: 'pixelsnail', config: cfg });
-  let sites: readonly DropoutSite[] = [];
-  const train = traceParams(layout, (p) => {
-    const out = emitPriorTraining(p, cfg, { dropout: true });
-    sites = out.dropout;
-    return out.model;
-  });
   return {
-    layout,
-    train: { ...train, dropout: sites },
-    evaluate: traceParams(layout, (p) => emitPriorTraining(p, cfg, { dropout: false }).model),
+    ...tracedGraphs({ kind: 'pixelsnail', config: cfg }, (p, training) => emitPriorTraining(p, cfg, { dropout: training })),
     dropoutRate: cfg.dropout,
     feeds(ort, batch) {
       if (batch.kind !== 'codes') throw new Error('the prior trains on code batches');
@@ -106,17 +102,8 @@ function scalarStats(outputs: Record<string, OrtTensor>, names: readonly string[
 }
 
 export function vaeOnnxNet(cfg: VaeConfig): OnnxNet {
-  const layout = paramLayout({ kind: 'vae', config: cfg });
-  let sites: readonly DropoutSite[] = [];
-  const train = traceParams(layout, (p) => {
-    const out = emitVaeTraining(p, cfg, { training: true });
-    sites = out.dropout;
-    return out.model;
-  });
   return {
-    layout,
-    train: { ...train, dropout: sites },
-    evaluate: traceParams(layout, (p) => emitVaeTraining(p, cfg, { training: false }).model),
+    ...tracedGraphs({ kind: 'vae', config: cfg }, (p, training) => emitVaeTraining(p, cfg, { training })),
     dropoutRate: cfg.dropout,
     feeds: imageFeeds,
     trainFeeds(ort, batch, seed) {
@@ -128,17 +115,8 @@ export function vaeOnnxNet(cfg: VaeConfig): OnnxNet {
 }
 
 export function transformerOnnxNet(cfg: TransformerConfig): OnnxNet {
-  const layout = paramLayout({ kind: 'transformer', config: cfg });
-  let sites: readonly DropoutSite[] = [];
-  const train = traceParams(layout, (p) => {
-    const out = emitTransformerTraining(p, cfg, { dropout: true });
-    sites = out.dropout;
-    return out.model;
-  });
   return {
-    layout,
-    train: { ...train, dropout: sites },
-    evaluate: traceParams(layout, (p) => emitTransformerTraining(p, cfg, { dropout: false }).model),
+    ...tracedGraphs({ kind: 'transformer', config: cfg }, (p, training) => emitTransformerTraining(p, cfg, { dropout: training })),
     dropoutRate: cfg.dropout,
     feeds(ort, batch) {
       if (batch.kind !== 'codes') throw new Error('the transformer trains on code batches');
