@@ -40,9 +40,9 @@ import {
   type PixelSnailConfig,
   type VqvaeConfig,
 } from '../src/models/index.js';
-import { createLsrEngine, type EngineName, type LsrEngine } from '../src/score/engine.js';
-import { createLsrPool, inProcessRunner, pixelScoreStack, readLsrCalibration, type RestorationRunner } from '../src/score/lsr-model.js';
-import { disposeLsrNetworks, loadLsrNetworks, type LsrNetworks } from '../src/score/networks.js';
+import { createLsrEngine, type EngineName, type LsrEngine } from '../src/methods/lsr/engine.js';
+import { createLsrPool, inProcessRunner, pixelScoreStack, readLsrCalibration, type RestorationRunner } from '../src/methods/lsr/model.js';
+import { disposeLsrNetworks, loadLsrNetworks, type LsrNetworks } from '../src/methods/lsr/networks.js';
 import { stackScoresToVolume } from '../src/score/pixel-score.js';
 import { encodeVolume, sampleScoreOfCodes } from '../src/score/sample-score.js';
 import { makeVolume } from '../src/volume/volume.js';

@@ -18,7 +18,7 @@ import { initEngine } from '../src/engine/backend.js';
 import { readNifti } from '../src/io/nifti.js';
 import { initPixelSnail, initVqvae, pixelsnailPreset, saveModel, vqvaePreset, disposeParams } from '../src/models/index.js';
 import { fitSampleCalibration } from '../src/score/calibration.js';
-import { quantile, writeLsrCalibration } from '../src/score/calibrate-lsr.js';
+import { quantile, writeLsrCalibration } from '../src/methods/lsr/calibrate.js';
 import {
   createLsrPool,
   describeRestoration,
@@ -28,10 +28,10 @@ import {
   loadLsrModel,
   pixelScoreStack,
   type RestorationRunner,
-} from '../src/score/lsr-model.js';
+} from '../src/methods/lsr/model.js';
 import { stackScoresToVolume } from '../src/score/pixel-score.js';
 import { encodeVolume, sampleScoreOfCodes } from '../src/score/sample-score.js';
-import { tfjsEngine } from '../src/score/engine.js';
+import { tfjsEngine } from '../src/methods/lsr/engine.js';
 import { inferenceSliceSelection } from '../src/volume/preprocess.js';
 
 function option(name: string, fallback: string): string {
@@ -66,7 +66,7 @@ async function main(): Promise<void> {
 
     // The calibration recipe on this one volume (placeholder pixel scale: speed does not depend on it).
     const slices = inferenceSliceSelection('brain');
-    const nets = (await import('../src/score/networks.js')).loadLsrNetworks(weights);
+    const nets = (await import('../src/methods/lsr/networks.js')).loadLsrNetworks(weights);
     const calEngine = tfjsEngine(nets);
     const encodedForCal = await encodeVolume(calEngine, volume, 'brain', slices);
     const nll = (await sampleScoreOfCodes(calEngine, encodedForCal, Infinity, fitSampleCalibration([1]))).nll;
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
       sampleCalibration: fitSampleCalibration([1, 2]),
       pixelScale: 1,
     });
-    (await import('../src/score/networks.js')).disposeLsrNetworks(nets);
+    (await import('../src/methods/lsr/networks.js')).disposeLsrNetworks(nets);
 
     const model = await loadLsrModel(weights, { engine: 'tfjs' });
     console.log(`engine ${engine.backend}; volume ${volume.shape.join('×')}; vqvae ${JSON.stringify(vqCfg.channels)} D=${vqCfg.codeDim}; prior ${priorCfg.channels} ch × ${priorCfg.blocks} blocks`);

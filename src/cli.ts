@@ -17,13 +17,14 @@ import { registerPhantom } from './cli/phantom.js';
 import { registerCalibrate } from './cli/calibrate.js';
 import { registerWeights } from './cli/weights.js';
 import { registerBench } from './cli/bench.js';
+import { REGISTRY, type Method } from './methods/index.js';
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
 }
 
-export function buildProgram(): Command {
+export function buildProgram(registry: readonly Method[] = REGISTRY): Command {
   const program = new Command();
   program
     .name('moodlsr')
@@ -34,11 +35,11 @@ export function buildProgram(): Command {
   registerInject(program);
   registerEval(program);
   registerPopulation(program);
-  registerTrain(program);
-  registerPredict(program);
-  registerLeaderboard(program);
+  registerTrain(program, registry);
+  registerPredict(program, registry);
+  registerLeaderboard(program, registry);
   registerPhantom(program);
-  registerCalibrate(program);
+  registerCalibrate(program, registry);
   registerWeights(program);
   registerBench(program);
   return program;

@@ -10,3 +10,8 @@ export const PACKAGE_ROOT = resolve(dirname(here), RUNNING_FROM_SOURCE ? '..' : 
 
 /** The compiled CLI entry (built by `npm run build`, which `npm ci` runs through `prepare`). */
 export const CLI_ENTRY = join(PACKAGE_ROOT, 'dist', 'src', 'cli.js');
+
+/** The compiled CLI entry, for running `predict` in a child process. */
+export function cliEntryPath(): string {
+  return CLI_ENTRY;
+}

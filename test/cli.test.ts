@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fitZScore, saveZScore } from '../src/baselines/zscore-model.js';
+import { fitZScore, saveZScore } from '../src/methods/zscore/model.js';
 import { createRng } from '../src/engine/random.js';
 import { readNifti, writeNifti } from '../src/io/nifti.js';
 import { makeVolume, type Shape3 } from '../src/volume/volume.js';
@@ -193,7 +193,7 @@ describe('moodlsr eval', () => {
 
 describe('shipped weights of each method', () => {
   it('zscore reads weights/REGION, the networks their sub-folder', async () => {
-    const { shippedWeightsDir } = await import('../src/mood/methods.js');
+    const { shippedWeightsDir } = await import('../src/methods/index.js');
     const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
     expect(shippedWeightsDir('brain')).toBe(join(root, 'weights', 'brain'));
     expect(shippedWeightsDir('abdom', 'zscore')).toBe(join(root, 'weights', 'abdom'));

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../src/engine/backend.js';
 import { decodeDistinct, distinctCodeMaps } from '../src/score/decode-distinct.js';
-import { decodeCodeMaps, disposeLsrNetworks, latentGeometry, type LsrNetworks } from '../src/score/networks.js';
+import { decodeCodeMaps, disposeLsrNetworks, latentGeometry, type LsrNetworks } from '../src/methods/lsr/networks.js';
 import { randomCodes, tinyNetworks } from './helpers/score-fixtures.js';
 
 let nets: LsrNetworks;

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fitZScore, saveZScore } from '../src/baselines/zscore-model.js';
+import { fitZScore, saveZScore } from '../src/methods/zscore/model.js';
 import { createRng } from '../src/engine/random.js';
 import { readNifti, writeNifti } from '../src/io/nifti.js';
 import { makeVolume, type Shape3 } from '../src/volume/volume.js';

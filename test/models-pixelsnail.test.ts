@@ -12,7 +12,7 @@ import {
   priorLogits,
   priorLoss,
   priorNll,
-} from '../src/models/pixelsnail.js';
+} from '../src/methods/lsr/pixelsnail.js';
 
 const tiny: PixelSnailConfig = {
   codebookSize: 5,

@@ -11,9 +11,9 @@ import {
   transformerRepairLoss,
   validateTransformerConfig,
   type TransformerConfig,
-} from '../src/models/transformer.js';
+} from '../src/methods/lsgs/transformer.js';
 import { loadModel, saveModel } from '../src/models/weights.js';
-import { repairLossWeights, tamperCodes, tamperCount } from '../src/train/tamper.js';
+import { repairLossWeights, tamperCodes, tamperCount } from '../src/methods/lsgs/tamper.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -15,8 +15,8 @@ import {
   vaeLoss,
   vaeParamSpecs,
   vaeTerms,
-} from '../src/models/vae.js';
-import { validateVaeConfig, vaeFlatSize, vaePreset, type VaeConfig } from '../src/models/vae-config.js';
+} from '../src/methods/vae/vae.js';
+import { validateVaeConfig, vaeFlatSize, vaePreset, type VaeConfig } from '../src/methods/vae/config.js';
 import { CODEBOOK, vqvaeParamSpecs } from '../src/models/vqvae.js';
 import { vqvaePreset } from '../src/models/config.js';
 import { loadModel, manifestPath, saveModel } from '../src/models/weights.js';

@@ -9,7 +9,7 @@ import { createRng } from '../src/engine/random.js';
 import { InputFileError } from '../src/errors.js';
 import type { PixelSnailConfig, VqvaeConfig } from '../src/models/config.js';
 import { disposeParams, type ParamMap } from '../src/models/params.js';
-import { initPixelSnail, priorLogits } from '../src/models/pixelsnail.js';
+import { initPixelSnail, priorLogits } from '../src/methods/lsr/pixelsnail.js';
 import { initVqvae, vqvaeDecodeCodes, vqvaeEncode } from '../src/models/vqvae.js';
 import { loadModel, saveModel, type WeightsManifest } from '../src/models/weights.js';
 

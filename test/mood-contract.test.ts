@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fitZScore, loadZScore, saveZScore, zscorePredictor } from '../src/baselines/zscore-model.js';
+import { fitZScore, loadZScore, saveZScore, zscorePredictor } from '../src/methods/zscore/model.js';
 import { createRng } from '../src/engine/random.js';
 import { readNifti, writeNifti, type NiftiImage } from '../src/io/nifti.js';
 import { listCases, outputPathFor, parseShard, selectShard } from '../src/mood/cases.js';

@@ -1,5 +1,5 @@
 /**
- * ONNX Runtime against TF.js for the LSGS transformer prior (src/onnx/emit-transformer.ts): logits and
+ * ONNX Runtime against TF.js for the LSGS transformer prior (src/methods/lsgs/emit-transformer.ts): logits and
  * per-code NLL on tiny random models (full and causal attention), on real code maps through trained
  * weights when weights/brain/training/lsgs holds them, and `predict --method lsgs`'s MOOD outputs with both
  * engines.
@@ -16,13 +16,13 @@ import { initTransformer, saveModel, transformerLogits, transformerNll, type Tra
 import { disposeParams, type ParamMap } from '../src/models/params.js';
 import { runPrediction } from '../src/mood/run.js';
 import { hostParams } from '../src/onnx/emit-blocks.js';
-import { emitTransformer } from '../src/onnx/emit-transformer.js';
+import { emitTransformer } from '../src/methods/lsgs/emit-transformer.js';
 import { createSession, requireOnnxRuntime } from '../src/onnx/runtime.js';
-import { calibrateLsgs, writeLsgsCalibration } from '../src/score/calibrate-lsgs.js';
-import { createLsgsEngine } from '../src/score/lsgs-engine.js';
-import { loadLsgsModel, lsgsPredictor, readLsgsCalibration } from '../src/score/lsgs-model.js';
-import { disposeLsgsNetworks, loadLsgsNetworks, type LsgsNetworks, type TransformerNetwork } from '../src/score/lsgs-networks.js';
-import { disposeLsrNetworks } from '../src/score/networks.js';
+import { calibrateLsgs, writeLsgsCalibration } from '../src/methods/lsgs/calibrate.js';
+import { createLsgsEngine } from '../src/methods/lsgs/engine.js';
+import { loadLsgsModel, lsgsPredictor, readLsgsCalibration } from '../src/methods/lsgs/model.js';
+import { disposeLsgsNetworks, loadLsgsNetworks, type LsgsNetworks, type TransformerNetwork } from '../src/methods/lsgs/networks.js';
+import { disposeLsrNetworks } from '../src/methods/lsr/networks.js';
 import { preprocessForModel } from '../src/volume/preprocess.js';
 import type { SliceSelection } from '../src/volume/slices.js';
 import { randomCodes, tinyBrain, tinyNetworks } from './helpers/score-fixtures.js';

@@ -1,5 +1,5 @@
 /**
- * ONNX Runtime against TF.js for the VAE baseline (src/onnx/emit-vae.ts): encoder (μ, log σ²),
+ * ONNX Runtime against TF.js for the VAE baseline (src/methods/vae/emit-vae.ts): encoder (μ, log σ²),
  * decoder (z → image) and the forward terms (x̂, KL, rec) on tiny random models (both upsampling
  * modes); and the MOOD outputs of the forward-only vae-* methods with both engines. The gradient
  * maps stay on TF.js whatever the engine.
@@ -9,20 +9,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { calibrateVae } from '../src/baselines/vae-calibrate.js';
-import { loadVaeModel, vaePredictor, writeVaeCalibration } from '../src/baselines/vae-model.js';
-import { vaeSliceTerms } from '../src/baselines/vae-score.js';
+import { calibrateVae } from '../src/methods/vae/calibrate.js';
+import { loadVaeModel, vaePredictor, writeVaeCalibration } from '../src/methods/vae/model.js';
+import { vaeSliceTerms } from '../src/methods/vae/score.js';
 import { initEngine } from '../src/engine/backend.js';
 import { createRng } from '../src/engine/random.js';
 import { readNifti, writeNifti } from '../src/io/nifti.js';
 import { disposeParams, type ParamMap } from '../src/models/params.js';
-import { initVae, vaeDecode, vaeEncode } from '../src/models/vae.js';
-import type { VaeConfig } from '../src/models/vae-config.js';
+import { initVae, vaeDecode, vaeEncode } from '../src/methods/vae/vae.js';
+import type { VaeConfig } from '../src/methods/vae/config.js';
 import { saveModel } from '../src/models/weights.js';
-import { METHODS } from '../src/mood/methods.js';
+import { METHODS } from '../src/methods/index.js';
 import { runPrediction } from '../src/mood/run.js';
 import { hostParams } from '../src/onnx/emit-blocks.js';
-import { emitVaeDecoder, emitVaeEncoder, emitVaeTerms } from '../src/onnx/emit-vae.js';
+import { emitVaeDecoder, emitVaeEncoder, emitVaeTerms } from '../src/methods/vae/emit-vae.js';
 import { createSession, requireOnnxRuntime } from '../src/onnx/runtime.js';
 import { TINY_VAE, tinyBrain } from './helpers/score-fixtures.js';
 

@@ -13,10 +13,10 @@ import { initPixelSnail, initVqvae, param, priorLogits, vqvaeEncode, type PixelS
 import { runPrediction } from '../src/mood/run.js';
 import { ProtoWriter } from '../src/onnx/protobuf.js';
 import { requireOnnxRuntime } from '../src/onnx/runtime.js';
-import { parseEngineChoice } from '../src/score/engine-choice.js';
-import { createLsrEngine, tfjsEngine, type LsrEngine } from '../src/score/engine.js';
-import { loadLsrModel, lsrPredictor } from '../src/score/lsr-model.js';
-import { disposeLsrNetworks, loadLsrNetworks, type LsrNetworks } from '../src/score/networks.js';
+import { parseEngineChoice } from '../src/inference/engine-choice.js';
+import { createLsrEngine, tfjsEngine, type LsrEngine } from '../src/methods/lsr/engine.js';
+import { loadLsrModel, lsrPredictor } from '../src/methods/lsr/model.js';
+import { disposeLsrNetworks, loadLsrNetworks, type LsrNetworks } from '../src/methods/lsr/networks.js';
 import { preprocessForModel } from '../src/volume/preprocess.js';
 import { TINY_PRIOR, TINY_VQVAE, randomCodes } from './helpers/score-fixtures.js';
 import { subsample } from './helpers/subsample.js';

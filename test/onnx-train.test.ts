@@ -12,9 +12,9 @@ import { createOnnxTrainingEngine } from '../src/train/onnx-engine.js';
 import { dropoutMasks } from '../src/train/onnx-dropout.js';
 import { initVqvae } from '../src/models/vqvae.js';
 import { TINY_PRIOR, TINY_VAE, TINY_VQVAE } from './helpers/score-fixtures.js';
-import { initVae } from '../src/models/vae.js';
-import { initTransformer } from '../src/models/transformer.js';
-import { initPixelSnail } from '../src/models/pixelsnail.js';
+import { initVae } from '../src/methods/vae/vae.js';
+import { initTransformer } from '../src/methods/lsgs/transformer.js';
+import { initPixelSnail } from '../src/methods/lsr/pixelsnail.js';
 import type { CodeBatch } from '../src/train/loop-worker.js';
 
 /** max |a − b| / max(max |b|, floor): `floor` keeps gradients that are zero in exact arithmetic (rounding noise) from failing. */

@@ -8,9 +8,9 @@ import { InputFileError } from '../src/errors.js';
 import { readNifti, writeNifti } from '../src/io/nifti.js';
 import { runPrediction } from '../src/mood/run.js';
 import { registerCalibrate } from '../src/cli/calibrate.js';
-import { calibrateLsr, writeLsrCalibration } from '../src/score/calibrate-lsr.js';
-import { calibrationPath, loadLsrModel, lsrPredictor, readLsrCalibration } from '../src/score/lsr-model.js';
-import { disposeLsrNetworks, loadLsrNetworks } from '../src/score/networks.js';
+import { calibrateLsr, writeLsrCalibration } from '../src/methods/lsr/calibrate.js';
+import { calibrationPath, loadLsrModel, lsrPredictor, readLsrCalibration } from '../src/methods/lsr/model.js';
+import { disposeLsrNetworks, loadLsrNetworks } from '../src/methods/lsr/networks.js';
 import { saveTinyNetworks, tinyBrain, tinyNetworks } from './helpers/score-fixtures.js';
 
 const root = mkdtempSync(join(tmpdir(), 'moodlsr-score-lsr-'));

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../src/engine/backend.js';
-import { tfjsEngine, type LsrEngine } from '../src/score/engine.js';
-import { codeNlls, disposeLsrNetworks, latentGeometry, type LsrNetworks } from '../src/score/networks.js';
-import { quantile } from '../src/score/calibrate-lsr.js';
+import { tfjsEngine, type LsrEngine } from '../src/methods/lsr/engine.js';
+import { codeNlls, disposeLsrNetworks, latentGeometry, type LsrNetworks } from '../src/methods/lsr/networks.js';
+import { quantile } from '../src/methods/lsr/calibrate.js';
 import { nllOfCode, restoreCodes, restorationUniforms, sampleCode, type RestorationOptions } from '../src/score/restoration.js';
 import { randomCodes, tinyNetworks } from './helpers/score-fixtures.js';
 

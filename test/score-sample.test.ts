@@ -3,9 +3,9 @@ import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../src/engine/backend.js';
 import { priorLogits } from '../src/models/index.js';
 import { applySampleCalibration, fitSampleCalibration } from '../src/score/calibration.js';
-import { quantile, quantileOfSorted } from '../src/score/calibrate-lsr.js';
-import { tfjsEngine } from '../src/score/engine.js';
-import { codeNlls, disposeLsrNetworks, type LsrNetworks } from '../src/score/networks.js';
+import { quantile, quantileOfSorted } from '../src/methods/lsr/calibrate.js';
+import { tfjsEngine } from '../src/methods/lsr/engine.js';
+import { codeNlls, disposeLsrNetworks, type LsrNetworks } from '../src/methods/lsr/networks.js';
 import { encodeVolume, rawSampleScore, sampleScoreOfCodes } from '../src/score/sample-score.js';
 import { tinyBrain, tinyNetworks } from './helpers/score-fixtures.js';
 

@@ -8,13 +8,13 @@ import { initEngine } from '../src/engine/backend.js';
 import { createRng } from '../src/engine/random.js';
 import { readNifti, writeNifti } from '../src/io/nifti.js';
 import { disposeParams, type ParamMap } from '../src/models/params.js';
-import { initVae } from '../src/models/vae.js';
+import { initVae } from '../src/methods/vae/vae.js';
 import { saveModel } from '../src/models/weights.js';
-import { METHODS, methodNames } from '../src/mood/methods.js';
+import { METHODS, methodNames } from '../src/methods/index.js';
 import { PredictionSetupError, runPrediction } from '../src/mood/run.js';
 import { registerCalibrate } from '../src/cli/calibrate.js';
-import { calibrateVae } from '../src/baselines/vae-calibrate.js';
-import { loadVaeModel, readVaeCalibration, VAE_METHODS, vaePredictor, writeVaeCalibration } from '../src/baselines/vae-model.js';
+import { calibrateVae } from '../src/methods/vae/calibrate.js';
+import { loadVaeModel, readVaeCalibration, VAE_METHODS, vaePredictor, writeVaeCalibration } from '../src/methods/vae/model.js';
 import {
   gaussianSmoothSlices,
   gaussianTaps,
@@ -23,7 +23,7 @@ import {
   vaeSliceTerms,
   vaeStackScores,
   type VaeNetwork,
-} from '../src/baselines/vae-score.js';
+} from '../src/methods/vae/score.js';
 import { makeVolume, type Affine, type Shape3, type Volume } from '../src/volume/volume.js';
 import { TINY_VAE, tinyBrain } from './helpers/score-fixtures.js';
 

@@ -6,9 +6,9 @@ import { createRng } from '../src/engine/random.js';
 import { disposeParams } from '../src/models/params.js';
 import { loadModel } from '../src/models/weights.js';
 import type { TransformerConfig, VqvaeConfig } from '../src/models/index.js';
-import { aggregateCodebook, type AggregateReport } from '../src/train/aggregate.js';
-import { assignToNearest, kmeans, kmeansPlusPlus, usedClusters } from '../src/train/kmeans.js';
-import { trainTransformer, type TransformerTrainOptions } from '../src/train/transformer-trainer.js';
+import { aggregateCodebook, type AggregateReport } from '../src/methods/lsgs/aggregate.js';
+import { assignToNearest, kmeans, kmeansPlusPlus, usedClusters } from '../src/methods/lsgs/kmeans.js';
+import { trainTransformer, type TransformerTrainOptions } from '../src/methods/lsgs/trainer.js';
 import { trainVqvae } from '../src/train/vqvae-trainer.js';
 import { TINY_VQVAE, capture, normalFolder, tempRoot } from './helpers/train-fixtures.js';
 

@@ -6,13 +6,13 @@ import { initEngine } from '../src/engine/backend.js';
 import { createRng } from '../src/engine/random.js';
 import { loadModel } from '../src/models/weights.js';
 import { disposeParams } from '../src/models/params.js';
-import { initVae } from '../src/models/vae.js';
-import type { VaeConfig } from '../src/models/vae-config.js';
+import { initVae } from '../src/methods/vae/vae.js';
+import type { VaeConfig } from '../src/methods/vae/config.js';
 import { registerTrain } from '../src/cli/train.js';
 import { loadCheckpoint } from '../src/train/checkpoint.js';
 import { createTrainingEngine } from '../src/train/engine.js';
 import { flattenParams, paramLayout, type ImageBatch } from '../src/train/loop-worker.js';
-import { trainVae, type VaeTrainOptions } from '../src/train/vae-trainer.js';
+import { trainVae, type VaeTrainOptions } from '../src/methods/vae/trainer.js';
 import { TINY_VAE as TINY_SCORE_VAE } from './helpers/score-fixtures.js';
 import { capture, normalFolder, tempRoot } from './helpers/train-fixtures.js';
 

@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { shippedWeightsDir } from '../src/mood/methods.js';
+import { shippedWeightsDir } from '../src/methods/index.js';
 
 const root = join(import.meta.dirname, '..');
 const weights = join(root, 'weights');

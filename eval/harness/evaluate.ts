@@ -172,6 +172,28 @@ async function evaluateSample(labelDir: string, opts: EvalOptions, kinds: Map<st
     perCase.push({ name: caseName, ...kindOf(kinds, caseName), label, score, status });
   }
 
+  return sampleResult(scores, labels, perCase, { missing, bad, bootstrap: opts.bootstrap, seed: opts.seed, threshold: opts.threshold });
+}
+
+/** Cases of a set with their kind and size bucket, from its manifest (name → group). */
+export function caseGroupsOf(manifest: ToySetManifest | null): Map<string, { kind: string; size?: string }> {
+  return caseGroups(manifest);
+}
+
+export interface ResultOptions {
+  readonly missing?: string[];
+  readonly bad?: { name: string; reason: string }[];
+  readonly bootstrap?: number;
+  readonly seed?: number;
+  readonly threshold?: number;
+}
+
+/** Sample metrics from scores already clipped to [0, 1], one per case (what `evaluate` computes after reading the files). */
+export function sampleResult(scores: number[], labels: number[], perCase: CaseResult[], o: ResultOptions): EvalResult {
+  const missing = o.missing ?? [];
+  const bad = o.bad ?? [];
+  const opts = { bootstrap: o.bootstrap, seed: o.seed, threshold: o.threshold };
+  const labelFiles = perCase;
   const counts = rankedCountsFromScores(scores, labels);
   const best = sampleBestDice(scores, labels);
   const groupMetrics = (members: number[]): KindResult => {
@@ -241,7 +263,6 @@ export function parseScore(text: string): { value: number; wasNaN: boolean } {
 async function evaluatePixel(labelDir: string, opts: EvalOptions, kinds: Map<string, CaseGroup>): Promise<EvalResult> {
   const labelFiles = await sortedEntries(labelDir, isNiftiFileName);
   if (labelFiles.length === 0) throw new InputFileError(labelDir, 'no pixel labels (*.nii, *.nii.gz)');
-  const pooled = new ScoreHistogram();
   const caseHistograms: ScoreHistogram[] = [];
   const missing: string[] = [];
   const bad: { name: string; reason: string }[] = [];
@@ -276,11 +297,25 @@ async function evaluatePixel(labelDir: string, opts: EvalOptions, kinds: Map<str
       }
     }
     const h = new ScoreHistogram().add(predictions, labels);
-    pooled.addHistogram(h);
     caseHistograms.push(h);
     caseInfo.push({ name: file, ...kindOf(kinds, file), label: h.totalPositives(), status });
   }
 
+  return pixelResult(caseHistograms, caseInfo, { missing, bad, bootstrap: opts.bootstrap, seed: opts.seed, threshold: opts.threshold });
+}
+
+/** Pixel metrics from one score histogram per case (what `evaluate` computes after reading the files). */
+export function pixelResult(
+  caseHistograms: ScoreHistogram[],
+  caseInfo: { name: string; kind?: string; size?: string; label: number; status: CaseResult['status'] }[],
+  o: ResultOptions,
+): EvalResult {
+  const missing = o.missing ?? [];
+  const bad = o.bad ?? [];
+  const opts = { bootstrap: o.bootstrap, seed: o.seed, threshold: o.threshold };
+  const labelFiles = caseInfo;
+  const pooled = new ScoreHistogram();
+  for (const h of caseHistograms) pooled.addHistogram(h);
   const best = bestDiceFromHistogram(pooled);
   const diceThreshold = opts.threshold ?? best.threshold;
   const perCase: CaseResult[] = caseInfo.map((c, i) => ({

@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
-import { cliEntryPath } from '../../src/mood/methods.js';
+import { cliEntryPath } from '../../src/package-root.js';
 import type { MoodRegion, MoodTask } from '../../src/mood/predictor.js';
 
 export type Entry =

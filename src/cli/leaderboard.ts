@@ -8,7 +8,8 @@ import { runLeaderboard } from '../../eval/harness/leaderboard.js';
 import { describeDrops, findDrops } from '../../eval/harness/regression.js';
 import { parseEntry, type Entry } from '../../eval/harness/runner.js';
 import { writeReport } from '../../eval/report/index.js';
-import { ENGINE_HELP, parseEngineChoice } from '../score/engine-choice.js';
+import { ENGINE_HELP, parseEngineChoice } from '../inference/engine-choice.js';
+import { methodNames, REGISTRY, requireScore, type Method } from '../methods/index.js';
 import { collect, parseInteger, parseNumber, stderrLog } from './common.js';
 
 interface LeaderboardCliOptions {
@@ -28,12 +29,12 @@ interface LeaderboardCliOptions {
 }
 
 /** `moodlsr leaderboard`: several predictors side by side on one toy-format set, with a report. */
-export function registerLeaderboard(program: Command): void {
+export function registerLeaderboard(program: Command, registry: readonly Method[] = REGISTRY): void {
   program
     .command('leaderboard')
     .description('run predictors over a toy-format set under a timeout, score them the MOOD way, write JSON/Markdown/HTML')
     .requiredOption('--set <dir>', 'toy-format set (toy/, toy_label/, manifest.json), e.g. from `moodlsr inject`')
-    .option('--method <name[@weights]>', 'one of moodlsr’s methods, run through `moodlsr predict` (repeatable)', collect, [])
+    .option('--method <name[@weights]>', `one of moodlsr’s methods, run through \`moodlsr predict\` (repeatable): ${methodNames(registry).join(', ')}`, collect, [])
     .option('--engine <name>', `for every --method: ${ENGINE_HELP} (default: predict's, auto)`)
     .option('--command <NAME=CMD>', 'any predictor command, e.g. "lsr=sh scripts/run_pixel_brain.sh" or a docker run line; placeholders {in} {out} {task} {region}, else IN OUT are appended (repeatable)', collect, [])
     .option('--tasks <list>', 'sample,pixel', 'sample,pixel')
@@ -51,6 +52,7 @@ export function registerLeaderboard(program: Command): void {
       if (opts.region !== 'brain' && opts.region !== 'abdom') throw new Error(`--region must be brain or abdom, got "${opts.region}"`);
       const engine = opts.engine === undefined ? undefined : parseEngineChoice(opts.engine);
       const methods = opts.method.map((m) => parseEntry(m, 'method')).map((e) => (engine !== undefined && e.kind === 'method' ? { ...e, engine } : e));
+      for (const e of methods) if (e.kind === 'method') requireScore(e.method, registry);
       const entries: Entry[] = [...methods, ...opts.command.map((c) => parseEntry(c, 'command'))];
       if (entries.length === 0) throw new Error('give at least one --method or --command');
       const names = entries.map((e) => e.name);

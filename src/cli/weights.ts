@@ -1,5 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { ZSCORE_KIND } from '../baselines/zscore-model.js';
+import { ZSCORE_KIND } from '../methods/zscore/model.js';
 import { BUNDLE_DTYPES, type BundleDtype } from '../io/tensor-bundle.js';
 import { packWeightsFolder, type PackReport } from '../io/weights-pack.js';
 

@@ -117,3 +117,12 @@ export function shiftRight(x: tf.Tensor4D): tf.Tensor4D {
   const [, , w] = x.shape;
   return padSpatial(tf.slice(x, [0, 0, 0, 0], [-1, -1, w - 1, -1]), [0, 0, 1, 0]);
 }
+
+/** −log p(code | prefix) in nats per position from logits [B,h,w,K] and codes [B,h,w]. */
+export function nllFromLogits(logits: tf.Tensor4D, codes: tf.Tensor3D): tf.Tensor3D {
+  return tf.tidy(() => {
+    const k = logits.shape[3];
+    const logp = tf.logSoftmax(logits);
+    return tf.neg(tf.sum(tf.mul(logp, oneHotFloat(codes, k)), 3)) as tf.Tensor3D;
+  });
+}

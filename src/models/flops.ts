@@ -1,6 +1,6 @@
 /** Forward FLOPs per sample (2 per multiply-add; convolutions and matMuls only). */
 import { vqvaeLatentSize, type PixelSnailConfig, type VqvaeConfig } from './config.js';
-import { pixelsnailParamSpecs } from './pixelsnail.js';
+import { pixelsnailParamSpecs } from '../methods/lsr/pixelsnail.js';
 import { sumFlops } from './params.js';
 import { vqvaeParamSpecs } from './vqvae.js';
 

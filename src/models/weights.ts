@@ -18,11 +18,11 @@ import {
 } from '../io/tensor-bundle.js';
 import { validatePixelSnailConfig, validateVqvaeConfig } from './config.js';
 import { describeMismatch, variableFrom, type ParamMap, type ParamSpec } from './params.js';
-import { pixelsnailParamSpecs } from './pixelsnail.js';
+import { pixelsnailParamSpecs } from '../methods/lsr/pixelsnail.js';
 import { vqvaeParamSpecs } from './vqvae.js';
-import { validateVaeConfig } from './vae-config.js';
-import { vaeParamSpecs } from './vae.js';
-import { transformerParamSpecs, validateTransformerConfig } from './transformer.js';
+import { validateVaeConfig } from '../methods/vae/config.js';
+import { vaeParamSpecs } from '../methods/vae/vae.js';
+import { transformerParamSpecs, validateTransformerConfig } from '../methods/lsgs/transformer.js';
 
 export { packageVersion, manifestPath, binaryPath, BUNDLE_FORMAT_VERSION as WEIGHTS_FORMAT_VERSION } from '../io/tensor-bundle.js';
 export type { TensorEntry } from '../io/tensor-bundle.js';

@@ -5,8 +5,8 @@
  *
  * A model emitter (./emit-vqvae.ts, ./emit-pixelsnail.ts, ./emit-transformer.ts, ./emit-vae.ts)
  * strings these together exactly as the model's tfjs forward function does, with the graph inputs
- * and outputs its engine runs (src/score/onnx-engine.ts, src/score/lsgs-onnx-engine.ts,
- * src/baselines/vae-onnx.ts). A new model family needs one such emitter (add an operator helper to
+ * and outputs its engine runs (src/methods/lsr/onnx-engine.ts, src/methods/lsgs/onnx-engine.ts,
+ * src/methods/vae/onnx-engine.ts). A new model family needs one such emitter (add an operator helper to
  * ./graph.ts and a block emitter here where needed), then a parity test against the tfjs forward
  * function (test/onnx-parity*.test.ts show how).
  */
@@ -334,4 +334,18 @@ export function emitConvGlu(g: GraphBuilder, params: HostParams, prefix: string,
   const value = emitConv(g, part('value', 0, half), `${prefix}.value`, x, opts);
   const gate = emitConv(g, part('gate', half, 2 * half), `${prefix}.gate`, x, opts);
   return { ...value, value: g.mul(value.value, g.sigmoid(gate.value)) };
+}
+
+/** What a prior graph over code maps outputs: logits [B, h, w, K] or the NLL of each map's own codes [B, h, w]. */
+export type PriorOutput = 'logits' | 'nll';
+
+/**
+ * src/models/blocks.ts nllFromLogits: −Σ_k log softmax · oneHot over the last (contiguous) axis of logits
+ * [B, h, w, K] against code maps [B, h, w] int32 → [B, h, w]. Shared by every prior over code maps.
+ */
+export function emitNllFromLogits(g: GraphBuilder, logits: Value, codes: Value, k: number): Value {
+  const identity = new Float32Array(k * k);
+  for (let i = 0; i < k; i++) identity[i * k + i] = 1;
+  const oneHotNhwc = g.gather(g.initializer('one_hot_rows', [k, k], identity), codes);
+  return g.neg(g.reduceSum(g.mul(g.logSoftmax(logits, 3), oneHotNhwc), [3], false));
 }

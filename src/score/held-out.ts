@@ -9,7 +9,7 @@ import { countNonFinite, readNifti } from '../io/nifti.js';
 import { normalisationFor, type Region } from '../volume/normalise.js';
 import { normalisedBackground } from '../volume/preprocess.js';
 import type { Volume } from '../volume/volume.js';
-import type { ChunkRunners } from './method-runtime.js';
+import type { ChunkRunners } from '../inference/method-runtime.js';
 import type { ChunkRunner } from './slice-chunks.js';
 import { rawSampleScore } from './sample-score.js';
 

@@ -29,10 +29,11 @@ import { minPool3d, avgPool3d, type Kernel3 } from '../volume/pool3d.js';
 import { stackToVolume } from '../volume/resample.js';
 import type { SliceStack } from '../volume/slices.js';
 import type { Shape3 } from '../volume/volume.js';
-import type { LsrEngine } from './engine.js';
+import type { LsrEngine } from '../methods/lsr/engine.js';
 import { decodeDistinct } from './decode-distinct.js';
-import { batches, latentGeometry } from './networks.js';
+import { batches, latentGeometry } from '../methods/lsr/networks.js';
 import { restoreCodes, type RestorationOptions, type RestorationStats } from './restoration.js';
+import { restorationWeights, weightedResidualMap } from './residual-weights.js';
 
 /** The paper's k in softmax(k / mean residual). */
 export const RESIDUAL_TEMPERATURE = 3;
@@ -45,32 +46,11 @@ export interface SmoothingKernels {
 export const PAPER_SMOOTHING: SmoothingKernels = { min: [3, 3, 3], avg: [7, 7, 3] };
 
 /**
- * Softmax-weighted residual of one slice: `input` (H·W) against its `copies` restorations
- * (copies·H·W). Returns AS (H·W).
+ * Softmax-weighted residual of one slice (the paper's rule): `input` (H·W) against its `copies`
+ * restorations (copies·H·W). Returns AS (H·W).
  */
 export function weightedResidual(input: Float32Array, restorations: Float32Array, copies: number, k = RESIDUAL_TEMPERATURE): Float32Array {
-  const plane = input.length;
-  if (restorations.length !== copies * plane) throw new RangeError(`weightedResidual: ${restorations.length} values for ${copies} restorations of ${plane}`);
-  const logits = new Float64Array(copies);
-  for (let j = 0; j < copies; j++) {
-    let sum = 0;
-    const base = j * plane;
-    for (let i = 0; i < plane; i++) sum += Math.abs(input[i] - restorations[base + i]);
-    // A perfect restoration (mean 0) gets a very large, finite logit.
-    logits[j] = k / Math.max(sum / plane, 1e-12);
-  }
-  let max = -Infinity;
-  for (const l of logits) if (l > max) max = l;
-  const weights = logits.map((l) => Math.exp(l - max));
-  const total = weights.reduce((a, b) => a + b, 0);
-  const out = new Float32Array(plane);
-  for (let j = 0; j < copies; j++) {
-    const w = weights[j] / total;
-    if (w === 0) continue;
-    const base = j * plane;
-    for (let i = 0; i < plane; i++) out[i] += w * Math.abs(input[i] - restorations[base + i]);
-  }
-  return out;
+  return weightedResidualMap(input, restorations, restorationWeights(input, restorations, copies, 'softmax', k));
 }
 
 export interface RestorationScoreTask {

@@ -19,8 +19,8 @@
  *   none of whose copies changed.
  */
 import { createRng } from '../engine/random.js';
-import type { LsrEngine } from './engine.js';
-import { latentGeometry } from './networks.js';
+import type { LsrEngine } from '../methods/lsr/engine.js';
+import { latentGeometry } from '../methods/lsr/networks.js';
 
 export interface RestorationOptions {
   /** S: copies per slice (the paper: 15). */

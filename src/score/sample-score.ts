@@ -11,7 +11,7 @@ import type { Region } from '../volume/normalise.js';
 import type { SliceSelection, SliceStack } from '../volume/slices.js';
 import type { Volume } from '../volume/volume.js';
 import { applySampleCalibration, type SampleCalibration } from './calibration.js';
-import type { LsrEngine } from './engine.js';
+import type { LsrEngine } from '../methods/lsr/engine.js';
 
 export interface EncodedVolume {
   /** Normalised slices at the VQ-VAE input size, with their z indices and positions. */

@@ -10,11 +10,11 @@
 import * as tf from '@tensorflow/tfjs';
 import type { PixelSnailConfig, VqvaeConfig } from '../models/config.js';
 import { sizeOf, type ParamMap, type ParamSpec } from '../models/params.js';
-import { initPixelSnail, pixelsnailParamSpecs, priorLoss } from '../models/pixelsnail.js';
+import { initPixelSnail, pixelsnailParamSpecs, priorLoss } from '../methods/lsr/pixelsnail.js';
 import { initVqvae, vqvaeEncode, vqvaeEncodeCodes, vqvaeLoss, vqvaeParamSpecs } from '../models/vqvae.js';
-import { initVae, vaeLoss, vaeParamSpecs } from '../models/vae.js';
-import type { VaeConfig } from '../models/vae-config.js';
-import { initTransformer, transformerParamSpecs, transformerRepairLoss, type TransformerConfig } from '../models/transformer.js';
+import { initVae, vaeLoss, vaeParamSpecs } from '../methods/vae/vae.js';
+import type { VaeConfig } from '../methods/vae/config.js';
+import { initTransformer, transformerParamSpecs, transformerRepairLoss, type TransformerConfig } from '../methods/lsgs/transformer.js';
 
 export type TrainableKind = 'vqvae' | 'pixelsnail' | 'vae' | 'transformer';
 
@@ -41,7 +41,7 @@ export interface CodeBatch {
   count: number;
   height: number;
   width: number;
-  /** Transformer repair training (src/train/tamper.ts): `codes` is the tampered input, these the originals. */
+  /** Transformer repair training (src/methods/lsgs/tamper.ts): `codes` is the tampered input, these the originals. */
   targets?: Int32Array;
   /** Per-position loss weights, each map's summing to 1. */
   lossWeights?: Float32Array;

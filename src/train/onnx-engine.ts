@@ -10,9 +10,9 @@
  */
 import os from 'node:os';
 import type { PixelSnailConfig, VqvaeConfig } from '../models/config.js';
-import type { VaeConfig } from '../models/vae-config.js';
-import { reparameterisationNoise } from '../models/vae.js';
-import type { TransformerConfig } from '../models/transformer.js';
+import type { VaeConfig } from '../methods/vae/config.js';
+import { reparameterisationNoise } from '../methods/vae/vae.js';
+import type { TransformerConfig } from '../methods/lsgs/transformer.js';
 import { backward, gradientName } from '../onnx/autodiff/backward.js';
 import type { Shape } from '../onnx/autodiff/shapes.js';
 import { bindingValues, scatterGradient, traceParams, type TrainableModel } from '../onnx/autodiff/trainable.js';
@@ -22,10 +22,10 @@ import { combineStats, type TrainingEngine } from './engine.js';
 import { paramLayout, type BatchStats, type ImageBatch, type ModelSpec, type ParamLayout, type TrainBatch } from './loop-worker.js';
 import { dropoutMasks, type DropoutSite, type TrainingGraph } from './onnx-dropout.js';
 import type { HostTensor } from '../io/tensor-bundle.js';
-import { emitPriorTraining } from './onnx-prior-graph.js';
+import { emitPriorTraining } from '../methods/lsr/onnx-train-graph.js';
 import { emitVqvaeTraining } from './onnx-vqvae-graph.js';
-import { emitVaeTraining } from './onnx-vae-graph.js';
-import { emitTransformerTraining } from './onnx-transformer-graph.js';
+import { emitVaeTraining } from '../methods/vae/onnx-train-graph.js';
+import { emitTransformerTraining } from '../methods/lsgs/onnx-train-graph.js';
 
 /** What the engine needs to know about one network. */
 export interface OnnxNet {

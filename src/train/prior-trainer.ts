@@ -13,7 +13,7 @@ import { mkdirSync } from 'node:fs';
 import { initEngine } from '../engine/backend.js';
 import { loadModel, binaryPath, manifestPath } from '../models/weights.js';
 import { disposeParams } from '../models/params.js';
-import { initPixelSnail } from '../models/pixelsnail.js';
+import { initPixelSnail } from '../methods/lsr/pixelsnail.js';
 import { pixelsnailPreset, vqvaeLatentSize, type PixelSnailConfig, type PresetName, type VqvaeConfig } from '../models/config.js';
 import { buildCodeCache, codeCacheKey, loadCodeCache, saveCodeCache, type CodeCache, type VolumeCodes } from './code-cache.js';
 import { prepareData, type CommonTrainOptions, type PreparedData } from './common.js';

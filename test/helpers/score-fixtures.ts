@@ -9,8 +9,8 @@ import {
   type PixelSnailConfig,
   type VqvaeConfig,
 } from '../../src/models/index.js';
-import type { VaeConfig } from '../../src/models/vae-config.js';
-import type { LsrNetworks } from '../../src/score/networks.js';
+import type { VaeConfig } from '../../src/methods/vae/config.js';
+import type { LsrNetworks } from '../../src/methods/lsr/networks.js';
 import { makeVolume, type Shape3, type Volume } from '../../src/volume/volume.js';
 
 export const TINY_VQVAE: VqvaeConfig = {

@@ -1,0 +1,243 @@
+/**
+ * Ablation of the LSR scoring chain on a toy-format set, with the restoration run ONCE per case and
+ * every post-processing variant scored from it (weighting rule × smoothing × mask, and the sample
+ * aggregates), MOOD-exact metrics in memory (the same code as `moodlsr eval`).
+ *
+ *   npx tsc -p tsconfig.json && node dist/scripts/ablate-lsr.js --set data/dev-brain --weights weights/brain/lsr \
+ *     --held-out data/pop-brain-holdout --lambda-p fg90 --every 8 --out data/ablate/lsr-fg90-e8.json
+ *
+ * --lambda-p: a number of nats, `inf` (no resampling: the plain reconstruction), `cal` (the calibration's
+ * λp), or `fgQQ` / `allQQ`: the QQ-th percentile of the held-out NLL over foreground codes / all codes.
+ * The held-out normal volumes (--held-out) give those quantiles and the per-position mean NLL of the
+ * local-max sample aggregate; they are never cases of the set.
+ * Pixel maps are scaled with the calibration's pixel scale c for every variant (ranks do not depend on
+ * it; float16 resolution around c does). Case seeds are those `predict --seed S` uses.
+ */
+import { readdir, readFile, mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { readNifti, isNiftiFileName } from '../src/io/nifti.js';
+import { caseSeed } from '../src/mood/run.js';
+import { loadLsrModel } from '../src/methods/lsr/model.js';
+import { encodeVolume } from '../src/score/sample-score.js';
+import { decodeDistinct } from '../src/score/decode-distinct.js';
+import { latentGeometry } from '../src/methods/lsr/networks.js';
+import { restoreCodes } from '../src/score/restoration.js';
+import { changedPixels, restorationWeights, weightedResidualMap, type WeightingRule } from '../src/score/residual-weights.js';
+import { smoothStack, type VoxelSmoothing } from '../src/score/smoothing.js';
+import { scaleIntoUnit } from '../src/score/pixel-score.js';
+import { foregroundCodes, localMaxExcess, selected, topFractionMean } from '../src/score/sample-aggregates.js';
+import { quantileOfSorted } from '../src/score/held-out.js';
+import { stackToVolume } from '../src/volume/resample.js';
+import { bodyMask, applyMask } from '../src/volume/body-mask.js';
+import { ScoreHistogram } from '../eval/metrics/index.js';
+import { caseGroupsOf, pixelResult, sampleResult, type CaseResult, type EvalResult } from '../eval/harness/evaluate.js';
+import { TOY_DIRS, type ToySetManifest } from '../eval/inject/toyset.js';
+import type { LsrEngine } from '../src/methods/lsr/engine-types.js';
+import type { Volume } from '../src/volume/volume.js';
+
+function option(name: string, fallback?: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i >= 0 && i + 1 < process.argv.length) return process.argv[i + 1]!;
+  if (fallback === undefined) throw new Error(`--${name} is required`);
+  return fallback;
+}
+
+const SMOOTHINGS: Record<string, VoxelSmoothing> = {
+  paper: { min: [3, 3, 17], avg: [7, 7, 17] },
+  inplane: { min: [3, 3, 1], avg: [7, 7, 1] },
+  'min-inplane': { min: [3, 3, 1], avg: [7, 7, 17] },
+};
+const RULES: readonly WeightingRule[] = ['softmax', 'mean', 'outside'];
+const MASKS = ['none', 'body'] as const;
+const TOP_FRACTION = 0.0005;
+
+interface HeldOut {
+  readonly quantiles: { fg: Float32Array; all: Float32Array };
+  /** Mean NLL per stack position (count × h × w) over the held-out volumes. */
+  readonly positionMean: Float32Array;
+}
+
+async function encodeWithNll(engine: LsrEngine, volume: Volume, every: number) {
+  const encoded = await encodeVolume(engine, volume, 'brain', { every });
+  const nll = await engine.codeNlls(encoded.codes, encoded.stack.positions);
+  const { width: codeSide } = latentGeometry(engine.nets.prior);
+  const fg = foregroundCodes(encoded.stack.data, encoded.stack.count, encoded.stack.width, codeSide, 0);
+  return { encoded, nll, fg };
+}
+
+async function heldOutStatistics(engine: LsrEngine, dir: string, every: number): Promise<HeldOut> {
+  const files = (await readdir(dir)).filter(isNiftiFileName).sort();
+  const fg: number[] = [];
+  const all: number[] = [];
+  let sum: Float64Array | undefined;
+  for (const f of files) {
+    const { volume } = await readNifti(join(dir, f));
+    const r = await encodeWithNll(engine, volume, every);
+    sum ??= new Float64Array(r.nll.length);
+    r.nll.forEach((v, i) => {
+      sum![i] += v;
+      all.push(v);
+      if (r.fg[i] === 1) fg.push(v);
+    });
+  }
+  if (!sum) throw new Error(`no held-out volume in ${dir}`);
+  return {
+    quantiles: { fg: Float32Array.from(fg).sort(), all: Float32Array.from(all).sort() },
+    positionMean: Float32Array.from(sum, (s) => s / files.length),
+  };
+}
+
+function resolveLambda(spec: string, calibrated: number, held: HeldOut): number {
+  if (spec === 'inf') return Infinity;
+  if (spec === 'cal') return calibrated;
+  const m = /^(fg|all)(\d+(?:\.\d+)?)$/.exec(spec);
+  if (m) return quantileOfSorted(m[1] === 'fg' ? held.quantiles.fg : held.quantiles.all, Number(m[2]) / 100);
+  const v = Number(spec);
+  if (!Number.isFinite(v)) throw new Error(`--lambda-p: not understood: ${spec}`);
+  return v;
+}
+
+async function main(): Promise<void> {
+  const setDir = option('set');
+  const weights = option('weights', 'weights/brain/lsr');
+  const every = Number(option('every', '8'));
+  const lambdaSpec = option('lambda-p', 'cal');
+  const outFile = option('out');
+  const runSeed = Number(option('seed', '0'));
+  const limit = Number(option('limit', '0'));
+  const bootstrap = Number(option('bootstrap', '1000'));
+  const model = await loadLsrModel(weights, { engine: 'onnx' });
+  const { engine, calibration: cal } = model;
+  const held = await heldOutStatistics(engine, option('held-out', 'data/pop-brain-holdout'), every);
+  const lambdaP = resolveLambda(lambdaSpec, cal.lambdaP, held);
+  const lambdaS = { cal: cal.lambdaS, fg98: quantileOfSorted(held.quantiles.fg, 0.98), fg99: quantileOfSorted(held.quantiles.fg, 0.99) };
+  process.stderr.write(`λp = ${lambdaP} (${lambdaSpec}); λs ${JSON.stringify(lambdaS)}\n`);
+
+  const manifest = JSON.parse(await readFile(join(setDir, 'manifest.json'), 'utf8')) as ToySetManifest;
+  const groups = caseGroupsOf(manifest);
+  let names = (await readdir(join(setDir, TOY_DIRS.image))).filter(isNiftiFileName).sort();
+  if (limit > 0) names = names.slice(0, limit);
+
+  const pixelHist = new Map<string, ScoreHistogram[]>();
+  const sampleScores = new Map<string, number[]>();
+  const addSample = (key: string, v: number): void => void (sampleScores.get(key) ?? sampleScores.set(key, []).get(key)!).push(v);
+  const addPixel = (key: string, h: ScoreHistogram): void => void (pixelHist.get(key) ?? pixelHist.set(key, []).get(key)!).push(h);
+  const sampleLabels: number[] = [];
+  const pixelInfo: { name: string; kind?: string; size?: string; label: number; status: 'ok' }[] = [];
+  const seconds = { restore: 0, decode: 0, post: 0 };
+  let resampled = 0;
+  let copyPositions = 0;
+
+  for (const [n, name] of names.entries()) {
+    const { volume } = await readNifti(join(setDir, TOY_DIRS.image, name));
+    const { volume: labelVolume } = await readNifti(join(setDir, TOY_DIRS.pixel, name));
+    const sampleLabel = Number((await readFile(join(setDir, TOY_DIRS.sample, `${name}.txt`), 'utf8')).trim());
+    const labels = labelVolume.data;
+    const { encoded, nll, fg } = await encodeWithNll(engine, volume, every);
+    const stack = encoded.stack;
+    const { width: codeSide, positions: cells } = latentGeometry(engine.nets.prior);
+    const size = stack.width;
+    const plane = size * size;
+    const copies = cal.copies;
+    const group = groups.get(name) ?? { kind: 'unknown' };
+    sampleLabels.push(sampleLabel);
+    let positives = 0;
+    for (const l of labels) if (l > 0.5) positives++;
+    pixelInfo.push({ name, ...group, label: positives, status: 'ok' });
+
+    // Sample aggregates of the code NLLs.
+    const nllShape = [codeSide, codeSide, stack.count] as const;
+    let sumCal = 0;
+    let sumFg = 0;
+    for (let i = 0; i < nll.length; i++) {
+      if (nll[i]! > lambdaS.cal) sumCal += nll[i]!;
+      if (fg[i] === 1 && nll[i]! > lambdaS.fg98) sumFg += nll[i]!;
+    }
+    addSample('sum@cal', sumCal);
+    addSample('sum-fg@fg98', sumFg);
+    addSample('localmax-posmean', localMaxExcess(nll, nllShape, held.positionMean));
+    addSample('localmax-fg98', localMaxExcess(nll, nllShape, lambdaS.fg98));
+    addSample('max-fg-nll', Math.max(...selected(nll, fg)));
+
+    // Restoration once, then every post-processing variant.
+    const t0 = performance.now();
+    const seed = caseSeed(runSeed, name);
+    let restored: Int32Array;
+    if (Number.isFinite(lambdaP)) {
+      const r = await restoreCodes(engine, encoded.codes, stack.positions, { copies, lambdaP, seed, sliceKeys: stack.zs });
+      restored = r.codes;
+      resampled += r.stats.resampled;
+      copyPositions += r.stats.slices * r.stats.copies * r.stats.positions;
+    } else {
+      restored = new Int32Array(stack.count * copies * cells);
+      for (let s = 0; s < stack.count; s++) for (let j = 0; j < copies; j++) restored.set(encoded.codes.subarray(s * cells, (s + 1) * cells), (s * copies + j) * cells);
+      copyPositions += stack.count * copies * cells;
+    }
+    const t1 = performance.now();
+    const copyPositionsOf = new Float32Array(stack.count * copies);
+    for (let s = 0; s < stack.count; s++) copyPositionsOf.fill(stack.positions[s]!, s * copies, (s + 1) * copies);
+    const { images } = await decodeDistinct((c, p) => engine.decodeCodeMaps(c, p), restored, copyPositionsOf, cells, plane);
+    const t2 = performance.now();
+    const mask = bodyMask(volume.data, volume.shape);
+    // Without resampling all copies are the plain reconstruction: every weighting rule gives the same map.
+    for (const rule of Number.isFinite(lambdaP) ? RULES : (['mean'] as const)) {
+      const as = new Float32Array(stack.count * plane);
+      for (let s = 0; s < stack.count; s++) {
+        const input = stack.data.subarray(s * plane, (s + 1) * plane);
+        const own = images.subarray(s * copies * plane, (s + 1) * copies * plane);
+        const changed =
+          rule === 'outside'
+            ? Array.from({ length: copies }, (_, j) =>
+                changedPixels(encoded.codes.subarray(s * cells, (s + 1) * cells), restored.subarray((s * copies + j) * cells, (s * copies + j + 1) * cells), { size, codeSide }),
+              )
+            : undefined;
+        as.set(weightedResidualMap(input, own, restorationWeights(input, own, copies, rule, cal.k, changed)), s * plane);
+      }
+      for (const [smoothName, smoothing] of Object.entries(SMOOTHINGS)) {
+        const smoothed = smoothStack(as, stack.count, size, size, smoothing, every);
+        const map = scaleIntoUnit(stackToVolume({ data: smoothed, count: stack.count, height: size, width: size, zs: stack.zs }, volume.shape), cal.pixelScale);
+        for (const m of MASKS) {
+          if (m === 'body') applyMask(map, mask);
+          const key = `${rule}/${smoothName}/${m}`;
+          addPixel(key, new ScoreHistogram().add(map, labels));
+          addSample(`top${TOP_FRACTION}:${key}`, topFractionMean(map, TOP_FRACTION, m === 'body' ? mask : undefined));
+        }
+      }
+    }
+    const t3 = performance.now();
+    seconds.restore += (t1 - t0) / 1000;
+    seconds.decode += (t2 - t1) / 1000;
+    seconds.post += (t3 - t2) / 1000;
+    process.stderr.write(`${n + 1}/${names.length} ${name} (${group.kind}): restore ${((t1 - t0) / 1000).toFixed(1)} s, decode ${((t2 - t1) / 1000).toFixed(1)} s, post ${((t3 - t2) / 1000).toFixed(1)} s\n`);
+  }
+
+  const perCase = (scores: number[]): CaseResult[] =>
+    names.map((name, i) => ({ name: name.replace(/\.nii(\.gz)?$/, ''), ...(groups.get(name) ?? {}), label: sampleLabels[i]!, score: scores[i]!, status: 'ok' as const }));
+  const summarise = (r: EvalResult) => ({ ap: r.ap, auroc: r.auroc, best_dice: r.best_dice, ci: r.ci, per_kind: r.per_kind, per_size: r.per_size });
+  const o = { bootstrap, seed: 14 };
+  const sample: Record<string, unknown> = {};
+  for (const [key, scores] of sampleScores) sample[key] = summarise(sampleResult(scores, sampleLabels, perCase(scores), o));
+  const pixel: Record<string, unknown> = {};
+  for (const [key, hists] of pixelHist) pixel[key] = summarise(pixelResult(hists, pixelInfo, o));
+  const result = {
+    set: setDir,
+    weights,
+    every,
+    lambdaP: { spec: lambdaSpec, value: lambdaP },
+    lambdaS,
+    resampledShare: resampled / Math.max(1, copyPositions),
+    cases: names.length,
+    secondsPerCase: { restore: seconds.restore / names.length, decode: seconds.decode / names.length, post: seconds.post / names.length },
+    sample,
+    pixel,
+  };
+  await mkdir(dirname(outFile), { recursive: true });
+  await writeFile(outFile, `${JSON.stringify(result, null, 1)}\n`);
+  await engine.dispose();
+  process.stderr.write(`wrote ${outFile}\n`);
+}
+
+main().catch((err) => {
+  process.stderr.write(`ablate-lsr: ${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,101 @@
+/**
+ * Calibration of the `lsr` method on held-out NORMAL volumes, stored with the weights as
+ * `<weights>/lsr-calibration.json` (written atomically):
+ * - λs = 98th and λp = 90th percentile of the per-code NLL of all held-out codes (the paper's 7 and 5
+ *   nats were such percentiles for its model; ours depend on the trained prior, so they are measured);
+ * - the sample-score calibration (monotone, untied) fitted on the held-out raw sample scores;
+ * - pixelScale c of AS / (AS + c): the 99th percentile of the smoothed restoration score over the
+ *   foreground of the first `pixelVolumes` held-out volumes (0 volumes: c = 1 normalised unit).
+ * Percentiles interpolate linearly between order statistics (numpy's default).
+ */
+import { atomicWriteFileSync } from '../../io/atomic.js';
+import { initEngine } from '../../engine/backend.js';
+import { inferenceSliceSelection } from '../../volume/preprocess.js';
+import type { Region } from '../../volume/normalise.js';
+import type { SliceSelection } from '../../volume/slices.js';
+import { fitSampleCalibration } from '../../score/calibration.js';
+import {
+  calibrationPath,
+  createLsrPool,
+  DEFAULT_COPIES,
+  describeRestoration,
+  inProcessRunner,
+  LSR_CALIBRATION_FORMAT,
+  LSR_CALIBRATION_VERSION,
+  pixelScoreStack,
+  validateLsrCalibration,
+  type LsrCalibration,
+} from './model.js';
+import { createLsrEngine, type EngineChoice, type LsrEngine } from './engine.js';
+import { describeNllThresholds, heldOutCodeNlls, heldOutPixelScale, nllProvenance, nllThresholds } from '../../score/held-out.js';
+import { chunkRunners } from '../../inference/method-runtime.js';
+import { disposeLsrNetworks, loadLsrNetworks } from './networks.js';
+import { RESIDUAL_TEMPERATURE } from '../../score/pixel-score.js';
+import { encodeVolume } from '../../score/sample-score.js';
+
+export { PIXEL_LAMBDA_QUANTILE, PIXEL_SCALE_QUANTILE, quantile, quantileOfSorted, SAMPLE_LAMBDA_QUANTILE } from '../../score/held-out.js';
+
+export interface CalibrateLsrOptions {
+  readonly weightsDir: string;
+  /** Held-out normal volumes (never seen in training). */
+  readonly files: readonly string[];
+  readonly region: Region;
+  readonly slices?: SliceSelection;
+  readonly copies?: number;
+  readonly k?: number;
+  /** How many of `files` also get the full restoration, for the pixel scale (default 2). */
+  readonly pixelVolumes?: number;
+  readonly seed: number;
+  /** Workers for the restorations; default one per core for TF.js on wasm (0 = in-process). */
+  readonly workers?: number;
+  /** Inference engine (default 'auto': ONNX Runtime when it loads, else TF.js). */
+  readonly engine?: EngineChoice;
+  readonly log: (line: string) => void;
+}
+
+/** Measures λs, λp, the sample calibration and the pixel scale on held-out normals (does not write). */
+export async function calibrateLsr(opts: CalibrateLsrOptions): Promise<LsrCalibration> {
+  const tf = await initEngine();
+  const nets = loadLsrNetworks(opts.weightsDir);
+  let engine: LsrEngine | null = null;
+  try {
+    const active = await createLsrEngine(opts.engine ?? 'auto', nets, { tfjsBackend: tf.backend, log: opts.log });
+    engine = active;
+    const slices = opts.slices ?? inferenceSliceSelection(opts.region);
+    const copies = opts.copies ?? DEFAULT_COPIES;
+    const k = opts.k ?? RESIDUAL_TEMPERATURE;
+    const { perVolume, kept } = await heldOutCodeNlls(opts.files, opts.pixelVolumes ?? 2, opts.log, async (volume) => {
+      const encoded = await encodeVolume(active, volume, opts.region, slices);
+      return active.codeNlls(encoded.codes, encoded.stack.positions);
+    });
+    const t = nllThresholds(perVolume);
+    opts.log(describeNllThresholds(t, perVolume.length, 'λp'));
+    const runners = chunkRunners(active, opts.workers, inProcessRunner(active), (workers) => createLsrPool(opts.weightsDir, workers));
+    const scale = await heldOutPixelScale(kept, opts.region, opts.log, runners, async (volume, i, { run, chunks }) => {
+      const result = await pixelScoreStack(active, volume, { region: opts.region, slices, copies, k, lambdaP: t.lambdaP, seed: opts.seed + i, chunks }, run);
+      return { normalised: result.encoded.stack.data, smoothed: result.smoothed, wallSeconds: result.timings.restoreWall, description: describeRestoration(result.stats) };
+    });
+    return validateLsrCalibration({
+      format: LSR_CALIBRATION_FORMAT,
+      version: LSR_CALIBRATION_VERSION,
+      region: opts.region,
+      slices,
+      copies,
+      k,
+      lambdaS: t.lambdaS,
+      lambdaP: t.lambdaP,
+      sampleCalibration: fitSampleCalibration(t.raw),
+      pixelScale: scale,
+      heldOut: nllProvenance(t, perVolume.length, kept.length, opts.seed),
+    });
+  } finally {
+    await engine?.dispose();
+    disposeLsrNetworks(nets);
+  }
+}
+
+export function writeLsrCalibration(weightsDir: string, calibration: LsrCalibration): string {
+  const file = calibrationPath(weightsDir);
+  atomicWriteFileSync(file, JSON.stringify(validateLsrCalibration(calibration), null, 1) + '\n');
+  return file;
+}

@@ -1,0 +1,59 @@
+/** `moodlsr train prior` and `moodlsr calibrate lsr`. */
+import type { Command } from 'commander';
+import { parseSliceSelection, type CalibrateLsrCliOptions } from '../../cli/calibrate-options.js';
+import { collect, parseInteger, stderrLog } from '../../cli/common.js';
+import { addNetworkOptions, commonOptions, parsePreset, type NetworkTrainFlags } from '../../cli/train-options.js';
+import { ENGINE_HELP, parseEngineChoice } from '../../inference/engine-choice.js';
+import { listNiftiFiles } from '../../train/dataset.js';
+import { DEFAULT_PRIOR_BATCH, DEFAULT_PRIOR_EPOCHS } from '../../train/defaults.js';
+
+export function registerLsrTrain(train: Command): void {
+  addNetworkOptions(
+    train.command('prior').description('train the PixelSNAIL prior on the codes of a trained VQ-VAE'),
+    { epochs: DEFAULT_PRIOR_EPOCHS, batch: DEFAULT_PRIOR_BATCH },
+  )
+    .requiredOption('--vqvae <dir>', 'folder holding vqvae.json/.bin')
+    .action(async (flags: NetworkTrainFlags) => {
+      const { trainPrior } = await import('../../train/prior-trainer.js');
+      const result = await trainPrior({ ...commonOptions(flags), preset: parsePreset(flags.preset), vqvaeDir: flags.vqvae! });
+      stderrLog('train prior: ')(`${result.state.epoch} epochs done (${result.stopped}); best weights in ${flags.out}/pixelsnail.json`);
+    });
+}
+
+export function registerLsrCalibrate(calibrate: Command): void {
+  calibrate
+    .command('lsr')
+    .description('λs, λp (98th / 90th percentile of code NLL), sample-score calibration and pixel scale → WEIGHTS/lsr-calibration.json')
+    .requiredOption('--weights <dir>', 'weights folder with vqvae.json/.bin and pixelsnail.json/.bin')
+    .requiredOption('--data <dir>', 'folder (or file) of held-out normal volumes, never used in training (repeatable)', collect, [])
+    .option('--region <r>', 'brain or abdom', 'brain')
+    .option('--slices <sel>', 'slices per volume: every:N, count:N or all (default: the paper\'s, every 8th brain / 16th abdominal)', parseSliceSelection)
+    .option('--copies <n>', 'restorations per slice', parseInteger('--copies', 1), 15)
+    .option('--pixel-volumes <n>', 'held-out volumes restored to fit the pixel scale', parseInteger('--pixel-volumes', 0), 2)
+    .option('--seed <s>', 'seed of the restorations', parseInteger('--seed'), 0)
+    .option('--workers <n>', 'worker threads for the restorations with TF.js on wasm (0 = in-process; default one per core)', parseInteger('--workers', 0))
+    .option('--engine <name>', ENGINE_HELP, 'auto')
+    .action(async (opts: CalibrateLsrCliOptions) => {
+      if (opts.region !== 'brain' && opts.region !== 'abdom') throw new Error(`--region must be brain or abdom, got "${opts.region}"`);
+      const engine = parseEngineChoice(opts.engine);
+      const t0 = performance.now();
+      const files = await listNiftiFiles(opts.data);
+      if (files.length === 0) throw new Error(`no NIfTI files in ${opts.data.join(', ')}`);
+      const log = stderrLog('calibrate lsr: ');
+      const { calibrateLsr, writeLsrCalibration } = await import('./calibrate.js');
+      const calibration = await calibrateLsr({
+        weightsDir: opts.weights,
+        files,
+        region: opts.region === 'brain' ? 'brain' : 'abdomen',
+        slices: opts.slices,
+        copies: opts.copies,
+        pixelVolumes: opts.pixelVolumes,
+        seed: opts.seed,
+        workers: opts.workers,
+        engine,
+        log,
+      });
+      const file = writeLsrCalibration(opts.weights, calibration);
+      log(`wrote ${file} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    });
+}

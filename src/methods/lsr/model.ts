@@ -1,0 +1,281 @@
+/**
+ * The `lsr` method: a weights folder (vqvae.json/.bin, pixelsnail.json/.bin, lsr-calibration.json)
+ * and the predictor that scores volumes with it.
+ *
+ * The networks run on an inference engine (./engine.ts): ONNX Runtime (in-process, intra-op threads on
+ * every core) or TF.js. With TF.js on wasm, pixel scores run the restoration + decoding of slice
+ * chunks on a pool of worker threads (one wasm backend per core, src/engine/pool.ts): slices are
+ * independent, and each slice's random stream is keyed by its z index, so the chunking does not
+ * change the result. With `workers: 0` (or tfjs-node-gpu, or ONNX Runtime) the same code runs
+ * in-process.
+ */
+import path from 'node:path';
+import type { InferencePool } from '../../engine/pool.js';
+import type { CaseContext, Predictor } from '../../mood/predictor.js';
+import type { Region } from '../../volume/normalise.js';
+import { normalisedBackground } from '../../volume/preprocess.js';
+import { normalisationFor } from '../../volume/normalise.js';
+import type { SliceSelection } from '../../volume/slices.js';
+import type { Volume } from '../../volume/volume.js';
+import { isSampleCalibration, type SampleCalibration } from '../../score/calibration.js';
+import { createLsrEngine, type LsrEngine } from './engine.js';
+import {
+  chunkRunners,
+  createScorePool,
+  inProcessChunkRunner,
+  loadMethod,
+  scoreJobModule,
+  type LoadedMethod,
+  type LoadMethodOptions,
+  type WeightsJobInit,
+} from '../../inference/method-runtime.js';
+import { disposeLsrNetworks, latentGeometry, loadLsrNetworks, type LsrNetworks } from './networks.js';
+import { restorationScores, stackScoresToVolume, type RestorationScoreResult, type RestorationScoreTask } from '../../score/pixel-score.js';
+import type { RestorationStats } from '../../score/restoration.js';
+import { encodeVolume, sampleScoreOfCodes, type EncodedVolume } from '../../score/sample-score.js';
+import { isSliceSelection, readCalibrationFile } from '../../score/calibration-file.js';
+import { runSliceChunks, type ChunkRunner } from '../../score/slice-chunks.js';
+
+export { defaultWorkerCount } from '../../inference/method-runtime.js';
+
+export const LSR_CALIBRATION_FILE = 'lsr-calibration.json';
+export const LSR_CALIBRATION_FORMAT = 'moodlsr-lsr-calibration';
+export const LSR_CALIBRATION_VERSION = 1;
+export const DEFAULT_COPIES = 15;
+
+export interface LsrCalibration {
+  readonly format: typeof LSR_CALIBRATION_FORMAT;
+  readonly version: number;
+  readonly region: Region;
+  /** Slices scored per volume (the paper: every 8th brain slice, every 16th abdominal slice). */
+  readonly slices: SliceSelection;
+  /** S: restorations per slice. */
+  readonly copies: number;
+  /** k of the residual weights softmax(k / mean residual). */
+  readonly k: number;
+  /** λs (nats): codes above it count in the sample score (98th percentile of held-out normal NLL). */
+  readonly lambdaS: number;
+  /** λp (nats): codes above it are resampled in the restoration (90th percentile). */
+  readonly lambdaP: number;
+  readonly sampleCalibration: SampleCalibration;
+  /** c of the pixel map AS / (AS + c), in normalised intensity units. */
+  readonly pixelScale: number;
+  /** Provenance: what the numbers were fitted on. */
+  readonly heldOut?: Record<string, unknown>;
+}
+
+export function calibrationPath(dir: string): string {
+  return path.join(dir, LSR_CALIBRATION_FILE);
+}
+
+/** Throws a reason (string) for the first bad field; returns the typed calibration. */
+export function validateLsrCalibration(raw: unknown): LsrCalibration {
+  const c = raw as Partial<LsrCalibration>;
+  if (c === null || typeof c !== 'object' || c.format !== LSR_CALIBRATION_FORMAT) throw new Error(`not a ${LSR_CALIBRATION_FORMAT} file`);
+  if (c.version !== LSR_CALIBRATION_VERSION) throw new Error(`version ${c.version} is not supported (expected ${LSR_CALIBRATION_VERSION})`);
+  if (c.region !== 'brain' && c.region !== 'abdomen') throw new Error(`region must be 'brain' or 'abdomen', got ${JSON.stringify(c.region)}`);
+  if (!isSliceSelection(c.slices)) throw new Error(`slices must be 'all', {every: n} or {count: n}, got ${JSON.stringify(c.slices)}`);
+  if (typeof c.copies !== 'number' || !Number.isInteger(c.copies) || c.copies < 1) throw new Error('copies must be a positive integer');
+  for (const key of ['k', 'lambdaS', 'lambdaP'] as const) {
+    if (typeof c[key] !== 'number' || !Number.isFinite(c[key])) throw new Error(`${key} must be a finite number`);
+  }
+  if (typeof c.pixelScale !== 'number' || !(c.pixelScale > 0) || !Number.isFinite(c.pixelScale)) throw new Error('pixelScale must be a positive number');
+  if (!isSampleCalibration(c.sampleCalibration)) throw new Error('sampleCalibration is missing or malformed');
+  return c as LsrCalibration;
+}
+
+export function readLsrCalibration(dir: string): LsrCalibration {
+  return readCalibrationFile(calibrationPath(dir), dir, 'lsr', validateLsrCalibration);
+}
+
+/** The weights folder loaded onto its inference engine. */
+export type LsrModel = LoadedMethod<LsrNetworks, LsrEngine, LsrCalibration>;
+
+export type LoadLsrOptions = LoadMethodOptions;
+
+/** Initialises the engines and loads the networks and the calibration; every problem names its file. */
+export async function loadLsrModel(dir: string, opts: LoadLsrOptions = {}): Promise<LsrModel> {
+  return loadMethod(dir, { readCalibration: readLsrCalibration, loadNetworks: loadLsrNetworks, disposeNetworks: disposeLsrNetworks, createEngine: createLsrEngine }, opts);
+}
+
+/** Runs restoration tasks (slice chunks), in-process or on workers; results in task order. */
+export type RestorationRunner = ChunkRunner<RestorationScoreTask, RestorationScoreResult>;
+
+export function inProcessRunner(engine: LsrEngine): RestorationRunner {
+  return inProcessChunkRunner((task) => restorationScores(engine, task));
+}
+
+export type LsrJobInit = WeightsJobInit;
+
+/** The worker job module (src/methods/lsr/job.ts, compiled to dist by the pool). */
+export function lsrJobModule(): string {
+  return scoreJobModule(import.meta.url, 'job');
+}
+
+export async function createLsrPool(weightsDir: string, workers: number): Promise<InferencePool<RestorationScoreTask, RestorationScoreResult>> {
+  return createScorePool(lsrJobModule(), weightsDir, workers);
+}
+
+export interface PixelRunParameters {
+  readonly region: Region;
+  readonly slices: SliceSelection;
+  readonly copies: number;
+  readonly lambdaP: number;
+  readonly k: number;
+  readonly seed: number;
+  /** Slice chunks handed to the runner (≥ 1); slice i goes to chunk i mod chunks. */
+  readonly chunks: number;
+}
+
+export interface PixelTimings {
+  preprocess: number;
+  encode: number;
+  /** Wall time of restoration + decoding + residuals (all chunks, parallel when on workers). */
+  restoreWall: number;
+  /** Summed over chunks (CPU seconds when chunks run in parallel). */
+  restorePrior: number;
+  restoreTotal: number;
+  decode: number;
+  /** Maps run through the decoder (identical copies of a slice count once). */
+  decodedMaps: number;
+  residual: number;
+  smooth: number;
+  resample?: number;
+}
+
+export interface PixelStackResult {
+  readonly encoded: EncodedVolume;
+  /** Smoothed AS at model resolution, count × S × S, before scaling. */
+  readonly smoothed: Float32Array;
+  readonly stats: RestorationStats;
+  readonly timings: PixelTimings;
+}
+
+function sumStats(parts: readonly RestorationStats[]): RestorationStats {
+  const add = (key: keyof RestorationStats) => parts.reduce((a, s) => a + s[key], 0);
+  return {
+    slices: add('slices'),
+    copies: parts[0]?.copies ?? 0,
+    positions: parts[0]?.positions ?? 0,
+    naiveCopyPasses: add('naiveCopyPasses'),
+    mapPasses: add('mapPasses'),
+    priorCalls: add('priorCalls'),
+    resampled: add('resampled'),
+    changed: add('changed'),
+    priorSeconds: add('priorSeconds'),
+    seconds: add('seconds'),
+  };
+}
+
+/** Encode, restore (chunked), decode, weigh residuals and smooth: the pixel score before the volume grid. */
+export async function pixelScoreStack(engine: LsrEngine, volume: Volume, params: PixelRunParameters, runner: RestorationRunner): Promise<PixelStackResult> {
+  const encoded = await encodeVolume(engine, volume, params.region, params.slices);
+  const chunked = await runSliceChunks(
+    encoded.stack,
+    encoded.codes,
+    latentGeometry(engine.nets.prior).positions,
+    params.chunks,
+    (chunk): RestorationScoreTask => ({
+      images: chunk.images,
+      codes: chunk.codes,
+      slicePositions: chunk.slicePositions,
+      restoration: { copies: params.copies, lambdaP: params.lambdaP, seed: params.seed, sliceKeys: chunk.sliceKeys },
+      k: params.k,
+    }),
+    runner,
+  );
+  const { results } = chunked;
+  const stats = sumStats(results.map((r) => r.stats));
+  return {
+    encoded,
+    smoothed: chunked.smoothed,
+    stats,
+    timings: {
+      preprocess: encoded.preprocessSeconds,
+      encode: encoded.encodeSeconds,
+      restoreWall: chunked.restoreWall,
+      restorePrior: stats.priorSeconds,
+      restoreTotal: stats.seconds,
+      decode: results.reduce((a, r) => a + r.decodeSeconds, 0),
+      decodedMaps: results.reduce((a, r) => a + r.decodedMaps, 0),
+      residual: results.reduce((a, r) => a + r.residualSeconds, 0),
+      smooth: chunked.smoothSeconds,
+    },
+  };
+}
+
+/** Foreground of the normalised stack (voxels that differ from the normalised background value). */
+export function stackForeground(encoded: EncodedVolume, region: Region): Uint8Array {
+  const background = normalisedBackground(normalisationFor(region));
+  return Uint8Array.from(encoded.stack.data, (v) => (v !== background ? 1 : 0));
+}
+
+export interface LsrPredictorOptions {
+  /** Worker threads for the pixel score; 0 = in-process. Default: one per core when ≥ 2 cores and the engine is TF.js on wasm. */
+  readonly workers?: number;
+  /** Override the calibration's number of restorations per slice. */
+  readonly copies?: number;
+  /** Override the calibration's slice selection. */
+  readonly slices?: SliceSelection;
+}
+
+function formatSeconds(s: number): string {
+  return `${s.toFixed(2)} s`;
+}
+
+export function describeRestoration(stats: RestorationStats): string {
+  const saved = stats.naiveCopyPasses - stats.mapPasses;
+  return (
+    `prior passes ${stats.mapPasses} maps in ${stats.priorCalls} calls vs ${stats.naiveCopyPasses} copy-passes naive ` +
+    `(${saved} saved, ${((100 * saved) / Math.max(1, stats.naiveCopyPasses)).toFixed(1)} %), ${stats.resampled} resampled, ${stats.changed} changed`
+  );
+}
+
+export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): Predictor {
+  const cal = model.calibration;
+  const slices = opts.slices ?? cal.slices;
+  const copies = opts.copies ?? cal.copies;
+  const runners = chunkRunners(model.engine, opts.workers, inProcessRunner(model.engine), (workers) => createLsrPool(model.dir, workers));
+
+  return {
+    name: 'lsr',
+    tasks: ['sample', 'pixel'],
+    async sampleScore(volume: Volume, ctx: CaseContext): Promise<number> {
+      const encoded = await encodeVolume(model.engine, volume, cal.region, slices);
+      const result = await sampleScoreOfCodes(model.engine, encoded, cal.lambdaS, cal.sampleCalibration);
+      ctx.log(
+        `lsr sample (${model.engine.name}): raw ${result.raw.toFixed(2)} → ${result.score.toFixed(4)}; preprocess ${formatSeconds(encoded.preprocessSeconds)}, ` +
+          `encode ${formatSeconds(encoded.encodeSeconds)}, prior ${formatSeconds(result.priorSeconds)}`,
+      );
+      return result.score;
+    },
+    async pixelScore(volume: Volume, ctx: CaseContext): Promise<Float32Array> {
+      const { run, chunks } = await runners.get();
+      const result = await pixelScoreStack(
+        model.engine,
+        volume,
+        { region: cal.region, slices, copies, lambdaP: cal.lambdaP, k: cal.k, seed: ctx.seed, chunks },
+        run,
+      );
+      const t0 = performance.now();
+      const map = stackScoresToVolume(result.smoothed, result.encoded.stack, volume.shape, cal.pixelScale);
+      const t = { ...result.timings, resample: (performance.now() - t0) / 1000 };
+      ctx.log(
+        `lsr pixel (${model.engine.name}): preprocess ${formatSeconds(t.preprocess)}, encode ${formatSeconds(t.encode)}, restore+decode ${formatSeconds(t.restoreWall)} wall ` +
+          `(prior ${formatSeconds(t.restorePrior)}, decode ${formatSeconds(t.decode)} of ${t.decodedMaps} maps, summed over ${chunks} chunks), smooth ${formatSeconds(t.smooth)}, ` +
+          `resample ${formatSeconds(t.resample)}; ${describeRestoration(result.stats)}`,
+      );
+      return map;
+    },
+    async dispose(): Promise<void> {
+      await runners.close();
+      await model.engine.dispose();
+      disposeLsrNetworks(model.nets);
+    },
+  };
+}
+
+/** For the METHODS registry. */
+export async function createLsrPredictor(weightsDir: string, opts: LoadLsrOptions = {}): Promise<Predictor> {
+  return lsrPredictor(await loadLsrModel(weightsDir, opts));
+}
