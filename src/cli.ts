@@ -16,6 +16,7 @@ import { registerLeaderboard } from './cli/leaderboard.js';
 import { registerPhantom } from './cli/phantom.js';
 import { registerCalibrate } from './cli/calibrate.js';
 import { registerWeights } from './cli/weights.js';
+import { registerBench } from './cli/bench.js';
 import { REGISTRY, type Method } from './methods/index.js';
 
 function packageVersion(): string {
@@ -58,6 +59,7 @@ export function buildProgram(registry: readonly Method[] = REGISTRY): Command {
   registerPhantom(program);
   registerCalibrate(program, registry);
   registerWeights(program);
+  registerBench(program);
   for (const command of program.commands) command.addHelpText('after', EXIT_CODES_HELP);
   return program;
 }

@@ -4,6 +4,7 @@ import type { PresetName } from '../models/config.js';
 import type { CommonTrainOptions } from '../train/common.js';
 import type { Region } from '../volume/normalise.js';
 import { collect, parseInteger, parseNumber } from './common.js';
+import { parseTrainEngine } from '../train/engine-name.js';
 
 export interface NetworkTrainFlags {
   region: string;
@@ -20,6 +21,7 @@ export interface NetworkTrainFlags {
   lr: number;
   workers?: number;
   backend: string;
+  engine: string;
   augment: string;
   vqvae?: string;
   causal?: boolean;
@@ -50,6 +52,7 @@ export function commonOptions(flags: NetworkTrainFlags): CommonTrainOptions {
     seed: flags.seed,
     lr: flags.lr,
     backend: flags.backend as CommonTrainOptions['backend'],
+    engine: parseTrainEngine(flags.engine),
     command: `moodlsr ${process.argv.slice(2).join(' ')}`,
     ...(flags.epochs !== undefined ? { epochs: flags.epochs } : {}),
     ...(flags.batch !== undefined ? { batch: flags.batch } : {}),
@@ -76,5 +79,6 @@ export function addNetworkOptions(cmd: Command, defaults: { epochs: number; batc
     .option('--max-minutes <m>', 'do not start an epoch that would end after this many minutes', parseNumber('--max-minutes', 0))
     .option('--lr <x>', 'Adam learning rate', parseNumber('--lr', 0, 1), 1e-4)
     .option('--workers <n>', 'data-parallel worker threads (default 2 on wasm, 0 = this thread)', parseInteger('--workers', 0))
-    .option('--backend <b>', 'auto, node-gpu, wasm or cpu', 'auto');
+    .option('--backend <b>', 'auto, node-gpu, wasm or cpu', 'auto')
+    .option('--engine <e>', 'tfjs, onnx (ONNX Runtime) or auto (ONNX Runtime where it loads and can train the network)', 'tfjs');
 }

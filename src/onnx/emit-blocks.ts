@@ -39,6 +39,9 @@ export interface Feature {
   readonly width: number;
 }
 
+/** Training graphs insert channel dropout here (one call per gated block, in forward order); inference has none. */
+export type DropoutHook = (g: GraphBuilder, h: Feature, block: string) => Feature;
+
 export function feature(value: Value, channels: number, height: number, width: number): Feature {
   return { value, channels, height, width };
 }

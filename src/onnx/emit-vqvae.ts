@@ -21,15 +21,17 @@ import {
   emitUpsampleNearest2x,
   feature,
   hostParam,
+  type DropoutHook,
   type Feature,
   type HostParams,
 } from './emit-blocks.js';
 
 /** vqvae.ts gatedBlock. */
-function emitGatedBlock(g: GraphBuilder, params: HostParams, prefix: string, x: Feature, posColumn: Value, cfg: VqvaeConfig): Feature {
+function emitGatedBlock(g: GraphBuilder, params: HostParams, prefix: string, x: Feature, posColumn: Value, cfg: VqvaeConfig, dropout?: DropoutHook): Feature {
   let h = emitGroupNorm(g, params, `${prefix}.norm1`, x, cfg.normGroups);
   if (cfg.condChannels === 1) h = emitAdd(g, h, emitConditionBias(g, params, `${prefix}.cond`, posColumn));
   h = emitElu(g, emitConv(g, params, `${prefix}.conv1`, emitElu(g, h)));
+  if (dropout !== undefined) h = dropout(g, h, prefix);
   h = emitGroupNorm(g, params, `${prefix}.norm2`, emitConv(g, params, `${prefix}.conv2`, h), cfg.normGroups);
   return emitAdd(g, emitGlu(g, h), x);
 }
@@ -46,14 +48,14 @@ function imageInput(g: GraphBuilder, value: Value, size: number, channels: numbe
 }
 
 /** vqvae.ts encoder up to the pre-quantisation conv: image [B, S, S, C] (NHWC graph value) → z, NCHW. */
-export function emitVqvaeEncoderTrunk(g: GraphBuilder, params: HostParams, cfg: VqvaeConfig, image: Value, posColumn: Value): Feature {
+export function emitVqvaeEncoderTrunk(g: GraphBuilder, params: HostParams, cfg: VqvaeConfig, image: Value, posColumn: Value, dropout?: DropoutHook): Feature {
   const x = imageInput(g, image, cfg.inputSize, cfg.inChannels);
   let h = emitGroupNorm(g, params, 'enc.stem.norm', emitConv(g, params, 'enc.stem', withPositionPlane(g, x, posColumn, cfg)), cfg.normGroups);
   for (let l = 0; l < vqvaeLevels(cfg); l++) {
-    for (let k = 0; k < cfg.blocksPerLevel; k++) h = emitGatedBlock(g, params, `enc.level${l}.block${k}`, h, posColumn, cfg);
+    for (let k = 0; k < cfg.blocksPerLevel; k++) h = emitGatedBlock(g, params, `enc.level${l}.block${k}`, h, posColumn, cfg, dropout);
     h = emitGroupNorm(g, params, `enc.level${l}.down.norm`, emitConv(g, params, `enc.level${l}.down`, h, { stride: 2 }), cfg.normGroups);
   }
-  h = emitGatedBlock(g, params, 'enc.out.block', h, posColumn, cfg);
+  h = emitGatedBlock(g, params, 'enc.out.block', h, posColumn, cfg, dropout);
   return emitConv(g, params, 'enc.preq', h);
 }
 
@@ -103,16 +105,16 @@ export function emitVqvaeDecoder(params: HostParams, cfg: VqvaeConfig): GraphBui
 }
 
 /** vqvae.ts decoder: latent grid (NCHW feature) → image [B, S, S, C] (NHWC value). */
-export function emitVqvaeDecoderTrunk(g: GraphBuilder, params: HostParams, cfg: VqvaeConfig, grid: Feature, posColumn: Value): Value {
+export function emitVqvaeDecoderTrunk(g: GraphBuilder, params: HostParams, cfg: VqvaeConfig, grid: Feature, posColumn: Value, dropout?: DropoutHook): Value {
   const s = cfg.inputSize;
   let h = grid;
   h = emitGroupNorm(g, params, 'dec.stem.norm', emitConv(g, params, 'dec.stem', withPositionPlane(g, h, posColumn, cfg)), cfg.normGroups);
   for (let l = vqvaeLevels(cfg); l >= 1; l--) {
-    for (let k = 0; k < cfg.blocksPerLevel; k++) h = emitGatedBlock(g, params, `dec.level${l}.block${k}`, h, posColumn, cfg);
+    for (let k = 0; k < cfg.blocksPerLevel; k++) h = emitGatedBlock(g, params, `dec.level${l}.block${k}`, h, posColumn, cfg, dropout);
     h = cfg.upsample === 'nearest-conv' ? emitConv(g, params, `dec.level${l}.up`, emitUpsampleNearest2x(g, h)) : emitConvTranspose(g, params, `dec.level${l}.up.w`, h, 2);
     h = emitGroupNorm(g, params, `dec.level${l}.up.norm`, h, cfg.normGroups);
   }
-  h = emitGatedBlock(g, params, 'dec.out.block', h, posColumn, cfg);
+  h = emitGatedBlock(g, params, 'dec.out.block', h, posColumn, cfg, dropout);
   const out = emitConv(g, params, 'dec.out', emitElu(g, h));
   return cfg.inChannels === 1 ? g.reshape(out.value, [-1, s, s, 1]) : g.transpose(out.value, [0, 2, 3, 1]);
 }

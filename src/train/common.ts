@@ -7,6 +7,7 @@ import { initEngine, type BackendPreference, type EngineInfo } from '../engine/b
 import type { Region } from '../volume/normalise.js';
 import { openVolumeFolder, splitVolumes, type VolumeEntry } from './dataset.js';
 import { defaultWorkerCount } from './engine.js';
+import type { TrainEngineName } from './engine-name.js';
 import { stderrSink, type ProgressSink } from './progress.js';
 
 export interface CommonTrainOptions {
@@ -27,6 +28,8 @@ export interface CommonTrainOptions {
   /** Worker threads (0 = this thread). Default: 2 on wasm (data-parallel), else 0. */
   workers?: number;
   backend?: BackendPreference;
+  /** Training engine: tfjs (default), onnx, or auto (ONNX Runtime where it can train the network). */
+  engine?: TrainEngineName;
   /** Slices kept per training volume (dataset default 64). */
   maxSlicesPerVolume?: number;
   log?: (line: string) => void;

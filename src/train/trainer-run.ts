@@ -5,7 +5,7 @@
  */import type { PresetName } from '../models/config.js';
 import { disposeParams, type ParamMap } from '../models/params.js';
 import { fingerprint, type CommonTrainOptions, type PreparedData } from './common.js';
-import { createTrainingEngine } from './engine.js';
+import { createChosenTrainingEngine } from './engine-choice.js';
 import { DEFAULT_ADAM, runTrainingLoop, type AdamOptions, type LoopResult, type LoopSpec } from './loop.js';
 import { flattenParams, paramLayout, type ParamLayout } from './loop-worker.js';
 
@@ -49,7 +49,7 @@ export async function runTrainer(opts: CommonTrainOptions & { preset: PresetName
   const layout = paramLayout(model);
   const initialWeights = spec.start instanceof Float32Array ? spec.start : flatInitialWeights(spec.start, layout);
   const adam: AdamOptions = { ...DEFAULT_ADAM, lr: opts.lr ?? DEFAULT_ADAM.lr };
-  const engine = await createTrainingEngine(model, { workers: data.workers, backend: data.info.backend === 'cpu' ? 'cpu' : 'wasm' });
+  const { engine, name: engineName } = await createChosenTrainingEngine(opts.engine ?? 'tfjs', model, { workers: data.workers, backend: data.info.backend === 'cpu' ? 'cpu' : 'wasm' }, data.log);
   try {
     const result = await runTrainingLoop({
       model,
@@ -79,6 +79,7 @@ export async function runTrainer(opts: CommonTrainOptions & { preset: PresetName
         config: model.config,
         ...spec.record?.details,
         backend: data.info.backend,
+        engine: engineName,
         batch,
         ...spec.record?.batching,
         trainVolumes: data.train.map((e) => e.file),

@@ -72,12 +72,11 @@ function emitEmbedding(g: GraphBuilder, params: HostParams, cfg: TransformerConf
     const start = emitBatchBroadcast(g, g.initializer('embed.start', [1, 1, d], hostParam(params, 'embed.start').values), codes, [1, d]);
     tokens = g.concat([start, g.slice(tokens, [0], [n - 1], [1])], 1);
   }
-  // row[i] + col[j] on the host: float32 sums, exactly what tf.add(row, col) gives.
-  const row = hostParam(params, 'embed.row').values;
-  const col = hostParam(params, 'embed.col').values;
-  const grid = new Float32Array(n * d);
-  for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) for (let c = 0; c < d; c++) grid[(i * w + j) * d + c] = row[i * d + c]! + col[j * d + c]!;
-  let x = g.add(tokens, g.initializer('embed.position', [1, n, d], grid));
+  // row[i] + col[j] as a graph Add of two constants (ONNX Runtime folds it; the sums are tf.add(row, col)'s).
+  const row = g.initializer('embed.row', [h, 1, d], hostParam(params, 'embed.row').values);
+  const col = g.initializer('embed.col', [1, w, d], hostParam(params, 'embed.col').values);
+  const grid = g.reshape(g.add(row, col), [1, n, d]);
+  let x = g.add(tokens, grid);
   if (cfg.condChannels === 1) {
     const posColumn = g.reshape(emitPositionColumn(g, pos), [-1, 1, 1]);
     const cond = g.add(
@@ -89,7 +88,10 @@ function emitEmbedding(g: GraphBuilder, params: HostParams, cfg: TransformerConf
   return x;
 }
 
-export function emitTransformer(params: HostParams, cfg: TransformerConfig, output: PriorOutput): GraphBuilder {
+/** Training graphs apply dropout to each residual branch [B, N, d] here, in forward order; inference has none. */
+export type ResidualDropoutHook = (g: GraphBuilder, branch: Value, site: string) => Value;
+
+export function emitTransformer(params: HostParams, cfg: TransformerConfig, output: PriorOutput, dropout?: ResidualDropoutHook): GraphBuilder {
   const g = new GraphBuilder(`transformer_${output}`);
   const { height: h, width: w, codebookSize: k } = cfg;
   const n = h * w;
@@ -98,9 +100,10 @@ export function emitTransformer(params: HostParams, cfg: TransformerConfig, outp
   const mask = cfg.causal ? g.initializer('causal_mask', [1, 1, n, n], causalMaskValues(n)) : null;
   let x = emitEmbedding(g, params, cfg, codes, pos);
   for (let l = 0; l < cfg.layers; l++) {
-    x = g.add(x, emitAttention(g, params, `layer${l}.attn`, emitLayerNorm(g, params, `layer${l}.norm1`, x), cfg, mask));
+    const drop = (branch: Value, site: string) => (dropout === undefined ? branch : dropout(g, branch, `layer${l}.${site}`));
+    x = g.add(x, drop(emitAttention(g, params, `layer${l}.attn`, emitLayerNorm(g, params, `layer${l}.norm1`, x), cfg, mask), 'attn'));
     const hidden = emitGelu(g, emitLinear(g, params, `layer${l}.mlp.fc1`, emitLayerNorm(g, params, `layer${l}.norm2`, x)));
-    x = g.add(x, emitLinear(g, params, `layer${l}.mlp.fc2`, hidden));
+    x = g.add(x, drop(emitLinear(g, params, `layer${l}.mlp.fc2`, hidden), 'mlp'));
   }
   const logits = g.reshape(emitLinear(g, params, 'out.head', emitLayerNorm(g, params, 'out.norm', x)), [0, h, w, k]);
   if (output === 'logits') g.output(logits, 'logits', DataType.FLOAT, ['batch', h, w, k]);

@@ -27,6 +27,7 @@ import {
   emitShiftDown,
   emitShiftRight,
   feature,
+  type DropoutHook,
   type Feature,
   type HostParams,
 } from '../../onnx/emit-blocks.js';
@@ -50,11 +51,13 @@ function emitGatedCausal(
   posColumn: Value,
   cfg: PixelSnailConfig,
   aux?: Feature,
+  dropout?: DropoutHook,
 ): Feature {
   let h = emitCausalConv(g, params, `${prefix}.conv1`, emitElu(g, x), kind);
   if (aux !== undefined) h = emitAdd(g, h, emitConv(g, params, `${prefix}.aux`, emitElu(g, aux), { padding: 'valid' }));
   if (cfg.condChannels === 1) h = emitAdd(g, h, emitConditionBias(g, params, `${prefix}.cond`, posColumn));
   h = emitElu(g, h);
+  if (dropout !== undefined) h = dropout(g, h, prefix);
   return emitAdd(g, emitConvGlu(g, params, `${prefix}.conv2`, h, { padding: PADDING[kind] }), x);
 }
 
@@ -98,7 +101,8 @@ function emitCausalAttention(g: GraphBuilder, params: HostParams, prefix: string
 }
 
 
-export function emitPixelSnail(params: HostParams, cfg: PixelSnailConfig, output: PriorOutput): GraphBuilder {
+/** `dropout`: training graphs' channel dropout after each gated block's hidden ELU (as pixelsnail.ts). */
+export function emitPixelSnail(params: HostParams, cfg: PixelSnailConfig, output: PriorOutput, dropout?: DropoutHook): GraphBuilder {
   const g = new GraphBuilder(`pixelsnail_${output}`);
   const { height: h, width: w, codebookSize: k } = cfg;
   const codes = g.input('codes', DataType.INT32, ['batch', h, w]);
@@ -112,12 +116,12 @@ export function emitPixelSnail(params: HostParams, cfg: PixelSnailConfig, output
   let l = emitAdd(g, emitShiftDown(g, inputConv('in.lv', [0, 0, 1, 1])), emitShiftRight(g, inputConv('in.lh', [1, 0, 0, 0])));
   for (let b = 0; b < cfg.blocks; b++) {
     for (let r = 0; r < cfg.resBlocksPerBlock; r++) {
-      u = emitGatedCausal(g, params, `block${b}.res${r}.u`, 'down', u, posColumn, cfg);
-      l = emitGatedCausal(g, params, `block${b}.res${r}.l`, 'downright', l, posColumn, cfg, u);
+      u = emitGatedCausal(g, params, `block${b}.res${r}.u`, 'down', u, posColumn, cfg, undefined, dropout);
+      l = emitGatedCausal(g, params, `block${b}.res${r}.l`, 'downright', l, posColumn, cfg, u, dropout);
     }
     if (cfg.attention !== null) {
       const attended = emitCausalAttention(g, params, `block${b}.attn`, codes, l, background, cfg);
-      l = emitGatedCausal(g, params, `block${b}.out`, 'pointwise', l, posColumn, cfg, attended);
+      l = emitGatedCausal(g, params, `block${b}.out`, 'pointwise', l, posColumn, cfg, attended, dropout);
     }
   }
   const logits = g.transpose(emitConv(g, params, 'out', emitElu(g, l)).value, [0, 2, 3, 1]);

@@ -10,7 +10,7 @@
 import { vaeConvConfig, vaeFlatSize, vaeGridSize, type VaeConfig } from './config.js';
 import { DataType } from '../../onnx/onnx-proto.js';
 import { GraphBuilder, type Value } from '../../onnx/graph.js';
-import { emitPositionColumn, feature, hostParam, type HostParams } from '../../onnx/emit-blocks.js';
+import { emitPositionColumn, feature, hostParam, type DropoutHook, type HostParams } from '../../onnx/emit-blocks.js';
 import { emitVqvaeDecoderTrunk, emitVqvaeEncoderTrunk } from '../../onnx/emit-vqvae.js';
 
 /** vae.ts dense: x·W + b. */
@@ -21,17 +21,17 @@ function emitDense(g: GraphBuilder, params: HostParams, prefix: string, x: Value
 }
 
 /** vae.ts vaeEncode: the trunk's grid flattened in NHWC order → μ, log σ². */
-function emitPosterior(g: GraphBuilder, params: HostParams, cfg: VaeConfig, image: Value, posColumn: Value): { mu: Value; logvar: Value } {
-  const z = emitVqvaeEncoderTrunk(g, params, vaeConvConfig(cfg), image, posColumn);
+export function emitPosterior(g: GraphBuilder, params: HostParams, cfg: VaeConfig, image: Value, posColumn: Value, dropout?: DropoutHook): { mu: Value; logvar: Value } {
+  const z = emitVqvaeEncoderTrunk(g, params, vaeConvConfig(cfg), image, posColumn, dropout);
   const flat = g.reshape(g.transpose(z.value, [0, 2, 3, 1]), [-1, vaeFlatSize(cfg)]);
   return { mu: emitDense(g, params, 'enc.mu', flat), logvar: emitDense(g, params, 'enc.logvar', flat) };
 }
 
 /** vae.ts vaeDecode: z → dense → NHWC grid → the VQ-VAE decoder trunk. */
-function emitVaeDecoderBody(g: GraphBuilder, params: HostParams, cfg: VaeConfig, z: Value, posColumn: Value): Value {
+export function emitVaeDecoderBody(g: GraphBuilder, params: HostParams, cfg: VaeConfig, z: Value, posColumn: Value, dropout?: DropoutHook): Value {
   const side = vaeGridSize(cfg);
   const grid = g.transpose(g.reshape(emitDense(g, params, 'dec.dense', z), [-1, side, side, cfg.denseChannels]), [0, 3, 1, 2]);
-  return emitVqvaeDecoderTrunk(g, params, vaeConvConfig(cfg), feature(grid, cfg.denseChannels, side, side), posColumn);
+  return emitVqvaeDecoderTrunk(g, params, vaeConvConfig(cfg), feature(grid, cfg.denseChannels, side, side), posColumn, dropout);
 }
 
 function inputs(g: GraphBuilder, cfg: VaeConfig): { image: Value; posColumn: Value } {

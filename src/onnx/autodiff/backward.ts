@@ -1,0 +1,120 @@
+/**
+ * Reverse-mode differentiation of an ONNX model built with ../graph.ts: `backward` appends, in
+ * reverse topological order, the vector–Jacobian products (./vjp.ts) of every node between the
+ * parameters and the scalar loss, sums the gradients of values used more than once, and exposes
+ * d loss / d param as graph outputs `grad/<param>`.
+ *
+ * `stopGradient` marks a value as constant for differentiation (an Identity node whose name says
+ * so), which is how the straight-through estimator and the VQ losses are written.
+ */
+import { DataType, type OnnxModel } from '../onnx-proto.js';
+import type { GraphBuilder, Value } from '../graph.js';
+import { GraphEditor } from './editor.js';
+import { inferShapes, type Shape, type ShapeInfo } from './shapes.js';
+import { NON_DIFFERENTIABLE, vjpOf } from './vjp.js';
+
+export const STOP_GRADIENT = 'stop_gradient';
+
+/** Identity in the forward pass, no gradient in the backward pass. */
+export function stopGradient(g: GraphBuilder, x: Value): Value {
+  return g.node('Identity', [x], {}, STOP_GRADIENT);
+}
+
+export function gradientName(param: string): string {
+  return `grad/${param}`;
+}
+
+export interface BackwardOptions {
+  /** Concrete shapes of the graph inputs with symbolic dimensions (training graphs run at a fixed batch). */
+  inputShapes: Readonly<Record<string, Shape>>;
+}
+
+export interface BackwardResult {
+  model: OnnxModel;
+  /** Output name of each parameter's gradient. */
+  gradients: Map<string, string>;
+  info: ShapeInfo;
+}
+
+/** Appends the gradient of the scalar `loss` w.r.t. every name of `params` (graph inputs or initializers). */
+export function backward(model: OnnxModel, loss: string, params: readonly string[], opts: BackwardOptions): BackwardResult {
+  const info = inferShapes(model, opts.inputShapes);
+  const lossShape = info.shapes.get(loss);
+  if (lossShape === undefined) throw new Error(`ONNX autodiff: loss ${loss} is not a value of the graph`);
+  if (lossShape.some((d) => d !== 1)) throw new Error(`ONNX autodiff: loss ${loss} must be a scalar, its shape is [${lossShape.join(',')}]`);
+  const nodes = model.graph.nodes;
+  const stops = (name: string, opType: string) => opType === 'Identity' && name.startsWith(STOP_GRADIENT);
+
+  // Values that depend on a parameter through differentiable float paths.
+  const active = new Set<string>(params);
+  for (const p of params) if (!info.shapes.has(p)) throw new Error(`ONNX autodiff: parameter ${p} is not in the graph`);
+  for (const n of nodes) {
+    if (NON_DIFFERENTIABLE.has(n.opType) || stops(n.name, n.opType)) continue;
+    if (n.inputs.some((i) => active.has(i))) for (const o of n.outputs) if (info.kinds.get(o) === 'float') active.add(o);
+  }
+  // Values the loss depends on.
+  const needed = new Set<string>([loss]);
+  for (let k = nodes.length - 1; k >= 0; k--) {
+    const n = nodes[k]!;
+    if (n.outputs.some((o) => needed.has(o))) for (const i of n.inputs) needed.add(i);
+  }
+
+  const producers = new Map<string, (typeof nodes)[number]>();
+  for (const n of nodes) for (const o of n.outputs) producers.set(o, n);
+  const e = new GraphEditor(model);
+  const grads = new Map<string, string[]>();
+  const gradOf = (v: string): string | undefined => {
+    const parts = grads.get(v);
+    if (parts === undefined) return undefined;
+    if (parts.length > 1) grads.set(v, [e.node('Sum', parts, {}, 'grad/accumulate')]);
+    return grads.get(v)![0];
+  };
+  const seed = e.node('Expand', [e.scalar(1), e.ints([...lossShape])], {}, 'grad/seed');
+  grads.set(loss, [seed]);
+
+  for (let k = nodes.length - 1; k >= 0; k--) {
+    const node = nodes[k]!;
+    if (!node.outputs.some((o) => active.has(o) && needed.has(o) && grads.has(o))) continue;
+    const needs = node.inputs.map((i) => i !== '' && active.has(i) && info.kinds.get(i) === 'float');
+    if (!needs.some(Boolean)) continue;
+    const vjp = vjpOf(node.opType);
+    if (vjp === undefined) throw new Error(`ONNX autodiff: no vector-Jacobian product for operator ${node.opType} (node ${node.name})`);
+    const dy = node.outputs.map((o) => gradOf(o));
+    const dx = vjp({ e, node, info, dy, needs, producer: (v) => producers.get(v) });
+    node.inputs.forEach((input, i) => {
+      const g = dx[i];
+      if (!needs[i] || g === undefined) return;
+      const list = grads.get(input);
+      if (list === undefined) grads.set(input, [g]);
+      else list.push(g);
+    });
+  }
+
+  const gradients = new Map<string, string>();
+  for (const p of params) {
+    const shape = info.shapes.get(p)!;
+    const g = gradOf(p) ?? e.zeros(shape);
+    const name = gradientName(p);
+    e.node('Identity', [g], {}, name);
+    const out = e.nodes[e.nodes.length - 1]!.outputs[0]!;
+    if (out !== name) throw new Error(`ONNX autodiff: output name ${name} is taken`);
+    e.addOutput({ name, dataType: DataType.FLOAT, shape });
+    gradients.set(p, name);
+  }
+  return { model: e.build(), gradients, info };
+}
+
+/** The same model with the named float initializers turned into graph inputs (their values are fed per run). */
+export function initializersToInputs(model: OnnxModel, names: readonly string[]): OnnxModel {
+  const wanted = new Set(names);
+  const inputs = [...model.graph.inputs];
+  const initializers = model.graph.initializers.filter((t) => {
+    if (!wanted.has(t.name)) return true;
+    if (t.dataType !== DataType.FLOAT) throw new Error(`ONNX autodiff: initializer ${t.name} is not float32`);
+    inputs.push({ name: t.name, dataType: DataType.FLOAT, shape: t.dims });
+    wanted.delete(t.name);
+    return false;
+  });
+  if (wanted.size > 0) throw new Error(`ONNX autodiff: no initializers ${[...wanted].join(', ')}`);
+  return { ...model, graph: { ...model.graph, inputs, initializers } };
+}

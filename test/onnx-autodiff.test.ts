@@ -1,0 +1,170 @@
+/**
+ * Reverse mode over the ONNX graph builder (src/onnx/autodiff): every operator the model emitters
+ * use, differentiated on tiny shapes and checked against central finite differences (float32, see
+ * test/helpers/onnx-grad.ts) and, for the layers, against TF.js's gradients.
+ */
+import { describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { registeredOperators } from '../src/onnx/autodiff/vjp.js';
+import { emitConv, emitGroupNorm, emitUpsampleNearest2x, feature, type HostParams } from '../src/onnx/emit-blocks.js';
+import { conv, groupNorm } from '../src/models/blocks.js';
+import { upsampleNearest2x } from '../src/engine/upsample.js';
+import { checkGradients, lossGraph, randomInput, type FloatInput } from './helpers/onnx-grad.js';
+import type { GraphBuilder, Value } from '../src/onnx/graph.js';
+
+const FD_TOLERANCE = 2e-3;
+
+type Build = (g: GraphBuilder, x: Record<string, Value>) => { value: Value; shape: number[] };
+
+async function expectFd(inputs: Record<string, FloatInput>, build: Build, tolerance = FD_TOLERANCE): Promise<void> {
+  const { worst } = await checkGradients(lossGraph(inputs, build), inputs);
+  expect(worst).toBeLessThan(tolerance);
+}
+
+const inp = (shape: number[], seed: string, scale = 1) => randomInput(shape, seed, scale);
+
+describe('ONNX autodiff: per-operator gradients vs finite differences', () => {
+  it('registers a VJP for every differentiable operator the emitters use', () => {
+    const used = ['Add', 'Sub', 'Mul', 'Div', 'Max', 'Min', 'Exp', 'Neg', 'Sigmoid', 'Tanh', 'Reshape', 'Transpose', 'Concat', 'Split', 'Slice', 'Pad', 'MatMul', 'Softmax', 'LogSoftmax', 'ReduceSum', 'Gather', 'Expand', 'Identity', 'Sum', 'Conv', 'InstanceNormalization', 'LayerNormalization', 'Resize', 'DepthToSpace', 'Cast'];
+    for (const op of used) expect(registeredOperators()).toContain(op);
+  });
+
+  it('broadcasting arithmetic: Add, Sub, Mul, Div, Sum', async () => {
+    const inputs = { a: inp([2, 3, 4], 'a'), b: inp([3, 1], 'b'), c: { shape: [4], values: Float32Array.of(1.5, 2, -1.7, 3) } };
+    await expectFd(inputs, (g, x) => {
+      const s = g.sub(g.mul(g.add(x.a!, x.b!), x.b!), x.a!);
+      const d = g.node('Div', [s, x.c!]);
+      return { value: g.node('Sum', [d, x.b!, x.c!]), shape: [2, 3, 4] };
+    });
+  });
+
+  it('ELU as Max/Min/Exp, Sigmoid, Tanh, Neg, Abs', async () => {
+    const inputs = { a: inp([3, 5], 'elu', 1.5) };
+    await expectFd(inputs, (g, x) => {
+      const y = g.add(g.elu(x.a!), g.mul(g.sigmoid(x.a!), g.node('Tanh', [g.neg(x.a!)])));
+      return { value: g.add(y, g.node('Abs', [x.a!])), shape: [3, 5] };
+    });
+  });
+
+  it('Reshape, Transpose, Concat, Split, Slice (steps 1 and 2), Pad, Expand', async () => {
+    const inputs = { a: inp([2, 4, 3, 3], 'shape-a'), b: inp([2, 2, 3, 3], 'shape-b'), c: inp([1, 4, 1, 1], 'shape-c') };
+    await expectFd(inputs, (g, x) => {
+      const cat = g.concat([x.a!, x.b!], 1); // [2, 6, 3, 3]
+      const [p, q] = g.split(cat, 2, 1); // [2, 3, 3, 3] each
+      const t = g.transpose(g.mul(p!, q!), [0, 2, 3, 1]); // [2, 3, 3, 3]
+      const padded = g.pad(t, [0, 1, 0, 2, 0, 0, 1, 0]); // [2, 4, 4, 5]
+      const strided = g.node('Slice', [padded, g.ints([0, 1]), g.ints([4, 5]), g.ints([1, 3]), g.ints([2, 2])]); // [2, 2, 4, 2]
+      const cut = g.slice(padded, [1], [3], [1]); // [2, 2, 4, 5]
+      const r = g.reshape(cut, [2, 2, 20]);
+      const e = g.expand(x.c!, g.ints([2, 4, 3, 3]));
+      return { value: g.concat([g.reshape(strided, [2, 16]), g.reshape(r, [2, 40]), g.reshape(g.mul(e, x.a!), [2, 36])], 1), shape: [2, 92] };
+    });
+  });
+
+  it('MatMul (batched, broadcast), Softmax, LogSoftmax, ReduceSum, ReduceMean', async () => {
+    const inputs = { a: inp([2, 3, 4], 'mm-a'), b: inp([4, 5], 'mm-b') };
+    await expectFd(inputs, (g, x) => {
+      const m = g.matMul(x.a!, x.b!); // [2, 3, 5]
+      const s = g.mul(g.softmax(m, 2), g.logSoftmax(m, 1));
+      const r = g.add(g.reduceSum(s, [1], true), g.node('ReduceMean', [m], { axes: [2], keepdims: 1 }));
+      return { value: g.add(s, r), shape: [2, 3, 5] };
+    });
+  });
+
+  it('Gather of rows (codebook and weight-row lookups)', async () => {
+    const inputs = { e: inp([5, 3], 'codebook') };
+    await expectFd(inputs, (g, x) => {
+      const idx = g.initializer('idx', [2, 3], Int32Array.of(0, 4, 4, 2, 1, 0));
+      return { value: g.gather(x.e!, idx), shape: [2, 3, 3] };
+    });
+  });
+
+  it('Conv: 3×3 same, 5×5 stride 2 same (TF padding), 7×7, 1×1 with bias', async () => {
+    const wShape = (kh: number, cin: number, cout: number) => [cout, cin, kh, kh];
+    for (const [kh, stride, pads, size] of [
+      [3, 1, [1, 1, 1, 1], 6],
+      [5, 2, [1, 1, 2, 2], 6],
+      [5, 2, [2, 2, 2, 2], 7],
+      [7, 1, [3, 3, 3, 3], 5],
+      [1, 1, [0, 0, 0, 0], 4],
+    ] as const) {
+      const inputs = { x: inp([2, 3, size, size], `conv-x-${kh}`), w: inp(wShape(kh, 3, 4), `conv-w-${kh}`, 0.3), b: inp([4], `conv-b-${kh}`) };
+      await expectFd(inputs, (g, v) => {
+        const y = g.node('Conv', [v.x!, v.w!, v.b!], { kernel_shape: [kh, kh], strides: [stride, stride], pads: [...pads], dilations: [1, 1], group: 1 });
+        const out = Math.floor((size + pads[0] + pads[2] - kh) / stride) + 1;
+        return { value: y, shape: [2, 4, out, out] };
+      });
+    }
+  });
+
+  it('InstanceNormalization (GroupNorm), Resize nearest 2×, DepthToSpace, LayerNormalization', async () => {
+    const inputs = { x: inp([2, 4, 3, 3], 'norm-x', 2), s: inp([4], 'norm-s'), t: inp([3], 'ln-s') };
+    await expectFd(inputs, (g, v) => {
+      const grouped = g.reshape(v.x!, [0, 2, -1]);
+      const normed = g.node('InstanceNormalization', [grouped, g.slice(v.s!, [0], [2], [0]), g.initializer('zero2', [2], new Float32Array(2))], { epsilon: { float: 1e-5 } });
+      const back = g.reshape(normed, [2, 4, 3, 3]);
+      const up = g.node('Resize', [back, g.initializer('roi', [0], new Float32Array(0)), g.initializer('sc', [4], Float32Array.of(1, 1, 2, 2))], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' });
+      const d2s = g.node('DepthToSpace', [back], { blocksize: 2, mode: 'CRD' }); // [2, 1, 6, 6]
+      const ln = g.node('LayerNormalization', [v.x!, v.t!, g.initializer('ln_b', [3], Float32Array.of(0.1, 0, -0.2))], { axis: -1, epsilon: { float: 1e-5 } });
+      return { value: g.concat([g.reshape(up, [2, -1]), g.reshape(d2s, [2, -1]), g.reshape(ln, [2, -1])], 1), shape: [2, 144 + 36 + 36] };
+    }, 5e-3);
+  });
+});
+
+describe('ONNX autodiff: layer gradients vs TF.js', () => {
+  /** ONNX gradients of Σ layer(x)·r for the block emitters vs tf.grads of the tfjs block. */
+  it('conv (stride 2, same) + GroupNorm + nearest upsampling match tf.grads', async () => {
+    const size = 6;
+    const cin = 4;
+    const cout = 6;
+    const x = inp([2, size, size, cin], 'tf-x'); // NHWC, as TF.js
+    const w = inp([5, 5, cin, cout], 'tf-w', 0.2);
+    const gamma = inp([cout], 'tf-g');
+    const beta = inp([cout], 'tf-b');
+    const r = inp([2, cout, size, size], 'loss-weights'); // the weights lossGraph uses
+    // TF.js reference: d/d(x, w, gamma, beta) of Σ up(gn(conv(x))) · r, r laid out NCHW → NHWC.
+    const [gx, gw, gg, gb] = tf.tidy(() => {
+      const rNhwc = tf.transpose(tf.tensor4d(r.values, r.shape as [number, number, number, number]), [0, 2, 3, 1]);
+      const f = (xx: tf.Tensor, ww: tf.Tensor, gg2: tf.Tensor, bb: tf.Tensor) => {
+        const params = { 'l.w': ww, 'l.norm.g': gg2, 'l.norm.b': bb } as unknown as Parameters<typeof conv>[0];
+        const y = groupNorm(params, 'l.norm', conv(params, 'l', xx as tf.Tensor4D, { stride: 2 }), 3);
+        const up = upsampleNearest2x(y);
+        return tf.sum(tf.mul(up, rNhwc));
+      };
+      const grads = tf.grads(f)([tf.tensor4d(x.values, x.shape as [number, number, number, number]), tf.tensor4d(w.values, w.shape as [number, number, number, number]), tf.tensor1d(gamma.values), tf.tensor1d(beta.values)]);
+      return grads.map((t) => t.dataSync() as Float32Array);
+    });
+    // ONNX: the same layer through the block emitters, with the parameters as graph inputs.
+    const params: HostParams = new Map([
+      ['l.w', { shape: w.shape, values: w.values }],
+      ['l.norm.g', { shape: gamma.shape, values: gamma.values }],
+      ['l.norm.b', { shape: beta.shape, values: beta.values }],
+    ]);
+    const xNchw = { shape: [2, cin, size, size], values: tf.tidy(() => tf.transpose(tf.tensor4d(x.values, x.shape as [number, number, number, number]), [0, 3, 1, 2]).dataSync() as Float32Array) };
+    const model = lossGraph({ x: xNchw }, (g, v) => {
+      const y = emitGroupNorm(g, params, 'l.norm', emitConv(g, params, 'l', feature(v.x!, cin, size, size), { stride: 2 }), 3);
+      const up = emitUpsampleNearest2x(g, y);
+      return { value: up.value, shape: [2, cout, size, size] };
+    });
+    // Promote the parameter initializers to inputs and differentiate w.r.t. them too.
+    const { initializersToInputs } = await import('../src/onnx/autodiff/backward.js');
+    const trainable = initializersToInputs(model, ['l.w', 'l.norm.g', 'l.norm.b']);
+    const wOihw = { shape: [cout, cin, 5, 5], values: tf.tidy(() => tf.transpose(tf.tensor4d(w.values, w.shape as [number, number, number, number]), [3, 2, 0, 1]).dataSync() as Float32Array) };
+    const { analytic, worst } = await checkGradients(trainable, { x: xNchw, 'l.w': wOihw, 'l.norm.g': { shape: [cout, 1, 1], values: gamma.values }, 'l.norm.b': { shape: [cout, 1, 1], values: beta.values } });
+    expect(worst).toBeLessThan(5e-3);
+    const back = (v: Float32Array, shape: number[], perm: number[]) => tf.tidy(() => tf.transpose(tf.tensor(v, shape), perm).dataSync() as Float32Array);
+    const rel = (a: Float32Array, b: Float32Array) => {
+      let d = 0;
+      let s = 0;
+      for (let i = 0; i < b.length; i++) {
+        d = Math.max(d, Math.abs(a[i]! - b[i]!));
+        s = Math.max(s, Math.abs(b[i]!));
+      }
+      return d / s;
+    };
+    expect(rel(back(analytic['grad/x']!, [2, cin, size, size], [0, 2, 3, 1]), gx!)).toBeLessThan(1e-4);
+    expect(rel(back(analytic['grad/l.w']!, [cout, cin, 5, 5], [2, 3, 1, 0]), gw!)).toBeLessThan(1e-4);
+    expect(rel(analytic['grad/l.norm.g']!, gg!)).toBeLessThan(1e-4);
+    expect(rel(analytic['grad/l.norm.b']!, gb!)).toBeLessThan(1e-4);
+  });
+});
