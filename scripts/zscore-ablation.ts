@@ -17,7 +17,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fitZScore, loadZScore, saveZScore, withZScoreSettings, type ZScoreModel } from '../src/baselines/zscore-model.js';
 import { existsSync } from 'node:fs';
-import { DEFAULT_ZSCORE_CONFIG, pixelScoreFromZ, pooledZMap, rawSampleScoreOf, zscoreSettings } from '../src/baselines/zscore.js';
+import { DEFAULT_ZSCORE_CONFIG, pixelScoreFromZ, rawSampleScoreOf, zscoreMaps, zscoreSettings } from '../src/baselines/zscore.js';
 import { readNifti, isNiftiFileName } from '../src/io/nifti.js';
 import { listNiftiFiles } from '../src/train/dataset.js';
 import { caseGroupsOf, pixelResult, readManifestIfPresent, sampleResult, type CaseResult, type EvalResult } from '../eval/harness/evaluate.js';
@@ -90,12 +90,12 @@ async function main(): Promise<void> {
       info.push({ name, ...groups.get(name), label: positives, status: 'ok' });
       models.forEach((m, i) => {
         const t = performance.now();
-        const z = pooledZMap(volume, m.stats, m.config);
-        raw[i]!.push(rawSampleScoreOf(z, volume.shape, m.config));
+        const maps = zscoreMaps(volume, m.stats, m.config, { pixel: true });
+        raw[i]!.push(rawSampleScoreOf(maps.sample, maps.sampleShape, m.config));
         for (const [a, agg] of Object.entries(members[i]!.aggregates ?? {})) {
-          aggRaw[i]![a]!.push(rawSampleScoreOf(z, volume.shape, zscoreSettings(m.config, strings(agg))));
+          aggRaw[i]![a]!.push(rawSampleScoreOf(maps.sample, maps.sampleShape, zscoreSettings(m.config, strings(agg))));
         }
-        const pixel = pixelScoreFromZ(z, m.config.zScale);
+        const pixel = pixelScoreFromZ(maps.pixel!, m.config.zScale);
         seconds[i]! += (performance.now() - t) / 1000;
         hist[i]!.push(new ScoreHistogram().add(pixel, labelBytes));
       });

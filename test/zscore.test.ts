@@ -14,6 +14,7 @@ import {
   rawSampleScoreOf,
   statisticsForSettings,
   toStatisticsGrid,
+  zscoreMaps,
   zscoreSettings,
   type ZScoreConfig,
   type ZScoreStatistics,
@@ -88,6 +89,15 @@ describe('matched-resolution z-map', () => {
   it("is 0 for a case equal to the normals' mean when case and statistics are compared on the grid", () => {
     const z = pooledZMap(cube(0.6), stats, config({ resolution: 'grid', minPool: 1, avgPool: 1 }));
     expect(Math.max(...z)).toBeLessThan(1e-4);
+  });
+
+  it('at grid resolution the sample task needs only the grid map, and ranks the blob above the normal', () => {
+    const cfg = config({ resolution: 'grid', minPool: 1, avgPool: 1, mask: true });
+    const normal = zscoreMaps(cube(0.6), stats, cfg, { pixel: false });
+    const blob = zscoreMaps(cube(0.6, 0.4), stats, cfg, { pixel: false });
+    expect(normal.pixel).toBeUndefined();
+    expect(normal.sampleShape).toEqual([8, 8, 8]);
+    expect(rawSampleScoreOf(blob.sample, blob.sampleShape, cfg)).toBeGreaterThan(rawSampleScoreOf(normal.sample, normal.sampleShape, cfg) + 1);
   });
 
   it('the raw case against smoothed statistics (the original) lights up the sharp edges instead', () => {

@@ -14,6 +14,7 @@ import {
   pixelScoreFromZ,
   pooledZMap,
   rawSampleScoreOf,
+  zscoreMaps,
   sampleScoreFromZ,
   standardisedIntensities,
   statisticsForSettings,
@@ -90,7 +91,9 @@ export async function fitZScore(opts: FitZScoreOptions): Promise<ZScoreModel> {
   const raw: number[] = [];
   for (const file of holdout) {
     const volume = await readUsable(file, shape, opts.log);
-    if (volume) raw.push(rawSampleScoreOf(pooledZMap(volume, stats, config), volume.shape, config));
+    if (!volume) continue;
+    const maps = zscoreMaps(volume, stats, config, { pixel: false });
+    raw.push(rawSampleScoreOf(maps.sample, maps.sampleShape, config));
   }
   if (raw.length === 0) throw new InputFileError(holdout.join(', '), 'no usable held-out volume for the calibration');
   opts.log(
@@ -162,7 +165,7 @@ export function zscorePredictor(model: ZScoreModel): Predictor {
     name: 'zscore',
     tasks: ['sample', 'pixel'],
     async sampleScore(volume: Volume, _ctx: CaseContext): Promise<number> {
-      return sampleScoreFromZ(pooledZMap(volume, model.stats, model.config), volume.shape, model.config, model.calibration);
+      return sampleScoreFromZ(zscoreMaps(volume, model.stats, model.config, { pixel: false }), model.config, model.calibration);
     },
     async pixelScore(volume: Volume, _ctx: CaseContext): Promise<Float32Array> {
       return pixelScoreFromZ(pooledZMap(volume, model.stats, model.config), model.config.zScale);

@@ -8,7 +8,8 @@
  * Score, `resolution` = 'case' (the original): μ and σ are resampled trilinearly onto the case's grid;
  * z = |x − μ| / σ on the raw case; 3³ min-pool, then 7³ average pool (case voxels).
  * Score, `resolution` = 'grid' (matched): the case is smoothed and resampled exactly as the statistics
- * were, z is computed on the grid, pooled there (kernels in grid voxels) and resampled to the case.
+ * were, z is computed on the grid, pooled there (kernels in grid voxels) and resampled to the case;
+ * the sample score aggregates the grid map.
  * Optionally the final map is zeroed outside the case's hole-filled body mask.
  * Pixel score = 1 − exp(−z / zScale) ∈ [0, 1). Sample score = an aggregate of the z-map (mean of its top
  * `topFraction`, or the maximum of a `sampleBox`³ box mean), mapped to [0, 1] by the calibration fitted
@@ -144,15 +145,41 @@ export function standardisedIntensities(volume: Volume, stats: ZScoreStatistics,
   return q ? matchQuantiles(volume.data, q, template, FOREGROUND_THRESHOLD) : volume.data;
 }
 
-/** Pooled voxel z-map of a volume against the statistics (the volume must have the fitted shape). */
-export function pooledZMap(volume: Volume, stats: ZScoreStatistics, cfg: ZScoreConfig): Float32Array {
+/** What one scoring pass of a case yields. */
+export interface ZScoreMaps {
+  /** The final z-map on the case's grid (pixel task), when asked for. */
+  readonly pixel?: Float32Array;
+  /** The map the sample score aggregates: the pixel map ('case'), or the pooled grid map ('grid'). */
+  readonly sample: Float32Array;
+  readonly sampleShape: Shape3;
+}
+
+/**
+ * Scores a case against the statistics (the case must have the fitted shape). With `resolution` 'grid'
+ * the sample score needs only the coarse map, so `pixel: false` skips everything at case resolution;
+ * its mask is then the body mask of the grid copy of the case (one grid voxel of margin).
+ */
+export function zscoreMaps(volume: Volume, stats: ZScoreStatistics, cfg: ZScoreConfig, want: { pixel: boolean }): ZScoreMaps {
   const shape = volume.shape;
   if (shape.some((n, a) => n !== cfg.volumeShape[a])) {
     throw new Error(`volume is ${shape.join('×')}, the z-score statistics were fitted on ${cfg.volumeShape.join('×')}`);
   }
   const x = standardisedIntensities(volume, stats, cfg);
-  const z = (cfg.resolution ?? 'case') === 'grid' ? gridZMap(x, shape, stats, cfg) : caseZMap(x, shape, stats, cfg);
-  return cfg.mask ? applyMask(z, bodyMask(volume.data, shape, { threshold: FOREGROUND_THRESHOLD })) : z;
+  const caseMask = (z: Float32Array): Float32Array => (cfg.mask ? applyMask(z, bodyMask(volume.data, shape, { threshold: FOREGROUND_THRESHOLD })) : z);
+  if ((cfg.resolution ?? 'case') === 'case') {
+    const z = caseMask(caseZMap(x, shape, stats, cfg));
+    return { pixel: z, sample: z, sampleShape: shape };
+  }
+  const gridShape: Shape3 = [cfg.grid, cfg.grid, cfg.grid];
+  const xGrid = toStatisticsGrid(x, shape, cfg.grid);
+  const zGrid = pool(gridZ(xGrid, stats), gridShape, cfg);
+  const sample = cfg.mask ? applyMask(Float32Array.from(zGrid), bodyMask(xGrid, gridShape, { threshold: FOREGROUND_THRESHOLD, margin: 1 })) : zGrid;
+  return { ...(want.pixel ? { pixel: caseMask(resampleData(zGrid, gridShape, shape)) } : {}), sample, sampleShape: gridShape };
+}
+
+/** The final z-map of a case on its own grid (what the pixel score maps to [0, 1]). */
+export function pooledZMap(volume: Volume, stats: ZScoreStatistics, cfg: ZScoreConfig): Float32Array {
+  return zscoreMaps(volume, stats, cfg, { pixel: true }).pixel!;
 }
 
 /** The original: raw case against μ and σ resampled onto its grid, pooled in case voxels. */
@@ -162,13 +189,6 @@ function caseZMap(x: Float32Array, shape: Shape3, stats: ZScoreStatistics, cfg: 
   const z = resampleData(stats.sigma, gridShape, shape); // σ first, overwritten by z in place
   for (let i = 0; i < z.length; i++) z[i] = Math.abs(x[i]! - mean[i]!) / z[i]!;
   return pool(z, shape, cfg);
-}
-
-/** Matched resolution: the case smoothed and resampled as the statistics were, z on the grid, then resampled. */
-function gridZMap(x: Float32Array, shape: Shape3, stats: ZScoreStatistics, cfg: ZScoreConfig): Float32Array {
-  const gridShape: Shape3 = [cfg.grid, cfg.grid, cfg.grid];
-  const z = gridZ(toStatisticsGrid(x, shape, cfg.grid), stats);
-  return resampleData(pool(z, gridShape, cfg), gridShape, shape);
 }
 
 /** |x − μ| / σ voxel by voxel, x already on the statistics grid. */
@@ -186,7 +206,7 @@ function pool(z: Float32Array, shape: Shape3, cfg: ZScoreConfig): Float32Array {
   return a > 1 ? avgPool3d(minned, shape, [a, a, a]) : minned;
 }
 
-/** The raw sample score of a pooled z-map under the config's aggregate. */
+/** The raw sample score of a map (`ZScoreMaps.sample`) under the config's aggregate; sampleBox counts that map's voxels. */
 export function rawSampleScoreOf(zmap: Float32Array, shape: Shape3, cfg: ZScoreConfig): number {
   if ((cfg.sampleAggregate ?? 'top') === 'boxmax') {
     const b = cfg.sampleBox ?? 1;
@@ -209,8 +229,8 @@ export function pixelScoreFromZ(zmap: Float32Array, zScale: number): Float32Arra
   return out;
 }
 
-export function sampleScoreFromZ(zmap: Float32Array, shape: Shape3, cfg: ZScoreConfig, calibration: SampleCalibration): number {
-  return applySampleCalibration(calibration, rawSampleScoreOf(zmap, shape, cfg));
+export function sampleScoreFromZ(maps: ZScoreMaps, cfg: ZScoreConfig, calibration: SampleCalibration): number {
+  return applySampleCalibration(calibration, rawSampleScoreOf(maps.sample, maps.sampleShape, cfg));
 }
 
 /**
