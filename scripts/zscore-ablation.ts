@@ -11,7 +11,9 @@
  * Variants with the same `train` share one fit. Sample scores are the raw aggregates mapped by
  * r / (1 + r): strictly increasing like the calibration, so AP and AUROC are those of the calibrated ones.
  * --limit N scores only the first N cases (a smoke test).
- * Seconds per case: the scoring (z-map, sample aggregate, pixel map) of one variant, without reading.
+ * Seconds per case: the scoring (z-map, sample aggregate, pixel map) of one variant, without reading;
+ * variants of one fit share a case's standardised intensities, grid copy and masks (a memo; --memo off
+ * times each variant on its own), so their seconds are not comparable unless --memo off.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -88,9 +90,10 @@ async function main(): Promise<void> {
       for (const v of labelBytes) positives += v;
       labels.push(Number((await readFile(join(o.set!, 'toy_label', 'sample', `${name}.txt`), 'utf8')).trim()));
       info.push({ name, ...groups.get(name), label: positives, status: 'ok' });
+      const memo = o.memo === 'off' ? undefined : new Map<string, unknown>();
       models.forEach((m, i) => {
         const t = performance.now();
-        const maps = zscoreMaps(volume, m.stats, m.config, { pixel: true });
+        const maps = zscoreMaps(volume, m.stats, m.config, { pixel: true }, memo);
         raw[i]!.push(rawSampleScoreOf(maps.sample, maps.sampleShape, m.config));
         for (const [a, agg] of Object.entries(members[i]!.aggregates ?? {})) {
           aggRaw[i]![a]!.push(rawSampleScoreOf(maps.sample, maps.sampleShape, zscoreSettings(m.config, strings(agg))));

@@ -100,6 +100,19 @@ describe('matched-resolution z-map', () => {
     expect(rawSampleScoreOf(blob.sample, blob.sampleShape, cfg)).toBeGreaterThan(rawSampleScoreOf(normal.sample, normal.sampleShape, cfg) + 1);
   });
 
+  it('a shared memo gives the same maps as scoring each setting on its own', () => {
+    const volume = cube(0.6, 0.4);
+    const memo = new Map<string, unknown>();
+    for (const over of [{ mask: true }, { mask: true, avgPool: 3 }, { resolution: 'case' as const, mask: true }]) {
+      const cfg = config({ resolution: 'grid', minPool: 1, avgPool: 1, ...over });
+      const shared = zscoreMaps(volume, stats, cfg, { pixel: true }, memo);
+      const alone = zscoreMaps(volume, stats, cfg, { pixel: true });
+      expect(shared.pixel).toEqual(alone.pixel);
+      expect(shared.sample).toEqual(alone.sample);
+    }
+    expect(memo.size).toBeGreaterThan(0);
+  });
+
   it('the raw case against smoothed statistics (the original) lights up the sharp edges instead', () => {
     const z = pooledZMap(cube(0.6), stats, config({ minPool: 1, avgPool: 1 }));
     expect(Math.max(...z)).toBeGreaterThan(1);

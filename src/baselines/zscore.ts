@@ -159,23 +159,38 @@ export interface ZScoreMaps {
  * the sample score needs only the coarse map, so `pixel: false` skips everything at case resolution;
  * its mask is then the body mask of the grid copy of the case (one grid voxel of margin).
  */
-export function zscoreMaps(volume: Volume, stats: ZScoreStatistics, cfg: ZScoreConfig, want: { pixel: boolean }): ZScoreMaps {
+export function zscoreMaps(volume: Volume, stats: ZScoreStatistics, cfg: ZScoreConfig, want: { pixel: boolean }, memo?: ZScoreCaseMemo): ZScoreMaps {
   const shape = volume.shape;
   if (shape.some((n, a) => n !== cfg.volumeShape[a])) {
     throw new Error(`volume is ${shape.join('×')}, the z-score statistics were fitted on ${cfg.volumeShape.join('×')}`);
   }
-  const x = standardisedIntensities(volume, stats, cfg);
-  const caseMask = (z: Float32Array): Float32Array => (cfg.mask ? applyMask(z, bodyMask(volume.data, shape, { threshold: FOREGROUND_THRESHOLD })) : z);
+  const remember = <T>(key: string, make: () => T): T => {
+    if (!memo) return make();
+    if (!memo.has(key)) memo.set(key, make());
+    return memo.get(key) as T;
+  };
+  const intensity = cfg.intensity ?? 'none';
+  const x = (): Float32Array => remember(`x:${intensity}`, () => standardisedIntensities(volume, stats, cfg));
+  const caseMask = (z: Float32Array): Float32Array =>
+    cfg.mask ? applyMask(z, remember('mask', () => bodyMask(volume.data, shape, { threshold: FOREGROUND_THRESHOLD }))) : z;
   if ((cfg.resolution ?? 'case') === 'case') {
-    const z = caseMask(caseZMap(x, shape, stats, cfg));
+    const z = caseMask(caseZMap(x(), shape, stats, cfg));
     return { pixel: z, sample: z, sampleShape: shape };
   }
   const gridShape: Shape3 = [cfg.grid, cfg.grid, cfg.grid];
-  const xGrid = toStatisticsGrid(x, shape, cfg.grid);
+  const xGrid = remember(`xGrid:${intensity}:${cfg.grid}`, () => toStatisticsGrid(x(), shape, cfg.grid));
   const zGrid = pool(gridZ(xGrid, stats), gridShape, cfg);
-  const sample = cfg.mask ? applyMask(Float32Array.from(zGrid), bodyMask(xGrid, gridShape, { threshold: FOREGROUND_THRESHOLD, margin: 1 })) : zGrid;
+  const gridMask = (): Uint8Array =>
+    remember(`gridMask:${intensity}:${cfg.grid}`, () => bodyMask(xGrid, gridShape, { threshold: FOREGROUND_THRESHOLD, margin: 1 }));
+  const sample = cfg.mask ? applyMask(Float32Array.from(zGrid), gridMask()) : zGrid;
   return { ...(want.pixel ? { pixel: caseMask(resampleData(zGrid, gridShape, shape)) } : {}), sample, sampleShape: gridShape };
 }
+
+/**
+ * Intermediate results of one case shared between scorings with different settings (standardised
+ * intensities, grid copy, masks), for ablations; keys are internal. Use one memo per case.
+ */
+export type ZScoreCaseMemo = Map<string, unknown>;
 
 /** The final z-map of a case on its own grid (what the pixel score maps to [0, 1]). */
 export function pooledZMap(volume: Volume, stats: ZScoreStatistics, cfg: ZScoreConfig): Float32Array {
