@@ -11,6 +11,10 @@
  * Variants with the same `train` share one fit. Sample scores are the raw aggregates mapped by
  * r / (1 + r): strictly increasing like the calibration, so AP and AUROC are those of the calibrated ones.
  * --limit N scores only the first N cases (a smoke test).
+ * --stride S: pixel metrics over the voxels whose three indices are multiples of S (a 1/S³ lattice; the
+ *   map is computed in full, only the histogram is thinned; S = 1, the default, is the exact metric).
+ * --shard K/N: score cases K, K + N, … only and write OUT.shard-K.json (raw sample scores and sparse
+ *   histograms); --merge N then reads the N shard files and writes OUT and its Markdown table.
  * Seconds per case: the scoring (z-map, sample aggregate, pixel map) of one variant, without reading;
  * variants of one fit share a case's standardised intensities, grid copy and masks (a memo; --memo off
  * times each variant on its own), so their seconds are not comparable unless --memo off.
@@ -44,8 +48,93 @@ function args(): Record<string, string> {
 const strings = (r: Record<string, string | number> = {}): Record<string, string> =>
   Object.fromEntries(Object.entries(r).map(([k, v]) => [k, String(v)]));
 
+interface ShardCase {
+  name: string;
+  kind?: string;
+  size?: string;
+  label: number;
+  status: CaseResult['status'];
+  sampleLabel: number;
+  raw: number;
+  hist: [number[], number[], number[]];
+}
+interface ShardVariant {
+  cases: ShardCase[];
+  aggregates: Record<string, number[]>;
+  seconds: number;
+}
+
+/** Flat indices of the voxels whose x, y and z are multiples of `stride`. */
+function lattice(shape: readonly [number, number, number], stride: number): Int32Array {
+  const [nx, ny, nz] = shape;
+  const out: number[] = [];
+  for (let z = 0; z < nz; z += stride) for (let y = 0; y < ny; y += stride) for (let x = 0; x < nx; x += stride) out.push(x + nx * (y + ny * z));
+  return Int32Array.from(out);
+}
+
+function sparse(h: ScoreHistogram): [number[], number[], number[]] {
+  const bins: number[] = [];
+  const pos: number[] = [];
+  const neg: number[] = [];
+  for (let b = 0; b < h.positives.length; b++) {
+    if (h.positives[b]! + h.negatives[b]! === 0) continue;
+    bins.push(b);
+    pos.push(h.positives[b]!);
+    neg.push(h.negatives[b]!);
+  }
+  return [bins, pos, neg];
+}
+
+function dense([bins, pos, neg]: [number[], number[], number[]]): ScoreHistogram {
+  const h = new ScoreHistogram();
+  bins.forEach((b, i) => {
+    h.positives[b] = pos[i]!;
+    h.negatives[b] = neg[i]!;
+  });
+  return h;
+}
+
+/** Reads OUT.shard-0 … OUT.shard-(N−1) and writes the tables as an unsharded run would. */
+async function merge(o: Record<string, string>): Promise<void> {
+  const n = Number(o.merge);
+  const variants = JSON.parse(await readFile(o.variants!, 'utf8')) as Variant[];
+  const bootstrap = Number(o.bootstrap ?? 1000);
+  const seed = Number(o.seed ?? 14);
+  const shards: Record<string, ShardVariant>[] = [];
+  for (let k = 0; k < n; k++) shards.push(JSON.parse(await readFile(o.out!.replace(/\.json$/, `.shard-${k}.json`), 'utf8')));
+  const results: Record<string, { sample: EvalResult; pixel: EvalResult; secondsPerCase: number; config: unknown }> = {};
+  const sampleAggregates: Record<string, EvalResult> = {};
+  for (const v of variants) {
+    const cases = shards.flatMap((s) => s[v.name]!.cases).sort((a, b) => (a.name < b.name ? -1 : 1));
+    const labels = cases.map((c) => c.sampleLabel);
+    const toScore = (r: number): number => r / (1 + r);
+    const perCase = (scores: number[]): CaseResult[] =>
+      cases.map((c, j) => ({ name: c.name, kind: c.kind, size: c.size, label: c.sampleLabel, score: scores[j]!, status: 'ok' as const }));
+    const scores = cases.map((c) => toScore(c.raw));
+    const info = cases.map((c) => ({ name: c.name, kind: c.kind, size: c.size, label: c.label, status: c.status }));
+    results[v.name] = {
+      sample: sampleResult(scores, labels, perCase(scores), { bootstrap, seed }),
+      pixel: pixelResult(cases.map((c) => dense(c.hist)), info, { bootstrap, seed }),
+      secondsPerCase: shards.reduce((t, s) => t + s[v.name]!.seconds, 0) / cases.length,
+      config: v,
+    };
+    console.error(`${v.name}: ${summary(results[v.name]!)}`);
+    for (const a of Object.keys(v.aggregates ?? {})) {
+      // Shard order, then re-sorted by case name like `cases`.
+      const byName = new Map<string, number>();
+      for (const s of shards) s[v.name]!.cases.forEach((c, j) => byName.set(c.name, s[v.name]!.aggregates[a]![j]!));
+      const sc = cases.map((c) => toScore(byName.get(c.name)!));
+      sampleAggregates[`${v.name} · ${a}`] = sampleResult(sc, labels, perCase(sc), { bootstrap, seed });
+    }
+  }
+  const drop = (k: string, val: unknown): unknown => (k === 'curves' || k === 'per_case' ? undefined : val);
+  await writeFile(o.out!, JSON.stringify({ variants: results, sampleAggregates }, drop, 1));
+  await writeFile(o.out!.replace(/\.json$/, '.md'), table(variants, results) + '\n' + aggregateTable(sampleAggregates));
+}
+
 async function main(): Promise<void> {
   const o = args();
+  if (o.merge) return merge(o);
   const variants = JSON.parse(await readFile(o.variants!, 'utf8')) as Variant[];
   const bootstrap = Number(o.bootstrap ?? 1000);
   const seed = Number(o.seed ?? 14);
@@ -60,6 +149,7 @@ async function main(): Promise<void> {
     byTrain.set(key, [...(byTrain.get(key) ?? []), v]);
   }
   const results: Record<string, { sample: EvalResult; pixel: EvalResult; secondsPerCase: number; config: unknown }> = {};
+  const shardOut: Record<string, ShardVariant> = {};
   const sampleAggregates: Record<string, EvalResult> = {};
   for (const [key, members] of byTrain) {
     const train = strings(JSON.parse(key) as Record<string, string | number>);
@@ -82,10 +172,14 @@ async function main(): Promise<void> {
     const seconds = members.map(() => 0);
     const labels: number[] = [];
     const info: { name: string; kind?: string; size?: string; label: number; status: CaseResult['status'] }[] = [];
-    for (const name of caseNames) {
+    const stride = Number(o.stride ?? 1);
+    const [shardK, shardN] = (o.shard ?? '0/1').split('/').map(Number) as [number, number];
+    for (const [ci, name] of caseNames.entries()) {
+      if (ci % shardN !== shardK) continue;
       const { volume } = await readNifti(join(o.set!, 'toy', name));
       const { volume: label } = await readNifti(join(o.set!, 'toy_label', 'pixel', name));
-      const labelBytes = Uint8Array.from(label.data, (v) => (Math.round(v) === 1 ? 1 : 0));
+      const keep = lattice(volume.shape, stride);
+      const labelBytes = Uint8Array.from(keep, (i) => (Math.round(label.data[i]!) === 1 ? 1 : 0));
       let positives = 0;
       for (const v of labelBytes) positives += v;
       labels.push(Number((await readFile(join(o.set!, 'toy_label', 'sample', `${name}.txt`), 'utf8')).trim()));
@@ -98,11 +192,23 @@ async function main(): Promise<void> {
         for (const [a, agg] of Object.entries(members[i]!.aggregates ?? {})) {
           aggRaw[i]![a]!.push(rawSampleScoreOf(maps.sample, maps.sampleShape, zscoreSettings(m.config, strings(agg))));
         }
-        const pixel = pixelScoreFromZ(maps.pixel!, m.config.zScale);
+        const full = maps.pixel!;
+        const thinned = stride === 1 ? full : Float32Array.from(keep, (j) => full[j]!);
+        const pixel = pixelScoreFromZ(thinned, m.config.zScale);
         seconds[i]! += (performance.now() - t) / 1000;
         hist[i]!.push(new ScoreHistogram().add(pixel, labelBytes));
       });
       console.error(`${key} ${name} done`);
+    }
+    if (o.shard) {
+      members.forEach((v, i) => {
+        shardOut[v.name] = {
+          cases: info.map((c, j) => ({ ...c, sampleLabel: labels[j]!, raw: raw[i]![j]!, hist: sparse(hist[i]![j]!) })),
+          aggregates: aggRaw[i]!,
+          seconds: seconds[i]!,
+        };
+      });
+      continue;
     }
     members.forEach((v, i) => {
       const scores = raw[i]!.map((r) => r / (1 + r));
@@ -120,6 +226,10 @@ async function main(): Promise<void> {
         sampleAggregates[`${v.name} · ${a}`] = sampleResult(sc, labels, pc, { bootstrap, seed });
       }
     });
+  }
+  if (o.shard) {
+    await writeFile(o.out!.replace(/\.json$/, `.shard-${o.shard.split('/')[0]}.json`), JSON.stringify(shardOut));
+    return;
   }
   const drop = (k: string, v: unknown): unknown => (k === 'curves' || k === 'per_case' ? undefined : v);
   await writeFile(o.out!, JSON.stringify({ variants: results, sampleAggregates }, drop, 1));
