@@ -23,7 +23,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fitZScore, loadZScore, saveZScore, withZScoreSettings, type ZScoreModel } from '../src/baselines/zscore-model.js';
 import { existsSync } from 'node:fs';
-import { DEFAULT_ZSCORE_CONFIG, pixelScoreFromZ, rawSampleScoreOf, zscoreMaps, zscoreSettings } from '../src/baselines/zscore.js';
+import { LEGACY_ZSCORE_CONFIG, pixelScoreFromZ, rawSampleScoreOf, zscoreMaps, zscoreSettings } from '../src/baselines/zscore.js';
 import { readNifti, isNiftiFileName } from '../src/io/nifti.js';
 import { listNiftiFiles } from '../src/train/dataset.js';
 import { caseGroupsOf, pixelResult, readManifestIfPresent, sampleResult, type CaseResult, type EvalResult } from '../eval/harness/evaluate.js';
@@ -154,7 +154,7 @@ async function main(): Promise<void> {
   for (const [key, members] of byTrain) {
     const train = strings(JSON.parse(key) as Record<string, string | number>);
     const { grid, quantiles, ...scoring } = train;
-    let config = zscoreSettings({ ...DEFAULT_ZSCORE_CONFIG, grid: grid ? Number(grid) : DEFAULT_ZSCORE_CONFIG.grid }, scoring);
+    let config = zscoreSettings({ ...LEGACY_ZSCORE_CONFIG, grid: grid ? Number(grid) : LEGACY_ZSCORE_CONFIG.grid, intensity: 'none', resolution: 'case', mask: false }, scoring);
     if (quantiles) config = { ...config, quantiles: Number(quantiles) };
     const t0 = performance.now();
     const cacheDir = o.cache ? join(o.cache, key.replace(/[^A-Za-z0-9.]+/g, '_') || 'default') : undefined;

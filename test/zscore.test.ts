@@ -7,6 +7,7 @@ import { createRng } from '../src/engine/random.js';
 import { fitZScore, loadZScore, saveZScore, withZScoreSettings } from '../src/baselines/zscore-model.js';
 import {
   DEFAULT_ZSCORE_CONFIG,
+  LEGACY_ZSCORE_CONFIG,
   RunningMoments,
   ZSCORE_SETTING_KEYS,
   fittedSigmaFloor,
@@ -42,7 +43,7 @@ function statsOf(volumes: Volume[], grid: number, floor: number): ZScoreStatisti
   return m.statistics(floor);
 }
 
-const config = (over: Partial<ZScoreConfig> = {}): ZScoreConfig => ({ ...DEFAULT_ZSCORE_CONFIG, grid: 8, volumeShape: SHAPE, ...over });
+const config = (over: Partial<ZScoreConfig> = {}): ZScoreConfig => ({ ...LEGACY_ZSCORE_CONFIG, grid: 8, volumeShape: SHAPE, ...over });
 
 describe('quantile matching', () => {
   it('foreground quantiles match a sort of the values above the threshold', () => {
@@ -111,6 +112,17 @@ describe('matched-resolution z-map', () => {
       expect(shared.sample).toEqual(alone.sample);
     }
     expect(memo.size).toBeGreaterThan(0);
+  });
+
+  it('search: a case shifted by one grid voxel against the normals is not anomalous within that radius', () => {
+    const shifted = makeVolume(SHAPE, new Float32Array(24 ** 3));
+    for (let z = 4; z < 20; z++) for (let y = 4; y < 20; y++) for (let x = 7; x < 23; x++) shifted.data[idx(x, y, z)] = 0.6; // 3 voxels = 1 grid voxel
+    const plain = zscoreMaps(shifted, stats, config({ resolution: 'grid', minPool: 1, avgPool: 1 }), { pixel: false });
+    const searched = zscoreMaps(shifted, stats, config({ resolution: 'grid', minPool: 1, avgPool: 1, search: 1 }), { pixel: false });
+    expect(Math.max(...plain.sample)).toBeGreaterThan(2);
+    expect(Math.max(...searched.sample)).toBeLessThan(0.2);
+    const blob = zscoreMaps(cube(0.6, 0.4), stats, config({ resolution: 'grid', minPool: 1, avgPool: 1, search: 1 }), { pixel: false });
+    expect(Math.max(...blob.sample)).toBeGreaterThan(1); // the blob's inside matches no nearby normal value
   });
 
   it('the raw case against smoothed statistics (the original) lights up the sharp edges instead', () => {
@@ -254,7 +266,7 @@ describe('fit, save, load', () => {
   });
 
   it('a fit without quantile matching stores no template, and quantile settings then fail clearly', async () => {
-    const model = await fitZScore({ files: [`${normals}/a.nii.gz`, `${normals}/b.nii.gz`, `${normals}/c.nii.gz`], holdout: 1, seed: 1, config: { grid: 8 }, log: () => undefined });
+    const model = await fitZScore({ files: [`${normals}/a.nii.gz`, `${normals}/b.nii.gz`, `${normals}/c.nii.gz`], holdout: 1, seed: 1, config: { ...LEGACY_ZSCORE_CONFIG, grid: 8, intensity: 'none', resolution: 'case', mask: false }, log: () => undefined });
     expect(model.stats.template).toBeUndefined();
     const q = withZScoreSettings(model, { intensity: 'quantile' });
     expect(() => pooledZMap(cube(0.5), q.stats, q.config)).toThrow(/template quantiles/);

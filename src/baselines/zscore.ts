@@ -62,9 +62,34 @@ export interface ZScoreConfig {
   readonly sampleAggregate?: ZSampleAggregate;
   /** Box edge (case voxels, odd) of the 'boxmax' aggregate. */
   readonly sampleBox?: number;
+  /**
+   * With 'grid': z of a grid voxel is the smallest |x − μ| / σ over the statistics within this many grid
+   * voxels along each axis (absent: 0), so that a case shifted against the normals by up to that much
+   * is not an anomaly at every edge; an anomaly must differ from every nearby normal value.
+   */
+  readonly search?: number;
 }
 
+/**
+ * What `train zscore` fits and stores (chosen on the development set, docs/quality-zscore.md): matched
+ * resolution, quantile matching, body mask. Weights store their whole config; a field they lack means
+ * the original behaviour (LEGACY_ZSCORE_CONFIG), never these defaults.
+ */
 export const DEFAULT_ZSCORE_CONFIG: Omit<ZScoreConfig, 'volumeShape'> = Object.freeze({
+  grid: 64,
+  sigmaFloor: 0.05,
+  minPool: 1,
+  avgPool: 1,
+  zScale: 4,
+  topFraction: 0.001,
+  resolution: 'grid',
+  intensity: 'quantile',
+  quantiles: 101,
+  mask: true,
+});
+
+/** The original baseline (raw case against 64³ statistics, 3³ min and 7³ mean pooling, no matching, no mask). */
+export const LEGACY_ZSCORE_CONFIG: Omit<ZScoreConfig, 'volumeShape'> = Object.freeze({
   grid: 64,
   sigmaFloor: 0.05,
   minPool: 3,
@@ -179,7 +204,7 @@ export function zscoreMaps(volume: Volume, stats: ZScoreStatistics, cfg: ZScoreC
   }
   const gridShape: Shape3 = [cfg.grid, cfg.grid, cfg.grid];
   const xGrid = remember(`xGrid:${intensity}:${cfg.grid}`, () => toStatisticsGrid(x(), shape, cfg.grid));
-  const zGrid = pool(gridZ(xGrid, stats), gridShape, cfg);
+  const zGrid = pool(gridZ(xGrid, stats, gridShape, cfg.search ?? 0), gridShape, cfg);
   const gridMask = (): Uint8Array =>
     remember(`gridMask:${intensity}:${cfg.grid}`, () => bodyMask(xGrid, gridShape, { threshold: FOREGROUND_THRESHOLD, margin: 1 }));
   const sample = cfg.mask ? applyMask(Float32Array.from(zGrid), gridMask()) : zGrid;
@@ -206,11 +231,40 @@ function caseZMap(x: Float32Array, shape: Shape3, stats: ZScoreStatistics, cfg: 
   return pool(z, shape, cfg);
 }
 
-/** |x − μ| / σ voxel by voxel, x already on the statistics grid. */
-export function gridZ(xGrid: Float32Array, stats: ZScoreStatistics): Float32Array {
-  if (xGrid.length !== stats.mean.length) throw new RangeError(`gridZ: ${xGrid.length} values, statistics of ${stats.mean.length}`);
+/**
+ * |x − μ| / σ voxel by voxel, x already on the statistics grid; with `search` r > 0, the smallest such z
+ * against the statistics of the (2r + 1)³ neighbourhood (cut at the grid's border).
+ */
+export function gridZ(xGrid: Float32Array, stats: ZScoreStatistics, shape: Shape3, search = 0): Float32Array {
+  if (xGrid.length !== stats.mean.length || xGrid.length !== voxelCount(shape)) {
+    throw new RangeError(`gridZ: ${xGrid.length} values, statistics of ${stats.mean.length}, grid ${shape.join('×')}`);
+  }
+  const { mean, sigma } = stats;
   const z = new Float32Array(xGrid.length);
-  for (let i = 0; i < z.length; i++) z[i] = Math.abs(xGrid[i]! - stats.mean[i]!) / stats.sigma[i]!;
+  if (search <= 0) {
+    for (let i = 0; i < z.length; i++) z[i] = Math.abs(xGrid[i]! - mean[i]!) / sigma[i]!;
+    return z;
+  }
+  const [nx, ny, nz] = shape;
+  for (let k = 0; k < nz; k++) {
+    for (let j = 0; j < ny; j++) {
+      for (let i = 0; i < nx; i++) {
+        const at = i + nx * (j + ny * k);
+        const x = xGrid[at]!;
+        let best = Infinity;
+        for (let c = Math.max(0, k - search); c <= Math.min(nz - 1, k + search); c++) {
+          for (let b = Math.max(0, j - search); b <= Math.min(ny - 1, j + search); b++) {
+            const row = nx * (b + ny * c);
+            for (let a = Math.max(0, i - search); a <= Math.min(nx - 1, i + search); a++) {
+              const v = Math.abs(x - mean[row + a]!) / sigma[row + a]!;
+              if (v < best) best = v;
+            }
+          }
+        }
+        z[at] = best;
+      }
+    }
+  }
   return z;
 }
 
@@ -363,6 +417,11 @@ const SETTINGS: Readonly<Record<string, SettingParser>> = Object.freeze({
   mask: boolean,
   sampleAggregate: oneOf('top', 'boxmax'),
   sampleBox: oddInteger,
+  search: (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0 || n > 4) throw new Error(`expected an integer from 0 to 4, got "${v}"`);
+    return n;
+  },
 });
 
 /** Fields fixed by the fit (the shape of the stored statistics). */

@@ -30,7 +30,7 @@ export function registerTrain(program: Command): void {
       const calibrationFiles = opts.calibrationData.length > 0 ? await listNiftiFiles(opts.calibrationData) : undefined;
       if (calibrationFiles?.length === 0) throw new Error(`no NIfTI files in ${opts.calibrationData.join(', ')}`);
       const settings = zscoreSettings({ ...DEFAULT_ZSCORE_CONFIG, grid: opts.grid }, keyValuePairs(opts.set));
-      const config = (settings.intensity ?? 'none') === 'quantile' ? { ...settings, quantiles: opts.quantiles } : settings;
+      const config = (settings.intensity ?? 'none') === 'quantile' ? { ...settings, quantiles: opts.quantiles } : { ...settings, quantiles: undefined };
       const log = stderrLog('train zscore: ');
       const model = await fitZScore({ files, holdout: opts.holdout, calibrationFiles, seed: opts.seed, config, log });
       const seconds = (performance.now() - t0) / 1000;
