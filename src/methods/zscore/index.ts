@@ -1,6 +1,7 @@
 /** The `zscore` method: voxel-wise z-scores against normal volumes (README.md). */
 import type { Method } from '../method.js';
 import { registerZscoreTrain } from './cli.js';
+import { ZSCORE_SETTING_KEYS } from './zscore.js';
 
 const zscore: Method = {
   id: 'zscore',
@@ -8,9 +9,10 @@ const zscore: Method = {
   scores: [{ name: 'zscore', tasks: ['sample', 'pixel'] }],
   regions: ['brain', 'abdom'],
   shippedSubfolder: '',
-  async load(weightsDir) {
-    const { loadZScore, zscorePredictor } = await import('./model.js');
-    return zscorePredictor(await loadZScore(weightsDir));
+  settings: ZSCORE_SETTING_KEYS.map((key) => ({ key, help: 'see src/methods/zscore/README.md' })),
+  async load(weightsDir, opts) {
+    const { loadZScore, withZScoreSettings, zscorePredictor } = await import('./model.js');
+    return zscorePredictor(withZScoreSettings(await loadZScore(weightsDir), opts.settings ?? {}));
   },
   registerTrain: registerZscoreTrain,
 };
