@@ -71,7 +71,7 @@ export interface ZScoreConfig {
 }
 
 /**
- * What `train zscore` fits and stores (chosen on the development set, docs/quality-zscore.md): matched
+ * What `train zscore` fits and stores (chosen on the development set, docs/quality.md): matched
  * resolution, quantile matching, body mask. Weights store their whole config; a field they lack means
  * the original behaviour (LEGACY_ZSCORE_CONFIG), never these defaults.
  */
