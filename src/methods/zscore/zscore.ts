@@ -26,6 +26,7 @@ import type { Shape3, Volume } from '../../volume/volume.js';
 import { voxelCount } from '../../volume/volume.js';
 import { applySampleCalibration, type SampleCalibration } from '../../score/calibration.js';
 import { applyMask, bodyMask } from '../../volume/body-mask.js';
+import { meanOfLargest } from '../../score/sample-aggregates.js';
 import { foregroundQuantiles, matchQuantiles } from './zscore-intensity.js';
 
 export type ZResolution = 'case' | 'grid';
@@ -302,34 +303,8 @@ export function sampleScoreFromZ(maps: ZScoreMaps, cfg: ZScoreConfig, calibratio
   return applySampleCalibration(calibration, rawSampleScoreOf(maps.sample, maps.sampleShape, cfg));
 }
 
-/**
- * Mean of the k largest values without sorting everything: a histogram pass finds the value range
- * holding the top k, and only that range is sorted.
- */
-export function meanOfLargest(values: Float32Array, k: number): number {
-  if (k <= 0 || values.length === 0) throw new RangeError('need k ≥ 1 and a non-empty array');
-  k = Math.min(k, values.length);
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (const v of values) {
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
-  if (hi === lo) return hi;
-  const bins = 4096;
-  const counts = new Uint32Array(bins);
-  const scale = (bins - 1) / (hi - lo);
-  for (const v of values) counts[Math.floor((v - lo) * scale)]!++;
-  let above = 0;
-  let bin = bins - 1;
-  while (bin > 0 && above + counts[bin]! < k) above += counts[bin--]!;
-  const candidates: number[] = [];
-  for (const v of values) if (Math.floor((v - lo) * scale) >= bin) candidates.push(v);
-  candidates.sort((a, b) => b - a);
-  let sum = 0;
-  for (let i = 0; i < k; i++) sum += candidates[i]!;
-  return sum / k;
-}
+/** The mean of the k largest values lives with the other sample aggregates. */
+export { meanOfLargest };
 
 export function statisticsSize(cfg: Pick<ZScoreConfig, 'grid'>): number {
   return voxelCount([cfg.grid, cfg.grid, cfg.grid]);
