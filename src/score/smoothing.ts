@@ -46,12 +46,10 @@ export function smoothStack(scores: Float32Array, count: number, height: number,
   return avgPool3d(minPool3d(scores, shape, stackKernel(smoothing.min, stride)), shape, stackKernel(smoothing.avg, stride));
 }
 
-/** The z-stride of a stack from its slice indices (1 for a single slice); throws when uneven. */
+/** The z-stride of a stack from its slice indices: the mean spacing (1 for a single slice). */
 export function stackStride(zs: readonly number[]): number {
   if (zs.length < 2) return 1;
-  const stride = zs[1]! - zs[0]!;
-  for (let i = 2; i < zs.length; i++) if (zs[i]! - zs[i - 1]! !== stride) throw new RangeError(`slices are not evenly spaced: ${zs.join(', ')}`);
-  return stride;
+  return (zs[zs.length - 1]! - zs[0]!) / (zs.length - 1);
 }
 
 /** The stack kernels of `smoothing` for a stack with slice indices `zs`. */

@@ -30,13 +30,13 @@ import {
   type WeightsJobInit,
 } from '../../inference/method-runtime.js';
 import { disposeLsrNetworks, latentGeometry, loadLsrNetworks, type LsrNetworks } from './networks.js';
-import { restorationScores, stackScoresToVolume, type RestorationScoreResult, type RestorationScoreTask } from '../../score/pixel-score.js';
+import { PAPER_SMOOTHING, restorationScores, stackScoresToVolume, type RestorationScoreResult, type RestorationScoreTask } from '../../score/pixel-score.js';
 import type { RestorationStats } from '../../score/restoration.js';
 import { encodeVolume, sampleScoreOfCodes, type EncodedVolume } from '../../score/sample-score.js';
 import { isSliceSelection, readCalibrationFile } from '../../score/calibration-file.js';
 import { runSliceChunks, type ChunkRunner } from '../../score/slice-chunks.js';
 import type { WeightingRule } from '../../score/residual-weights.js';
-import { PAPER_VOXEL_SMOOTHING, stackKernels, type VoxelSmoothing } from '../../score/smoothing.js';
+import { stackKernels, type VoxelSmoothing } from '../../score/smoothing.js';
 import { localMaxExcess, topFractionMean } from '../../score/sample-aggregates.js';
 import { applySampleCalibration } from '../../score/calibration.js';
 import type { Settings } from '../../score/settings.js';
@@ -132,7 +132,7 @@ export interface PixelRunParameters {
   readonly copies: number;
   readonly lambdaP: number;
   readonly k: number;
-  /** Residual weights and smoothing (default: the paper's). */
+  /** Residual weights and smoothing (default: the paper's; smoothing absent = its kernels counted in slices). */
   readonly weighting?: WeightingRule;
   readonly smoothing?: VoxelSmoothing;
   readonly seed: number;
@@ -197,7 +197,7 @@ export async function pixelScoreStack(engine: LsrEngine, volume: Volume, params:
       ...(params.weighting !== undefined ? { weighting: params.weighting } : {}),
     }),
     runner,
-    stackKernels(params.smoothing ?? PAPER_VOXEL_SMOOTHING, encoded.stack.zs),
+    params.smoothing ? stackKernels(params.smoothing, encoded.stack.zs) : PAPER_SMOOTHING,
   );
   const { results } = chunked;
   const stats = sumStats(results.map((r) => r.stats));
@@ -262,7 +262,7 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
     const result = await pixelScoreStack(
       model.engine,
       volume,
-      { region: cal.region, slices, copies, lambdaP: cal.lambdaP, k: cal.k, weighting: scoring.weighting, smoothing: scoring.smoothing, seed: ctx.seed, chunks },
+      { region: cal.region, slices, copies, lambdaP: cal.lambdaP, k: cal.k, weighting: scoring.weighting, ...(scoring.smoothing ? { smoothing: scoring.smoothing } : {}), seed: ctx.seed, chunks },
       run,
     );
     const t0 = performance.now();

@@ -20,7 +20,8 @@ export type LsrSampleAggregate = (typeof LSR_SAMPLE_AGGREGATES)[number];
 
 export interface LsrScoring {
   readonly weighting: WeightingRule;
-  readonly smoothing: VoxelSmoothing;
+  /** Kernels with a z-extent in voxels; absent = the paper's kernels counted in slices (3³ min, 7×7×3 mean). */
+  readonly smoothing?: VoxelSmoothing;
   readonly mask: LsrMask;
   readonly sample: LsrSampleAggregate;
   readonly sampleTop: number;
@@ -28,7 +29,6 @@ export interface LsrScoring {
 
 export const PAPER_LSR_SCORING: LsrScoring = Object.freeze({
   weighting: 'softmax',
-  smoothing: PAPER_VOXEL_SMOOTHING,
   mask: 'none',
   sample: 'sum',
   sampleTop: 0.0005,
@@ -40,10 +40,7 @@ export function isLsrScoring(x: unknown): x is LsrScoring {
     s !== null &&
     typeof s === 'object' &&
     isWeightingRule(s.weighting) &&
-    typeof s.smoothing === 'object' &&
-    s.smoothing !== null &&
-    isVoxelKernel(s.smoothing.min) &&
-    isVoxelKernel(s.smoothing.avg) &&
+    (s.smoothing === undefined || (typeof s.smoothing === 'object' && s.smoothing !== null && isVoxelKernel(s.smoothing.min) && isVoxelKernel(s.smoothing.avg))) &&
     (LSR_MASKS as readonly unknown[]).includes(s.mask) &&
     (LSR_SAMPLE_AGGREGATES as readonly unknown[]).includes(s.sample) &&
     typeof s.sampleTop === 'number' &&
@@ -101,7 +98,7 @@ export function applyLsrSettings<T extends LsrScoringParameters>(base: T, settin
       case 'minPool':
       case 'avgPool':
         try {
-          scoring = { ...scoring, smoothing: { ...scoring.smoothing, [key === 'minPool' ? 'min' : 'avg']: parseVoxelKernel(value) } };
+          scoring = { ...scoring, smoothing: { ...(scoring.smoothing ?? PAPER_VOXEL_SMOOTHING), [key === 'minPool' ? 'min' : 'avg']: parseVoxelKernel(value) } };
         } catch (err) {
           throw new Error(`--set ${key}: ${(err as Error).message}`);
         }
