@@ -19,7 +19,7 @@ import { dirname, join } from 'node:path';
 import { readNifti, isNiftiFileName } from '../src/io/nifti.js';
 import { caseSeed } from '../src/mood/run.js';
 import { loadLsrModel } from '../src/methods/lsr/model.js';
-import { encodeVolume } from '../src/score/sample-score.js';
+import { encodeVolume, type EncodedVolume } from '../src/score/sample-score.js';
 import { decodeDistinct } from '../src/score/decode-distinct.js';
 import { latentGeometry } from '../src/methods/lsr/networks.js';
 import { restoreCodes } from '../src/score/restoration.js';
@@ -30,6 +30,9 @@ import { foregroundCodes, localMaxExcess, selected, topFractionMean } from '../s
 import { quantileOfSorted } from '../src/score/held-out.js';
 import { stackToVolume } from '../src/volume/resample.js';
 import { bodyMask, applyMask } from '../src/volume/body-mask.js';
+import { RESIDUAL_REFERENCE_MODES, relativeResidual, residualReference } from '../src/score/normal-residual.js';
+import type { Kernel3 } from '../src/volume/pool3d.js';
+import type { LsrCalibration } from '../src/methods/lsr/model.js';
 import { ScoreHistogram } from '../eval/metrics/index.js';
 import { caseGroupsOf, pixelResult, sampleResult, type CaseResult, type EvalResult } from '../eval/harness/evaluate.js';
 import { TOY_DIRS, type ToySetManifest } from '../eval/inject/toyset.js';
@@ -51,6 +54,10 @@ const SMOOTHINGS: Record<string, VoxelSmoothing> = {
 const RULES: readonly WeightingRule[] = ['softmax', 'mean', 'outside'];
 const MASKS = ['none', 'body'] as const;
 const TOP_FRACTION = 0.0005;
+/** In-plane dilation of the normal residual reference (stack pixels; ±4 covers the population's misregistration). */
+const REFERENCE_DILATION: Kernel3 = [9, 9, 1];
+/** Floor added to the reference in the `divide` mode (residual units of z-scored intensity). */
+const REFERENCE_FLOOR = 0.05;
 
 interface HeldOut {
   readonly quantiles: { fg: Float32Array; all: Float32Array };
@@ -98,6 +105,76 @@ function resolveLambda(spec: string, calibrated: number, held: HeldOut): number 
   return v;
 }
 
+interface ResidualMaps {
+  readonly maps: Map<WeightingRule, Float32Array>;
+  readonly resampled: number;
+  readonly copyPositions: number;
+  readonly restoreSeconds: number;
+}
+
+/** Restores one encoded volume (or reconstructs it for λp = ∞) and returns the weighted residual stack per rule. */
+async function residualMaps(engine: LsrEngine, encoded: EncodedVolume, lambdaP: number, cal: Pick<LsrCalibration, 'copies' | 'k'>, seed: number): Promise<ResidualMaps> {
+  const stack = encoded.stack;
+  const { width: codeSide, positions: cells } = latentGeometry(engine.nets.prior);
+  const size = stack.width;
+  const plane = size * size;
+  const copies = cal.copies;
+  const t0 = performance.now();
+  let restored: Int32Array;
+  let resampled = 0;
+  let copyPositions: number;
+  if (Number.isFinite(lambdaP)) {
+    const r = await restoreCodes(engine, encoded.codes, stack.positions, { copies, lambdaP, seed, sliceKeys: stack.zs });
+    restored = r.codes;
+    resampled = r.stats.resampled;
+    copyPositions = r.stats.slices * r.stats.copies * r.stats.positions;
+  } else {
+    restored = new Int32Array(stack.count * copies * cells);
+    for (let s = 0; s < stack.count; s++) for (let j = 0; j < copies; j++) restored.set(encoded.codes.subarray(s * cells, (s + 1) * cells), (s * copies + j) * cells);
+    copyPositions = stack.count * copies * cells;
+  }
+  const restoreSeconds = (performance.now() - t0) / 1000;
+  const copyPositionsOf = new Float32Array(stack.count * copies);
+  for (let s = 0; s < stack.count; s++) copyPositionsOf.fill(stack.positions[s]!, s * copies, (s + 1) * copies);
+  const { images } = await decodeDistinct((c, p) => engine.decodeCodeMaps(c, p), restored, copyPositionsOf, cells, plane);
+  const maps = new Map<WeightingRule, Float32Array>();
+  // Without resampling all copies are the plain reconstruction: every weighting rule gives the same map.
+  for (const rule of Number.isFinite(lambdaP) ? RULES : (['mean'] as const)) {
+    const as = new Float32Array(stack.count * plane);
+    for (let s = 0; s < stack.count; s++) {
+      const input = stack.data.subarray(s * plane, (s + 1) * plane);
+      const own = images.subarray(s * copies * plane, (s + 1) * copies * plane);
+      const changed =
+        rule === 'outside'
+          ? Array.from({ length: copies }, (_, j) =>
+              changedPixels(encoded.codes.subarray(s * cells, (s + 1) * cells), restored.subarray((s * copies + j) * cells, (s * copies + j + 1) * cells), { size, codeSide }),
+            )
+          : undefined;
+      as.set(weightedResidualMap(input, own, restorationWeights(input, own, copies, rule, cal.k, changed)), s * plane);
+    }
+    maps.set(rule, as);
+  }
+  return { maps, resampled, copyPositions, restoreSeconds };
+}
+
+/** Mean residual stack of the held-out normals per rule, dilated in-plane (see src/score/normal-residual.ts). */
+async function normalResidualReferences(engine: LsrEngine, dir: string, every: number, lambdaP: number, cal: Pick<LsrCalibration, 'copies' | 'k'>, runSeed: number): Promise<Map<WeightingRule, Float32Array>> {
+  const files = (await readdir(dir)).filter(isNiftiFileName).sort();
+  const perRule = new Map<WeightingRule, Float32Array[]>();
+  let shape: [number, number, number] | undefined;
+  for (const f of files) {
+    const { volume } = await readNifti(join(dir, f));
+    const encoded = await encodeVolume(engine, volume, 'brain', { every });
+    shape = [encoded.stack.width, encoded.stack.height, encoded.stack.count];
+    const r = await residualMaps(engine, encoded, lambdaP, cal, caseSeed(runSeed, f));
+    for (const [rule, map] of r.maps) (perRule.get(rule) ?? perRule.set(rule, []).get(rule)!).push(map);
+    process.stderr.write(`normal reference: ${f}\n`);
+  }
+  const out = new Map<WeightingRule, Float32Array>();
+  for (const [rule, maps] of perRule) out.set(rule, residualReference(maps, shape!, REFERENCE_DILATION));
+  return out;
+}
+
 async function main(): Promise<void> {
   const setDir = option('set');
   const weights = option('weights', 'weights/brain/lsr');
@@ -115,6 +192,7 @@ async function main(): Promise<void> {
   const lambdaP = resolveLambda(lambdaSpec, cal.lambdaP, held);
   const lambdaS = { cal: cal.lambdaS, fg98: quantileOfSorted(held.quantiles.fg, 0.98), fg99: quantileOfSorted(held.quantiles.fg, 0.99) };
   process.stderr.write(`λp = ${lambdaP} (${lambdaSpec}); λs ${JSON.stringify(lambdaS)}\n`);
+  const normalReference = sampleOnly || process.argv.includes('--no-reference') ? undefined : await normalResidualReferences(engine, option('held-out', 'data/pop-brain-holdout'), every, lambdaP, cal, runSeed);
 
   const manifest = JSON.parse(await readFile(join(setDir, 'manifest.json'), 'utf8')) as ToySetManifest;
   const groups = caseGroupsOf(manifest);
@@ -168,47 +246,29 @@ async function main(): Promise<void> {
     }
     // Restoration once, then every post-processing variant.
     const t0 = performance.now();
-    const seed = caseSeed(runSeed, name);
-    let restored: Int32Array;
-    if (Number.isFinite(lambdaP)) {
-      const r = await restoreCodes(engine, encoded.codes, stack.positions, { copies, lambdaP, seed, sliceKeys: stack.zs });
-      restored = r.codes;
-      resampled += r.stats.resampled;
-      copyPositions += r.stats.slices * r.stats.copies * r.stats.positions;
-    } else {
-      restored = new Int32Array(stack.count * copies * cells);
-      for (let s = 0; s < stack.count; s++) for (let j = 0; j < copies; j++) restored.set(encoded.codes.subarray(s * cells, (s + 1) * cells), (s * copies + j) * cells);
-      copyPositions += stack.count * copies * cells;
-    }
-    const t1 = performance.now();
-    const copyPositionsOf = new Float32Array(stack.count * copies);
-    for (let s = 0; s < stack.count; s++) copyPositionsOf.fill(stack.positions[s]!, s * copies, (s + 1) * copies);
-    const { images } = await decodeDistinct((c, p) => engine.decodeCodeMaps(c, p), restored, copyPositionsOf, cells, plane);
+    const r = await residualMaps(engine, encoded, lambdaP, cal, caseSeed(runSeed, name));
+    resampled += r.resampled;
+    copyPositions += r.copyPositions;
+    const t1 = t0 + r.restoreSeconds * 1000;
     const t2 = performance.now();
     const mask = bodyMask(volume.data, volume.shape);
-    // Without resampling all copies are the plain reconstruction: every weighting rule gives the same map.
-    for (const rule of Number.isFinite(lambdaP) ? RULES : (['mean'] as const)) {
-      const as = new Float32Array(stack.count * plane);
-      for (let s = 0; s < stack.count; s++) {
-        const input = stack.data.subarray(s * plane, (s + 1) * plane);
-        const own = images.subarray(s * copies * plane, (s + 1) * copies * plane);
-        const changed =
-          rule === 'outside'
-            ? Array.from({ length: copies }, (_, j) =>
-                changedPixels(encoded.codes.subarray(s * cells, (s + 1) * cells), restored.subarray((s * copies + j) * cells, (s * copies + j + 1) * cells), { size, codeSide }),
-              )
-            : undefined;
-        as.set(weightedResidualMap(input, own, restorationWeights(input, own, copies, rule, cal.k, changed)), s * plane);
-      }
+    for (const [rule, raw] of r.maps) {
+      const references: [string, Float32Array][] = [['', raw]];
+      const normal = normalReference?.get(rule);
+      if (normal) for (const mode of RESIDUAL_REFERENCE_MODES) references.push([`+${mode}`, relativeResidual(raw, normal, mode, REFERENCE_FLOOR)]);
+      for (const [suffix, as] of references) {
       for (const [smoothName, smoothing] of Object.entries(SMOOTHINGS)) {
+        if ((suffix !== '' || Number.isFinite(lambdaP)) && smoothName === 'inplane') continue;
         const smoothed = smoothStack(as, stack.count, size, size, smoothing, every);
-        const map = scaleIntoUnit(stackToVolume({ data: smoothed, count: stack.count, height: size, width: size, zs: stack.zs }, volume.shape), cal.pixelScale);
+        const map = scaleIntoUnit(stackToVolume({ data: smoothed, count: stack.count, height: size, width: size, zs: stack.zs }, volume.shape), suffix === '+divide' ? 1 : cal.pixelScale);
         for (const m of MASKS) {
           if (m === 'body') applyMask(map, mask);
-          const key = `${rule}/${smoothName}/${m}`;
+          if (suffix !== '' && m === 'none') continue;
+          const key = `${rule}${suffix}/${smoothName}/${m}`;
           addPixel(key, new ScoreHistogram().add(map, labels));
           addSample(`top${TOP_FRACTION}:${key}`, topFractionMean(map, TOP_FRACTION, m === 'body' ? mask : undefined));
         }
+      }
       }
     }
     const t3 = performance.now();

@@ -67,6 +67,34 @@ describe('lsr calibration', () => {
     const cal = readLsrCalibration(dir);
     expect(cal.slices).toEqual({ every: 6 });
     expect(cal.pixelScale).toBe(1);
+    // The default chain is stored with it: the local maximum of the NLL excess as the sample aggregate.
+    expect(cal.scoring?.sample).toBe('localmax');
+    expect(cal.heldOut?.thresholdCodes).toBe('foreground');
+  });
+
+  it('calibrate lsr --set stores the chosen chain and fits the sample calibration on that aggregate', async () => {
+    const sumDir = join(root, 'cli-sum');
+    const nets = tinyNetworks(21);
+    saveTinyNetworks(sumDir, nets);
+    disposeLsrNetworks(nets);
+    const run = async (dir: string, extra: string[]): Promise<void> => {
+      const program = new Command().exitOverride();
+      registerCalibrate(program);
+      await program.parseAsync(['calibrate', 'lsr', '--weights', dir, '--data', normals, '--slices', 'every:6', '--copies', '2', '--pixel-volumes', '0', '--workers', '0', ...extra], {
+        from: 'user',
+      });
+    };
+    await run(sumDir, ['--set', 'sample=sum', '--set', 'weighting=mean']);
+    const sum = readLsrCalibration(sumDir);
+    expect(sum.scoring).toMatchObject({ sample: 'sum', weighting: 'mean' });
+    const localDir = join(root, 'cli-weights');
+    const local = readLsrCalibration(localDir);
+    // Same thresholds (same weights, data and slices), different raw sample scores: the sum is never below the local mean excess.
+    expect(local.lambdaS).toBeCloseTo(sum.lambdaS, 6);
+    expect(local.sampleCalibration.normalScores).not.toEqual(sum.sampleCalibration.normalScores);
+    expect(Math.min(...sum.sampleCalibration.normalScores)).toBeGreaterThan(Math.max(...local.sampleCalibration.normalScores));
+    await expect(run(sumDir, ['--set', 'lambdaS=3'])).rejects.toThrow(/scoring keys/);
+    await expect(run(sumDir, ['--set', 'sample=top'])).rejects.toThrow(/sample=top is not calibrated/);
   });
 });
 

@@ -5,7 +5,8 @@
  *   foreground (empty background codes are many and nearly certain, so quantiles over all codes sit at
  *   a typical brain code); `thresholdCodes: 'all'` gives the earlier recipe. The paper's 7 and 5 nats
  *   were such percentiles for its model; ours depend on the trained prior, so they are measured;
- * - the sample-score calibration (monotone, untied) fitted on the held-out raw sample scores;
+ * - the sample-score calibration (monotone, untied) fitted on the held-out raw sample scores of the
+ *   chosen aggregate (`scoring.sample`: the paper's sum above λs, or the local maximum of NLL − λs);
  * - pixelScale c of AS / (AS + c): the 99th percentile of the smoothed restoration score over the
  *   foreground of the first `pixelVolumes` held-out volumes (0 volumes: c = 1 normalised unit).
  * Percentiles interpolate linearly between order statistics (numpy's default).
@@ -28,13 +29,14 @@ import {
   validateLsrCalibration,
   type LsrCalibration,
 } from './model.js';
+import type { LsrScoring } from './scoring.js';
 import { createLsrEngine, type EngineChoice, type LsrEngine } from './engine.js';
 import { describeNllThresholds, heldOutCodeNlls, heldOutPixelScale, nllProvenance, nllThresholds } from '../../score/held-out.js';
 import { chunkRunners } from '../../inference/method-runtime.js';
 import { disposeLsrNetworks, latentGeometry, loadLsrNetworks } from './networks.js';
 import { RESIDUAL_TEMPERATURE } from '../../score/pixel-score.js';
 import { encodeVolume } from '../../score/sample-score.js';
-import { foregroundCodes } from '../../score/sample-aggregates.js';
+import { foregroundCodes, localMaxExcess } from '../../score/sample-aggregates.js';
 import { normalisedBackground } from '../../volume/preprocess.js';
 import { normalisationFor } from '../../volume/normalise.js';
 
@@ -53,6 +55,11 @@ export interface CalibrateLsrOptions {
   /** Codes the NLL quantiles are taken over: those whose patch holds foreground (default) or all. */
   readonly thresholdCodes?: 'foreground' | 'all';
   readonly seed: number;
+  /**
+   * The scoring chain stored with the calibration (absent: the paper's): its weighting and smoothing
+   * shape the maps the pixel scale is fitted on, its sample aggregate the raw sample scores.
+   */
+  readonly scoring?: LsrScoring;
   /** Workers for the restorations; default one per core for TF.js on wasm (0 = in-process). */
   readonly workers?: number;
   /** Inference engine (default 'auto': ONNX Runtime when it loads, else TF.js). */
@@ -72,22 +79,31 @@ export async function calibrateLsr(opts: CalibrateLsrOptions): Promise<LsrCalibr
     const copies = opts.copies ?? DEFAULT_COPIES;
     const k = opts.k ?? RESIDUAL_TEMPERATURE;
     const thresholdCodes = opts.thresholdCodes ?? 'foreground';
+    const scoring = opts.scoring;
+    if (scoring?.sample === 'top') {
+      throw new Error('calibrate lsr: sample=top is not calibrated on held-out normals (it needs every volume restored); calibrate with sum or localmax and choose top with predict --set sample=top');
+    }
     const foreground: Uint8Array[] = [];
+    const gridShapes: [number, number, number][] = [];
     const background = normalisedBackground(normalisationFor(opts.region));
     const { perVolume, kept } = await heldOutCodeNlls(opts.files, opts.pixelVolumes ?? 2, opts.log, async (volume) => {
       const encoded = await encodeVolume(active, volume, opts.region, slices);
-      const { width: codeSide } = latentGeometry(active.nets.prior);
+      const { width: codeSide, height: codeRows } = latentGeometry(active.nets.prior);
+      gridShapes.push([codeSide, codeRows, encoded.stack.count]);
       foreground.push(foregroundCodes(encoded.stack.data, encoded.stack.count, encoded.stack.width, codeSide, background));
       return active.codeNlls(encoded.codes, encoded.stack.positions);
     });
     const t = nllThresholds(perVolume, thresholdCodes === 'foreground' ? foreground : undefined);
     opts.log(`thresholds over ${thresholdCodes === 'foreground' ? 'the codes whose patch holds foreground' : 'all codes'}`);
+    const rawSample = scoring?.sample === 'localmax' ? perVolume.map((nll, i) => localMaxExcess(nll, gridShapes[i]!, t.lambdaS)) : t.raw;
+    if (scoring?.sample === 'localmax') opts.log(`raw local-maximum sample scores ${rawSample.map((r) => r.toFixed(3)).join(', ')}`);
     let resampled = 0;
     let copyPositions = 0;
     opts.log(describeNllThresholds(t, perVolume.length, 'λp'));
     const runners = chunkRunners(active, opts.workers, inProcessRunner(active), (workers) => createLsrPool(opts.weightsDir, workers));
     const scale = await heldOutPixelScale(kept, opts.region, opts.log, runners, async (volume, i, { run, chunks }) => {
-      const result = await pixelScoreStack(active, volume, { region: opts.region, slices, copies, k, lambdaP: t.lambdaP, seed: opts.seed + i, chunks }, run);
+      const chain = scoring ? { weighting: scoring.weighting, ...(scoring.smoothing ? { smoothing: scoring.smoothing } : {}) } : {};
+      const result = await pixelScoreStack(active, volume, { region: opts.region, slices, copies, k, lambdaP: t.lambdaP, seed: opts.seed + i, chunks, ...chain }, run);
       resampled += result.stats.resampled;
       copyPositions += result.stats.slices * result.stats.copies * result.stats.positions;
       return { normalised: result.encoded.stack.data, smoothed: result.smoothed, wallSeconds: result.timings.restoreWall, description: describeRestoration(result.stats) };
@@ -101,8 +117,9 @@ export async function calibrateLsr(opts: CalibrateLsrOptions): Promise<LsrCalibr
       k,
       lambdaS: t.lambdaS,
       lambdaP: t.lambdaP,
-      sampleCalibration: fitSampleCalibration(t.raw),
+      sampleCalibration: fitSampleCalibration(rawSample),
       pixelScale: scale,
+      ...(scoring ? { scoring } : {}),
       heldOut: {
         ...nllProvenance(t, perVolume.length, kept.length, opts.seed),
         thresholdCodes,

@@ -5,10 +5,13 @@ import { collect, parseInteger, stderrLog } from '../../cli/common.js';
 import { addNetworkOptions, commonOptions, parsePreset, type NetworkTrainFlags } from '../../cli/train-options.js';
 import { ENGINE_HELP, parseEngineChoice } from '../../inference/engine-choice.js';
 import { listNiftiFiles } from '../../train/dataset.js';
+import { collectSetting } from '../../score/settings.js';
+import { DEFAULT_LSR_SCORING, LSR_SCORING_KEYS, lsrScoringFromSettings } from './scoring.js';
 import { DEFAULT_PRIOR_BATCH, DEFAULT_PRIOR_EPOCHS } from '../../train/defaults.js';
 
 interface CalibrateLsrCliOptions extends SharedCalibrateOptions {
   thresholdCodes: string;
+  set: Record<string, string>;
 }
 
 export function registerLsrTrain(train: Command): void {
@@ -38,10 +41,12 @@ export function registerLsrCalibrate(calibrate: Command): void {
     .option('--seed <s>', 'seed of the restorations', parseInteger('--seed'), 0)
     .option('--workers <n>', 'worker threads for the restorations with TF.js on wasm (0 = in-process; default one per core)', parseInteger('--workers', 0))
     .option('--engine <name>', ENGINE_HELP, 'auto')
+    .option('--set <key=value>', `scoring chain stored with the calibration (repeatable; keys: ${LSR_SCORING_KEYS.join(', ')}; default: the shipped chain, see src/methods/lsr/scoring.ts)`, collectSetting, {})
     .action(async (opts: CalibrateLsrCliOptions) => {
       if (opts.region !== 'brain' && opts.region !== 'abdom') throw new Error(`--region must be brain or abdom, got "${opts.region}"`);
       if (opts.thresholdCodes !== 'foreground' && opts.thresholdCodes !== 'all') throw new Error(`--threshold-codes must be foreground or all, got "${opts.thresholdCodes}"`);
       const engine = parseEngineChoice(opts.engine);
+      const scoring = lsrScoringFromSettings(DEFAULT_LSR_SCORING, opts.set);
       const t0 = performance.now();
       const files = await listNiftiFiles(opts.data);
       if (files.length === 0) throw new Error(`no NIfTI files in ${opts.data.join(', ')}`);
@@ -55,6 +60,7 @@ export function registerLsrCalibrate(calibrate: Command): void {
         copies: opts.copies,
         pixelVolumes: opts.pixelVolumes,
         thresholdCodes: opts.thresholdCodes,
+        scoring,
         seed: opts.seed,
         workers: opts.workers,
         engine,

@@ -34,6 +34,13 @@ export const PAPER_LSR_SCORING: LsrScoring = Object.freeze({
   sampleTop: 0.0005,
 });
 
+/**
+ * What `calibrate lsr` stores unless told otherwise: the paper's pixel chain and the local maximum of
+ * the NLL excess as the sample aggregate (docs/quality.md: AUROC 0.72 vs 0.40 for the sum on the
+ * development set).
+ */
+export const DEFAULT_LSR_SCORING: LsrScoring = Object.freeze({ ...PAPER_LSR_SCORING, sample: 'localmax' });
+
 export function isLsrScoring(x: unknown): x is LsrScoring {
   const s = x as Partial<LsrScoring>;
   return (
@@ -120,4 +127,18 @@ export function applyLsrSettings<T extends LsrScoringParameters>(base: T, settin
     }
   }
   return { ...out, scoring };
+}
+
+/** The keys of LSR_SETTINGS that choose the scoring chain (the others are numbers the calibration measures). */
+export const LSR_SCORING_KEYS: readonly string[] = Object.freeze(['weighting', 'minPool', 'avgPool', 'mask', 'sample', 'sampleTop']);
+
+/** The scoring chain `base` with `settings` applied; only the scoring keys are accepted (for `calibrate lsr --set`). */
+export function lsrScoringFromSettings(base: LsrScoring, settings: Settings): LsrScoring {
+  for (const key of Object.keys(settings)) {
+    if (!LSR_SCORING_KEYS.includes(key)) {
+      throw new Error(`--set ${key}: calibrate lsr takes only the scoring keys (${LSR_SCORING_KEYS.join(', ')}); λs and λp are measured, copies and slices have their own options`);
+    }
+  }
+  const dummy = { lambdaS: 0, lambdaP: 0, copies: 1, k: 1, slices: { every: 1 }, scoring: base };
+  return applyLsrSettings(dummy, settings).scoring;
 }
