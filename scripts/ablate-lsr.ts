@@ -54,6 +54,8 @@ const SMOOTHINGS: Record<string, VoxelSmoothing> = {
 const RULES: readonly WeightingRule[] = ['softmax', 'mean', 'outside'];
 const MASKS = ['none', 'body'] as const;
 const TOP_FRACTION = 0.0005;
+/** Boxes (code columns × rows × slices) of the local-maximum sample aggregate swept with --sample-only. */
+const LOCALMAX_BOXES: Record<string, Kernel3> = { '1x1x1': [1, 1, 1], '3x3x1': [3, 3, 1], '3x3x3': [3, 3, 3], '5x5x3': [5, 5, 3], '5x5x5': [5, 5, 5] };
 /** In-plane dilation of the normal residual reference (stack pixels; ±4 covers the population's misregistration). */
 const REFERENCE_DILATION: Kernel3 = [9, 9, 1];
 /** Floor added to the reference in the `divide` mode (residual units of z-scored intensity). */
@@ -190,7 +192,7 @@ async function main(): Promise<void> {
   const { engine, calibration: cal } = model;
   const held = await heldOutStatistics(engine, option('held-out', 'data/pop-brain-holdout'), every);
   const lambdaP = resolveLambda(lambdaSpec, cal.lambdaP, held);
-  const lambdaS = { cal: cal.lambdaS, fg98: quantileOfSorted(held.quantiles.fg, 0.98), fg99: quantileOfSorted(held.quantiles.fg, 0.99) };
+  const lambdaS = { cal: cal.lambdaS, fg95: quantileOfSorted(held.quantiles.fg, 0.95), fg98: quantileOfSorted(held.quantiles.fg, 0.98), fg99: quantileOfSorted(held.quantiles.fg, 0.99) };
   process.stderr.write(`λp = ${lambdaP} (${lambdaSpec}); λs ${JSON.stringify(lambdaS)}\n`);
   const normalReference = sampleOnly || process.argv.includes('--no-reference') ? undefined : await normalResidualReferences(engine, option('held-out', 'data/pop-brain-holdout'), every, lambdaP, cal, runSeed);
 
@@ -238,6 +240,14 @@ async function main(): Promise<void> {
     addSample('sum-fg@fg98', sumFg);
     addSample('localmax-posmean', localMaxExcess(nll, nllShape, held.positionMean));
     addSample('localmax-fg98', localMaxExcess(nll, nllShape, lambdaS.fg98));
+    if (sampleOnly) {
+      // Box and reference sweep of the local maximum (cheap: no restoration).
+      for (const [boxName, box] of Object.entries(LOCALMAX_BOXES)) {
+        for (const [refName, ref] of [['fg95', lambdaS.fg95], ['fg98', lambdaS.fg98], ['fg99', lambdaS.fg99]] as const) {
+          addSample(`localmax${boxName}-${refName}`, localMaxExcess(nll, nllShape, ref, box));
+        }
+      }
+    }
     addSample('max-fg-nll', Math.max(...selected(nll, fg)));
 
     if (sampleOnly) {
@@ -257,18 +267,21 @@ async function main(): Promise<void> {
       const normal = normalReference?.get(rule);
       if (normal) for (const mode of RESIDUAL_REFERENCE_MODES) references.push([`+${mode}`, relativeResidual(raw, normal, mode, REFERENCE_FLOOR)]);
       for (const [suffix, as] of references) {
-      for (const [smoothName, smoothing] of Object.entries(SMOOTHINGS)) {
-        if ((suffix !== '' || Number.isFinite(lambdaP)) && smoothName === 'inplane') continue;
-        const smoothed = smoothStack(as, stack.count, size, size, smoothing, every);
-        const map = scaleIntoUnit(stackToVolume({ data: smoothed, count: stack.count, height: size, width: size, zs: stack.zs }, volume.shape), suffix === '+divide' ? 1 : cal.pixelScale);
-        for (const m of MASKS) {
-          if (m === 'body') applyMask(map, mask);
-          if (suffix !== '' && m === 'none') continue;
-          const key = `${rule}${suffix}/${smoothName}/${m}`;
-          addPixel(key, new ScoreHistogram().add(map, labels));
-          addSample(`top${TOP_FRACTION}:${key}`, topFractionMean(map, TOP_FRACTION, m === 'body' ? mask : undefined));
+        for (const [smoothName, smoothing] of Object.entries(SMOOTHINGS)) {
+          // With restoration (costly post-processing × 3 rules) only the variants that can still matter:
+          // in-plane-only kernels and the unmasked maps were equal to the others at λp = ∞.
+          if ((suffix !== '' || Number.isFinite(lambdaP)) && smoothName === 'inplane') continue;
+          if (suffix !== '' && smoothName !== 'paper') continue;
+          const smoothed = smoothStack(as, stack.count, size, size, smoothing, every);
+          const map = scaleIntoUnit(stackToVolume({ data: smoothed, count: stack.count, height: size, width: size, zs: stack.zs }, volume.shape), suffix === '+divide' ? 1 : cal.pixelScale);
+          for (const m of MASKS) {
+            if ((suffix !== '' || Number.isFinite(lambdaP)) && m === 'none') continue;
+            if (m === 'body') applyMask(map, mask);
+            const key = `${rule}${suffix}/${smoothName}/${m}`;
+            addPixel(key, new ScoreHistogram().add(map, labels));
+            if (smoothName === 'paper') addSample(`top${TOP_FRACTION}:${key}`, topFractionMean(map, TOP_FRACTION, m === 'body' ? mask : undefined));
+          }
         }
-      }
       }
     }
     const t3 = performance.now();
