@@ -140,7 +140,7 @@ async function main(): Promise<void> {
     resampledShare: 0,
     cases: n,
     maps,
-    secondsPerCase: { restore: seconds.forward / n, decode: seconds.gradients / n, post: seconds.post / n },
+    secondsPerCase: { forward: seconds.forward / n, gradients: seconds.gradients / n, post: seconds.post / n },
     ...out.summaries(bootstrap),
   });
   await pool?.close();
