@@ -10,6 +10,7 @@
  *   node dist/scripts/ablation-table.js data/ablate/vae.json
  *
  * --maps rec,recgrad,…: the pixel maps (default all five; the gradient maps cost the most).
+ * --smoothings JSON --masks none,body: a kernel grid of your own for every map (see below).
  * Pixel maps use the calibration's scale c per map (ranks do not depend on it). The held-out normals
  * give the per-position reference of the `localmax-posmean` aggregates; they are never cases of the set.
  */
@@ -27,14 +28,14 @@ import { bodyMask, applyMask } from '../src/volume/body-mask.js';
 import type { SliceStack } from '../src/volume/slices.js';
 import { AblationCollector, niftiFiles, option, setCases, writeJson } from './ablate-common.js';
 
-const SMOOTHINGS: Record<string, VoxelSmoothing> = {
+const DEFAULT_SMOOTHINGS: Record<string, VoxelSmoothing> = {
   paper: { min: [3, 3, 17], avg: [7, 7, 17] },
   inplane: { min: [3, 3, 1], avg: [7, 7, 1] },
   'min-inplane': { min: [3, 3, 1], avg: [7, 7, 17] },
 };
 /** Pixel variants per map (smoothing/mask); the maps of the shipped pixel methods get the full grid. */
 const FULL = ['paper/none', 'paper/body', 'inplane/none', 'inplane/body', 'min-inplane/none', 'min-inplane/body'];
-const VARIANTS: Record<VaePixelMap, readonly string[]> = {
+const DEFAULT_VARIANTS: Record<VaePixelMap, readonly string[]> = {
   rec: FULL,
   recgrad: ['paper/none', 'paper/body', 'inplane/none', 'min-inplane/body'],
   combi: ['paper/none', 'paper/body', 'inplane/none', 'min-inplane/body'],
@@ -42,7 +43,7 @@ const VARIANTS: Record<VaePixelMap, readonly string[]> = {
   elbograd: ['paper/none', 'paper/body'],
 };
 /** Pixel variants whose map also gives the top-fraction sample aggregate. */
-const TOP_OF = new Set(['rec/paper/none', 'rec/paper/body', 'rec/min-inplane/body', 'elbograd/paper/body', 'klgrad/paper/body']);
+const DEFAULT_TOP_OF = new Set(['rec/paper/none', 'rec/paper/body', 'rec/min-inplane/body', 'elbograd/paper/body', 'klgrad/paper/body']);
 const TOP_FRACTION = 0.0005;
 
 async function main(): Promise<void> {
@@ -52,6 +53,14 @@ async function main(): Promise<void> {
   const limit = Number(option('limit', '0'));
   const bootstrap = Number(option('bootstrap', '1000'));
   const maps = option('maps', VAE_PIXEL_MAPS.join(',')).split(',') as VaePixelMap[];
+  // --smoothings '{"name": {"min": [x, y, zVoxels], "avg": [...]}, …}' --masks body: that grid for every map
+  // (top-fraction sample aggregate of every rec variant) instead of the default variants.
+  const custom = process.argv.includes('--smoothings') ? (JSON.parse(option('smoothings')) as Record<string, VoxelSmoothing>) : undefined;
+  const masks = option('masks', 'none,body').split(',');
+  const SMOOTHINGS = custom ?? DEFAULT_SMOOTHINGS;
+  const grid = custom ? Object.keys(custom).flatMap((n) => masks.map((m) => `${n}/${m}`)) : undefined;
+  const VARIANTS = (m: VaePixelMap): readonly string[] => grid ?? DEFAULT_VARIANTS[m];
+  const TOP_OF = grid ? new Set(grid.map((v) => `rec/${v}`)) : DEFAULT_TOP_OF;
   for (const m of maps) if (!(VAE_PIXEL_MAPS as readonly string[]).includes(m)) throw new Error(`--maps: unknown map ${m}`);
   const gradientMaps = maps.filter((m) => m !== 'rec');
   const model = await loadVaeModel(weights, { engine: 'onnx' });
@@ -110,7 +119,7 @@ async function main(): Promise<void> {
     const mask = bodyMask(c.volume.data, c.volume.shape);
     for (const m of maps) {
       for (const [smoothName, smoothing] of Object.entries(SMOOTHINGS)) {
-        const wanted = VARIANTS[m].filter((v) => v.startsWith(`${smoothName}/`));
+        const wanted = VARIANTS(m).filter((v) => v.startsWith(`${smoothName}/`));
         if (wanted.length === 0) continue;
         const smoothed = smoothStack(raw[m]!, count, size, size, smoothing, every);
         const map = scaleIntoUnit(stackToVolume({ data: smoothed, count, height: size, width: size, zs: stack.zs }, c.volume.shape), cal.pixelScale[m]);

@@ -1,7 +1,8 @@
 /**
  * Markdown tables of `ablate-lsgs` / `ablate-vae` (or `ablate-lsr`) results with every pooled metric's
  * 95 % bootstrap interval (AP, AUROC, best Dice) and one column per anomaly kind (pixel: AP, sample:
- * AUROC of that kind's cases against all normals). `--only-sample` / `--only-pixel` print one table.
+ * AUROC of that kind's cases against all normals). `--only-sample` / `--only-pixel` print one table;
+ * `--per-size`: the metric per sphere size bucket instead.
  *
  *   node dist/scripts/ablation-table-ci.js data/ablate/lsgs-cal.json [more.json …]
  */
@@ -13,6 +14,7 @@ interface Summary {
   readonly best_dice: number;
   readonly ci?: { readonly ap: [number, number]; readonly auroc: [number, number]; readonly best_dice?: [number, number] };
   readonly per_kind: Record<string, { readonly ap: number; readonly auroc: number }>;
+  readonly per_size?: Record<string, { readonly ap: number; readonly auroc: number }>;
 }
 
 interface Ablation {
@@ -24,6 +26,15 @@ interface Ablation {
 
 const f3 = (x: number | null | undefined): string => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(3) : '–');
 const withCi = (v: number, ci?: [number, number]): string => (ci ? `${f3(v)} [${f3(ci[0])}, ${f3(ci[1])}]` : f3(v));
+
+/** AP (pixel) or AUROC (sample) per sphere size bucket (small / medium / large radius). */
+function sizeTable(title: string, rows: Record<string, Summary>, useAuroc: boolean): string {
+  const sizes = ['small', 'medium', 'large'].filter((k) => Object.values(rows).some((r) => r.per_size?.[k] !== undefined));
+  const head = `| ${title} | ${sizes.map((k) => `${k} ${useAuroc ? 'AUROC' : 'AP'}`).join(' | ')} |`;
+  const rule = `|${' --- |'.repeat(1 + sizes.length)}`;
+  const body = Object.entries(rows).map(([name, r]) => `| ${name} | ${sizes.map((k) => f3(useAuroc ? r.per_size?.[k]?.auroc : r.per_size?.[k]?.ap)).join(' | ')} |`);
+  return [head, rule, ...body].join('\n');
+}
 
 function table(title: string, rows: Record<string, Summary>, useAuroc: boolean): string {
   const kinds = [...new Set(Object.values(rows).flatMap((r) => Object.keys(r.per_kind)))].sort();
@@ -41,12 +52,13 @@ function table(title: string, rows: Record<string, Summary>, useAuroc: boolean):
 const files = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const onlySample = process.argv.includes('--only-sample');
 const onlyPixel = process.argv.includes('--only-pixel');
+const perSize = process.argv.includes('--per-size');
 for (const file of files) {
   const a = JSON.parse(readFileSync(file, 'utf8')) as Ablation;
   const seconds = Object.entries(a.secondsPerCase)
     .map(([k, v]) => `${k} ${v.toFixed(1)}`)
     .join(', ');
   process.stdout.write(`#### ${file}: ${a.cases} cases; seconds per case: ${seconds}\n\n`);
-  if (!onlySample && Object.keys(a.pixel).length > 0) process.stdout.write(`${table('pixel variant', a.pixel, false)}\n\n`);
-  if (!onlyPixel) process.stdout.write(`${table('sample aggregate', a.sample, true)}\n\n`);
+  if (!onlySample && Object.keys(a.pixel).length > 0) process.stdout.write(`${(perSize ? sizeTable : table)('pixel variant', a.pixel, false)}\n\n`);
+  if (!onlyPixel) process.stdout.write(`${(perSize ? sizeTable : table)('sample aggregate', a.sample, true)}\n\n`);
 }
