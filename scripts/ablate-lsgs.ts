@@ -10,6 +10,7 @@
  *
  * --lambda-p: nats, `cal` (the calibration's λ), or `fgQQ` / `allQQ` (QQ-th percentile of the held-out
  * NLL over the codes whose patch holds foreground / over all codes). --sample-only: no restoration.
+ * --pixel-variants paper/none,min-inplane/body: only these smoothing/mask variants (default: all 6).
  * Pixel maps use the calibration's scale c (ranks do not depend on it). The held-out normals give the
  * quantiles and the per-position mean NLL; they are never cases of the set.
  */
