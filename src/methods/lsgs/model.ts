@@ -3,15 +3,16 @@
  * and the predictor that scores volumes with it.
  *
  * Sample score: NLL of every code of the (unmodified) code maps under the transformer, one pass per
- * batch of slices; Σ of the NLL above λs over codes and slices, mapped to [0, 1] by the monotone
- * calibration of ./calibration.ts (as `lsr`).
+ * batch of slices; Σ of the NLL above λs over codes and slices (or the chain's other aggregate,
+ * ./scoring.ts), mapped to [0, 1] by the monotone calibration of src/score/calibration.ts (as `lsr`).
  * The networks run on an inference engine (./engine.ts): ONNX Runtime (in-process, intra-op
  * threads on every core) or TF.js.
  * Pixel score: parallel restoration and residuals against the plain reconstruction
  * (./restoration.ts) on slice chunks (worker threads with TF.js on wasm; each slice's random stream is
  * keyed by its z index, so chunking and workers do not change the bytes), foreground mask, min-pool 3
- * / avg-pool 7×7×3, back onto the input grid with exact slice alignment, and AS / (AS + c) with the
- * calibrated c, as `lsr` (./pixel-score.ts explains why this monotone map replaces a hard clip).
+ * / avg-pool 7×7×3 (or the chain's kernels in voxels), back onto the input grid with exact slice
+ * alignment, AS / (AS + c) with the calibrated c, as `lsr` (src/score/pixel-score.ts explains why this
+ * monotone map replaces a hard clip), and the chain's body mask when it has one.
  */
 import path from 'node:path';
 import type { InferencePool } from '../../engine/pool.js';

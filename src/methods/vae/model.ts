@@ -4,10 +4,11 @@
  *
  * Path of a volume, shared with LSR: `preprocessForModel` (the slices and normalisation training
  * used, the calibration's slice selection) → per-slice scores (./score.ts) → pixel maps:
- * min-pool 3×3×3 then average-pool 7×7×3 on the slice stack (src/score/pixel-score.ts) → back onto
- * the input grid with each slice on its own z (src/volume/resample.ts) → v / (v + c) with c the
- * method's calibrated pixel scale; sample scores: the monotone calibration fitted on held-out normal
- * volumes (src/score/calibration.ts).
+ * min-pool 3×3×3 then average-pool 7×7×3 on the slice stack (src/score/pixel-score.ts; or the scoring
+ * chain's kernels in voxels, ./scoring.ts) → back onto the input grid with each slice on its own z
+ * (src/volume/resample.ts) → v / (v + c) with c the method's calibrated pixel scale → the chain's body
+ * mask, if any; sample scores: the chain's aggregate (mean over slices by default) through the
+ * monotone calibration fitted on held-out normal volumes (src/score/calibration.ts).
  *
  * Methods and tasks:
  *   vae-elbo, vae-kl      sample only (mean over slices of KL + rec, of KL)
