@@ -18,6 +18,10 @@ import { loadLsgsNetworks, disposeLsgsNetworks, type TransformerNetwork } from '
 import { restoreParallel } from '../src/methods/lsgs/restoration.js';
 import { disposeLsrNetworks } from '../src/methods/lsr/networks.js';
 import { randomCodes, tinyBrain, tinyNetworks } from './helpers/score-fixtures.js';
+import { Command } from 'commander';
+import { registerCalibrate } from '../src/cli/calibrate.js';
+import { bodyMask } from '../src/volume/body-mask.js';
+import { applySampleCalibration } from '../src/score/calibration.js';
 
 const root = mkdtempSync(join(tmpdir(), 'moodlsr-score-lsgs-'));
 const weights = join(root, 'weights');
@@ -131,6 +135,69 @@ describe('lsgs calibration', () => {
     expect(cal.foregroundMask).toBe(true);
     expect(cal.sampleCalibration.normalScores.length).toBe(3);
     expect(cal.pixelScale).toBeGreaterThan(0);
+    expect(cal.scoring).toBeUndefined();
+    expect(cal.heldOut?.thresholdCodes).toBe('foreground');
+    expect(cal.heldOut?.resampledShare).toBeGreaterThanOrEqual(0);
+  });
+
+  it('calibrate lsgs --set stores the chain and fits the sample calibration on its aggregate', async () => {
+    const dir = join(root, 'weights-chain');
+    saveTinyLsgs(dir, 21);
+    const calibrate = (argv: string[]) => {
+      const program = new Command().exitOverride();
+      registerCalibrate(program);
+      return program.parseAsync(argv, { from: 'user' });
+    };
+    const stderr = process.stderr.write;
+    process.stderr.write = (() => true) as typeof process.stderr.write;
+    const args = ['calibrate', 'lsgs', '--weights', dir, '--data', normals, '--slices', 'every:4', '--copies', '3', '--rounds', '2', '--pixel-volumes', '1', '--workers', '0', '--engine', 'tfjs'];
+    try {
+      await calibrate([...args, '--set', 'sample=localmax', '--set', 'minPool=3,3,1', '--set', 'mask=body']);
+      await expect(calibrate([...args, '--set', 'lambda=3'])).rejects.toThrow(/lambda: calibrate lsgs takes only the scoring keys/);
+    } finally {
+      process.stderr.write = stderr;
+    }
+    const cal = readLsgsCalibration(dir);
+    const reference = readLsgsCalibration(weights);
+    expect(cal.scoring).toEqual({ smoothing: { min: [3, 3, 1], avg: [7, 7, 17] }, mask: 'body', sample: 'localmax', sampleTop: 0.0005 });
+    expect(cal.lambdaS).toBeCloseTo(reference.lambdaS, 4); // the same foreground quantile (engines differ by ~1e-6)
+    // local maxima of NLL − λs are nats per code, not sums over thousands of codes
+    expect(Math.max(...cal.sampleCalibration.normalScores)).toBeLessThan(Math.min(...reference.sampleCalibration.normalScores));
+    expect(cal.pixelScale).not.toBe(reference.pixelScale);
+    // predict applies the stored chain: a normal held-out volume scores as its own calibration says
+    const predictor = lsgsPredictor(await loadLsgsModel(dir, { engine: 'tfjs' }), { workers: 0 });
+    try {
+      const { volume } = await readNifti(join(normals, 'normal_1.nii.gz'));
+      const score = await predictor.sampleScore!(volume, { name: 'n', seed: 0, log: silent });
+      const raws = cal.sampleCalibration.normalScores;
+      expect(raws.some((r) => Math.abs(applySampleCalibration(cal.sampleCalibration, r) - score) < 1e-9)).toBe(true);
+    } finally {
+      await predictor.dispose?.();
+    }
+  });
+});
+
+describe('lsgs --set overrides at predict time', () => {
+  it('mask=body zeroes the map outside the body and keeps it inside; smoothing in voxels changes it', async () => {
+    const volume = tinyBrain(shape, 300, true);
+    const ctx = { name: 'x.nii.gz', seed: 12, log: silent };
+    const base = lsgsPredictor(await loadLsgsModel(weights, { engine: 'tfjs' }), { workers: 0 });
+    const masked = lsgsPredictor(await loadLsgsModel(weights, { engine: 'tfjs' }), { workers: 0, settings: { mask: 'body', lambda: '-1' } });
+    const eager = lsgsPredictor(await loadLsgsModel(weights, { engine: 'tfjs' }), { workers: 0, settings: { lambda: '-1' } });
+    const inplane = lsgsPredictor(await loadLsgsModel(weights, { engine: 'tfjs' }), { workers: 0, settings: { lambda: '-1', minPool: '3,3,1', avgPool: '7,7,1' } });
+    try {
+      const plain = await eager.pixelScore!(volume, ctx);
+      const m = await masked.pixelScore!(volume, ctx);
+      const body = bodyMask(volume.data, volume.shape);
+      let wrong = 0;
+      for (let i = 0; i < m.length; i++) if (m[i] !== (body[i] === 1 ? plain[i] : 0)) wrong++;
+      expect(wrong).toBe(0);
+      expect(body.some((b) => b === 0)).toBe(true);
+      expect(Array.from(await inplane.pixelScore!(volume, ctx))).not.toEqual(Array.from(plain));
+      expect(Array.from(await base.pixelScore!(volume, ctx))).not.toEqual(Array.from(plain)); // λ overridden
+    } finally {
+      for (const p of [base, masked, eager, inplane]) await p.dispose?.();
+    }
   });
 });
 

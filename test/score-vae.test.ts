@@ -26,6 +26,8 @@ import {
 } from '../src/methods/vae/score.js';
 import { makeVolume, type Affine, type Shape3, type Volume } from '../src/volume/volume.js';
 import { TINY_VAE, tinyBrain } from './helpers/score-fixtures.js';
+import { bodyMask } from '../src/volume/body-mask.js';
+import { applySampleCalibration } from '../src/score/calibration.js';
 
 
 const root = mkdtempSync(join(tmpdir(), 'moodlsr-score-vae-'));
@@ -224,6 +226,68 @@ describe('vae calibration', () => {
     expect(cal.slices).toEqual({ every: 6 });
     expect(cal.pixelScale.combi).toBe(1);
     await expect(loadVaeModel(join(root, 'nowhere'))).rejects.toThrow(/weights folder does not exist/);
+  });
+});
+
+describe('vae scoring chain', () => {
+  it('calibrate vae --set stores the chain and fits the sample calibrations on its aggregate', async () => {
+    const dir = join(root, 'chain-weights');
+    const params = tinyVae(31);
+    saveModel(dir, 'vae', { kind: 'vae', config: TINY_VAE, params });
+    disposeParams(params);
+    const calibrate = (argv: string[]) => {
+      const program = new Command().exitOverride();
+      registerCalibrate(program);
+      return program.parseAsync(argv, { from: 'user' });
+    };
+    const stderr = process.stderr.write;
+    process.stderr.write = (() => true) as typeof process.stderr.write;
+    const args = ['calibrate', 'vae', '--weights', dir, '--data', normals, '--slices', 'every:4', '--pixel-volumes', '1', '--workers', '0'];
+    try {
+      await calibrate([...args, '--set', 'sample=localmax', '--set', 'minPool=3,3,1', '--set', 'mask=body']);
+      await expect(calibrate([...args, '--set', 'lambda=3'])).rejects.toThrow(/lambda: calibrate vae takes only the scoring keys/);
+      await expect(calibrate([...args, '--set', 'sample=top'])).rejects.toThrow(/sample=top is not calibrated/);
+    } finally {
+      process.stderr.write = stderr;
+    }
+    const cal = readVaeCalibration(dir);
+    const reference = readVaeCalibration(weights);
+    expect(cal.scoring).toEqual({ smoothing: { min: [3, 3, 1], avg: [7, 7, 17] }, mask: 'body', sample: 'localmax', sampleTop: 0.0005 });
+    expect(reference.scoring).toBeUndefined();
+    for (const term of ['rec', 'kl', 'elbo'] as const) expect(cal.sample[term].normalScores).not.toEqual(reference.sample[term].normalScores);
+    expect(cal.pixelScale.rec).not.toBe(reference.pixelScale.rec); // fitted on the in-plane min-pool
+    // predict applies the stored aggregate: a held-out normal scores as its own calibration says
+    const predictor = vaePredictor(await loadVaeModel(dir, { engine: 'tfjs' }), 'vae-kl', { workers: 0 });
+    try {
+      const { volume } = await readNifti(join(normals, 'normal_1.nii.gz'));
+      const score = await predictor.sampleScore!(volume, { name: 'n', seed: 0, log: silent });
+      expect(cal.sample.kl.normalScores.some((r) => Math.abs(applySampleCalibration(cal.sample.kl, r) - score) < 1e-9)).toBe(true);
+    } finally {
+      await predictor.dispose?.();
+    }
+  });
+
+  it('--set at predict time: mask=body zeroes the map outside the body only; sample=localmax and sample=top change the score', async () => {
+    const volume = withAffine(tinyBrain(shape, 300, true));
+    const ctx = { name: 'x.nii.gz', seed: 12, log: silent };
+    const make = async (settings: Record<string, string>) => vaePredictor(await loadVaeModel(weights, { engine: 'tfjs' }), 'vae-rec', { workers: 0, settings });
+    const plain = await make({});
+    const masked = await make({ mask: 'body' });
+    const local = await make({ sample: 'localmax' });
+    const top = await make({ sample: 'top', sampleTop: '0.01' });
+    try {
+      const a = await plain.pixelScore!(volume, ctx);
+      const b = await masked.pixelScore!(volume, ctx);
+      const body = bodyMask(volume.data, volume.shape);
+      let wrong = 0;
+      for (let i = 0; i < a.length; i++) if (b[i] !== (body[i] === 1 ? a[i] : 0)) wrong++;
+      expect(wrong).toBe(0);
+      const scores = [await plain.sampleScore!(volume, ctx), await local.sampleScore!(volume, ctx), await top.sampleScore!(volume, ctx)];
+      for (const x of scores) expect(x).toBeGreaterThanOrEqual(0);
+      expect(new Set(scores).size).toBe(3);
+    } finally {
+      for (const p of [plain, masked, local, top]) await p.dispose?.();
+    }
   });
 });
 

@@ -6,6 +6,8 @@ import { addNetworkOptions, commonOptions, parsePreset, type NetworkTrainFlags }
 import { ENGINE_HELP, parseEngineChoice } from '../../inference/engine-choice.js';
 import { listNiftiFiles } from '../../train/dataset.js';
 import { DEFAULT_PRIOR_EPOCHS, DEFAULT_TRANSFORMER_BATCH, DEFAULT_VQVAE_BATCH, DEFAULT_VQVAE_EPOCHS } from '../../train/defaults.js';
+import { collectSetting } from '../../score/settings.js';
+import { DEFAULT_LSGS_SCORING, LSGS_SCORING_KEYS, lsgsScoringFromSettings } from './scoring.js';
 
 /** LSGS: the aggregated codebook (k-means + fine-tune) and the transformer prior. */
 export function registerLsgsTrain(train: Command): void {
@@ -59,12 +61,14 @@ export function registerLsgsTrain(train: Command): void {
 interface CalibrateLsgsCliOptions extends CalibrateLsrCliOptions {
   rounds: number;
   foregroundMask: boolean;
+  thresholdCodes: string;
+  set: Record<string, string>;
 }
 
 export function registerLsgsCalibrate(calibrate: Command): void {
   calibrate
     .command('lsgs')
-    .description('LSGS: λs, λ (98th / 90th percentile of transformer code NLL), sample-score calibration and pixel scale → WEIGHTS/lsgs-calibration.json')
+    .description('LSGS: λs, λ (98th / 90th percentile of transformer code NLL over foreground codes), sample-score calibration, pixel scale and the scoring chain → WEIGHTS/lsgs-calibration.json')
     .requiredOption('--weights <dir>', 'weights folder with vqvae.json/.bin and transformer.json/.bin')
     .requiredOption('--data <dir>', 'folder (or file) of held-out normal volumes, never used in training (repeatable)', collect, [])
     .option('--region <r>', 'brain or abdom', 'brain')
@@ -76,8 +80,12 @@ export function registerLsgsCalibrate(calibrate: Command): void {
     .option('--seed <s>', 'seed of the restorations', parseInteger('--seed'), 0)
     .option('--workers <n>', 'worker threads for the restorations (0 = in-process; default one per core)', parseInteger('--workers', 0))
     .option('--engine <name>', ENGINE_HELP, 'auto')
+    .option('--threshold-codes <c>', 'codes the λ quantiles are taken over: foreground (patch holds foreground) or all', 'foreground')
+    .option('--set <key=value>', `scoring chain stored with the calibration (repeatable; keys: ${LSGS_SCORING_KEYS.join(', ')}; default: src/methods/lsgs/scoring.ts DEFAULT_LSGS_SCORING)`, collectSetting, {})
     .action(async (opts: CalibrateLsgsCliOptions) => {
       if (opts.region !== 'brain' && opts.region !== 'abdom') throw new Error(`--region must be brain or abdom, got "${opts.region}"`);
+      if (opts.thresholdCodes !== 'foreground' && opts.thresholdCodes !== 'all') throw new Error(`--threshold-codes must be foreground or all, got "${opts.thresholdCodes}"`);
+      const scoring = lsgsScoringFromSettings(DEFAULT_LSGS_SCORING, opts.set);
       const t0 = performance.now();
       const files = await listNiftiFiles(opts.data);
       if (files.length === 0) throw new Error(`no NIfTI files in ${opts.data.join(', ')}`);
@@ -92,6 +100,8 @@ export function registerLsgsCalibrate(calibrate: Command): void {
         rounds: opts.rounds,
         foregroundMask: opts.foregroundMask,
         pixelVolumes: opts.pixelVolumes,
+        thresholdCodes: opts.thresholdCodes,
+        scoring,
         seed: opts.seed,
         workers: opts.workers,
         engine: parseEngineChoice(opts.engine),

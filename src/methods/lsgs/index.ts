@@ -1,6 +1,7 @@
 /** The `lsgs` method: aggregated-codebook VQ-VAE and a global-sensitive transformer prior (README.md). */
 import type { Method } from '../method.js';
 import { registerLsgsCalibrate, registerLsgsTrain } from './cli.js';
+import { LSGS_SETTINGS } from './scoring.js';
 
 const lsgs: Method = {
   id: 'lsgs',
@@ -8,8 +9,9 @@ const lsgs: Method = {
   scores: [{ name: 'lsgs', tasks: ['sample', 'pixel'] }],
   regions: ['brain', 'abdom'],
   shippedSubfolder: 'lsgs',
+  settings: LSGS_SETTINGS,
   async load(weightsDir, opts) {
-    return (await import('./model.js')).createLsgsPredictor(weightsDir, opts.engine !== undefined ? { engine: opts.engine } : {});
+    return (await import('./model.js')).createLsgsPredictor(weightsDir, { ...(opts.engine !== undefined ? { engine: opts.engine } : {}), ...(opts.settings ? { settings: opts.settings } : {}) });
   },
   registerTrain: registerLsgsTrain,
   registerCalibrate: registerLsgsCalibrate,

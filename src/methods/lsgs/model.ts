@@ -3,15 +3,16 @@
  * and the predictor that scores volumes with it.
  *
  * Sample score: NLL of every code of the (unmodified) code maps under the transformer, one pass per
- * batch of slices; Σ of the NLL above λs over codes and slices, mapped to [0, 1] by the monotone
- * calibration of ./calibration.ts (as `lsr`).
+ * batch of slices; Σ of the NLL above λs over codes and slices (or the chain's other aggregate,
+ * ./scoring.ts), mapped to [0, 1] by the monotone calibration of src/score/calibration.ts (as `lsr`).
  * The networks run on an inference engine (./engine.ts): ONNX Runtime (in-process, intra-op
  * threads on every core) or TF.js.
  * Pixel score: parallel restoration and residuals against the plain reconstruction
  * (./restoration.ts) on slice chunks (worker threads with TF.js on wasm; each slice's random stream is
  * keyed by its z index, so chunking and workers do not change the bytes), foreground mask, min-pool 3
- * / avg-pool 7×7×3, back onto the input grid with exact slice alignment, and AS / (AS + c) with the
- * calibrated c, as `lsr` (./pixel-score.ts explains why this monotone map replaces a hard clip).
+ * / avg-pool 7×7×3 (or the chain's kernels in voxels), back onto the input grid with exact slice
+ * alignment, AS / (AS + c) with the calibrated c, as `lsr` (src/score/pixel-score.ts explains why this
+ * monotone map replaces a hard clip), and the chain's body mask when it has one.
  */
 import path from 'node:path';
 import type { InferencePool } from '../../engine/pool.js';
@@ -38,6 +39,12 @@ import { stackScoresToVolume } from '../../score/pixel-score.js';
 import { encodeVolume, rawSampleScore, type EncodedVolume } from '../../score/sample-score.js';
 import { isSliceSelection, readCalibrationFile } from '../../score/calibration-file.js';
 import { runSliceChunks, type ChunkRunner } from '../../score/slice-chunks.js';
+import { PAPER_SMOOTHING } from '../../score/pixel-score.js';
+import { stackKernels, type VoxelSmoothing } from '../../score/smoothing.js';
+import { localMaxExcess, topFractionMean } from '../../score/sample-aggregates.js';
+import type { Settings } from '../../score/settings.js';
+import { applyMask, bodyMask } from '../../volume/body-mask.js';
+import { applyLsgsSettings, isLsgsScoring, ORIGINAL_LSGS_SCORING, type LsgsScoring } from './scoring.js';
 
 export const LSGS_CALIBRATION_FILE = 'lsgs-calibration.json';
 export const LSGS_CALIBRATION_FORMAT = 'moodlsr-lsgs-calibration';
@@ -65,6 +72,8 @@ export interface LsgsCalibration {
   readonly sampleCalibration: SampleCalibration;
   /** c of the pixel map AS / (AS + c), in normalised intensity units. */
   readonly pixelScale: number;
+  /** Smoothing, mask and sample aggregate (absent: the original chain, ORIGINAL_LSGS_SCORING). */
+  readonly scoring?: LsgsScoring;
   readonly heldOut?: Record<string, unknown>;
 }
 
@@ -86,6 +95,7 @@ export function validateLsgsCalibration(raw: unknown): LsgsCalibration {
   if (typeof c.foregroundMask !== 'boolean') throw new Error('foregroundMask must be true or false');
   if (typeof c.pixelScale !== 'number' || !(c.pixelScale > 0) || !Number.isFinite(c.pixelScale)) throw new Error('pixelScale must be a positive number');
   if (!isSampleCalibration(c.sampleCalibration)) throw new Error('sampleCalibration is missing or malformed');
+  if (c.scoring !== undefined && !isLsgsScoring(c.scoring)) throw new Error('scoring is malformed (smoothing {min, avg}, mask, sample, sampleTop)');
   return c as LsgsCalibration;
 }
 
@@ -119,6 +129,8 @@ export interface LsgsPixelParameters {
   readonly lambdaP: number;
   readonly k: number;
   readonly foregroundMask: boolean;
+  /** Kernels with a z-extent in voxels (absent: the paper's kernels counted in slices). */
+  readonly smoothing?: VoxelSmoothing;
   readonly seed: number;
   /** Slice chunks handed to the runner; slice i goes to chunk i mod chunks. */
   readonly chunks: number;
@@ -175,6 +187,7 @@ export async function lsgsPixelStack(engine: LsgsEngine, volume: Volume, params:
       background,
     }),
     runner,
+    params.smoothing ? stackKernels(params.smoothing, encoded.stack.zs) : PAPER_SMOOTHING,
   );
   const total = (pick: (r: LsgsScoreResult) => number): number => results.reduce((a, r) => a + pick(r), 0);
   return {
@@ -203,38 +216,71 @@ export interface LsgsPredictorOptions {
   readonly copies?: number;
   readonly rounds?: number;
   readonly slices?: SliceSelection;
+  /** `--set` overrides of the calibration's numbers and scoring (see ./scoring.ts). */
+  readonly settings?: Settings;
 }
 
 export function lsgsPredictor(model: LsgsModel, opts: LsgsPredictorOptions = {}): Predictor {
-  const cal = model.calibration;
-  const slices = opts.slices ?? cal.slices;
-  const copies = opts.copies ?? cal.copies;
-  const rounds = opts.rounds ?? cal.rounds;
+  const base = model.calibration;
+  const cal = applyLsgsSettings(
+    {
+      ...base,
+      scoring: base.scoring ?? ORIGINAL_LSGS_SCORING,
+      ...(opts.slices ? { slices: opts.slices } : {}),
+      ...(opts.copies !== undefined ? { copies: opts.copies } : {}),
+      ...(opts.rounds !== undefined ? { rounds: opts.rounds } : {}),
+    },
+    opts.settings,
+  );
+  const { slices, copies, rounds, scoring } = cal;
   const runners = chunkRunners(model.engine, opts.workers, inProcessLsgsRunner(model.engine), (workers) => createLsgsPool(model.dir, workers));
+
+  async function pixelMap(volume: Volume, ctx: CaseContext): Promise<Float32Array> {
+    const { run, chunks } = await runners.get();
+    const result = await lsgsPixelStack(
+      model.engine,
+      volume,
+      {
+        region: cal.region,
+        slices,
+        copies,
+        rounds,
+        lambdaP: cal.lambdaP,
+        k: cal.k,
+        foregroundMask: cal.foregroundMask,
+        ...(scoring.smoothing ? { smoothing: scoring.smoothing } : {}),
+        seed: ctx.seed,
+        chunks,
+      },
+      run,
+    );
+    const map = stackScoresToVolume(result.smoothed, result.encoded.stack, volume.shape, cal.pixelScale);
+    if (scoring.mask === 'body') applyMask(map, bodyMask(volume.data, volume.shape));
+    ctx.log(`lsgs pixel (${model.engine.name}): encode ${result.encoded.encodeSeconds.toFixed(2)} s, restore+decode ${result.restoreWall.toFixed(2)} s wall (restore ${result.restoreSeconds.toFixed(2)} s, decode ${result.decodeSeconds.toFixed(2)} s of ${result.decodedMaps} maps); ${describeLsgsRestoration(result.stats)}`);
+    return map;
+  }
+
   return {
     name: 'lsgs',
     tasks: ['sample', 'pixel'],
     async sampleScore(volume: Volume, ctx: CaseContext): Promise<number> {
+      if (scoring.sample === 'top') {
+        const map = await pixelMap(volume, ctx);
+        const raw = topFractionMean(map, scoring.sampleTop, scoring.mask === 'body' ? bodyMask(volume.data, volume.shape) : undefined);
+        const score = applySampleCalibration(cal.sampleCalibration, raw);
+        ctx.log(`lsgs sample (top ${scoring.sampleTop} of the pixel map): raw ${raw.toFixed(4)} → ${score.toFixed(4)}`);
+        return score;
+      }
       const encoded = await encodeForLsgs(model.engine, volume, cal.region, slices);
       const t0 = performance.now();
       const nll = await model.engine.transformer.nlls(encoded.codes, encoded.stack.positions);
-      const raw = rawSampleScore(nll, cal.lambdaS);
+      const { height, width } = model.engine.nets.transformer.cfg;
+      const raw = scoring.sample === 'localmax' ? localMaxExcess(nll, [width, height, encoded.stack.count], cal.lambdaS) : rawSampleScore(nll, cal.lambdaS);
       const score = applySampleCalibration(cal.sampleCalibration, raw);
-      ctx.log(`lsgs sample (${model.engine.name}): raw ${raw.toFixed(2)} → ${score.toFixed(4)}; encode ${encoded.encodeSeconds.toFixed(2)} s, transformer ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+      ctx.log(`lsgs sample (${model.engine.name}${scoring.sample === 'sum' ? '' : `, ${scoring.sample}`}): raw ${raw.toFixed(2)} → ${score.toFixed(4)}; encode ${encoded.encodeSeconds.toFixed(2)} s, transformer ${((performance.now() - t0) / 1000).toFixed(2)} s`);
       return score;
     },
-    async pixelScore(volume: Volume, ctx: CaseContext): Promise<Float32Array> {
-      const { run, chunks } = await runners.get();
-      const result = await lsgsPixelStack(
-        model.engine,
-        volume,
-        { region: cal.region, slices, copies, rounds, lambdaP: cal.lambdaP, k: cal.k, foregroundMask: cal.foregroundMask, seed: ctx.seed, chunks },
-        run,
-      );
-      const map = stackScoresToVolume(result.smoothed, result.encoded.stack, volume.shape, cal.pixelScale);
-      ctx.log(`lsgs pixel (${model.engine.name}): encode ${result.encoded.encodeSeconds.toFixed(2)} s, restore+decode ${result.restoreWall.toFixed(2)} s wall (restore ${result.restoreSeconds.toFixed(2)} s, decode ${result.decodeSeconds.toFixed(2)} s of ${result.decodedMaps} maps); ${describeLsgsRestoration(result.stats)}`);
-      return map;
-    },
+    pixelScore: pixelMap,
     async dispose(): Promise<void> {
       await runners.close();
       await model.engine.dispose();
@@ -244,6 +290,7 @@ export function lsgsPredictor(model: LsgsModel, opts: LsgsPredictorOptions = {})
 }
 
 /** For the METHODS registry. */
-export async function createLsgsPredictor(weightsDir: string, opts: LoadLsgsOptions = {}): Promise<Predictor> {
-  return lsgsPredictor(await loadLsgsModel(weightsDir, opts));
+export async function createLsgsPredictor(weightsDir: string, opts: LoadLsgsOptions & { readonly settings?: Settings } = {}): Promise<Predictor> {
+  const { settings, ...load } = opts;
+  return lsgsPredictor(await loadLsgsModel(weightsDir, load), settings ? { settings } : {});
 }

@@ -6,6 +6,8 @@ import { addNetworkOptions, commonOptions, parsePreset, type NetworkTrainFlags }
 import { listNiftiFiles } from '../../train/dataset.js';
 import { DEFAULT_VQVAE_BATCH, DEFAULT_VQVAE_EPOCHS } from '../../train/defaults.js';
 import type { SliceSelection } from '../../volume/slices.js';
+import { collectSetting } from '../../score/settings.js';
+import { DEFAULT_VAE_SCORING, VAE_SCORING_KEYS, vaeScoringFromSettings } from './scoring.js';
 
 export function registerVaeTrain(train: Command): void {
   addNetworkOptions(
@@ -39,8 +41,10 @@ export function registerVaeCalibrate(calibrate: Command): void {
     .option('--slices <sel>', 'slices per volume: every:N, count:N or all (default: the paper\'s, every 8th brain / 16th abdominal)', parseSliceSelection)
     .option('--pixel-volumes <n>', 'held-out volumes whose pixel maps fit the pixel scales', parseInteger('--pixel-volumes', 0), 2)
     .option('--workers <n>', 'worker threads for the networks (0 = in-process; default one per core)', parseInteger('--workers', 0))
-    .action(async (opts: { weights: string; data: string[]; region: string; slices?: SliceSelection; pixelVolumes: number; workers?: number }) => {
+    .option('--set <key=value>', `scoring chain stored with the calibration (repeatable; keys: ${VAE_SCORING_KEYS.join(', ')}; default: src/methods/vae/scoring.ts DEFAULT_VAE_SCORING)`, collectSetting, {})
+    .action(async (opts: { weights: string; data: string[]; region: string; slices?: SliceSelection; pixelVolumes: number; workers?: number; set: Record<string, string> }) => {
       if (opts.region !== 'brain' && opts.region !== 'abdom') throw new Error(`--region must be brain or abdom, got "${opts.region}"`);
+      const scoring = vaeScoringFromSettings(DEFAULT_VAE_SCORING, opts.set);
       const t0 = performance.now();
       const files = await listNiftiFiles(opts.data);
       if (files.length === 0) throw new Error(`no NIfTI files in ${opts.data.join(', ')}`);
@@ -54,6 +58,7 @@ export function registerVaeCalibrate(calibrate: Command): void {
         ...(opts.slices !== undefined ? { slices: opts.slices } : {}),
         pixelVolumes: opts.pixelVolumes,
         ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+        scoring,
         log,
       });
       const file = writeVaeCalibration(opts.weights, calibration);

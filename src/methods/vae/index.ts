@@ -2,6 +2,7 @@
 import type { Method } from '../method.js';
 import { registerVaeCalibrate, registerVaeTrain } from './cli.js';
 import { VAE_METHODS, vaeMethodTasks } from './variants.js';
+import { VAE_SETTINGS } from './scoring.js';
 
 const vae: Method = {
   id: 'vae',
@@ -9,8 +10,9 @@ const vae: Method = {
   scores: VAE_METHODS.map((m) => ({ name: m.name, tasks: vaeMethodTasks(m) })),
   regions: ['brain', 'abdom'],
   shippedSubfolder: 'vae',
+  settings: VAE_SETTINGS,
   async load(weightsDir, opts) {
-    return (await import('./model.js')).createVaePredictor(weightsDir, opts.score, opts.engine !== undefined ? { engine: opts.engine } : {});
+    return (await import('./model.js')).createVaePredictor(weightsDir, opts.score, { ...(opts.engine !== undefined ? { engine: opts.engine } : {}), ...(opts.settings ? { settings: opts.settings } : {}) });
   },
   registerTrain: registerVaeTrain,
   registerCalibrate: registerVaeCalibrate,

@@ -4,10 +4,11 @@
  *
  * Path of a volume, shared with LSR: `preprocessForModel` (the slices and normalisation training
  * used, the calibration's slice selection) → per-slice scores (./score.ts) → pixel maps:
- * min-pool 3×3×3 then average-pool 7×7×3 on the slice stack (src/score/pixel-score.ts) → back onto
- * the input grid with each slice on its own z (src/volume/resample.ts) → v / (v + c) with c the
- * method's calibrated pixel scale; sample scores: the monotone calibration fitted on held-out normal
- * volumes (src/score/calibration.ts).
+ * min-pool 3×3×3 then average-pool 7×7×3 on the slice stack (src/score/pixel-score.ts; or the scoring
+ * chain's kernels in voxels, ./scoring.ts) → back onto the input grid with each slice on its own z
+ * (src/volume/resample.ts) → v / (v + c) with c the method's calibrated pixel scale → the chain's body
+ * mask, if any; sample scores: the chain's aggregate (mean over slices by default) through the
+ * monotone calibration fitted on held-out normal volumes (src/score/calibration.ts).
  *
  * Methods and tasks:
  *   vae-elbo, vae-kl      sample only (mean over slices of KL + rec, of KL)
@@ -55,6 +56,12 @@ import {
 } from './score.js';
 import { isSliceSelection, readCalibrationFile } from '../../score/calibration-file.js';
 import { vaeMethod, vaeMethodTasks } from './variants.js';
+import { stackKernels, type VoxelSmoothing } from '../../score/smoothing.js';
+import { topFractionMean } from '../../score/sample-aggregates.js';
+import type { Settings } from '../../score/settings.js';
+import { applyMask, bodyMask } from '../../volume/body-mask.js';
+import { localMaxVaeSampleScores } from './sample-aggregates.js';
+import { applyVaeSettings, isVaeScoring, ORIGINAL_VAE_SCORING, VAE_TOP_MAP, type VaeScoring } from './scoring.js';
 
 export { VAE_METHODS, vaeMethod, type VaeMethod } from './variants.js';
 
@@ -72,6 +79,8 @@ export interface VaeCalibration {
   readonly sample: Record<VaeSampleScore, SampleCalibration>;
   /** c of v / (v + c) per pixel map: 99th percentile of the post-processed map over the foreground of held-out normals. */
   readonly pixelScale: Record<VaePixelMap, number>;
+  /** Smoothing, mask and sample aggregate (absent: the original chain, ORIGINAL_VAE_SCORING). */
+  readonly scoring?: VaeScoring;
   readonly heldOut?: Record<string, unknown>;
 }
 
@@ -93,6 +102,7 @@ export function validateVaeCalibration(raw: unknown): VaeCalibration {
     const v = c.pixelScale?.[m];
     if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) throw new Error(`pixelScale.${m} must be a positive number`);
   }
+  if (c.scoring !== undefined && !isVaeScoring(c.scoring)) throw new Error('scoring is malformed (smoothing {min, avg}, mask, sample, sampleTop)');
   return c as VaeCalibration;
 }
 
@@ -195,13 +205,13 @@ export async function stackPieces(runner: VaePieceRunner, stack: SliceStack, req
 export interface VaeVolumeScores {
   readonly stack: SliceStack;
   readonly terms: SliceTerms;
-  /** Post-processed (min-pool 3, avg-pool 7×7×3) maps on the slice stack, before scaling. */
+  /** Post-processed (min-pool then avg-pool: the paper's 3³ and 7×7×3 slices, or `smoothing`) maps on the slice stack, before scaling. */
   readonly maps: Partial<Record<VaePixelMap, Float32Array>>;
   /** forward / gradients: summed over chunks (CPU seconds when chunks run in parallel); networks: wall time. */
   readonly seconds: { preprocess: number; networks: number; forward: number; gradients: number; smooth: number };
 }
 
-/** Preprocess → networks (chunked on the runner) → pixel maps → stack post-processing. */
+/** Preprocess → networks (chunked on the runner) → pixel maps → stack post-processing (`smoothing` absent: the paper's kernels in slices). */
 export async function vaeVolumeScores(
   net: VaeNetwork,
   volume: Volume,
@@ -209,6 +219,7 @@ export async function vaeVolumeScores(
   slices: SliceSelection,
   maps: readonly VaePixelMap[],
   runner: VaePieceRunner = inProcessVaeRunner(net),
+  smoothing?: VoxelSmoothing,
 ): Promise<VaeVolumeScores> {
   const t0 = performance.now();
   const stack = preprocessForModel(volume, { region, slices, size: net.cfg.inputSize });
@@ -217,8 +228,9 @@ export async function vaeVolumeScores(
   const t2 = performance.now();
   const raw = composeVaeMaps(stack.data, pieces, stack.count, stack.width, net.cfg.recStd, maps);
   const smoothed: Partial<Record<VaePixelMap, Float32Array>> = {};
+  const kernels = smoothing ? stackKernels(smoothing, stack.zs) : PAPER_SMOOTHING;
   for (const [name, map] of Object.entries(raw) as Array<[VaePixelMap, Float32Array]>) {
-    smoothed[name] = smoothScoreStack(map, stack.count, stack.height, stack.width, PAPER_SMOOTHING);
+    smoothed[name] = smoothScoreStack(map, stack.count, stack.height, stack.width, kernels);
   }
   return {
     stack,
@@ -280,11 +292,15 @@ export function onnxVaeRunner(forward: VaeOnnxForward): VaePieceRunner {
 export interface VaePredictorOptions {
   /** Worker threads for the networks; 0 = in-process. Default: one per core when ≥ 2 cores and the backend is wasm. */
   readonly workers?: number;
+  /** `--set` overrides of the calibration's scoring chain (see ./scoring.ts). */
+  readonly settings?: Settings;
 }
 
 export function vaePredictor(model: VaeModel, methodName: string, opts: VaePredictorOptions = {}): Predictor {
   const method = vaeMethod(methodName);
   const cal = model.calibration;
+  const scoring = applyVaeSettings(cal.scoring ?? ORIGINAL_VAE_SCORING, opts.settings);
+  const smoothing = scoring.smoothing;
   const tasks = vaeMethodTasks(method);
   const s = (x: number) => `${x.toFixed(2)} s`;
   let pool: InferencePool<VaeJobTask, VaeStackPieces> | null = null;
@@ -297,18 +313,39 @@ export function vaePredictor(model: VaeModel, methodName: string, opts: VaePredi
     const active = pool;
     return { run: (t) => active.runAll(t), chunks: workers };
   };
+  const engineOf = (maps: readonly VaePixelMap[]) => (model.onnx !== null && forwardOnly(piecesFor(maps)) ? 'onnx' : 'tfjs');
   const timing = (v: VaeVolumeScores) =>
     `preprocess ${s(v.seconds.preprocess)}, networks ${s(v.seconds.networks)} wall (forward ${s(v.seconds.forward)}, gradients ${s(v.seconds.gradients)} summed over chunks)`;
+  /** The pixel map `name` on the volume grid, scaled and masked as the chain says. */
+  async function volumeMap(volume: Volume, name: VaePixelMap): Promise<{ map: Float32Array; scores: VaeVolumeScores; resample: number }> {
+    const scores = await vaeVolumeScores(model.net, volume, cal.region, cal.slices, [name], await runner([name]), smoothing);
+    const t0 = performance.now();
+    const map = stackScoresToVolume(scores.maps[name]!, scores.stack, volume.shape, cal.pixelScale[name]);
+    if (scoring.mask === 'body') applyMask(map, bodyMask(volume.data, volume.shape));
+    return { map, scores, resample: (performance.now() - t0) / 1000 };
+  }
   return {
     name: method.name,
     tasks,
     ...(method.sample !== undefined
       ? {
           async sampleScore(volume: Volume, ctx: CaseContext): Promise<number> {
+            const term = method.sample!;
+            if (scoring.sample === 'top') {
+              const name = VAE_TOP_MAP[term];
+              const { map, scores } = await volumeMap(volume, name);
+              const raw = topFractionMean(map, scoring.sampleTop, scoring.mask === 'body' ? bodyMask(volume.data, volume.shape) : undefined);
+              const score = applySampleCalibration(cal.sample[term], raw);
+              ctx.log(`${method.name} sample (${engineOf([name])}, top ${scoring.sampleTop} of the ${name} map): raw ${raw.toFixed(4)} → ${score.toFixed(4)}; ${timing(scores)}`);
+              return score;
+            }
             const scores = await vaeVolumeScores(model.net, volume, cal.region, cal.slices, [], await runner([]));
-            const raw = rawVaeSampleScores(scores.terms)[method.sample!];
-            const score = applySampleCalibration(cal.sample[method.sample!], raw);
-            ctx.log(`${method.name} sample (${model.onnx !== null ? 'onnx' : 'tfjs'}): raw ${raw.toFixed(3)} → ${score.toFixed(4)}; ${timing(scores)}`);
+            const raw =
+              scoring.sample === 'localmax'
+                ? localMaxVaeSampleScores(scores.terms, scores.stack.data, scores.stack.width, model.net.cfg.recStd)[term]
+                : rawVaeSampleScores(scores.terms)[term];
+            const score = applySampleCalibration(cal.sample[term], raw);
+            ctx.log(`${method.name} sample (${model.onnx !== null ? 'onnx' : 'tfjs'}${scoring.sample === 'mean' ? '' : `, ${scoring.sample}`}): raw ${raw.toFixed(3)} → ${score.toFixed(4)}; ${timing(scores)}`);
             return score;
           },
         }
@@ -316,10 +353,8 @@ export function vaePredictor(model: VaeModel, methodName: string, opts: VaePredi
     ...(method.pixel !== undefined
       ? {
           async pixelScore(volume: Volume, ctx: CaseContext): Promise<Float32Array> {
-            const scores = await vaeVolumeScores(model.net, volume, cal.region, cal.slices, [method.pixel!], await runner([method.pixel!]));
-            const t0 = performance.now();
-            const map = stackScoresToVolume(scores.maps[method.pixel!]!, scores.stack, volume.shape, cal.pixelScale[method.pixel!]);
-            ctx.log(`${method.name} pixel (${model.onnx !== null && forwardOnly(piecesFor([method.pixel!])) ? 'onnx' : 'tfjs'}): ${timing(scores)}, smooth ${s(scores.seconds.smooth)}, resample ${s((performance.now() - t0) / 1000)}`);
+            const { map, scores, resample } = await volumeMap(volume, method.pixel!);
+            ctx.log(`${method.name} pixel (${engineOf([method.pixel!])}): ${timing(scores)}, smooth ${s(scores.seconds.smooth)}, resample ${s(resample)}`);
             return map;
           },
         }
@@ -334,7 +369,8 @@ export function vaePredictor(model: VaeModel, methodName: string, opts: VaePredi
 }
 
 /** For the METHODS registry: one loaded model per predictor. */
-export async function createVaePredictor(weightsDir: string, methodName: string, opts: LoadVaeOptions = {}): Promise<Predictor> {
+export async function createVaePredictor(weightsDir: string, methodName: string, opts: LoadVaeOptions & { readonly settings?: Settings } = {}): Promise<Predictor> {
+  const { settings, ...load } = opts;
   const method = vaeMethod(methodName);
   // A gradient map runs on TF.js only: no ONNX session for it.
   const gradientOnly = method.sample === undefined && method.pixel !== undefined && !forwardOnly(piecesFor([method.pixel]));
@@ -342,5 +378,5 @@ export async function createVaePredictor(weightsDir: string, methodName: string,
     const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
     log(`engine: ${methodName} needs input gradients, which ONNX Runtime cannot compute; using tfjs`);
   }
-  return vaePredictor(await loadVaeModel(weightsDir, gradientOnly ? { ...opts, engine: 'tfjs' } : opts), methodName);
+  return vaePredictor(await loadVaeModel(weightsDir, gradientOnly ? { ...load, engine: 'tfjs' } : load), methodName, settings ? { settings } : {});
 }
