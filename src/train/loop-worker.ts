@@ -31,6 +31,8 @@ export interface ImageBatch {
   positions: Float32Array;
   count: number;
   size: number;
+  /** The normalised value of empty space; when set, an evaluation may report foreground-only metrics (pixels ≠ background). */
+  background?: number;
 }
 
 /** Code maps for the prior: count × height × width int32. */
