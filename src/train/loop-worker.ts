@@ -49,6 +49,8 @@ export interface CodeBatch {
   lossWeights?: Float32Array;
   /** 1 where the input code was tampered. */
   tampered?: Uint8Array;
+  /** 1 where the code's image patch holds foreground; when set, an evaluation may report foreground-only NLL. */
+  foreground?: Uint8Array;
 }
 
 export type TrainBatch = ImageBatch | CodeBatch;

@@ -108,6 +108,8 @@ export interface LoopSpec {
   fingerprint: string;
   nextBatch(rng: Rng): TrainBatch;
   holdout: readonly TrainBatch[];
+  /** Called before each epoch's first batch is drawn (e.g. to refresh what nextBatch draws from). */
+  beforeEpoch?(epoch: number, weights: Float32Array): Promise<void>;
   /** Extra numbers for the epoch record (e.g. { reseeded: 3 }). */
   afterEpoch?(ctx: EpochContext): Promise<Partial<EpochRecord>>;
   /** Data-dependent initialisation of a fresh run (not called on resume); may edit the weights in place. */
@@ -129,14 +131,22 @@ export interface LoopResult {
 
 /**
  * Metrics combined from parts that an engine reports as count-weighted means: recFg (L1 over foreground
- * pixels) from recFgSum and fgFraction (see onnx-engine.ts foregroundL1Parts); the parts are removed.
+ * pixels) from recFgSum and fgFraction, nllFg (NLL over codes whose patch holds foreground) from nllFgSum
+ * and codeFgFraction (see onnx-engine.ts foregroundL1Parts / foregroundNllParts); the parts are removed.
  */
 export function deriveMetrics(means: Record<string, number>, batches: readonly TrainBatch[]): Record<string, number> {
-  const { recFgSum, fgFraction, ...rest } = means;
-  if (recFgSum === undefined || fgFraction === undefined) return means;
+  const { recFgSum, fgFraction, nllFgSum, codeFgFraction, ...rest } = means;
+  const out: Record<string, number> = rest;
   const first = batches[0];
-  const pixels = first !== undefined && first.kind === 'images' ? first.size * first.size : NaN;
-  return { ...rest, recFg: fgFraction > 0 ? recFgSum / (fgFraction * pixels) : NaN };
+  if (recFgSum !== undefined && fgFraction !== undefined) {
+    const pixels = first !== undefined && first.kind === 'images' ? first.size * first.size : NaN;
+    out.recFg = fgFraction > 0 ? recFgSum / (fgFraction * pixels) : NaN;
+  }
+  if (nllFgSum !== undefined && codeFgFraction !== undefined) {
+    const cells = first !== undefined && first.kind === 'codes' ? first.height * first.width : NaN;
+    out.nllFg = codeFgFraction > 0 ? nllFgSum / (codeFgFraction * cells) : NaN;
+  }
+  return out;
 }
 
 /** Perplexity exp(H) and number of used codes of a histogram. */
@@ -163,6 +173,7 @@ export function describeEpoch(r: EpochRecord, epochs: number): string {
   if (r.holdout.loss !== undefined) parts.push(`held-out loss ${fmt(r.holdout.loss)}`);
   if (r.holdout.rec !== undefined) parts.push(`held-out rec ${fmt(r.holdout.rec)}`);
   if (r.holdout.recFg !== undefined) parts.push(`held-out brain L1 ${fmt(r.holdout.recFg)}`);
+  if (r.holdout.nllFg !== undefined) parts.push(`held-out brain NLL ${fmt(r.holdout.nllFg)}`);
   if (r.holdout.kl !== undefined) parts.push(`held-out KL ${fmt(r.holdout.kl)}`);
   if (r.codesUsed !== undefined) parts.push(`codes used ${r.codesUsed}`, `perplexity ${r.perplexity!.toFixed(1)}`);
   if (r.reseeded !== undefined) parts.push(`re-seeded ${r.reseeded}`);
@@ -211,6 +222,7 @@ export async function runTrainingLoop(spec: LoopSpec): Promise<LoopResult> {
       break;
     }
     const t0 = performance.now();
+    if (spec.beforeEpoch !== undefined) await spec.beforeEpoch(epoch, weights);
     const rng = createRng(`${spec.seed}:epoch:${epoch}`);
     const progress = createProgress(spec.sink, `epoch ${epoch}/${spec.epochs}`);
     const stepStats: BatchStats[] = [];

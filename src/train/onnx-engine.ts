@@ -86,8 +86,27 @@ export function priorOnnxNet(cfg: PixelSnailConfig): OnnxNet {
         shapes: { codes: shape, position: [batch.count] },
       };
     },
-    stats: (outputs, batch) => ({ count: batch.count, means: scalarStats(outputs, ['loss']) }),
+    stats(outputs, batch) {
+      const means = scalarStats(outputs, ['loss']);
+      if (outputs.nll !== undefined && batch.kind === 'codes' && batch.foreground !== undefined) {
+        Object.assign(means, foregroundNllParts(outputs.nll.data as Float32Array, batch.foreground, batch.count));
+      }
+      return { count: batch.count, means };
+    },
   };
+}
+
+/** Like `foregroundL1Parts` for the prior: nllFgSum = Σ NLL over foreground codes / maps, codeFgFraction = foreground codes / codes. */
+export function foregroundNllParts(nll: Float32Array, foreground: Uint8Array, count: number): { nllFgSum: number; codeFgFraction: number } {
+  if (nll.length !== foreground.length) throw new RangeError(`foregroundNllParts: ${nll.length} NLL values, ${foreground.length} flags`);
+  let sum = 0;
+  let fg = 0;
+  for (let i = 0; i < nll.length; i++) {
+    if (foreground[i] !== 1) continue;
+    fg++;
+    sum += nll[i]!;
+  }
+  return { nllFgSum: sum / count, codeFgFraction: fg / nll.length };
 }
 
 /**

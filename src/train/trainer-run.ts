@@ -32,7 +32,7 @@ export interface TrainerRecord {
 }
 
 /** What a trainer decides; the rest of the run comes from the options and the data. */
-export interface TrainerSpec extends Pick<LoopSpec, 'model' | 'epochs' | 'stepsPerEpoch' | 'seed' | 'nextBatch' | 'holdout' | 'afterEpoch' | 'initialise' | 'codebookSize'> {
+export interface TrainerSpec extends Pick<LoopSpec, 'model' | 'epochs' | 'stepsPerEpoch' | 'seed' | 'nextBatch' | 'holdout' | 'beforeEpoch' | 'afterEpoch' | 'initialise' | 'codebookSize'> {
   readonly batch: number;
   /** Fresh parameters (flattened, then disposed) or flat start weights, in `paramLayout(model)` order. */
   readonly start: ParamMap | Float32Array;
@@ -74,6 +74,7 @@ export async function runTrainer(opts: CommonTrainOptions & { preset: PresetName
       nextBatch: spec.nextBatch,
       holdout: spec.holdout,
       afterEpoch: spec.afterEpoch,
+      ...(spec.beforeEpoch !== undefined ? { beforeEpoch: spec.beforeEpoch } : {}),
       initialise: spec.initialise,
       codebookSize: spec.codebookSize,
       record: {
