@@ -3,6 +3,7 @@
  * accumulation in the shared loop, foreground-only held-out L1, and dead codes coming back into use
  * after re-seeding.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../src/engine/backend.js';
@@ -18,8 +19,9 @@ import { flattenParams, paramLayout, type CodeBatch, type ImageBatch, type Train
 import { foregroundL1Parts } from '../src/train/onnx-engine.js';
 import { scheduledLr, validateSchedule } from '../src/train/schedule.js';
 import { recipeFingerprint, resolveSchedule } from '../src/train/trainer-run.js';
-import { reseedDeadCodes } from '../src/train/vqvae-trainer.js';
-import { TINY_VQVAE, capture, normalFolder, tempRoot } from './helpers/train-fixtures.js';
+import { reseedDeadCodes, trainVqvae } from '../src/train/vqvae-trainer.js';
+import { trainPrior } from '../src/train/prior-trainer.js';
+import { TINY_PRIOR, TINY_VQVAE, capture, normalFolder, tempRoot } from './helpers/train-fixtures.js';
 
 let root: string;
 let cleanup: () => Promise<void>;
@@ -239,4 +241,28 @@ describe('dead codes', () => {
       await engine.close();
     }
   });
+});
+
+describe('brain-only held-out metrics and augmented codes (ONNX Runtime engine)', () => {
+  it('the VQ-VAE reports the foreground L1, the prior the foreground NLL; a prior on augmented codes resumes bit for bit', async () => {
+    const data = await normalFolder(root, 'normals-onnx', 4, 3);
+    const common = { region: 'brain' as const, data: [data], holdout: 1, seed: 2, workers: 0, backend: 'wasm' as const, engine: 'onnx' as const, sliceRule: 'foreground' as const };
+    const c = capture();
+    const vq = await trainVqvae({ ...common, outDir: join(root, 'vq-onnx'), preset: 'compact', config: TINY_VQVAE, augment: 'none', batch: 4, stepsPerEpoch: 3, epochs: 1, lr: 3e-3, log: c.log, sink: c.sink });
+    const h = vq.state.history[0]!.holdout;
+    expect(h.recFg).toBeGreaterThan(h.rec!); // the background pixels, well reconstructed, dilute the plain L1
+    const prior = (out: string, epochs: number, resume = false) =>
+      trainPrior({ ...common, outDir: join(root, out), preset: 'compact', vqvaeDir: join(root, 'vq-onnx'), config: TINY_PRIOR, batch: 4, stepsPerEpoch: 3, epochs, lr: 1e-2, augmentedCodes: 0.5, resume, log: c.log, sink: c.sink });
+    const whole = await prior('prior-aug', 2);
+    const nll = whole.state.history[1]!.holdout;
+    expect(nll.nllFg).toBeGreaterThan(0);
+    expect(Number.isFinite(nll.nllFg)).toBe(true);
+    await prior('prior-aug-resumed', 1);
+    const resumed = await prior('prior-aug-resumed', 2, true);
+    expect(Array.from(resumed.weights)).toEqual(Array.from(whole.weights));
+    const plain = await trainPrior({ ...common, outDir: join(root, 'prior-plain'), preset: 'compact', vqvaeDir: join(root, 'vq-onnx'), config: TINY_PRIOR, batch: 4, stepsPerEpoch: 3, epochs: 2, lr: 1e-2, log: c.log, sink: c.sink });
+    expect(Array.from(plain.weights)).not.toEqual(Array.from(whole.weights)); // the augmented maps were used
+    const record = JSON.parse(readFileSync(join(root, 'prior-aug', 'training.json'), 'utf8'));
+    expect(record.augmentedCodes).toMatchObject({ perBatch: 2, poolPerEpoch: 6 });
+  }, 120_000);
 });
