@@ -80,7 +80,7 @@ export function randomCodeBatch(volumes: readonly VolumeCodes[], cache: CodeCach
  * `opts.outDir` when its key (VQ-VAE bytes + volume list) matches, else encoded on the workers and saved.
  */
 export async function frozenVqvaeCodes(
-  opts: Pick<CommonTrainOptions, 'outDir'> & { vqvaeDir: string },
+  opts: Pick<CommonTrainOptions, 'outDir' | 'engine'> & { vqvaeDir: string },
   data: PreparedData,
   vqModel: { kind: 'vqvae'; config: VqvaeConfig },
   vqWeights: Float32Array,
@@ -93,7 +93,11 @@ export async function frozenVqvaeCodes(
     data.log(`code cache: reusing ${opts.outDir}/codes.bin`);
   } else {
     const t0 = performance.now();
-    const encoder = await createTrainingEngine(vqModel, { workers: data.workers, backend });
+    // The training engine encodes (ONNX Runtime with --engine onnx: several times faster than TF.js wasm).
+    const encoder =
+      opts.engine === undefined || opts.engine === 'tfjs'
+        ? await createTrainingEngine(vqModel, { workers: data.workers, backend })
+        : (await createChosenTrainingEngine(opts.engine, vqModel, { workers: data.workers, backend }, data.log)).engine;
     try {
       cache = await buildCodeCache(volumes, (batches) => encoder.encode(vqWeights, 1, batches), {
         key,
@@ -141,7 +145,7 @@ export interface CodeTraining {
 
 /** Creates `opts.outDir`, gets the code cache (`frozenVqvaeCodes`) and splits it; an epoch covers the training maps once unless `opts.stepsPerEpoch` is given. */
 export async function frozenCodeTraining(
-  opts: Pick<CommonTrainOptions, 'outDir' | 'stepsPerEpoch'> & { vqvaeDir: string; region?: Region },
+  opts: Pick<CommonTrainOptions, 'outDir' | 'stepsPerEpoch' | 'engine'> & { vqvaeDir: string; region?: Region },
   frozen: FrozenVqvae,
   batch: number,
 ): Promise<CodeTraining> {
