@@ -3,7 +3,7 @@
  * accumulation in the shared loop, foreground-only held-out L1, and dead codes coming back into use
  * after re-seeding.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../src/engine/backend.js';
@@ -71,6 +71,35 @@ describe('foreground slice selection', () => {
         expect(entry.stack.data.subarray(s * plane, (s + 1) * plane).some((x) => x !== 0)).toBe(true);
       }
     }
+  });
+});
+
+describe('stack cache', () => {
+  it('a second open reads the cached stacks; a changed file is prepared again', async () => {
+    const dir = await normalFolder(root, 'cached', 2, 4);
+    const cacheDir = join(root, 'stack-cache');
+    const opts = { region: 'brain' as const, size: 16, sliceRule: 'foreground' as const, cacheDir, log: () => undefined };
+    const first = await openVolumeFolder([dir], opts);
+    const bins = readdirSync(cacheDir).filter((f) => f.endsWith('.bin'));
+    expect(bins).toHaveLength(2);
+    const again = await openVolumeFolder([dir], opts);
+    again.files.forEach((e, i) => {
+      expect(Array.from(e.stack.data)).toEqual(Array.from(first.files[i]!.stack.data));
+      expect(e.stack.zs).toEqual(first.files[i]!.stack.zs);
+      expect(Array.from(e.stack.positions)).toEqual(Array.from(first.files[i]!.stack.positions));
+      expect(e.shape).toEqual(first.files[i]!.shape);
+    });
+    // Tamper with every cached .bin (same length): the next open returns the tampered values, so it read the cache.
+    for (const b of bins) writeFileSync(join(cacheDir, b), new Uint8Array(statSync(join(cacheDir, b)).size));
+    const tampered = await openVolumeFolder([dir], opts);
+    expect(tampered.files.every((e) => e.stack.data.every((x) => x === 0))).toBe(true);
+    // Another option misses the cache; a touched volume is prepared again.
+    const other = await openVolumeFolder([dir], { ...opts, minForegroundFraction: 0.2 });
+    expect(other.files[0]!.stack.data.some((x) => x !== 0)).toBe(true);
+    const file = first.files[0]!.file;
+    utimesSync(file, new Date(), new Date(Date.now() + 5000));
+    const fresh = await openVolumeFolder([dir], opts);
+    expect(Array.from(fresh.files[0]!.stack.data)).toEqual(Array.from(first.files[0]!.stack.data));
   });
 });
 

@@ -43,6 +43,7 @@ export interface NetworkTrainFlags {
   accumulate?: number;
   dropout?: number;
   init?: string;
+  stackCache?: string;
 }
 
 function parseSliceRule(value: string): TrainingSliceRule {
@@ -100,6 +101,7 @@ export function commonOptions(flags: NetworkTrainFlags): CommonTrainOptions {
     ...(flags.maxSlices !== undefined ? { maxSlicesPerVolume: flags.maxSlices } : {}),
     ...(schedule !== undefined ? { schedule } : {}),
     ...(flags.accumulate !== undefined && flags.accumulate > 1 ? { accumulate: flags.accumulate } : {}),
+    ...(flags.stackCache !== undefined ? { stackCache: flags.stackCache } : {}),
   };
 }
 
@@ -128,6 +130,7 @@ export function addNetworkOptions(cmd: Command, defaults: { epochs: number; batc
     .option('--min-lr-fraction <f>', 'cosine: final rate as a fraction of --lr (default 0.05)', parseNumber('--min-lr-fraction', 0, 1))
     .option('--decay-every <steps>', 'step decay: optimiser steps between decays', parseInteger('--decay-every', 1))
     .option('--decay-factor <f>', 'step decay: multiplier per decay (default 0.5)', parseNumber('--decay-factor', 0, 1))
+    .option('--stack-cache <dir>', 'cache the preprocessed slices of every volume in this folder (a resumed run reads them instead of the NIfTI files)')
     .option('--accumulate <k>', 'batches averaged into one optimiser step (effective batch = k × --batch; default 1)', parseInteger('--accumulate', 1));
 }
 

@@ -37,6 +37,8 @@ export interface CommonTrainOptions {
   sliceRule?: TrainingSliceRule;
   /** Minimum foreground fraction of a plane for sliceRule 'foreground'. */
   minForegroundFraction?: number;
+  /** Folder caching the preprocessed slice stacks between runs (default: none). */
+  stackCache?: string;
   /** Learning-rate warm-up and decay (default: constant `lr`). */
   schedule?: LrSchedule;
   /** Batches whose mean gradient makes one optimiser step (default 1). */
@@ -73,6 +75,7 @@ export async function prepareData(opts: CommonTrainOptions, sliceSize: number): 
     size: sliceSize,
     ...(opts.maxSlicesPerVolume !== undefined ? { maxSlicesPerVolume: opts.maxSlicesPerVolume } : {}),
     ...(opts.sliceRule !== undefined ? { sliceRule: opts.sliceRule } : {}),
+    ...(opts.stackCache !== undefined ? { cacheDir: opts.stackCache } : {}),
     ...(opts.minForegroundFraction !== undefined ? { minForegroundFraction: opts.minForegroundFraction } : {}),
   });
   const holdoutCount = opts.holdout ?? defaultHoldout(folder.files.length);

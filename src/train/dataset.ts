@@ -29,6 +29,7 @@ import { type Normalisation, type Region, foregroundStatistics, normalisationFor
 import { preprocessForModel, preprocessSlicesForModel } from '../volume/preprocess.js';
 import type { SliceSelection, SliceStack } from '../volume/slices.js';
 import type { Shape3 } from '../volume/volume.js';
+import { readCachedStack, stackCacheKey, writeCachedStack } from './stack-cache.js';
 
 export const DEFAULT_MAX_TRAINING_SLICES = 64;
 
@@ -106,6 +107,8 @@ export interface OpenVolumeFolderOptions {
   readonly sliceRule?: TrainingSliceRule;
   /** For sliceRule 'foreground'; default DEFAULT_MIN_FOREGROUND_FRACTION. */
   readonly minForegroundFraction?: number;
+  /** Folder of cached preprocessed stacks (./stack-cache.ts): read when present, written after preprocessing. */
+  readonly cacheDir?: string;
   /** In-plane size of the stacks; default MODEL_SLICE_SIZE (160). */
   readonly size?: number;
   readonly normalisation?: Normalisation;
@@ -185,6 +188,35 @@ export async function openVolumeFolder(
 }
 
 async function readEntry(
+  file: string,
+  options: OpenVolumeFolderOptions,
+  normalisation: Normalisation,
+): Promise<VolumeEntry | SkippedFile> {
+  let key: string | null = null;
+  if (options.cacheDir !== undefined) {
+    const preparation = {
+      region: options.region,
+      size: options.size ?? null,
+      normalisation,
+      slices: options.slices ?? null,
+      rule: options.sliceRule ?? 'even',
+      minForegroundFraction: options.minForegroundFraction ?? null,
+      maxSlicesPerVolume: options.maxSlicesPerVolume ?? null,
+    };
+    try {
+      key = stackCacheKey(file, preparation);
+    } catch {
+      key = null; // unreadable: readNifti below names the reason
+    }
+    const hit = key === null ? null : readCachedStack(options.cacheDir, key);
+    if (hit !== null) return { file, shape: hit.shape, stack: hit.stack };
+  }
+  const entry = await prepareEntry(file, options, normalisation);
+  if (key !== null && !('reason' in entry)) await writeCachedStack(options.cacheDir!, key, entry.shape, entry.stack);
+  return entry;
+}
+
+async function prepareEntry(
   file: string,
   options: OpenVolumeFolderOptions,
   normalisation: Normalisation,
