@@ -293,5 +293,5 @@ describe('brain-only held-out metrics and augmented codes (ONNX Runtime engine)'
     expect(Array.from(plain.weights)).not.toEqual(Array.from(whole.weights)); // the augmented maps were used
     const record = JSON.parse(readFileSync(join(root, 'prior-aug', 'training.json'), 'utf8'));
     expect(record.augmentedCodes).toMatchObject({ perBatch: 2, poolPerEpoch: 6 });
-  }, 120_000);
+  }, 300_000);
 });
