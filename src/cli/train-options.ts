@@ -5,6 +5,8 @@ import type { CommonTrainOptions } from '../train/common.js';
 import type { Region } from '../volume/normalise.js';
 import { collect, parseInteger, parseNumber } from './common.js';
 import { parseTrainEngine } from '../train/engine-name.js';
+import { TRAINING_SLICE_RULES, type TrainingSliceRule } from '../train/dataset.js';
+import { LR_DECAYS, type LrDecay, type LrSchedule } from '../train/schedule.js';
 
 export interface NetworkTrainFlags {
   region: string;
@@ -30,6 +32,38 @@ export interface NetworkTrainFlags {
   codebookSize?: number;
   kmeansIterations?: number;
   kmeansVectors?: number;
+  slices: string;
+  minForeground?: number;
+  maxSlices?: number;
+  warmup?: number;
+  decay?: string;
+  minLrFraction?: number;
+  decayEvery?: number;
+  decayFactor?: number;
+  accumulate?: number;
+  dropout?: number;
+  init?: string;
+  stackCache?: string;
+}
+
+function parseSliceRule(value: string): TrainingSliceRule {
+  if ((TRAINING_SLICE_RULES as readonly string[]).includes(value)) return value as TrainingSliceRule;
+  throw new Error(`--slices must be ${TRAINING_SLICE_RULES.join(' or ')}, got "${value}"`);
+}
+
+/** The learning-rate schedule of the flags, or undefined when neither --warmup nor --decay is given. */
+export function scheduleOptions(flags: Pick<NetworkTrainFlags, 'warmup' | 'decay' | 'minLrFraction' | 'decayEvery' | 'decayFactor'>): LrSchedule | undefined {
+  if (flags.warmup === undefined && (flags.decay === undefined || flags.decay === 'none')) return undefined;
+  const decay = (flags.decay ?? 'none') as LrDecay;
+  if (!LR_DECAYS.includes(decay)) throw new Error(`--decay must be ${LR_DECAYS.join(', ')}, got "${flags.decay}"`);
+  if (decay === 'step' && flags.decayEvery === undefined) throw new Error('--decay step needs --decay-every <steps>');
+  return {
+    warmupSteps: flags.warmup ?? 0,
+    decay,
+    ...(flags.minLrFraction !== undefined ? { minFraction: flags.minLrFraction } : {}),
+    ...(flags.decayEvery !== undefined ? { every: flags.decayEvery } : {}),
+    ...(flags.decayFactor !== undefined ? { factor: flags.decayFactor } : {}),
+  };
 }
 
 export function parseRegion(value: string): Region {
@@ -45,6 +79,7 @@ export function parsePreset(value: string): PresetName {
 
 export function commonOptions(flags: NetworkTrainFlags): CommonTrainOptions {
   if (!['auto', 'wasm', 'cpu', 'node-gpu'].includes(flags.backend)) throw new Error(`--backend must be auto, node-gpu, wasm or cpu`);
+  const schedule = scheduleOptions(flags);
   return {
     region: parseRegion(flags.region),
     data: flags.data,
@@ -61,6 +96,12 @@ export function commonOptions(flags: NetworkTrainFlags): CommonTrainOptions {
     ...(flags.stepsPerEpoch !== undefined ? { stepsPerEpoch: flags.stepsPerEpoch } : {}),
     ...(flags.maxMinutes !== undefined ? { maxMinutes: flags.maxMinutes } : {}),
     ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
+    sliceRule: parseSliceRule(flags.slices),
+    ...(flags.minForeground !== undefined ? { minForegroundFraction: flags.minForeground } : {}),
+    ...(flags.maxSlices !== undefined ? { maxSlicesPerVolume: flags.maxSlices } : {}),
+    ...(schedule !== undefined ? { schedule } : {}),
+    ...(flags.accumulate !== undefined && flags.accumulate > 1 ? { accumulate: flags.accumulate } : {}),
+    ...(flags.stackCache !== undefined ? { stackCache: flags.stackCache } : {}),
   };
 }
 
@@ -80,5 +121,20 @@ export function addNetworkOptions(cmd: Command, defaults: { epochs: number; batc
     .option('--lr <x>', 'Adam learning rate', parseNumber('--lr', 0, 1), 1e-4)
     .option('--workers <n>', 'data-parallel worker threads (default 2 on wasm, 0 = this thread)', parseInteger('--workers', 0))
     .option('--backend <b>', 'auto, node-gpu, wasm or cpu', 'auto')
-    .option('--engine <e>', 'tfjs, onnx (ONNX Runtime) or auto (ONNX Runtime where it loads and can train the network)', 'tfjs');
+    .option('--engine <e>', 'tfjs, onnx (ONNX Runtime) or auto (ONNX Runtime where it loads and can train the network)', 'tfjs')
+    .option('--slices <rule>', 'training slices per volume: foreground (every axial plane with ≥ --min-foreground of its voxels > 0.05) or even (up to 64 evenly spread; the rule of runs before issue 15)', 'foreground')
+    .option('--min-foreground <f>', 'minimum foreground fraction of a plane for --slices foreground (default 0.01)', parseNumber('--min-foreground', 0, 1))
+    .option('--max-slices <n>', 'cap on the slices kept per volume (even: default 64; foreground: no cap)', parseInteger('--max-slices', 1))
+    .option('--warmup <steps>', 'linear learning-rate warm-up over this many optimiser steps', parseInteger('--warmup', 0))
+    .option('--decay <d>', 'learning-rate decay after the warm-up: none, cosine (to --min-lr-fraction × lr at the last planned step) or step')
+    .option('--min-lr-fraction <f>', 'cosine: final rate as a fraction of --lr (default 0.05)', parseNumber('--min-lr-fraction', 0, 1))
+    .option('--decay-every <steps>', 'step decay: optimiser steps between decays', parseInteger('--decay-every', 1))
+    .option('--decay-factor <f>', 'step decay: multiplier per decay (default 0.5)', parseNumber('--decay-factor', 0, 1))
+    .option('--stack-cache <dir>', 'cache the preprocessed slices of every volume in this folder (a resumed run reads them instead of the NIfTI files)')
+    .option('--accumulate <k>', 'batches averaged into one optimiser step (effective batch = k × --batch; default 1)', parseInteger('--accumulate', 1));
+}
+
+/** --dropout for the networks whose trainer takes a config override (VQ-VAE, prior). */
+export function addDropoutOption(cmd: Command): Command {
+  return cmd.option('--dropout <p>', 'channel dropout rate while training (default: the preset\'s, 0.1)', parseNumber('--dropout', 0, 1));
 }

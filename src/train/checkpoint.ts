@@ -36,6 +36,8 @@ export interface EpochRecord {
   perplexity?: number;
   /** VQ-VAE: codes re-seeded after this epoch. */
   reseeded?: number;
+  /** Learning rate of the epoch's last step (when a schedule is set). */
+  lr?: number;
   seconds: number;
 }
 

@@ -5,7 +5,8 @@
 import { createHash } from 'node:crypto';
 import { initEngine, type BackendPreference, type EngineInfo } from '../engine/backend.js';
 import type { Region } from '../volume/normalise.js';
-import { openVolumeFolder, splitVolumes, type VolumeEntry } from './dataset.js';
+import { openVolumeFolder, splitVolumes, type TrainingSliceRule, type VolumeEntry } from './dataset.js';
+import type { LrSchedule } from './schedule.js';
 import { defaultWorkerCount } from './engine.js';
 import type { TrainEngineName } from './engine-name.js';
 import { stderrSink, type ProgressSink } from './progress.js';
@@ -32,6 +33,16 @@ export interface CommonTrainOptions {
   engine?: TrainEngineName;
   /** Slices kept per training volume (dataset default 64). */
   maxSlicesPerVolume?: number;
+  /** Which slices of a training volume are kept (dataset default 'even'). */
+  sliceRule?: TrainingSliceRule;
+  /** Minimum foreground fraction of a plane for sliceRule 'foreground'. */
+  minForegroundFraction?: number;
+  /** Folder caching the preprocessed slice stacks between runs (default: none). */
+  stackCache?: string;
+  /** Learning-rate warm-up and decay (default: constant `lr`). */
+  schedule?: LrSchedule;
+  /** Batches whose mean gradient makes one optimiser step (default 1). */
+  accumulate?: number;
   log?: (line: string) => void;
   sink?: ProgressSink;
   /** Recorded in training.json. */
@@ -63,11 +74,15 @@ export async function prepareData(opts: CommonTrainOptions, sliceSize: number): 
     log: (line) => log(`warning: ${line}`),
     size: sliceSize,
     ...(opts.maxSlicesPerVolume !== undefined ? { maxSlicesPerVolume: opts.maxSlicesPerVolume } : {}),
+    ...(opts.sliceRule !== undefined ? { sliceRule: opts.sliceRule } : {}),
+    ...(opts.stackCache !== undefined ? { cacheDir: opts.stackCache } : {}),
+    ...(opts.minForegroundFraction !== undefined ? { minForegroundFraction: opts.minForegroundFraction } : {}),
   });
   const holdoutCount = opts.holdout ?? defaultHoldout(folder.files.length);
   const { train, holdout } = splitVolumes(folder.files, { holdoutCount, seed: opts.seed ?? 0 });
+  const slices = folder.files.reduce((a, e) => a + e.stack.count, 0);
   log(
-    `data: ${folder.files.length} volumes of ${folder.shape.join('×')} (${folder.skipped.length} skipped), ` +
+    `data: ${folder.files.length} volumes (${slices} slices, rule ${opts.sliceRule ?? 'even'}) of ${folder.shape.join('×')} (${folder.skipped.length} skipped), ` +
       `${train.length} for training, ${holdout.length} held out; backend ${info.backend}, ` +
       `${workers === 0 ? 'training in this thread' : `${workers} data-parallel worker threads`}`,
   );

@@ -31,6 +31,8 @@ export interface ImageBatch {
   positions: Float32Array;
   count: number;
   size: number;
+  /** The normalised value of empty space; when set, an evaluation may report foreground-only metrics (pixels ≠ background). */
+  background?: number;
 }
 
 /** Code maps for the prior: count × height × width int32. */
@@ -47,6 +49,8 @@ export interface CodeBatch {
   lossWeights?: Float32Array;
   /** 1 where the input code was tampered. */
   tampered?: Uint8Array;
+  /** 1 where the code's image patch holds foreground; when set, an evaluation may report foreground-only NLL. */
+  foreground?: Uint8Array;
 }
 
 export type TrainBatch = ImageBatch | CodeBatch;

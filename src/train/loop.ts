@@ -24,6 +24,7 @@ import {
 import { combineStats, type TrainingEngine } from './engine.js';
 import type { BatchStats, ModelSpec, ParamLayout, TrainBatch } from './loop-worker.js';
 import { createProgress, type ProgressSink } from './progress.js';
+import { scheduledLr, type LrSchedule } from './schedule.js';
 
 export interface AdamOptions {
   lr: number;
@@ -41,6 +42,16 @@ export function clipValues(grads: Float32Array, limit: number): void {
     if (g > limit) grads[i] = limit;
     else if (g < -limit) grads[i] = -limit;
   }
+}
+
+/** a += b, element-wise, in place. */
+export function addInto(a: Float32Array, b: Float32Array): void {
+  for (let i = 0; i < a.length; i++) a[i] = a[i]! + b[i]!;
+}
+
+/** a *= k, element-wise, in place. */
+export function scaleInto(a: Float32Array, k: number): void {
+  for (let i = 0; i < a.length; i++) a[i] = a[i]! * k;
 }
 
 /** One Adam step in place; `t` is the step number after this update (1 for the first). */
@@ -85,6 +96,10 @@ export interface LoopSpec {
   stepsPerEpoch: number;
   seed: number;
   adam: AdamOptions;
+  /** Warm-up and decay of adam.lr by optimiser step (default: constant). */
+  schedule?: LrSchedule;
+  /** Batches per optimiser step, their gradients averaged (default 1): an effective batch of accumulate × batch. */
+  accumulate?: number;
   clip: number;
   resume: boolean;
   /** Stop before an epoch that would end after this many minutes of this session. */
@@ -93,6 +108,8 @@ export interface LoopSpec {
   fingerprint: string;
   nextBatch(rng: Rng): TrainBatch;
   holdout: readonly TrainBatch[];
+  /** Called before each epoch's first batch is drawn (e.g. to refresh what nextBatch draws from). */
+  beforeEpoch?(epoch: number, weights: Float32Array): Promise<void>;
   /** Extra numbers for the epoch record (e.g. { reseeded: 3 }). */
   afterEpoch?(ctx: EpochContext): Promise<Partial<EpochRecord>>;
   /** Data-dependent initialisation of a fresh run (not called on resume); may edit the weights in place. */
@@ -110,6 +127,26 @@ export interface LoopResult {
   weights: Float32Array;
   /** Why the loop ended. */
   stopped: 'epochs' | 'max-minutes';
+}
+
+/**
+ * Metrics combined from parts that an engine reports as count-weighted means: recFg (L1 over foreground
+ * pixels) from recFgSum and fgFraction, nllFg (NLL over codes whose patch holds foreground) from nllFgSum
+ * and codeFgFraction (see onnx-engine.ts foregroundL1Parts / foregroundNllParts); the parts are removed.
+ */
+export function deriveMetrics(means: Record<string, number>, batches: readonly TrainBatch[]): Record<string, number> {
+  const { recFgSum, fgFraction, nllFgSum, codeFgFraction, ...rest } = means;
+  const out: Record<string, number> = rest;
+  const first = batches[0];
+  if (recFgSum !== undefined && fgFraction !== undefined) {
+    const pixels = first !== undefined && first.kind === 'images' ? first.size * first.size : NaN;
+    out.recFg = fgFraction > 0 ? recFgSum / (fgFraction * pixels) : NaN;
+  }
+  if (nllFgSum !== undefined && codeFgFraction !== undefined) {
+    const cells = first !== undefined && first.kind === 'codes' ? first.height * first.width : NaN;
+    out.nllFg = codeFgFraction > 0 ? nllFgSum / (codeFgFraction * cells) : NaN;
+  }
+  return out;
 }
 
 /** Perplexity exp(H) and number of used codes of a histogram. */
@@ -135,9 +172,12 @@ export function describeEpoch(r: EpochRecord, epochs: number): string {
   if (r.train.rec !== undefined) parts.push(`rec ${fmt(r.train.rec)}`);
   if (r.holdout.loss !== undefined) parts.push(`held-out loss ${fmt(r.holdout.loss)}`);
   if (r.holdout.rec !== undefined) parts.push(`held-out rec ${fmt(r.holdout.rec)}`);
+  if (r.holdout.recFg !== undefined) parts.push(`held-out brain L1 ${fmt(r.holdout.recFg)}`);
+  if (r.holdout.nllFg !== undefined) parts.push(`held-out brain NLL ${fmt(r.holdout.nllFg)}`);
   if (r.holdout.kl !== undefined) parts.push(`held-out KL ${fmt(r.holdout.kl)}`);
   if (r.codesUsed !== undefined) parts.push(`codes used ${r.codesUsed}`, `perplexity ${r.perplexity!.toFixed(1)}`);
   if (r.reseeded !== undefined) parts.push(`re-seeded ${r.reseeded}`);
+  if (r.lr !== undefined) parts.push(`lr ${r.lr.toExponential(2)}`);
   parts.push(`${r.seconds.toFixed(1)} s`);
   return parts.join(', ');
 }
@@ -182,29 +222,45 @@ export async function runTrainingLoop(spec: LoopSpec): Promise<LoopResult> {
       break;
     }
     const t0 = performance.now();
+    if (spec.beforeEpoch !== undefined) await spec.beforeEpoch(epoch, weights);
     const rng = createRng(`${spec.seed}:epoch:${epoch}`);
     const progress = createProgress(spec.sink, `epoch ${epoch}/${spec.epochs}`);
     const stepStats: BatchStats[] = [];
+    const accumulate = spec.accumulate ?? 1;
+    if (!Number.isInteger(accumulate) || accumulate < 1) throw new RangeError(`accumulate must be a positive integer, got ${accumulate}`);
     let batch = spec.nextBatch(rng);
     let lastBatch = batch;
+    let lr = spec.adam.lr;
     for (let s = 1; s <= spec.stepsPerEpoch; s++) {
-      const pending = spec.engine.gradients(weights, version, batch, rng.seed());
-      // Prepared while the workers compute (the draw order is the same either way).
-      const next = s < spec.stepsPerEpoch ? spec.nextBatch(rng) : null;
-      const { grads, stats } = await pending;
-      if (!Number.isFinite(stats.means.loss!)) throw new Error(`training diverged: loss ${stats.means.loss} at epoch ${epoch}, step ${s}`);
+      let sum: Float32Array | null = null;
+      let stats: BatchStats | null = null;
+      for (let a = 1; a <= accumulate; a++) {
+        const pending = spec.engine.gradients(weights, version, batch, rng.seed());
+        // Prepared while the engine computes (the draw order is the same either way).
+        const next = s < spec.stepsPerEpoch || a < accumulate ? spec.nextBatch(rng) : null;
+        const result = await pending;
+        stats = result.stats;
+        if (!Number.isFinite(stats.means.loss!)) throw new Error(`training diverged: loss ${stats.means.loss} at epoch ${epoch}, step ${s}`);
+        if (accumulate === 1) sum = result.grads;
+        else if (sum === null) sum = Float32Array.from(result.grads);
+        else addInto(sum, result.grads);
+        stepStats.push(stats);
+        lastBatch = batch;
+        if (next !== null) batch = next;
+      }
+      const grads = sum!;
+      if (accumulate > 1) scaleInto(grads, 1 / accumulate);
       clipValues(grads, spec.clip);
       state.step++;
-      adamStep(weights, grads, adamM, adamV, state.step, spec.adam);
+      lr = scheduledLr(spec.adam.lr, state.step, spec.schedule);
+      adamStep(weights, grads, adamM, adamV, state.step, spec.schedule === undefined ? spec.adam : { ...spec.adam, lr });
       version++;
-      stepStats.push(stats);
-      lastBatch = batch;
-      if (next !== null) batch = next;
       const perStep = (performance.now() - t0) / 1000 / s;
-      progress.update(s, spec.stepsPerEpoch, `loss ${fmt(stats.means.loss)} ${perStep.toFixed(2)} s/step`);
+      progress.update(s, spec.stepsPerEpoch, `loss ${fmt(stats!.means.loss)} ${perStep.toFixed(2)} s/step`);
     }
     const trainStats = combineStats(stepStats);
     const record: EpochRecord = { epoch, steps: spec.stepsPerEpoch, train: trainStats.means, holdout: {}, seconds: 0 };
+    if (spec.schedule !== undefined) record.lr = lr;
     if (trainStats.codeCounts !== undefined) {
       const usage = codebookUsage(trainStats.codeCounts);
       record.codesUsed = usage.used;
@@ -228,7 +284,7 @@ export async function runTrainingLoop(spec: LoopSpec): Promise<LoopResult> {
       };
       Object.assign(record, await spec.afterEpoch(ctx));
     }
-    if (spec.holdout.length > 0) record.holdout = (await spec.engine.evaluate(weights, version, spec.holdout)).means;
+    if (spec.holdout.length > 0) record.holdout = deriveMetrics((await spec.engine.evaluate(weights, version, spec.holdout)).means, spec.holdout);
     record.seconds = (performance.now() - t0) / 1000;
     lastEpochSeconds = record.seconds;
     state.epoch = epoch;
@@ -272,6 +328,8 @@ function summary(spec: LoopSpec, state: TrainingState): Record<string, unknown> 
     final: last === undefined ? null : { train: last.train, holdout: last.holdout, codesUsed: last.codesUsed, perplexity: last.perplexity },
     workers: spec.engine.workers,
     adam: spec.adam,
+    ...(spec.schedule !== undefined ? { schedule: spec.schedule } : {}),
+    ...(spec.accumulate !== undefined && spec.accumulate > 1 ? { accumulate: spec.accumulate } : {}),
     clip: spec.clip,
   };
 }

@@ -56,7 +56,7 @@ function tracedGraphs(model: ModelSpec, emit: (params: ReadonlyMap<string, HostT
 }
 
 export function vqvaeOnnxNet(cfg: VqvaeConfig): OnnxNet {
-  const graphs = tracedGraphs({ kind: 'vqvae', config: cfg }, (p, training) => emitVqvaeTraining(p, cfg, { dropout: training }));
+  const graphs = tracedGraphs({ kind: 'vqvae', config: cfg }, (p, training) => emitVqvaeTraining(p, cfg, { dropout: training, reconstruction: !training }));
   return {
     ...graphs,
     encoder: traceParams(graphs.layout, (p) => emitVqvaeTraining(p, cfg, { dropout: false, encoderOnly: true }).model),
@@ -65,7 +65,11 @@ export function vqvaeOnnxNet(cfg: VqvaeConfig): OnnxNet {
     stats(outputs, batch) {
       const codeCounts = new Int32Array(cfg.codebookSize);
       for (const c of outputs.codes!.data as Int32Array) codeCounts[c]++;
-      return { count: batch.count, means: scalarStats(outputs, ['loss', 'rec', 'codebook', 'commit']), codeCounts };
+      const means = scalarStats(outputs, ['loss', 'rec', 'codebook', 'commit']);
+      if (outputs.xhat !== undefined && batch.kind === 'images' && batch.background !== undefined) {
+        Object.assign(means, foregroundL1Parts(outputs.xhat.data as Float32Array, batch.images, batch.background, batch.count));
+      }
+      return { count: batch.count, means, codeCounts };
     },
   };
 }
@@ -82,8 +86,44 @@ export function priorOnnxNet(cfg: PixelSnailConfig): OnnxNet {
         shapes: { codes: shape, position: [batch.count] },
       };
     },
-    stats: (outputs, batch) => ({ count: batch.count, means: scalarStats(outputs, ['loss']) }),
+    stats(outputs, batch) {
+      const means = scalarStats(outputs, ['loss']);
+      if (outputs.nll !== undefined && batch.kind === 'codes' && batch.foreground !== undefined) {
+        Object.assign(means, foregroundNllParts(outputs.nll.data as Float32Array, batch.foreground, batch.count));
+      }
+      return { count: batch.count, means };
+    },
   };
+}
+
+/** Like `foregroundL1Parts` for the prior: nllFgSum = Σ NLL over foreground codes / maps, codeFgFraction = foreground codes / codes. */
+export function foregroundNllParts(nll: Float32Array, foreground: Uint8Array, count: number): { nllFgSum: number; codeFgFraction: number } {
+  if (nll.length !== foreground.length) throw new RangeError(`foregroundNllParts: ${nll.length} NLL values, ${foreground.length} flags`);
+  let sum = 0;
+  let fg = 0;
+  for (let i = 0; i < nll.length; i++) {
+    if (foreground[i] !== 1) continue;
+    fg++;
+    sum += nll[i]!;
+  }
+  return { nllFgSum: sum / count, codeFgFraction: fg / nll.length };
+}
+
+/**
+ * Parts of the L1 over foreground pixels (input ≠ background), as per-slice means so that the loop's
+ * count-weighted combination stays exact: recFgSum = Σ|x̂ − x| over foreground / slices, fgFraction =
+ * foreground pixels / all pixels; recFg = recFgSum / (fgFraction × pixels per slice) (see `deriveMetrics`).
+ */
+export function foregroundL1Parts(xhat: Float32Array, images: Float32Array, background: number, count: number): { recFgSum: number; fgFraction: number } {
+  let sum = 0;
+  let fg = 0;
+  for (let i = 0; i < images.length; i++) {
+    const x = images[i]!;
+    if (x === background) continue;
+    fg++;
+    sum += Math.abs(xhat[i]! - x);
+  }
+  return { recFgSum: sum / count, fgFraction: fg / images.length };
 }
 
 /** Image feeds of the VQ-VAE and the VAE. */

@@ -5,8 +5,8 @@
  * The trunks are ../onnx/emit-vqvae.ts's, with channel dropout as a mask input per gated block
  * ([B, C, 1, 1], already scaled by 1/(1 − rate)), drawn on the host from the step's seed.
  *
- * Outputs: loss, rec, codebook, commit (scalars), codes [B, h, w] int32, and z [B, h, w, D] for the
- * encoder-only graph.
+ * Outputs: loss, rec, codebook, commit (scalars), codes [B, h, w] int32, z [B, h, w, D] for the
+ * encoder-only graph, and the reconstruction xhat [B, s, s, 1] when `reconstruction` is set.
  */
 import { vqvaeLatentSize, type VqvaeConfig } from '../models/config.js';
 import { CODEBOOK } from '../models/vqvae.js';
@@ -29,7 +29,7 @@ function nearestCodeIndices(g: GraphBuilder, flat: Value, codebook: Value): Valu
   return g.argMin(g.add(g.sub(vectorNorms, g.mul(dots, g.scalar(2))), codeNorms), 1);
 }
 
-export function emitVqvaeTraining(params: HostParams, cfg: VqvaeConfig, opts: { dropout: boolean; encoderOnly?: boolean }): TrainingGraph {
+export function emitVqvaeTraining(params: HostParams, cfg: VqvaeConfig, opts: { dropout: boolean; encoderOnly?: boolean; reconstruction?: boolean }): TrainingGraph {
   const g = new GraphBuilder(opts.encoderOnly ? 'vqvae_encode' : 'vqvae_train');
   const s = cfg.inputSize;
   const latent = vqvaeLatentSize(cfg);
@@ -66,5 +66,6 @@ export function emitVqvaeTraining(params: HostParams, cfg: VqvaeConfig, opts: { 
   g.output(rec, 'rec', DataType.FLOAT, []);
   g.output(codebookLoss, 'codebook', DataType.FLOAT, []);
   g.output(commit, 'commit', DataType.FLOAT, []);
+  if (opts.reconstruction) g.output(xhat, 'xhat', DataType.FLOAT, ['batch', s, s, cfg.inChannels]);
   return { model: g.build({ producerVersion: 'train' }), dropout: sites };
 }

@@ -18,9 +18,16 @@ import { pixelsnailPreset, vqvaeLatentSize, type PixelSnailConfig, type PresetNa
 import { buildCodeCache, codeCacheKey, loadCodeCache, saveCodeCache, type CodeCache, type VolumeCodes } from './code-cache.js';
 import { prepareData, type CommonTrainOptions, type PreparedData } from './common.js';
 import { createTrainingEngine } from './engine.js';
-import { flattenParams, paramLayout, type CodeBatch } from './loop-worker.js';
+import { flattenParams, paramLayout, type CodeBatch, type ImageBatch } from './loop-worker.js';
 import { runTrainer, type TrainerSpec, type TrainOutcome } from './trainer-run.js';
-import type { Rng } from '../engine/random.js';
+import { createRng, type Rng } from '../engine/random.js';
+import { foregroundCodes } from '../score/sample-aggregates.js';
+import { normalisedBackground } from '../volume/preprocess.js';
+import { normalisationFor, type Region } from '../volume/normalise.js';
+import { augmentOptionsFor } from './augment.js';
+import { createChosenTrainingEngine } from './engine-choice.js';
+import type { TrainingEngine } from './engine.js';
+import { sampleBatch } from './sampler.js';
 
 
 export interface PriorTrainOptions extends CommonTrainOptions {
@@ -29,6 +36,13 @@ export interface PriorTrainOptions extends CommonTrainOptions {
   vqvaeDir: string;
   /** Overrides the preset (grid and codebook size are always taken from the VQ-VAE). */
   config?: PixelSnailConfig;
+  /** Overrides the config's dropout rate. */
+  dropout?: number;
+  /**
+   * Fraction (0–1) of every batch's code maps taken from codes of augmented training slices, re-drawn
+   * and re-encoded with the frozen VQ-VAE before every epoch (default 0: only the unaugmented cache).
+   */
+  augmentedCodes?: number;
 }
 
 /** The prior's config for a VQ-VAE: the preset's widths on the VQ-VAE's grid and codebook. */
@@ -66,7 +80,7 @@ export function randomCodeBatch(volumes: readonly VolumeCodes[], cache: CodeCach
  * `opts.outDir` when its key (VQ-VAE bytes + volume list) matches, else encoded on the workers and saved.
  */
 export async function frozenVqvaeCodes(
-  opts: Pick<CommonTrainOptions, 'outDir'> & { vqvaeDir: string },
+  opts: Pick<CommonTrainOptions, 'outDir' | 'engine'> & { vqvaeDir: string },
   data: PreparedData,
   vqModel: { kind: 'vqvae'; config: VqvaeConfig },
   vqWeights: Float32Array,
@@ -79,7 +93,11 @@ export async function frozenVqvaeCodes(
     data.log(`code cache: reusing ${opts.outDir}/codes.bin`);
   } else {
     const t0 = performance.now();
-    const encoder = await createTrainingEngine(vqModel, { workers: data.workers, backend });
+    // The training engine encodes (ONNX Runtime with --engine onnx: several times faster than TF.js wasm).
+    const encoder =
+      opts.engine === undefined || opts.engine === 'tfjs'
+        ? await createTrainingEngine(vqModel, { workers: data.workers, backend })
+        : (await createChosenTrainingEngine(opts.engine, vqModel, { workers: data.workers, backend }, data.log)).engine;
     try {
       cache = await buildCodeCache(volumes, (batches) => encoder.encode(vqWeights, 1, batches), {
         key,
@@ -127,7 +145,7 @@ export interface CodeTraining {
 
 /** Creates `opts.outDir`, gets the code cache (`frozenVqvaeCodes`) and splits it; an epoch covers the training maps once unless `opts.stepsPerEpoch` is given. */
 export async function frozenCodeTraining(
-  opts: Pick<CommonTrainOptions, 'outDir' | 'stepsPerEpoch'> & { vqvaeDir: string },
+  opts: Pick<CommonTrainOptions, 'outDir' | 'stepsPerEpoch' | 'engine'> & { vqvaeDir: string; region?: Region },
   frozen: FrozenVqvae,
   batch: number,
 ): Promise<CodeTraining> {
@@ -140,12 +158,27 @@ export async function frozenCodeTraining(
   const stepsPerEpoch = opts.stepsPerEpoch ?? Math.max(1, Math.ceil(trainMaps / batch));
   const holdout: CodeBatch[] = [];
   const holdoutMaps = holdoutCodes.flatMap((v) => Array.from({ length: v.count }, (_, s) => ({ v, s })));
-  for (let i = 0; i < holdoutMaps.length; i += batch) holdout.push(codeBatch(holdoutMaps.slice(i, i + batch), cache.height, cache.width));
+  // With the region known, each held-out map carries which codes' patches hold foreground (brain-only NLL).
+  const masks =
+    opts.region === undefined
+      ? null
+      : data.holdout.map(({ stack }) => foregroundCodes(stack.data, stack.count, stack.width, cache.height, normalisedBackground(normalisationFor(opts.region!))));
+  const cells = cache.height * cache.width;
+  for (let i = 0; i < holdoutMaps.length; i += batch) {
+    const part = holdoutMaps.slice(i, i + batch);
+    const b = codeBatch(part, cache.height, cache.width);
+    if (masks !== null) {
+      const foreground = new Uint8Array(part.length * cells);
+      part.forEach(({ v, s }, j) => foreground.set(masks[holdoutCodes.indexOf(v)]!.subarray(s * cells, (s + 1) * cells), j * cells));
+      b.foreground = foreground;
+    }
+    holdout.push(b);
+  }
   return { cache, trainCodes, stepsPerEpoch, holdout };
 }
 
 /** What a code-map trainer decides; epochs, steps, batches and the record follow from the codes. */
-export interface CodeTrainerSpec extends Pick<TrainerSpec, 'model' | 'batch' | 'seed' | 'start' | 'afterEpoch'> {
+export interface CodeTrainerSpec extends Pick<TrainerSpec, 'model' | 'batch' | 'seed' | 'start' | 'afterEpoch' | 'beforeEpoch'> {
   /** Fingerprint fields before the shared code-cache key and training-volume count. */
   readonly fingerprint: Record<string, unknown>;
   /** Turns each random code batch into the training batch (with the batch's random stream). */
@@ -176,15 +209,99 @@ export async function runCodeTrainer(
     nextBatch: (rng) => prepare(randomCodeBatch(trainCodes, cache, spec.batch, rng), rng),
     holdout: spec.holdout ?? codes.holdout,
     afterEpoch: spec.afterEpoch,
+    ...(spec.beforeEpoch !== undefined ? { beforeEpoch: spec.beforeEpoch } : {}),
     record: { details: { ...spec.details, vqvae: opts.vqvaeDir } },
   });
 }
 
 export async function trainPrior(opts: PriorTrainOptions): Promise<TrainOutcome> {
   const frozen = await loadFrozenVqvae(opts);
-  const cfg = priorConfigFor(opts.config ?? pixelsnailPreset(opts.preset, opts.region), frozen.vqModel.config);
+  const base = priorConfigFor(opts.config ?? pixelsnailPreset(opts.preset, opts.region), frozen.vqModel.config);
+  const cfg = opts.dropout !== undefined ? { ...base, dropout: opts.dropout } : base;
   const seed = opts.seed ?? 0;
   const batch = opts.batch ?? DEFAULT_PRIOR_BATCH;
   const codes = await frozenCodeTraining(opts, frozen, batch);
-  return runCodeTrainer(opts, frozen.data, codes, { model: { kind: 'pixelsnail', config: cfg }, batch, seed, start: initPixelSnail(cfg, seed), fingerprint: {} });
+  const fraction = opts.augmentedCodes ?? 0;
+  if (!(fraction >= 0 && fraction <= 1)) throw new RangeError(`augmentedCodes must be in [0, 1], got ${fraction}`);
+  const perBatch = Math.round(fraction * batch);
+  if (perBatch === 0) {
+    return runCodeTrainer(opts, frozen.data, codes, { model: { kind: 'pixelsnail', config: cfg }, batch, seed, start: initPixelSnail(cfg, seed), fingerprint: {} });
+  }
+  const { engine: encoder } = await createChosenTrainingEngine(opts.engine ?? 'tfjs', frozen.vqModel, { workers: frozen.data.workers, backend: frozen.data.info.backend === 'cpu' ? 'cpu' : 'wasm' }, frozen.data.log);
+  const pool = augmentedCodePool(frozen, encoder, {
+    region: opts.region,
+    seed,
+    size: perBatch * codes.stepsPerEpoch,
+    latent: codes.cache.height,
+  });
+  try {
+    return await runCodeTrainer(opts, frozen.data, codes, {
+      model: { kind: 'pixelsnail', config: cfg },
+      batch,
+      seed,
+      start: initPixelSnail(cfg, seed),
+      fingerprint: { augmentedCodes: perBatch },
+      details: { augmentedCodes: { perBatch, poolPerEpoch: perBatch * codes.stepsPerEpoch, augment: 'paper' } },
+      beforeEpoch: (epoch) => pool.refresh(epoch),
+      prepare: (b, rng) => pool.mixInto(b, perBatch, rng),
+    });
+  } finally {
+    await encoder.close();
+  }
+}
+
+/** Codes of augmented training slices, re-drawn and re-encoded before every epoch. */
+export interface AugmentedCodePool {
+  refresh(epoch: number): Promise<void>;
+  /** `batch` with its first `count` maps replaced by maps of the pool drawn with `rng`. */
+  mixInto(batch: CodeBatch, count: number, rng: Rng): CodeBatch;
+}
+
+/**
+ * The pool of epoch e is a pure function of (seed, e, the frozen VQ-VAE, the training stacks): `size`
+ * augmented slices (the paper's augmentation, as the VQ-VAE trains with) drawn by `sampleBatch` from
+ * createRng(`${seed}:augmented-codes:${e}`), encoded in batches of 16, so a resumed run rebuilds it.
+ */
+export function augmentedCodePool(
+  frozen: FrozenVqvae,
+  encoder: TrainingEngine,
+  opts: { region: Region; seed: number; size: number; latent: number },
+): AugmentedCodePool {
+  const stacks = frozen.data.train.map((e) => e.stack);
+  const augment = augmentOptionsFor('paper', opts.region);
+  const cells = opts.latent * opts.latent;
+  let codes = new Int32Array(0);
+  let positions = new Float32Array(0);
+  let count = 0;
+  return {
+    async refresh(epoch) {
+      const rng = createRng(`${opts.seed}:augmented-codes:${epoch}`);
+      const batches: ImageBatch[] = [];
+      for (let left = opts.size; left > 0; left -= 16) {
+        const n = Math.min(16, left);
+        const b = sampleBatch(stacks, { volumesPerBatch: n, slicesPerVolume: 1, rng, augment });
+        batches.push({ kind: 'images', images: b.images, positions: b.positions, count: b.count, size: b.height });
+      }
+      const encoded = await encoder.encode(frozen.vqWeights, 1, batches);
+      codes = new Int32Array(opts.size * cells);
+      positions = new Float32Array(opts.size);
+      let at = 0;
+      encoded.forEach((c, i) => {
+        codes.set(c, at * cells);
+        positions.set(batches[i]!.positions, at);
+        at += batches[i]!.count;
+      });
+      count = at;
+    },
+    mixInto(batch, n, rng) {
+      if (count === 0) throw new Error('the augmented code pool is empty: refresh it before the epoch');
+      const out = { ...batch, codes: batch.codes.slice(), positions: batch.positions.slice() };
+      for (let i = 0; i < Math.min(n, batch.count); i++) {
+        const k = rng.int(count);
+        out.codes.set(codes.subarray(k * cells, (k + 1) * cells), i * cells);
+        out.positions[i] = positions[k]!;
+      }
+      return out;
+    },
+  };
 }

@@ -8,6 +8,7 @@ import { fingerprint, type CommonTrainOptions, type PreparedData } from './commo
 import { createChosenTrainingEngine } from './engine-choice.js';
 import { DEFAULT_ADAM, runTrainingLoop, type AdamOptions, type LoopResult, type LoopSpec } from './loop.js';
 import { flattenParams, paramLayout, type ParamLayout } from './loop-worker.js';
+import { validateSchedule, type LrSchedule } from './schedule.js';
 
 export interface TrainOutcome extends LoopResult {
   outDir: string;
@@ -31,7 +32,7 @@ export interface TrainerRecord {
 }
 
 /** What a trainer decides; the rest of the run comes from the options and the data. */
-export interface TrainerSpec extends Pick<LoopSpec, 'model' | 'epochs' | 'stepsPerEpoch' | 'seed' | 'nextBatch' | 'holdout' | 'afterEpoch' | 'initialise' | 'codebookSize'> {
+export interface TrainerSpec extends Pick<LoopSpec, 'model' | 'epochs' | 'stepsPerEpoch' | 'seed' | 'nextBatch' | 'holdout' | 'beforeEpoch' | 'afterEpoch' | 'initialise' | 'codebookSize'> {
   readonly batch: number;
   /** Fresh parameters (flattened, then disposed) or flat start weights, in `paramLayout(model)` order. */
   readonly start: ParamMap | Float32Array;
@@ -49,6 +50,8 @@ export async function runTrainer(opts: CommonTrainOptions & { preset: PresetName
   const layout = paramLayout(model);
   const initialWeights = spec.start instanceof Float32Array ? spec.start : flatInitialWeights(spec.start, layout);
   const adam: AdamOptions = { ...DEFAULT_ADAM, lr: opts.lr ?? DEFAULT_ADAM.lr };
+  const schedule = resolveSchedule(opts.schedule, spec.epochs * stepsPerEpoch);
+  const accumulate = opts.accumulate ?? 1;
   const { engine, name: engineName } = await createChosenTrainingEngine(opts.engine ?? 'tfjs', model, { workers: data.workers, backend: data.info.backend === 'cpu' ? 'cpu' : 'wasm' }, data.log);
   try {
     const result = await runTrainingLoop({
@@ -62,13 +65,16 @@ export async function runTrainer(opts: CommonTrainOptions & { preset: PresetName
       stepsPerEpoch,
       seed,
       adam,
+      ...(schedule !== undefined ? { schedule } : {}),
+      ...(accumulate > 1 ? { accumulate } : {}),
       clip: 1,
       resume: opts.resume ?? false,
       ...(opts.maxMinutes !== undefined ? { maxMinutes: opts.maxMinutes } : {}),
-      fingerprint: fingerprint({ kind: model.kind, cfg: model.config, seed, batch, stepsPerEpoch, lr: adam.lr, ...spec.fingerprint }),
+      fingerprint: fingerprint({ kind: model.kind, cfg: model.config, seed, batch, stepsPerEpoch, lr: adam.lr, ...spec.fingerprint, ...recipeFingerprint(opts) }),
       nextBatch: spec.nextBatch,
       holdout: spec.holdout,
       afterEpoch: spec.afterEpoch,
+      ...(spec.beforeEpoch !== undefined ? { beforeEpoch: spec.beforeEpoch } : {}),
       initialise: spec.initialise,
       codebookSize: spec.codebookSize,
       record: {
@@ -85,6 +91,8 @@ export async function runTrainer(opts: CommonTrainOptions & { preset: PresetName
         trainVolumes: data.train.map((e) => e.file),
         holdoutVolumes: data.holdout.map((e) => e.file),
         skippedFiles: data.skipped,
+        slices: { rule: opts.sliceRule ?? 'even', ...(opts.minForegroundFraction !== undefined ? { minForegroundFraction: opts.minForegroundFraction } : {}), ...(opts.maxSlicesPerVolume !== undefined ? { maxSlicesPerVolume: opts.maxSlicesPerVolume } : {}) },
+        ...(accumulate > 1 ? { accumulate, effectiveBatch: accumulate * batch } : {}),
       },
       log: data.log,
       sink: data.sink,
@@ -93,4 +101,27 @@ export async function runTrainer(opts: CommonTrainOptions & { preset: PresetName
   } finally {
     await engine.close();
   }
+}
+
+/** The schedule with a cosine decay's length defaulting to the whole run (epochs × steps per epoch). */
+export function resolveSchedule(s: LrSchedule | undefined, runSteps: number): LrSchedule | undefined {
+  if (s === undefined) return undefined;
+  const out: LrSchedule = s.decay === 'cosine' && s.totalSteps === undefined ? { ...s, totalSteps: Math.max(1, runSteps) } : s;
+  validateSchedule(out);
+  return out;
+}
+
+/**
+ * Fingerprint fields of the recipe options, present only when set, so runs without them keep their
+ * fingerprints. The cosine length is left out: a resumed run may change --epochs (the curve stretches).
+ */
+export function recipeFingerprint(opts: CommonTrainOptions): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (opts.sliceRule !== undefined && opts.sliceRule !== 'even') out.slices = { rule: opts.sliceRule, min: opts.minForegroundFraction ?? null, max: opts.maxSlicesPerVolume ?? null };
+  if (opts.schedule !== undefined) {
+    const { totalSteps: _ignored, ...rest } = opts.schedule;
+    out.schedule = rest;
+  }
+  if (opts.accumulate !== undefined && opts.accumulate > 1) out.accumulate = opts.accumulate;
+  return out;
 }

@@ -20,6 +20,14 @@ import { pickIndices, sampleBatch } from './sampler.js';
 import { runTrainer, type TrainOutcome } from './trainer-run.js';
 import type { SliceStack } from '../volume/slices.js';
 import { createRng, type Rng } from '../engine/random.js';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { InputFileError } from '../errors.js';
+import { binaryPath, loadModel, manifestPath } from '../models/weights.js';
+import { disposeParams } from '../models/params.js';
+import { flattenParams } from './loop-worker.js';
+import { normalisedBackground } from '../volume/preprocess.js';
+import { normalisationFor } from '../volume/normalise.js';
 
 /** Held-out slices per held-out volume, evenly spread, evaluated every epoch without augmentation. */
 export const HOLDOUT_SLICES_PER_VOLUME = 8;
@@ -37,12 +45,34 @@ export interface VqvaeTrainOptions extends CommonTrainOptions {
   startFrom?: { weights: Float32Array; label: string };
   /** Data already read and split by `prepareData` (with the same options), to avoid reading it twice. */
   prepared?: PreparedData;
+  /** Overrides the config's dropout rate. */
+  dropout?: number;
+  /**
+   * Warm start: a folder holding vqvae.json/.bin whose config equals this run's (dropout aside); its
+   * weights become `startFrom` (fresh Adam moments, no codebook re-initialisation).
+   */
+  initFrom?: string;
+}
+
+/** The weights of the VQ-VAE in `dir` as a `startFrom`, after checking that its config matches `cfg` (dropout aside). */
+export function loadStartWeights(dir: string, cfg: VqvaeConfig): { weights: Float32Array; label: string } {
+  const loaded = loadModel<VqvaeConfig>(dir, 'vqvae', 'vqvae');
+  try {
+    const a = JSON.stringify({ ...loaded.config, dropout: 0 });
+    const b = JSON.stringify({ ...cfg, dropout: 0 });
+    if (a !== b) throw new InputFileError(manifestPath(dir, 'vqvae'), `its config differs from this run's: ${a} vs ${b}`);
+    const weights = flattenParams(loaded.params, paramLayout({ kind: 'vqvae', config: cfg }));
+    const label = `${dir}:${createHash('sha256').update(readFileSync(binaryPath(dir, 'vqvae'))).digest('hex').slice(0, 16)}`;
+    return { weights, label };
+  } finally {
+    disposeParams(loaded.params);
+  }
 }
 
 export type { TrainOutcome } from './trainer-run.js';
 
 /** Fixed held-out batches: evenly spread slices of each held-out volume, unaugmented. */
-export function holdoutImageBatches(stacks: readonly SliceStack[], perVolume: number, batch: number): ImageBatch[] {
+export function holdoutImageBatches(stacks: readonly SliceStack[], perVolume: number, batch: number, background?: number): ImageBatch[] {
   const images: Float32Array[] = [];
   const positions: number[] = [];
   for (const stack of stacks) {
@@ -58,7 +88,7 @@ export function holdoutImageBatches(stacks: readonly SliceStack[], perVolume: nu
     const chunk = images.slice(start, start + batch);
     const data = new Float32Array(chunk.length * size * size);
     chunk.forEach((img, i) => data.set(img, i * size * size));
-    out.push({ kind: 'images', images: data, positions: Float32Array.from(positions.slice(start, start + batch)), count: chunk.length, size });
+    out.push({ kind: 'images', images: data, positions: Float32Array.from(positions.slice(start, start + batch)), count: chunk.length, size, ...(background !== undefined ? { background } : {}) });
   }
   return out;
 }
@@ -74,13 +104,13 @@ export interface ImageTraining {
 }
 
 /** Batches of `batch` slices; an epoch covers the training slices once unless `stepsPerEpoch` is given. */
-export function imageTraining(data: PreparedData, batch: number, augment: AugmentOptions, stepsPerEpoch: number | undefined): ImageTraining {
+export function imageTraining(data: PreparedData, batch: number, augment: AugmentOptions, stepsPerEpoch: number | undefined, accumulate = 1, background?: number): ImageTraining {
   const geometry = batchGeometry(batch);
   const trainStacks = data.train.map((e) => e.stack);
   const trainSlices = trainStacks.reduce((a, s) => a + s.count, 0);
   return {
     geometry,
-    stepsPerEpoch: stepsPerEpoch ?? Math.max(1, Math.ceil(trainSlices / batch)),
+    stepsPerEpoch: stepsPerEpoch ?? Math.max(1, Math.ceil(trainSlices / (batch * accumulate))),
     nextBatch: (rng) => {
       const b = sampleBatch(trainStacks, { ...geometry, rng, augment });
       return { kind: 'images', images: b.images, positions: b.positions, count: b.count, size: b.height };
@@ -89,6 +119,7 @@ export function imageTraining(data: PreparedData, batch: number, augment: Augmen
       data.holdout.map((e) => e.stack),
       HOLDOUT_SLICES_PER_VOLUME,
       batch,
+      background,
     ),
   };
 }
@@ -139,12 +170,18 @@ export async function initCodebookFromData(
 }
 
 export async function trainVqvae(opts: VqvaeTrainOptions): Promise<TrainOutcome> {
-  const cfg = opts.config ?? vqvaePreset(opts.preset, opts.region);
+  const base = opts.config ?? vqvaePreset(opts.preset, opts.region);
+  const cfg = opts.dropout !== undefined ? { ...base, dropout: opts.dropout } : base;
   const data = opts.prepared ?? (await prepareData(opts, cfg.inputSize));
+  if (opts.initFrom !== undefined) {
+    if (opts.startFrom !== undefined) throw new Error('give either startFrom or initFrom, not both');
+    opts = { ...opts, startFrom: loadStartWeights(opts.initFrom, cfg) };
+    data.log(`warm start from ${opts.initFrom} (${opts.startFrom!.label})`);
+  }
   const batch = opts.batch ?? DEFAULT_VQVAE_BATCH;
   const seed = opts.seed ?? 0;
   const augmentPreset = opts.augment ?? 'paper';
-  const images = imageTraining(data, batch, augmentOptionsFor(augmentPreset, opts.region), opts.stepsPerEpoch);
+  const images = imageTraining(data, batch, augmentOptionsFor(augmentPreset, opts.region), opts.stepsPerEpoch, opts.accumulate, normalisedBackground(normalisationFor(opts.region)));
   const model = { kind: 'vqvae' as const, config: cfg };
   const layout = paramLayout(model);
   if (opts.startFrom !== undefined && opts.startFrom.weights.length !== layout.total) {

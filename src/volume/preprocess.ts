@@ -37,9 +37,14 @@ export interface PreprocessOptions {
 }
 
 export function preprocessForModel(volume: Volume, options: PreprocessOptions): SliceStack {
+  const zs = sliceIndices(volume.shape[2], options.slices ?? inferenceSliceSelection(options.region));
+  return preprocessSlicesForModel(volume, zs, options);
+}
+
+/** `preprocessForModel` on explicit, strictly increasing z indices (e.g. the planes that hold foreground). */
+export function preprocessSlicesForModel(volume: Volume, zs: readonly number[], options: Omit<PreprocessOptions, 'slices'>): SliceStack {
   const size = options.size ?? MODEL_SLICE_SIZE;
   const normalisation = options.normalisation ?? normalisationFor(options.region);
-  const zs = sliceIndices(volume.shape[2], options.slices ?? inferenceSliceSelection(options.region));
   const resized = resizeStack(extractAxialSlices(volume, zs), size, size);
   const statistics =
     normalisation.kind === 'foreground-zscore' ? foregroundStatistics(volume.data, normalisation.threshold) : undefined;

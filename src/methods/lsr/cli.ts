@@ -1,8 +1,8 @@
 /** `moodlsr train prior` and `moodlsr calibrate lsr`. */
 import type { Command } from 'commander';
 import { parseSliceSelection, type CalibrateLsrCliOptions as SharedCalibrateOptions } from '../../cli/calibrate-options.js';
-import { collect, parseInteger, stderrLog } from '../../cli/common.js';
-import { addNetworkOptions, commonOptions, parsePreset, type NetworkTrainFlags } from '../../cli/train-options.js';
+import { collect, parseInteger, parseNumber, stderrLog } from '../../cli/common.js';
+import { addDropoutOption, addNetworkOptions, commonOptions, parsePreset, type NetworkTrainFlags } from '../../cli/train-options.js';
 import { ENGINE_HELP, parseEngineChoice } from '../../inference/engine-choice.js';
 import { listNiftiFiles } from '../../train/dataset.js';
 import { collectSetting } from '../../score/settings.js';
@@ -15,14 +15,21 @@ interface CalibrateLsrCliOptions extends SharedCalibrateOptions {
 }
 
 export function registerLsrTrain(train: Command): void {
-  addNetworkOptions(
+  addDropoutOption(addNetworkOptions(
     train.command('prior').description('train the PixelSNAIL prior on the codes of a trained VQ-VAE'),
     { epochs: DEFAULT_PRIOR_EPOCHS, batch: DEFAULT_PRIOR_BATCH },
-  )
+  ))
     .requiredOption('--vqvae <dir>', 'folder holding vqvae.json/.bin')
-    .action(async (flags: NetworkTrainFlags) => {
+    .option('--aug-codes <f>', 'fraction of each batch taken from codes of augmented training slices, re-encoded before every epoch (default 0)', parseNumber('--aug-codes', 0, 1))
+    .action(async (flags: NetworkTrainFlags & { augCodes?: number }) => {
       const { trainPrior } = await import('../../train/prior-trainer.js');
-      const result = await trainPrior({ ...commonOptions(flags), preset: parsePreset(flags.preset), vqvaeDir: flags.vqvae! });
+      const result = await trainPrior({
+        ...commonOptions(flags),
+        preset: parsePreset(flags.preset),
+        vqvaeDir: flags.vqvae!,
+        ...(flags.dropout !== undefined ? { dropout: flags.dropout } : {}),
+        ...(flags.augCodes !== undefined ? { augmentedCodes: flags.augCodes } : {}),
+      });
       stderrLog('train prior: ')(`${result.state.epoch} epochs done (${result.stopped}); best weights in ${flags.out}/pixelsnail.json`);
     });
 }
