@@ -9,7 +9,8 @@
  *        bilinearly interpolated to the slice), so the outline is irregular;
  *      - box: a rotated rectangle with half-sides R·(a, b);
  *      - ellipse: a rotated ellipse with radii R·(a, b);
- *      the binary shape is blurred (Gaussian, σ random) into a soft mask m ∈ [0, 1] and kept to tissue
+ *      the binary shape is blurred (Gaussian, σ ~ U(0.5, min(maxEdgeSigma, R/2))) into a soft mask
+ *      m ∈ [0, 1] and kept to tissue
  *      (x > 0), so the network cannot rely on a sharp border;
  *   3. what happens inside the mask, at strengths whose maximum is t:
  *      - texture: a foreign patch d (another training slice, flipped and shifted at random) blended
@@ -36,7 +37,7 @@ export interface CorruptionOptions {
   /** Range of the shape's radius R as a fraction of the slice side. */
   readonly minRadius: number;
   readonly maxRadius: number;
-  /** Largest σ (pixels) of the mask's edge blur (the smallest is 0.5). */
+  /** Largest σ (pixels) of the mask's edge blur (the smallest is 0.5; at most R/2). */
   readonly maxEdgeSigma: number;
   /** Intensity change of a bias at α_bias = 1 (raw intensity units). */
   readonly biasScale: number;
@@ -199,7 +200,7 @@ export function corruptSlice(clean: Float32Array, size: number, donor: Float32Ar
   const centre = tissue[rng.int(tissue.length)]!;
   const radius = Math.max(1, rng.uniform(opts.minRadius, opts.maxRadius) * size);
   const binary = drawShape(kind, size, centre % size, Math.floor(centre / size), radius, rng);
-  const edge = gaussianBlur(binary, size, rng.uniform(0.5, opts.maxEdgeSigma));
+  const edge = gaussianBlur(binary, size, rng.uniform(0.5, Math.max(0.5, Math.min(opts.maxEdgeSigma, radius / 2))));
   const mask = edge.map((m, i) => (clean[i]! > opts.tissueThreshold ? m : 0));
 
   // Which parts and how strong: one at t, the other at U(0, t) or off.
