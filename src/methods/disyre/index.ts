@@ -7,7 +7,8 @@ const disyre: Method = {
   id: 'disyre',
   summary: 'DISYRE: a U-Net restores synthetically corrupted slices; anomaly map = mean |x − x̂| over a few corruption levels',
   scores: [{ name: 'disyre', tasks: ['sample', 'pixel'] }],
-  regions: ['brain'],
+  // No shipped weights yet: train with `moodlsr train disyre`, then pass --weights.
+  regions: [],
   shippedSubfolder: 'disyre',
   settings: DISYRE_SETTINGS,
   async load(weightsDir, opts) {
