@@ -35,7 +35,7 @@ import { condInputSize, DISYRE_KIND, DISYRE_NAME, validateDisyreConfig, type Dis
 import { conditionInput } from './embedding.js';
 import { emitDisyreForward } from './emit-unet.js';
 import { disyreRawSampleScore, disyreStackMap, disyreVolumePixels, meanAbsResidual, type DisyreVolumeMap, type Restorer } from './score.js';
-import { DEFAULT_DISYRE_SCORING, disyreScoring, isDisyreScoring, type DisyreScoring } from './settings.js';
+import { disyreScoring, isDisyreScoring, type DisyreScoring } from './settings.js';
 import { disyreForward, disyreParamSpecs } from './unet.js';
 
 export const DISYRE_CALIBRATION_FILE = 'disyre-calibration.json';
@@ -153,8 +153,6 @@ export interface DisyreModel {
 export interface LoadDisyreOptions {
   readonly engine?: EngineChoice;
   readonly log?: (line: string) => void;
-  /** Region when there is no calibration yet (calibrating); default: the calibration's. */
-  readonly region?: Region;
 }
 
 /** The network on the chosen engine (no calibration needed: `calibrate disyre` uses this). */
@@ -234,4 +232,3 @@ export async function createDisyrePredictor(weightsDir: string, opts: { readonly
   return disyrePredictor(model, calibration, scoring);
 }
 
-export { DEFAULT_DISYRE_SCORING };
