@@ -6,10 +6,10 @@
 # that scratch folder is removed at the end. The package is found relative to this script: the
 # script's own folder (/workspace in the image) or its parent (scripts/ in a checkout).
 # Environment (all optional):
-#   MOODLSR_METHOD   scoring method (zscore, lsr, lsgs, vae-…); default: the one named in
+#   MOODLSR_METHOD   scoring method (zscore, lsr, lsgs, vae-…, disyre); default: the one named in
 #                    <package>/weights/REGION/default-method, else zscore
 #   MOODLSR_WEIGHTS  weights folder; default: the method's shipped weights (weights/REGION, or its
-#                    lsr/, lsgs/ or vae/ sub-folder)
+#                    lsr/, lsgs/, vae/ or disyre/ sub-folder)
 #   MOODLSR_SHARD    K/N: score only the K-th of N parts of the sorted case list (SLURM array, k8s Job)
 #   MOODLSR_SEED     seed of every random draw (default 0)
 # Exit status: that of `moodlsr predict` (0 all cases written, 2 some failed, 1 fatal); 64 on misuse;

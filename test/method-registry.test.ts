@@ -81,9 +81,9 @@ function toyCli(args: string[]) {
 }
 
 describe('registry', () => {
-  it('lists every method of the four folders, with the tasks each name scores', () => {
-    expect(REGISTRY.map((m) => m.id)).toEqual(['zscore', 'lsr', 'vae', 'lsgs']);
-    expect(methodNames()).toEqual(['zscore', 'lsr', 'vae-rec', 'vae-elbo', 'vae-kl', 'vae-elbograd', 'vae-klgrad', 'vae-recgrad', 'vae-combi', 'lsgs']);
+  it('lists every method of the five folders, with the tasks each name scores', () => {
+    expect(REGISTRY.map((m) => m.id)).toEqual(['zscore', 'lsr', 'vae', 'lsgs', 'disyre']);
+    expect(methodNames()).toEqual(['zscore', 'lsr', 'vae-rec', 'vae-elbo', 'vae-kl', 'vae-elbograd', 'vae-klgrad', 'vae-recgrad', 'vae-combi', 'lsgs', 'disyre']);
     expect(describeScoreTasks()).toContain('vae-elbo (sample), ');
     expect(describeScoreTasks()).toContain('vae-combi (pixel), ');
     expect(() => requireScoreFor('vae-elbo', 'pixel')).toThrow(/--method vae-elbo has no pixel score/);
@@ -102,7 +102,7 @@ describe('predict', () => {
   it('refuses a task the method does not score before any model loads', async () => {
     const r = await runChild(process.execPath, [CLI, 'predict', '--task', 'pixel', '--region', 'brain', '-i', join(set, 'toy'), '-o', join(root, 'refused'), '--method', 'vae-elbo', '--weights', join(root, 'no-such-weights')]);
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/--method vae-elbo has no pixel score \(pixel: zscore, lsr, vae-rec, vae-elbograd, vae-klgrad, vae-recgrad, vae-combi, lsgs\)/);
+    expect(r.stderr).toMatch(/--method vae-elbo has no pixel score \(pixel: zscore, lsr, vae-rec, vae-elbograd, vae-klgrad, vae-recgrad, vae-combi, lsgs, disyre\)/);
     expect(r.stderr).not.toMatch(/no-such-weights/);
     expect(existsSync(join(root, 'refused'))).toBe(false);
   });

@@ -16,6 +16,7 @@ export const REGISTRY: readonly Method[] = [
   (await import('./lsr/index.js')).default,
   (await import('./vae/index.js')).default,
   (await import('./lsgs/index.js')).default,
+  (await import('./disyre/index.js')).default,
 ];
 
 /** A `predict --method` name with the method that computes it. */

@@ -22,7 +22,7 @@ import {
   type TrainingState,
 } from './checkpoint.js';
 import { combineStats, type TrainingEngine } from './engine.js';
-import type { BatchStats, ModelSpec, ParamLayout, TrainBatch } from './loop-worker.js';
+import type { BatchStats, ParamLayout, TrainBatch } from './loop-worker.js';
 import { createProgress, type ProgressSink } from './progress.js';
 import { scheduledLr, type LrSchedule } from './schedule.js';
 
@@ -85,7 +85,8 @@ export interface EpochContext {
 }
 
 export interface LoopSpec {
-  model: ModelSpec;
+  /** The network's kind and config (a ModelSpec, or a method's own network trained by its own engine). */
+  model: { readonly kind: string; readonly config: unknown };
   /** 'vqvae' or 'pixelsnail': names of the best-weights files. */
   name: string;
   outDir: string;

@@ -7,7 +7,7 @@ import { disposeParams, type ParamMap } from '../models/params.js';
 import { fingerprint, type CommonTrainOptions, type PreparedData } from './common.js';
 import { createChosenTrainingEngine } from './engine-choice.js';
 import { DEFAULT_ADAM, runTrainingLoop, type AdamOptions, type LoopResult, type LoopSpec } from './loop.js';
-import { flattenParams, paramLayout, type ParamLayout } from './loop-worker.js';
+import { flattenParams, paramLayout, type ModelSpec, type ParamLayout } from './loop-worker.js';
 import { validateSchedule, type LrSchedule } from './schedule.js';
 
 export interface TrainOutcome extends LoopResult {
@@ -32,7 +32,8 @@ export interface TrainerRecord {
 }
 
 /** What a trainer decides; the rest of the run comes from the options and the data. */
-export interface TrainerSpec extends Pick<LoopSpec, 'model' | 'epochs' | 'stepsPerEpoch' | 'seed' | 'nextBatch' | 'holdout' | 'beforeEpoch' | 'afterEpoch' | 'initialise' | 'codebookSize'> {
+export interface TrainerSpec extends Pick<LoopSpec, 'epochs' | 'stepsPerEpoch' | 'seed' | 'nextBatch' | 'holdout' | 'beforeEpoch' | 'afterEpoch' | 'initialise' | 'codebookSize'> {
+  readonly model: ModelSpec;
   readonly batch: number;
   /** Fresh parameters (flattened, then disposed) or flat start weights, in `paramLayout(model)` order. */
   readonly start: ParamMap | Float32Array;

@@ -1,0 +1,22 @@
+/** The `disyre` method: diffusion-inspired synthetic restoration (Naval Marimont & Tarroni, ISBI 2024; README.md). */
+import type { Method } from '../method.js';
+import { registerDisyreCalibrate, registerDisyreTrain } from './cli.js';
+import { DISYRE_SETTINGS } from './settings.js';
+
+const disyre: Method = {
+  id: 'disyre',
+  summary: 'DISYRE: a U-Net restores synthetically corrupted slices; anomaly map = mean |x − x̂| over a few corruption levels',
+  scores: [{ name: 'disyre', tasks: ['sample', 'pixel'] }],
+  // No shipped weights yet: train with `moodlsr train disyre`, then pass --weights.
+  regions: [],
+  shippedSubfolder: 'disyre',
+  settings: DISYRE_SETTINGS,
+  async load(weightsDir, opts) {
+    const { createDisyrePredictor } = await import('./model.js');
+    return createDisyrePredictor(weightsDir, { ...(opts.engine !== undefined ? { engine: opts.engine } : {}), settings: opts.settings ?? {} });
+  },
+  registerTrain: registerDisyreTrain,
+  registerCalibrate: registerDisyreCalibrate,
+};
+
+export default disyre;

@@ -1,0 +1,242 @@
+/**
+ * `trainDisyre`: trains the restoration U-Net on corrupted slices of normal volumes with ONNX Runtime
+ * (./train-engine.ts) in the shared loop (src/train/loop.ts: Adam on the host, grad-value clip 1,
+ * checkpoints with both Adam moments after every epoch, --resume, --max-minutes, training.json with
+ * the wall time summed over sessions, best weights = lowest held-out loss in disyre.json/.bin).
+ *
+ * Data: every kept slice of the training volumes (raw intensities, resized to the network's side)
+ * with at least `minTissue` of its pixels above the tissue threshold (the paper drops empty planes).
+ * A sample: a random training slice (flipped left–right with probability ½), a donor slice from
+ * another training volume, and ./corrupt.ts's corruption of the first with patches of the second;
+ * the network learns x̂(corrupted, t, z) ≈ clean under MSE. Held out: fixed corrupted batches of the
+ * held-out volumes (the same every epoch), so the held-out loss is comparable across epochs.
+ *
+ * Determinism: epoch e draws from createRng(`${seed}:epoch:${e}`) (the loop), each sample's
+ * corruption from its own child seed; same data + seed = same batches, so a resumed run repeats an
+ * uninterrupted one.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { createRng, type Rng } from '../../engine/random.js';
+import { loadCheckpoint } from '../../train/checkpoint.js';
+import { initEngine } from '../../engine/backend.js';
+import { InputFileError } from '../../errors.js';
+import { defaultHoldout, fingerprint } from '../../train/common.js';
+import { openVolumeFolder, splitVolumes, type VolumeEntry } from '../../train/dataset.js';
+import { DEFAULT_ADAM, runTrainingLoop, type LoopResult } from '../../train/loop.js';
+import { stderrSink, type ProgressSink } from '../../train/progress.js';
+import type { Region } from '../../volume/normalise.js';
+import { DISYRE_KIND, DISYRE_NAME, validateDisyreConfig, type DisyreConfig } from './config.js';
+import { corruptSlice, DEFAULT_CORRUPTION, type CorruptionOptions } from './corrupt.js';
+import { createDisyreTrainingEngine, disyreLayout, initialDisyreWeights, type DisyreBatch } from './train-engine.js';
+
+
+export const DEFAULT_DISYRE_TRAINING = Object.freeze({
+  batch: 16,
+  epochs: 400,
+  stepsPerEpoch: 50,
+  lr: 5e-4,
+  slicesPerVolume: 128,
+  minTissue: 0.05,
+  holdoutBatches: 4,
+});
+
+export interface DisyreTrainOptions {
+  readonly region: Region;
+  readonly data: readonly string[];
+  readonly outDir: string;
+  readonly config: DisyreConfig;
+  readonly corruption?: CorruptionOptions;
+  readonly epochs?: number;
+  readonly batch?: number;
+  readonly stepsPerEpoch?: number;
+  readonly seed?: number;
+  readonly lr?: number;
+  readonly resume?: boolean;
+  readonly maxMinutes?: number;
+  /** Held-out volumes (default 10 %, at least 1 from 3 volumes on). */
+  readonly holdout?: number;
+  /** Slices kept per volume (evenly spread). */
+  readonly slicesPerVolume?: number;
+  /** ONNX Runtime intra-op threads (default: every core). */
+  readonly threads?: number;
+  readonly command?: string;
+  readonly log?: (line: string) => void;
+  readonly sink?: ProgressSink;
+}
+
+export interface TrainOutcome extends LoopResult {
+  readonly outDir: string;
+}
+
+/** Indices of the slices of a stack with at least `minTissue` of their pixels above `threshold`. */
+export function usableSlices(entry: VolumeEntry, threshold: number, minTissue: number): number[] {
+  const { stack } = entry;
+  const plane = stack.height * stack.width;
+  const out: number[] = [];
+  for (let i = 0; i < stack.count; i++) {
+    let n = 0;
+    for (let p = i * plane; p < (i + 1) * plane; p++) if (stack.data[p]! > threshold) n++;
+    if (n >= minTissue * plane) out.push(i);
+  }
+  return out;
+}
+
+interface SliceSource {
+  readonly entries: readonly VolumeEntry[];
+  readonly usable: readonly (readonly number[])[];
+}
+
+function sourceOf(entries: readonly VolumeEntry[], corruption: CorruptionOptions, minTissue: number): SliceSource {
+  const usable = entries.map((e) => usableSlices(e, corruption.tissueThreshold, minTissue));
+  const empty = entries.filter((_, i) => usable[i]!.length === 0).map((e) => e.file);
+  if (empty.length === entries.length) throw new InputFileError(empty.join(', '), `no slice has ${minTissue * 100} % tissue`);
+  return { entries: entries.filter((_, i) => usable[i]!.length > 0), usable: usable.filter((u) => u.length > 0) };
+}
+
+function sliceOf(entry: VolumeEntry, index: number, flip: boolean): Float32Array {
+  const { stack } = entry;
+  const plane = stack.height * stack.width;
+  const src = stack.data.subarray(index * plane, (index + 1) * plane);
+  if (!flip) return src.slice();
+  const out = new Float32Array(plane);
+  const w = stack.width;
+  for (let y = 0; y < stack.height; y++) for (let x = 0; x < w; x++) out[y * w + x] = src[y * w + (w - 1 - x)]!;
+  return out;
+}
+
+/** One batch of `count` corrupted samples drawn from `source` with `rng`. */
+export function drawBatch(source: SliceSource, size: number, count: number, rng: Rng, corruption: CorruptionOptions): DisyreBatch {
+  const plane = size * size;
+  const images = new Float32Array(count * plane);
+  const targets = new Float32Array(count * plane);
+  const levels = new Float32Array(count);
+  const positions = new Float32Array(count);
+  const n = source.entries.length;
+  for (let b = 0; b < count; b++) {
+    const v = rng.int(n);
+    const entry = source.entries[v]!;
+    const s = source.usable[v]![rng.int(source.usable[v]!.length)]!;
+    const clean = sliceOf(entry, s, rng.next() < 0.5);
+    const dv = n > 1 ? (v + 1 + rng.int(n - 1)) % n : v;
+    const donor = sliceOf(source.entries[dv]!, source.usable[dv]![rng.int(source.usable[dv]!.length)]!, false);
+    const c = corruptSlice(clean, size, donor, createRng(rng.seed()), corruption);
+    images.set(c.image, b * plane);
+    targets.set(clean, b * plane);
+    levels[b] = c.level;
+    positions[b] = entry.stack.positions[s]!;
+  }
+  return { kind: 'images', images, targets, levels, positions, count, size };
+}
+
+/** One start of a run: when, how, and from which epoch (0: fresh). */
+export interface TrainingSession {
+  readonly started: string;
+  readonly command: string | null;
+  readonly resume: boolean;
+  readonly fromEpoch: number;
+}
+
+/** The sessions recorded in `<outDir>/training.json` so far (none when it is absent or unreadable). */
+export function previousSessions(outDir: string): TrainingSession[] {
+  const file = path.join(outDir, 'training.json');
+  if (!existsSync(file)) return [];
+  try {
+    const record = JSON.parse(readFileSync(file, 'utf8')) as { sessions?: TrainingSession[] };
+    return Array.isArray(record.sessions) ? record.sessions : [];
+  } catch {
+    return [];
+  }
+}
+
+export async function trainDisyre(opts: DisyreTrainOptions): Promise<TrainOutcome> {
+  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const cfg = validateDisyreConfig(opts.config);
+  const corruption = opts.corruption ?? DEFAULT_CORRUPTION;
+  const seed = opts.seed ?? 0;
+  // TF.js only initialises and saves the flat weights (cpu backend: no threads of its own).
+  await initEngine({ prefer: 'cpu', log: () => undefined });
+  const batch = opts.batch ?? DEFAULT_DISYRE_TRAINING.batch;
+  const stepsPerEpoch = opts.stepsPerEpoch ?? DEFAULT_DISYRE_TRAINING.stepsPerEpoch;
+  const epochs = opts.epochs ?? DEFAULT_DISYRE_TRAINING.epochs;
+  const minTissue = DEFAULT_DISYRE_TRAINING.minTissue;
+  const folder = await openVolumeFolder(opts.data, {
+    region: opts.region,
+    size: cfg.inputSize,
+    normalisation: cfg.normalisation,
+    maxSlicesPerVolume: opts.slicesPerVolume ?? DEFAULT_DISYRE_TRAINING.slicesPerVolume,
+    log: (line) => log(`warning: ${line}`),
+  });
+  const { train, holdout } = splitVolumes(folder.files, { holdoutCount: opts.holdout ?? defaultHoldout(folder.files.length), seed });
+  const trainSource = sourceOf(train, corruption, minTissue);
+  const holdoutBatches: DisyreBatch[] = [];
+  if (holdout.length > 0) {
+    const held = sourceOf(holdout, corruption, minTissue);
+    const rng = createRng(`${seed}:holdout`);
+    for (let i = 0; i < DEFAULT_DISYRE_TRAINING.holdoutBatches; i++) holdoutBatches.push(drawBatch(held, cfg.inputSize, batch, rng, corruption));
+  }
+  log(
+    `data: ${folder.files.length} volumes (${folder.skipped.length} skipped), ${train.length} for training ` +
+      `(${trainSource.usable.reduce((a, u) => a + u.length, 0)} slices with tissue), ${holdout.length} held out; ${cfg.inputSize}×${cfg.inputSize} slices`,
+  );
+  const layout = disyreLayout(cfg);
+  const fromEpoch = opts.resume ? (loadCheckpoint(opts.outDir)?.state.epoch ?? 0) : 0;
+  const sessions: TrainingSession[] = [
+    ...(opts.resume ? previousSessions(opts.outDir) : []),
+    { started: new Date().toISOString(), command: opts.command ?? null, resume: opts.resume ?? false, fromEpoch },
+  ];
+  const engine = await createDisyreTrainingEngine(cfg, opts.threads !== undefined ? { threads: opts.threads } : {});
+  log(`training engine: ONNX Runtime, ${engine.threads} intra-op threads; ${layout.total} parameters`);
+  const adam = { ...DEFAULT_ADAM, lr: opts.lr ?? DEFAULT_DISYRE_TRAINING.lr };
+  try {
+    const result = await runTrainingLoop({
+      model: { kind: DISYRE_KIND, config: cfg },
+      name: DISYRE_NAME,
+      outDir: opts.outDir,
+      engine,
+      layout,
+      initialWeights: await initialDisyreWeights(cfg, seed),
+      epochs,
+      stepsPerEpoch,
+      seed,
+      adam,
+      clip: 1,
+      resume: opts.resume ?? false,
+      ...(opts.maxMinutes !== undefined ? { maxMinutes: opts.maxMinutes } : {}),
+      fingerprint: fingerprint({
+        kind: DISYRE_KIND,
+        cfg,
+        corruption,
+        seed,
+        batch,
+        stepsPerEpoch,
+        lr: adam.lr,
+        minTissue,
+        train: train.map((e) => e.file),
+        holdout: holdout.map((e) => e.file),
+      }),
+      nextBatch: (rng) => drawBatch(trainSource, cfg.inputSize, batch, rng, corruption),
+      holdout: holdoutBatches,
+      record: {
+        command: opts.command ?? null,
+        model: DISYRE_KIND,
+        region: opts.region,
+        config: cfg,
+        corruption,
+        engine: 'onnx',
+        threads: engine.threads,
+        batch,
+        minTissue,
+        trainVolumes: train.map((e) => e.file),
+        holdoutVolumes: holdout.map((e) => e.file),
+        skippedFiles: folder.skipped.length,
+        sessions,
+      },
+      log,
+      sink: opts.sink ?? stderrSink(),
+    });
+    return { ...result, outDir: opts.outDir };
+  } finally {
+    await engine.close();
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * The DISYRE U-Net (src/methods/disyre): parameter and output shapes, ONNX Runtime (the project's
+ * emitter) against the TF.js forward pass on tiny random networks, the ONNX training engine's
+ * gradients against finite differences, and a loss that falls over a few Adam steps.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initEngine } from '../src/engine/backend.js';
+import { createRng } from '../src/engine/random.js';
+import { condInputSize, DISYRE_PRESETS, validateDisyreConfig, type DisyreConfig } from '../src/methods/disyre/config.js';
+import { corruptSlice } from '../src/methods/disyre/corrupt.js';
+import { conditionInput } from '../src/methods/disyre/embedding.js';
+import { emitDisyreForward } from '../src/methods/disyre/emit-unet.js';
+import { createDisyreTrainingEngine, disyreLayout, initialDisyreWeights, type DisyreBatch } from '../src/methods/disyre/train-engine.js';
+import { disyreForward, disyreParamSpecs, initDisyre } from '../src/methods/disyre/unet.js';
+import { disposeParams, type ParamMap } from '../src/models/params.js';
+import { hostParams } from '../src/onnx/emit-blocks.js';
+import { createSession, requireOnnxRuntime } from '../src/onnx/runtime.js';
+import { adamStep, DEFAULT_ADAM } from '../src/train/loop.js';
+
+const TINY = DISYRE_PRESETS.tiny;
+const THREE_LEVELS: DisyreConfig = { ...TINY, channels: [4, 6, 8], inputSize: 16, normGroups: 2 };
+
+beforeAll(async () => {
+  await initEngine({ prefer: 'cpu', log: () => undefined });
+});
+
+/** Random biases, norm scales and an output conv that matters, so every path is exercised. */
+function randomParams(cfg: DisyreConfig, seed: number): ParamMap {
+  const params = initDisyre(cfg, seed);
+  const rng = createRng(seed + 1);
+  for (const [name, v] of Object.entries(params)) {
+    if (/\.b$|\.g$|^out\./.test(name)) v.assign(tf.add(v, tf.tensor(Array.from({ length: v.size }, () => 0.3 * rng.normal()), v.shape)));
+  }
+  return params;
+}
+
+function inputs(cfg: DisyreConfig, count: number, seed: number): { images: Float32Array; cond: Float32Array; levels: Float32Array; positions: Float32Array } {
+  const rng = createRng(seed);
+  const s = cfg.inputSize;
+  const images = Float32Array.from({ length: count * s * s }, () => rng.next());
+  const levels = Float32Array.from({ length: count }, () => rng.next());
+  const positions = Float32Array.from({ length: count }, () => rng.uniform(-0.5, 0.5));
+  return { images, cond: conditionInput(cfg, levels, positions), levels, positions };
+}
+
+describe('DISYRE U-Net', () => {
+  it('has the configured parameters and maps [B, S, S, 1] to [B, S, S, 1]', () => {
+    expect(validateDisyreConfig(DISYRE_PRESETS.compact)).toBe(DISYRE_PRESETS.compact);
+    expect(() => validateDisyreConfig({ ...TINY, inputSize: 18, channels: [4, 8, 8] })).toThrow(/divisible/);
+    const layout = disyreLayout(DISYRE_PRESETS.compact);
+    expect(layout.total).toBeLessThan(300_000);
+    expect(disyreParamSpecs(TINY).map((s) => s.name)).toContain('dec0.cond.w');
+    const params = randomParams(TINY, 1);
+    const x = inputs(TINY, 3, 2);
+    const y = disyreForward(params, TINY, tf.tensor4d(x.images, [3, 16, 16, 1]), tf.tensor2d(x.cond, [3, condInputSize(TINY)]));
+    expect(y.shape).toEqual([3, 16, 16, 1]);
+    expect((y.dataSync() as Float32Array).every(Number.isFinite)).toBe(true);
+    y.dispose();
+    disposeParams(params);
+  });
+
+  for (const [name, cfg] of [['2 levels', TINY], ['3 levels', THREE_LEVELS]] as const) {
+    it(`ONNX Runtime equals TF.js (${name})`, async () => {
+      const ort = await requireOnnxRuntime();
+      const params = randomParams(cfg, 11);
+      const s = cfg.inputSize;
+      const x = inputs(cfg, 4, 12);
+      const expected = disyreForward(params, cfg, tf.tensor4d(x.images, [4, s, s, 1]), tf.tensor2d(x.cond, [4, condInputSize(cfg)]));
+      const want = expected.dataSync() as Float32Array;
+      const session = await createSession(emitDisyreForward(hostParams(params), cfg).encode({ producerVersion: 'test' }), { threads: 1 });
+      const out = await session.run({ image: new ort.Tensor('float32', x.images, [4, s, s, 1]), cond: new ort.Tensor('float32', x.cond, [4, condInputSize(cfg)]) });
+      await session.release();
+      const got = out.xhat!.data as Float32Array;
+      expect(out.xhat!.dims).toEqual([4, s, s, 1]);
+      let diff = 0;
+      let scale = 0;
+      for (let i = 0; i < want.length; i++) {
+        diff = Math.max(diff, Math.abs(got[i]! - want[i]!));
+        scale = Math.max(scale, Math.abs(want[i]! - x.images[i]!));
+      }
+      expect(scale).toBeGreaterThan(0.05); // the network does change its input
+      expect(diff / scale).toBeLessThan(1e-4);
+      expected.dispose();
+      disposeParams(params);
+    });
+  }
+
+  function batchOf(cfg: DisyreConfig, count: number, seed: number): DisyreBatch {
+    const s = cfg.inputSize;
+    const rng = createRng(seed);
+    const images = new Float32Array(count * s * s);
+    const targets = new Float32Array(count * s * s);
+    const levels = new Float32Array(count);
+    const positions = new Float32Array(count);
+    for (let b = 0; b < count; b++) {
+      const clean = new Float32Array(s * s);
+      for (let y = 0; y < s; y++) for (let x = 0; x < s; x++) if (Math.hypot(x - s / 2, y - s / 2) < 0.4 * s) clean[y * s + x] = 0.4 + 0.3 * ((x + y + b) % 3 === 0 ? 1 : 0);
+      const c = corruptSlice(clean, s, null, createRng(rng.seed()));
+      images.set(c.image, b * s * s);
+      targets.set(clean, b * s * s);
+      levels[b] = c.level;
+      positions[b] = rng.uniform(-0.5, 0.5);
+    }
+    return { kind: 'images', images, targets, levels, positions, count, size: s };
+  }
+
+  it('training graph gradients match finite differences of the loss', async () => {
+    const engine = await createDisyreTrainingEngine(TINY, { threads: 1 });
+    try {
+      const weights = await initialDisyreWeights(TINY, 3);
+      const layout = disyreLayout(TINY);
+      const rng = createRng(9);
+      for (let i = 0; i < weights.length; i++) weights[i] += 0.05 * rng.normal();
+      const batch = batchOf(TINY, 3, 4);
+      const { grads } = await engine.gradients(weights, 1, batch, 0);
+      let version = 2;
+      const lossAt = async (w: Float32Array) => (await engine.evaluate(w, version++, [batch])).means.loss!;
+      // One element of a conv, a conditioning weight, a norm scale and the output conv.
+      const names = ['in.w', 'enc0.cond.w', 'dec0.norm1.g', 'out.w', 'cond.fc1.w'];
+      for (const name of names) {
+        const entry = layout.entries.find((e) => e.name === name)!;
+        const k = entry.offset + Math.floor(entry.size / 2);
+        const h = 1e-2;
+        const plus = weights.slice();
+        plus[k] += h;
+        const minus = weights.slice();
+        minus[k] -= h;
+        const numeric = ((await lossAt(plus)) - (await lossAt(minus))) / (2 * h);
+        expect(Math.abs(grads[k]! - numeric)).toBeLessThan(0.05 * Math.abs(numeric) + 2e-5);
+      }
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('the loss falls over a few Adam steps on ONNX Runtime', async () => {
+    const engine = await createDisyreTrainingEngine(TINY, { threads: 1 });
+    try {
+      const weights = await initialDisyreWeights(TINY, 0);
+      const m = new Float32Array(weights.length);
+      const v = new Float32Array(weights.length);
+      const batch = batchOf(TINY, 8, 5);
+      const before = (await engine.evaluate(weights, 0, [batch])).means.loss!;
+      for (let step = 1; step <= 15; step++) {
+        const { grads } = await engine.gradients(weights, step, batch, step);
+        adamStep(weights, grads, m, v, step, { ...DEFAULT_ADAM, lr: 3e-3 });
+      }
+      const after = (await engine.evaluate(weights, 100, [batch])).means.loss!;
+      expect(after).toBeLessThan(0.7 * before);
+    } finally {
+      await engine.close();
+    }
+  });
+});
