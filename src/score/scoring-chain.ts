@@ -5,7 +5,8 @@
  * names its own sample aggregates (its first is the paper's); lsgs and the vae scores store such a
  * chain as `scoring` in their calibration file (absent = the paper's chain).
  */
-import { settingChoice, settingNumber, type SettingSpec } from './settings.js';
+import { settingChoice, settingInteger, settingNumber, type SettingSpec } from './settings.js';
+import type { SliceSelection } from '../volume/slices.js';
 import { isVoxelKernel, PAPER_VOXEL_SMOOTHING, parseVoxelKernel, type VoxelSmoothing } from './smoothing.js';
 
 export const CHAIN_MASKS = ['none', 'body'] as const;
@@ -51,7 +52,7 @@ export function isScoringChain<S extends string>(x: unknown, samples: readonly S
 }
 
 /** `chain` with one setting applied, or undefined when `key` is not a chain key; a bad value names its key. */
-export function applyChainSetting<S extends string>(chain: ScoringChain<S>, key: string, value: string, samples: readonly S[]): ScoringChain<S> | undefined {
+export function applyChainSetting<S extends string, C extends ScoringChain<S>>(chain: C, key: string, value: string, samples: readonly S[]): C | undefined {
   switch (key) {
     case 'minPool':
     case 'avgPool':
@@ -83,4 +84,28 @@ export function chainFromSettings<S extends string>(base: ScoringChain<S>, setti
     chain = next;
   }
   return chain;
+}
+
+/** The numbers a restoration method's calibration holds that `--set` may override alike in lsr and lsgs. */
+export interface RestorationNumbers {
+  readonly lambdaS: number;
+  readonly copies: number;
+  readonly k: number;
+  readonly slices: SliceSelection;
+}
+
+/** `numbers` with one of lambdaS, copies, k or every applied, or undefined for any other key; a bad value names its key. */
+export function applyRestorationSetting<T extends RestorationNumbers>(numbers: T, key: string, value: string): T | undefined {
+  switch (key) {
+    case 'lambdaS':
+      return { ...numbers, lambdaS: settingNumber(key, value) };
+    case 'copies':
+      return { ...numbers, copies: settingInteger(key, value, 1) };
+    case 'k':
+      return { ...numbers, k: settingNumber(key, value, 0) };
+    case 'every':
+      return { ...numbers, slices: { every: settingInteger(key, value, 1) } };
+    default:
+      return undefined;
+  }
 }

@@ -9,7 +9,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { PixelSnailConfig, VqvaeConfig } from '../models/config.js';
-import { sizeOf, type ParamMap, type ParamSpec } from '../models/params.js';
+import type { ParamMap, ParamSpec } from '../models/params.js';
+import { layoutOfSpecs, type ParamLayout } from './param-layout.js';
 import { initPixelSnail, pixelsnailParamSpecs, priorLoss } from '../methods/lsr/pixelsnail.js';
 import { initVqvae, vqvaeEncode, vqvaeEncodeCodes, vqvaeLoss, vqvaeParamSpecs } from '../models/vqvae.js';
 import { initVae, vaeLoss, vaeParamSpecs } from '../methods/vae/vae.js';
@@ -85,17 +86,7 @@ export interface RunnerResult {
   latents?: Float32Array;
 }
 
-export interface ParamLayoutEntry {
-  name: string;
-  shape: number[];
-  offset: number;
-  size: number;
-}
-
-export interface ParamLayout {
-  entries: ParamLayoutEntry[];
-  total: number;
-}
+export type { ParamLayout, ParamLayoutEntry } from './param-layout.js';
 
 export function paramSpecsOf(model: ModelSpec): ParamSpec[] {
   if (model.kind === 'vae') return vaeParamSpecs(model.config);
@@ -112,15 +103,7 @@ export function initModel(model: ModelSpec, seed: number | string): ParamMap {
 
 /** Sorted-name flat layout of a model's parameters. */
 export function paramLayout(model: ModelSpec): ParamLayout {
-  const specs = [...paramSpecsOf(model)].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  let offset = 0;
-  const entries = specs.map((s) => {
-    const size = sizeOf(s.shape);
-    const entry = { name: s.name, shape: [...s.shape], offset, size };
-    offset += size;
-    return entry;
-  });
-  return { entries, total: offset };
+  return layoutOfSpecs(paramSpecsOf(model));
 }
 
 export function flattenParams(params: ParamMap, layout: ParamLayout): Float32Array {

@@ -6,14 +6,14 @@
  * weights in `disyreLayout` order (sorted parameter names, as every other network).
  */
 import os from 'node:os';
-import { sizeOf } from '../../models/params.js';
 import { backward, gradientName } from '../../onnx/autodiff/backward.js';
 import type { Shape } from '../../onnx/autodiff/shapes.js';
 import { bindingValues, scatterGradient, traceParams, type TrainableModel } from '../../onnx/autodiff/trainable.js';
 import { encodeModel } from '../../onnx/onnx-proto.js';
 import { createSession, requireOnnxRuntime, type OrtSession, type OrtTensor } from '../../onnx/runtime.js';
 import { combineStats, type TrainingEngine } from '../../train/engine.js';
-import type { BatchStats, ImageBatch, ParamLayout, TrainBatch } from '../../train/loop-worker.js';
+import type { BatchStats, ImageBatch, TrainBatch } from '../../train/loop-worker.js';
+import { layoutOfSpecs, type ParamLayout } from '../../train/param-layout.js';
 import { condInputSize, type DisyreConfig } from './config.js';
 import { conditionInput } from './embedding.js';
 import { emitDisyreTraining } from './train-graph.js';
@@ -31,15 +31,7 @@ export function isDisyreBatch(b: TrainBatch): b is DisyreBatch {
 
 /** Sorted-name flat layout of the U-Net's parameters. */
 export function disyreLayout(cfg: DisyreConfig): ParamLayout {
-  const specs = [...disyreParamSpecs(cfg)].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  let offset = 0;
-  const entries = specs.map((s) => {
-    const size = sizeOf(s.shape);
-    const entry = { name: s.name, shape: [...s.shape], offset, size };
-    offset += size;
-    return entry;
-  });
-  return { entries, total: offset };
+  return layoutOfSpecs(disyreParamSpecs(cfg));
 }
 
 /** Fresh flat weights (the parameter specs' initialisation, seeded). */

@@ -5,7 +5,7 @@
  * calibration's numbers (λs, λ, copies, rounds, k, slice stride, the stack's foreground mask).
  */
 import { settingChoice, settingInteger, settingNumber, type SettingSpec, type Settings } from '../../score/settings.js';
-import { applyChainSetting, chainFromSettings, chainSettingSpecs, CHAIN_KEYS, DEFAULT_SAMPLE_TOP, isScoringChain, type ScoringChain } from '../../score/scoring-chain.js';
+import { applyChainSetting, applyRestorationSetting, chainFromSettings, chainSettingSpecs, CHAIN_KEYS, DEFAULT_SAMPLE_TOP, isScoringChain, type ScoringChain } from '../../score/scoring-chain.js';
 import type { SliceSelection } from '../../volume/slices.js';
 
 /**
@@ -56,10 +56,12 @@ export function applyLsgsSettings<T extends LsgsScoringParameters>(base: T, sett
   let out: T = base;
   let scoring: LsgsScoring = base.scoring;
   for (const [key, value] of Object.entries(settings)) {
+    const numbers = applyRestorationSetting(out, key, value);
+    if (numbers !== undefined) {
+      out = numbers;
+      continue;
+    }
     switch (key) {
-      case 'lambdaS':
-        out = { ...out, lambdaS: settingNumber(key, value) };
-        break;
       case 'lambda': {
         const v = settingNumber(key, value);
         // Without resampling every copy is X̂ itself and the residual is 0 everywhere.
@@ -67,17 +69,8 @@ export function applyLsgsSettings<T extends LsgsScoringParameters>(base: T, sett
         out = { ...out, lambdaP: v };
         break;
       }
-      case 'copies':
-        out = { ...out, copies: settingInteger(key, value, 1) };
-        break;
       case 'rounds':
         out = { ...out, rounds: settingInteger(key, value, 0) };
-        break;
-      case 'k':
-        out = { ...out, k: settingNumber(key, value, 0) };
-        break;
-      case 'every':
-        out = { ...out, slices: { every: settingInteger(key, value, 1) } };
         break;
       case 'foregroundMask':
         out = { ...out, foregroundMask: settingChoice(key, value, ['true', 'false'] as const) === 'true' };

@@ -4,12 +4,12 @@
  * chain, so older calibrations score as before) and overridable at predict time with `--set`.
  */
 import { isWeightingRule, WEIGHTING_RULES, type WeightingRule } from '../../score/residual-weights.js';
-import { settingChoice, settingInteger, settingNumber, type SettingSpec, type Settings } from '../../score/settings.js';
-import { isVoxelKernel, PAPER_VOXEL_SMOOTHING, parseVoxelKernel, type VoxelSmoothing } from '../../score/smoothing.js';
+import { settingChoice, settingNumber, type SettingSpec, type Settings } from '../../score/settings.js';
+import { applyChainSetting, applyRestorationSetting, CHAIN_MASKS, DEFAULT_SAMPLE_TOP, isScoringChain, type ChainMask, type ScoringChain } from '../../score/scoring-chain.js';
 import type { SliceSelection } from '../../volume/slices.js';
 
-export const LSR_MASKS = ['none', 'body'] as const;
-export type LsrMask = (typeof LSR_MASKS)[number];
+export const LSR_MASKS = CHAIN_MASKS;
+export type LsrMask = ChainMask;
 /**
  * Sample aggregates: 'sum' (the paper: Σ NLL above λs), 'localmax' (max over positions of the 3×3×3
  * mean of NLL − λs over the code grid), 'top' (mean of the top `sampleTop` fraction of the pixel map,
@@ -18,20 +18,16 @@ export type LsrMask = (typeof LSR_MASKS)[number];
 export const LSR_SAMPLE_AGGREGATES = ['sum', 'localmax', 'top'] as const;
 export type LsrSampleAggregate = (typeof LSR_SAMPLE_AGGREGATES)[number];
 
-export interface LsrScoring {
+/** The shared chain (smoothing in voxels, mask, sample aggregate) plus how the restorations are weighed. */
+export interface LsrScoring extends ScoringChain<LsrSampleAggregate> {
   readonly weighting: WeightingRule;
-  /** Kernels with a z-extent in voxels; absent = the paper's kernels counted in slices (3³ min, 7×7×3 mean). */
-  readonly smoothing?: VoxelSmoothing;
-  readonly mask: LsrMask;
-  readonly sample: LsrSampleAggregate;
-  readonly sampleTop: number;
 }
 
 export const PAPER_LSR_SCORING: LsrScoring = Object.freeze({
   weighting: 'softmax',
   mask: 'none',
   sample: 'sum',
-  sampleTop: 0.0005,
+  sampleTop: DEFAULT_SAMPLE_TOP,
 });
 
 /**
@@ -42,18 +38,7 @@ export const PAPER_LSR_SCORING: LsrScoring = Object.freeze({
 export const DEFAULT_LSR_SCORING: LsrScoring = Object.freeze({ ...PAPER_LSR_SCORING, sample: 'localmax' });
 
 export function isLsrScoring(x: unknown): x is LsrScoring {
-  const s = x as Partial<LsrScoring>;
-  return (
-    s !== null &&
-    typeof s === 'object' &&
-    isWeightingRule(s.weighting) &&
-    (s.smoothing === undefined || (typeof s.smoothing === 'object' && s.smoothing !== null && isVoxelKernel(s.smoothing.min) && isVoxelKernel(s.smoothing.avg))) &&
-    (LSR_MASKS as readonly unknown[]).includes(s.mask) &&
-    (LSR_SAMPLE_AGGREGATES as readonly unknown[]).includes(s.sample) &&
-    typeof s.sampleTop === 'number' &&
-    s.sampleTop > 0 &&
-    s.sampleTop <= 1
-  );
+  return isScoringChain(x, LSR_SAMPLE_AGGREGATES) && isWeightingRule((x as Partial<LsrScoring>).weighting);
 }
 
 export const LSR_SETTINGS: readonly SettingSpec[] = Object.freeze([
@@ -85,46 +70,22 @@ export function applyLsrSettings<T extends LsrScoringParameters>(base: T, settin
   let out: T = base;
   let scoring: LsrScoring = base.scoring;
   for (const [key, value] of Object.entries(settings)) {
-    switch (key) {
-      case 'lambdaS':
-      case 'lambdaP':
-        out = { ...out, [key]: settingNumber(key, value) };
-        break;
-      case 'copies':
-        out = { ...out, copies: settingInteger(key, value, 1) };
-        break;
-      case 'k':
-        out = { ...out, k: settingNumber(key, value, 0) };
-        break;
-      case 'every':
-        out = { ...out, slices: { every: settingInteger(key, value, 1) } };
-        break;
-      case 'weighting':
-        scoring = { ...scoring, weighting: settingChoice(key, value, WEIGHTING_RULES) };
-        break;
-      case 'minPool':
-      case 'avgPool':
-        try {
-          scoring = { ...scoring, smoothing: { ...(scoring.smoothing ?? PAPER_VOXEL_SMOOTHING), [key === 'minPool' ? 'min' : 'avg']: parseVoxelKernel(value) } };
-        } catch (err) {
-          throw new Error(`--set ${key}: ${(err as Error).message}`);
-        }
-        break;
-      case 'mask':
-        scoring = { ...scoring, mask: settingChoice(key, value, LSR_MASKS) };
-        break;
-      case 'sample':
-        scoring = { ...scoring, sample: settingChoice(key, value, LSR_SAMPLE_AGGREGATES) };
-        break;
-      case 'sampleTop': {
-        const f = settingNumber(key, value, 0);
-        if (!(f > 0 && f <= 1)) throw new Error(`--set sampleTop: expected a fraction in (0, 1], got "${value}"`);
-        scoring = { ...scoring, sampleTop: f };
-        break;
-      }
-      default:
-        throw new Error(`--set ${key}: lsr has no such setting (known: ${LSR_SETTINGS.map((s) => s.key).join(', ')})`);
+    const numbers = applyRestorationSetting(out, key, value);
+    if (numbers !== undefined) {
+      out = numbers;
+      continue;
     }
+    if (key === 'lambdaP') {
+      out = { ...out, lambdaP: settingNumber(key, value) };
+      continue;
+    }
+    if (key === 'weighting') {
+      scoring = { ...scoring, weighting: settingChoice(key, value, WEIGHTING_RULES) };
+      continue;
+    }
+    const next = applyChainSetting(scoring, key, value, LSR_SAMPLE_AGGREGATES);
+    if (next === undefined) throw new Error(`--set ${key}: lsr has no such setting (known: ${LSR_SETTINGS.map((s) => s.key).join(', ')})`);
+    scoring = next;
   }
   return { ...out, scoring };
 }
