@@ -14,7 +14,8 @@ for net in vqvae prior; do
     $cli bench train --net "$net" --engine tfjs --workers 2 --steps "$steps" --json 2>/dev/null | tail -1
   done
 done
-if python3 -c 'import torch' 2>/dev/null; then
+# the same interpreter scripts/bench-train.ts runs (Debian's python3-torch lives there)
+if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
   node dist/scripts/bench-train.js --quick --steps "$steps" >&2
 else
   echo '{"engine":"pytorch","error":"python3 cannot import torch on this machine"}'

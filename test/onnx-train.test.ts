@@ -222,3 +222,40 @@ describe('ONNX Runtime training vs TF.js: LSGS transformer', () => {
     });
   }
 });
+
+describe('ONNX Runtime training: a batch split over concurrent sessions', () => {
+  it('two sessions give the one-session gradients and statistics (dropout masks sliced from the whole batch)', async () => {
+    await initEngine({ prefer: 'cpu', log: () => {} });
+    const model = { kind: 'pixelsnail' as const, config: { ...TINY_PRIOR, dropout: 0.3 } };
+    const layout = paramLayout(model);
+    const weights = flattenParams(initPixelSnail(model.config, 6), layout);
+    const rng = createRng('split-batch');
+    const { height, width, codebookSize } = model.config;
+    const count = 5; // split 3 + 2: unequal parts must be weighted by their sizes
+    const batch: CodeBatch = {
+      kind: 'codes',
+      codes: Int32Array.from({ length: count * height * width }, () => rng.int(codebookSize)),
+      positions: Float32Array.from({ length: count }, () => rng.uniform(-1, 1)),
+      count,
+      height,
+      width,
+    };
+    const one = await createOnnxTrainingEngine(model, { threads: 1 });
+    const two = await createOnnxTrainingEngine(model, { threads: 1, sessions: 2 });
+    try {
+      expect(two.sessions).toBe(2);
+      const a = await one.gradients(weights, 1, batch, 3);
+      const b = await two.gradients(weights, 1, batch, 3);
+      expect(b.stats.count).toBe(count);
+      expect(Math.abs(b.stats.means.loss! - a.stats.means.loss!)).toBeLessThan(1e-5 * a.stats.means.loss!);
+      expect(relativeError(b.grads, a.grads)).toBeLessThan(1e-5);
+      // Another seed draws other dropout masks: the gradients must move (the masks reach every part).
+      const c = await two.gradients(weights, 1, batch, 4);
+      expect(relativeError(c.grads, b.grads)).toBeGreaterThan(1e-3);
+    } finally {
+      await one.close();
+      await two.close();
+    }
+    await expect(createOnnxTrainingEngine(model, { sessions: 0 })).rejects.toThrow(/sessions/);
+  });
+});

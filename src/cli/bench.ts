@@ -12,10 +12,11 @@ export function registerBench(program: Command): void {
     .option('--steps <n>', 'timed steps after one warm-up step', parseInteger('--steps', 1), 5)
     .option('--preset <p>', 'compact or reference', 'compact')
     .option('--batch <n>', 'samples per step (default: the trainer\'s)', parseInteger('--batch', 1))
-    .option('--threads <n>', 'ONNX Runtime intra-op threads (default: every core)', parseInteger('--threads', 1))
+    .option('--threads <n>', 'ONNX Runtime intra-op threads per session (default: every core / --sessions)', parseInteger('--threads', 1))
+    .option('--sessions <n>', 'ONNX Runtime sessions a step\'s batch is split over, run concurrently (default 1)', parseInteger('--sessions', 1))
     .option('--workers <n>', 'TF.js wasm worker threads (default 2; 0 = this thread)', parseInteger('--workers', 0))
     .option('--json', 'print one JSON object on the last line')
-    .action(async (flags: { net: string; engine: string; steps: number; preset: string; batch?: number; threads?: number; workers?: number; json?: boolean }) => {
+    .action(async (flags: { net: string; engine: string; steps: number; preset: string; batch?: number; threads?: number; sessions?: number; workers?: number; json?: boolean }) => {
       const { BENCH_NETS, benchTrain } = await import('../train/bench-train.js');
       const net = BENCH_NETS.find((n) => n === flags.net);
       if (net === undefined) throw new Error(`--net must be one of ${BENCH_NETS.join(', ')}, got "${flags.net}"`);
@@ -30,9 +31,10 @@ export function registerBench(program: Command): void {
         log,
         ...(flags.batch !== undefined ? { batch: flags.batch } : {}),
         ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
+        ...(flags.sessions !== undefined ? { sessions: flags.sessions } : {}),
         ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
       });
-      const where = r.engine === 'onnx' ? `ONNX Runtime, ${r.threads} threads` : `TF.js wasm, ${r.workers} workers`;
+      const where = r.engine === 'onnx' ? `ONNX Runtime, ${r.sessions} session${r.sessions === 1 ? '' : 's'} × ${r.threads} threads` : `TF.js wasm, ${r.workers} workers`;
       process.stdout.write(
         `${r.net} ${r.preset} brain, batch ${r.batch}, ${where}: ${r.items_per_second.toFixed(2)} ${r.unit}/s (${r.seconds_per_step.toFixed(3)} s/step, median of ${r.steps}; 1-min load ${r.load_start.toFixed(1)} → ${r.load_end.toFixed(1)})\n`,
       );

@@ -53,8 +53,10 @@ export interface BenchResult {
   unit: 'slices' | 'maps';
   seconds_per_step: number;
   items_per_second: number;
-  /** ONNX Runtime intra-op threads, or TF.js wasm worker threads (0 = main thread). */
+  /** ONNX Runtime intra-op threads (per session), or TF.js wasm worker threads (0 = main thread). */
   threads: number;
+  /** ONNX Runtime sessions a step's batch is split over (1 for TF.js). */
+  sessions: number;
   workers: number;
   load_start: number;
   load_end: number;
@@ -75,8 +77,10 @@ export async function benchTrain(opts: {
   steps: number;
   preset?: PresetName;
   batch?: number;
-  /** ONNX Runtime intra-op threads (default: every core). */
+  /** ONNX Runtime intra-op threads per session (default: every core / sessions). */
   threads?: number;
+  /** ONNX Runtime sessions run concurrently on parts of the batch (default 1). */
+  sessions?: number;
   /** TF.js wasm workers (default 2, or the core count if smaller). */
   workers?: number;
   log?: (line: string) => void;
@@ -90,11 +94,16 @@ export async function benchTrain(opts: {
   disposeParams(params);
   let engine: TrainingEngine;
   let threads = 1;
+  let sessions = 1;
   let workers = 0;
   if (opts.engine === 'onnx') {
     const { createOnnxTrainingEngine } = await import('./onnx-engine.js');
-    const e = await createOnnxTrainingEngine(model, opts.threads !== undefined ? { threads: opts.threads } : {});
+    const e = await createOnnxTrainingEngine(model, {
+      ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
+      ...(opts.sessions !== undefined ? { sessions: opts.sessions } : {}),
+    });
     threads = e.threads;
+    sessions = e.sessions;
     engine = e;
   } else {
     const { initEngine } = await import('../engine/backend.js');
@@ -131,6 +140,7 @@ export async function benchTrain(opts: {
     seconds_per_step: perStep,
     items_per_second: batchSize / perStep,
     threads,
+    sessions,
     workers,
     load_start: loadStart,
     load_end: os.loadavg()[0]!,

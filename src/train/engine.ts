@@ -91,13 +91,14 @@ export function combineStats(parts: readonly BatchStats[]): BatchStats {
   return { count, means, codeCounts };
 }
 
-/** Σ grads_i · count_i / Σ count_i, in part order. */
-function combineGradients(parts: readonly RunnerResult[]): Float32Array {
-  const total = parts.reduce((a, p) => a + p.stats!.count, 0);
-  const out = new Float32Array(parts[0]!.grads!.length);
+/** Σ grads_i · count_i / Σ count_i, in part order: the mean-loss gradient of the whole batch from its parts'. */
+export function weightedMeanGradients(parts: readonly { readonly grads: Float32Array; readonly count: number }[]): Float32Array {
+  if (parts.length === 1) return parts[0]!.grads;
+  const total = parts.reduce((a, p) => a + p.count, 0);
+  const out = new Float32Array(parts[0]!.grads.length);
   for (const p of parts) {
-    const w = p.stats!.count / total;
-    const g = p.grads!;
+    const w = p.count / total;
+    const g = p.grads;
     for (let i = 0; i < out.length; i++) out[i] += g[i]! * w;
   }
   return out;
@@ -132,7 +133,7 @@ export async function createTrainingEngine(model: ModelSpec, choice: EngineChoic
     async gradients(weights, version, batch, seed) {
       const pieces = splitBatch(batch, parts);
       const results = await runParts(pieces, (b) => ({ op: 'gradients', weights, version, batch: b, seed: seed + 7919 * pieces.indexOf(b) }));
-      const grads = results.length === 1 ? results[0]!.grads! : combineGradients(results);
+      const grads = weightedMeanGradients(results.map((r) => ({ grads: r.grads!, count: r.stats!.count })));
       return { grads, stats: combineStats(results.map((r) => r.stats!)) };
     },
     async evaluate(weights, version, batches) {

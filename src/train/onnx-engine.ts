@@ -5,8 +5,12 @@
  * evaluation; Adam, clipping, checkpoints stay in the shared loop (./loop.ts) on the flat weights,
  * so checkpoints are the same files whichever engine wrote them.
  *
- * Parallelism: one session, ONNX Runtime's intra-op threads on every core (the default) — see
- * docs/benchmarks.md "Training on ONNX Runtime" for the measurement against two sessions.
+ * Parallelism: by default one session with ONNX Runtime's intra-op threads on every core; with
+ * `sessions: n` a step's batch is split into n parts run concurrently on n sessions (cores / n
+ * intra-op threads each; onnxruntime-node runs each `run` off the main thread) and the parts'
+ * gradients are weighted by their sizes, as the TF.js workers do. Dropout masks are drawn for the
+ * whole batch and sliced, so only the VAE's noise (drawn per part) depends on the session count.
+ * docs/benchmarks.md "Training on ONNX Runtime" compares the two.
  */
 import os from 'node:os';
 import type { PixelSnailConfig, VqvaeConfig } from '../models/config.js';
@@ -18,7 +22,7 @@ import type { Shape } from '../onnx/autodiff/shapes.js';
 import { bindingValues, scatterGradient, traceParams, type TrainableModel } from '../onnx/autodiff/trainable.js';
 import { encodeModel } from '../onnx/onnx-proto.js';
 import { createSession, requireOnnxRuntime, type OrtModule, type OrtSession, type OrtTensor } from '../onnx/runtime.js';
-import { combineStats, type TrainingEngine } from './engine.js';
+import { combineStats, splitBatch, weightedMeanGradients, type TrainingEngine } from './engine.js';
 import { paramLayout, type BatchStats, type ImageBatch, type ModelSpec, type ParamLayout, type TrainBatch } from './loop-worker.js';
 import { dropoutMasks, type DropoutSite, type TrainingGraph } from './onnx-dropout.js';
 import type { HostTensor } from '../io/tensor-bundle.js';
@@ -190,16 +194,20 @@ export function onnxNetFor(model: ModelSpec): OnnxNet {
 }
 
 export interface OnnxEngineOptions {
-  /** Intra-op threads (default: every core). */
+  /** Intra-op threads per session (default: every core / sessions, at least 1). */
   threads?: number;
+  /** Sessions a step's batch is split over, run concurrently (default 1). */
+  sessions?: number;
 }
 
-export async function createOnnxTrainingEngine(model: ModelSpec, opts: OnnxEngineOptions = {}): Promise<TrainingEngine & { readonly threads: number }> {
+export async function createOnnxTrainingEngine(model: ModelSpec, opts: OnnxEngineOptions = {}): Promise<TrainingEngine & { readonly threads: number; readonly sessions: number }> {
   const ort = await requireOnnxRuntime();
   const net = onnxNetFor(model);
-  const threads = opts.threads ?? os.availableParallelism();
+  const sessions = opts.sessions ?? 1;
+  if (!Number.isInteger(sessions) || sessions < 1) throw new Error(`ONNX training sessions: expected a whole number ≥ 1, got ${sessions}`);
+  const threads = opts.threads ?? Math.max(1, Math.floor(os.availableParallelism() / sessions));
   const session = (m: TrainableModel['model']) => createSession(encodeModel(m), { threads });
-  const gradSessions = new Map<number, Promise<OrtSession>>();
+  const gradSessions = new Map<string, Promise<OrtSession>>();
   let evalSession: Promise<OrtSession> | null = null;
   let encodeSession: Promise<OrtSession> | null = null;
   const weightFeeds = new Map<TrainableModel, { version: number; feeds: Record<string, OrtTensor> }>();
@@ -213,16 +221,34 @@ export async function createOnnxTrainingEngine(model: ModelSpec, opts: OnnxEngin
     return feeds;
   };
 
-  const gradSession = (batch: TrainBatch, shapes: Record<string, Shape>): Promise<OrtSession> => {
-    let s = gradSessions.get(batch.count);
+  // One compiled gradient graph per (concurrent slot, part size).
+  const gradSession = (slot: number, batch: TrainBatch, shapes: Record<string, Shape>): Promise<OrtSession> => {
+    const key = `${slot}/${batch.count}`;
+    let s = gradSessions.get(key);
     if (s === undefined) {
       const inputShapes: Record<string, Shape> = { ...shapes };
       for (const site of net.train.dropout) inputShapes[site.input] = [batch.count, ...site.shape];
       const { model: withGrads } = backward(net.train.model, 'loss', net.train.bindings.map((b) => b.input), { inputShapes });
       s = session(withGrads);
-      gradSessions.set(batch.count, s);
+      gradSessions.set(key, s);
     }
     return s;
+  };
+
+  /** Gradients of one part (maps `offset` … `offset + part.count` of the step's batch). */
+  const partGradients = async (weights: Float32Array, version: number, part: TrainBatch, slot: number, offset: number, masks: Map<string, Float32Array>, seed: number) => {
+    const data = net.feeds(ort, part);
+    const extra = net.trainFeeds?.(ort, part, slot === 0 ? seed : (seed + 0x632be5ab * slot) >>> 0) ?? { feeds: {}, shapes: {} };
+    const s = await gradSession(slot, part, { ...data.shapes, ...extra.shapes });
+    const all: Record<string, OrtTensor> = { ...data.feeds, ...extra.feeds, ...paramFeeds(net.train, weights, version) };
+    for (const site of net.train.dropout) {
+      const per = site.shape.reduce((a, b) => a * b, 1);
+      all[site.input] = new ort.Tensor('float32', masks.get(site.input)!.subarray(offset * per, (offset + part.count) * per), [part.count, ...site.shape]);
+    }
+    const out = await s.run(all);
+    const grads = new Float32Array(net.layout.total);
+    for (const b of net.train.bindings) scatterGradient(b, out[gradientName(b.input)]!.data as Float32Array, grads);
+    return { grads, stats: net.stats(out, part) };
   };
 
   const encoder = (): Promise<OrtSession> => {
@@ -234,17 +260,14 @@ export async function createOnnxTrainingEngine(model: ModelSpec, opts: OnnxEngin
   return {
     workers: 0,
     threads,
+    sessions,
     async gradients(weights, version, batch, seed) {
-      const data = net.feeds(ort, batch);
-      const extra = net.trainFeeds?.(ort, batch, seed) ?? { feeds: {}, shapes: {} };
-      const s = await gradSession(batch, { ...data.shapes, ...extra.shapes });
-      const all: Record<string, OrtTensor> = { ...data.feeds, ...extra.feeds, ...paramFeeds(net.train, weights, version) };
       const masks = dropoutMasks(net.train.dropout, batch.count, net.dropoutRate, seed);
-      for (const site of net.train.dropout) all[site.input] = new ort.Tensor('float32', masks.get(site.input)!, [batch.count, ...site.shape]);
-      const out = await s.run(all);
-      const grads = new Float32Array(net.layout.total);
-      for (const b of net.train.bindings) scatterGradient(b, out[gradientName(b.input)]!.data as Float32Array, grads);
-      return { grads, stats: net.stats(out, batch) };
+      const parts = splitBatch(batch, sessions);
+      const offsets = parts.map((_, i) => parts.slice(0, i).reduce((a, p) => a + p.count, 0));
+      const results = await Promise.all(parts.map((part, slot) => partGradients(weights, version, part, slot, offsets[slot]!, masks, seed)));
+      const grads = weightedMeanGradients(results.map((r) => ({ grads: r.grads, count: r.stats.count })));
+      return { grads, stats: results.length === 1 ? results[0]!.stats : combineStats(results.map((r) => r.stats)) };
     },
     async evaluate(weights, version, batches) {
       evalSession ??= session(net.evaluate.model);
