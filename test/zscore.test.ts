@@ -219,6 +219,13 @@ describe('zscoreSettings', () => {
     expect(() => zscoreSettings(base, { grid: '128' })).toThrow(/fixed when the statistics are fitted/);
   });
 
+  it('refuses the neighbourhood search at case resolution, where it would do nothing', () => {
+    const atCase = { ...base, resolution: 'case' as const };
+    expect(() => zscoreSettings(atCase, { search: '2' })).toThrow(/search works on the statistics grid: add resolution=grid/);
+    expect(zscoreSettings(atCase, { search: '2', resolution: 'grid' }).search).toBe(2);
+    expect(zscoreSettings(atCase, { search: '0' }).search).toBe(0);
+  });
+
   it('a fixed σ floor replaces a quantile floor; both at once is an error', () => {
     const q = { ...base, sigmaFloorQuantile: 0.25 };
     expect(zscoreSettings(q, { sigmaFloor: '0.02' })).not.toHaveProperty('sigmaFloorQuantile');

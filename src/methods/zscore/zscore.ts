@@ -426,5 +426,9 @@ export function zscoreSettings<C extends Omit<ZScoreConfig, 'volumeShape'>>(conf
     if ('sigmaFloorQuantile' in overrides) throw new Error('zscore settings sigmaFloor and sigmaFloorQuantile exclude each other: give one');
     delete out.sigmaFloorQuantile;
   }
+  // The search runs on the statistics grid; at case resolution it would be silently ignored.
+  if (((out.search as number | undefined) ?? 0) > 0 && ((out.resolution as string | undefined) ?? 'case') === 'case') {
+    throw new Error('zscore setting search works on the statistics grid: add resolution=grid (these weights score at case resolution)');
+  }
   return out as C;
 }
