@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Training throughput, ONNX Runtime vs TF.js wasm, side by side: for each network, the engines
 # alternate ROUNDS times (so both see the same machine load), one `moodlsr bench train --json` line
-# each (ONNX Runtime: one session on 2 threads, one on 1 thread, two concurrent 1-thread sessions);
+# each (ONNX Runtime: one session on 2 threads, one on 1 thread, two 1-thread sessions on halves of the batch);
 # then PyTorch CPU 2 threads (scripts/bench_train_torch.py) where torch is installed.
 #   npx tsc -p tsconfig.json && bash scripts/bench-train-engines.sh [ROUNDS] [STEPS] > bench.jsonl
 set -euo pipefail

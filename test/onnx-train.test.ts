@@ -223,7 +223,7 @@ describe('ONNX Runtime training vs TF.js: LSGS transformer', () => {
   }
 });
 
-describe('ONNX Runtime training: a batch split over concurrent sessions', () => {
+describe('ONNX Runtime training: a batch split over sessions', () => {
   it('two sessions give the one-session gradients and statistics (dropout masks sliced from the whole batch)', async () => {
     await initEngine({ prefer: 'cpu', log: () => {} });
     const model = { kind: 'pixelsnail' as const, config: { ...TINY_PRIOR, dropout: 0.3 } };

@@ -79,7 +79,7 @@ export async function benchTrain(opts: {
   batch?: number;
   /** ONNX Runtime intra-op threads per session (default: every core / sessions). */
   threads?: number;
-  /** ONNX Runtime sessions run concurrently on parts of the batch (default 1). */
+  /** ONNX Runtime sessions over parts of the batch (default 1; sequential on this thread for now). */
   sessions?: number;
   /** TF.js wasm workers (default 2, or the core count if smaller). */
   workers?: number;

@@ -5,12 +5,13 @@
  * evaluation; Adam, clipping, checkpoints stay in the shared loop (./loop.ts) on the flat weights,
  * so checkpoints are the same files whichever engine wrote them.
  *
- * Parallelism: by default one session with ONNX Runtime's intra-op threads on every core; with
- * `sessions: n` a step's batch is split into n parts run concurrently on n sessions (cores / n
- * intra-op threads each; onnxruntime-node runs each `run` off the main thread) and the parts'
- * gradients are weighted by their sizes, as the TF.js workers do. Dropout masks are drawn for the
- * whole batch and sliced, so only the VAE's noise (drawn per part) depends on the session count.
- * docs/benchmarks.md "Training on ONNX Runtime" compares the two.
+ * Parallelism: by default one session with ONNX Runtime's intra-op threads on every core. With
+ * `sessions: n` a step's batch is split into n parts on n sessions (cores / n intra-op threads each)
+ * and the parts' gradients are weighted by their sizes, as the TF.js workers do; dropout masks are
+ * drawn for the whole batch and sliced, so only the VAE's noise (drawn per part) depends on n. The
+ * parts do NOT run in parallel yet: onnxruntime-node's `run` is synchronous on the calling thread
+ * (inside a setImmediate), so concurrency needs the sessions in worker threads (the next step).
+ * docs/benchmarks.md "Quiet rerun with PyTorch" has the measurements.
  */
 import os from 'node:os';
 import type { PixelSnailConfig, VqvaeConfig } from '../models/config.js';
@@ -196,7 +197,7 @@ export function onnxNetFor(model: ModelSpec): OnnxNet {
 export interface OnnxEngineOptions {
   /** Intra-op threads per session (default: every core / sessions, at least 1). */
   threads?: number;
-  /** Sessions a step's batch is split over, run concurrently (default 1). */
+  /** Sessions a step's batch is split over (default 1; they take turns on this thread for now). */
   sessions?: number;
 }
 
@@ -221,7 +222,7 @@ export async function createOnnxTrainingEngine(model: ModelSpec, opts: OnnxEngin
     return feeds;
   };
 
-  // One compiled gradient graph per (concurrent slot, part size).
+  // One compiled gradient graph per (slot, part size).
   const gradSession = (slot: number, batch: TrainBatch, shapes: Record<string, Shape>): Promise<OrtSession> => {
     const key = `${slot}/${batch.count}`;
     let s = gradSessions.get(key);
