@@ -5,8 +5,7 @@
  * calibration's numbers (λs, λ, copies, rounds, k, slice stride, the stack's foreground mask).
  */
 import { settingChoice, settingInteger, settingNumber, type SettingSpec, type Settings } from '../../score/settings.js';
-import { applyChainSetting, applyRestorationSetting, chainFromSettings, chainSettingSpecs, CHAIN_KEYS, DEFAULT_SAMPLE_TOP, isScoringChain, type ScoringChain } from '../../score/scoring-chain.js';
-import type { SliceSelection } from '../../volume/slices.js';
+import { applyChainSetting, applyRestorationSetting, type RestorationNumbers, chainFromSettings, chainSettingSpecs, CHAIN_KEYS, DEFAULT_SAMPLE_TOP, isScoringChain, type ScoringChain } from '../../score/scoring-chain.js';
 
 /**
  * Sample aggregates: 'sum' (Σ NLL above λs over every code, the original), 'localmax' (max over code
@@ -40,13 +39,9 @@ export const LSGS_SETTINGS: readonly SettingSpec[] = Object.freeze([
 ]);
 
 /** What the overrides act on (the fields of a calibration). */
-export interface LsgsScoringParameters {
-  readonly lambdaS: number;
+export interface LsgsScoringParameters extends RestorationNumbers {
   readonly lambdaP: number;
-  readonly copies: number;
   readonly rounds: number;
-  readonly k: number;
-  readonly slices: SliceSelection;
   readonly foregroundMask: boolean;
   readonly scoring: LsgsScoring;
 }

@@ -5,8 +5,7 @@
  */
 import { isWeightingRule, WEIGHTING_RULES, type WeightingRule } from '../../score/residual-weights.js';
 import { settingChoice, settingNumber, type SettingSpec, type Settings } from '../../score/settings.js';
-import { applyChainSetting, applyRestorationSetting, CHAIN_MASKS, DEFAULT_SAMPLE_TOP, isScoringChain, type ChainMask, type ScoringChain } from '../../score/scoring-chain.js';
-import type { SliceSelection } from '../../volume/slices.js';
+import { applyChainSetting, applyRestorationSetting, type RestorationNumbers, CHAIN_MASKS, DEFAULT_SAMPLE_TOP, isScoringChain, type ChainMask, type ScoringChain } from '../../score/scoring-chain.js';
 
 export const LSR_MASKS = CHAIN_MASKS;
 export type LsrMask = ChainMask;
@@ -56,12 +55,8 @@ export const LSR_SETTINGS: readonly SettingSpec[] = Object.freeze([
 ]);
 
 /** What the overrides act on (the fields of a calibration). */
-export interface LsrScoringParameters {
-  readonly lambdaS: number;
+export interface LsrScoringParameters extends RestorationNumbers {
   readonly lambdaP: number;
-  readonly copies: number;
-  readonly k: number;
-  readonly slices: SliceSelection;
   readonly scoring: LsrScoring;
 }
 
