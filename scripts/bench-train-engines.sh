@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Training throughput, ONNX Runtime vs TF.js wasm, side by side: for each network, the engines
 # alternate ROUNDS times (so both see the same machine load), one `moodlsr bench train --json` line
-# each (ONNX Runtime: one session on 2 threads, one on 1 thread, two 1-thread sessions on halves of the batch);
+# each (ONNX Runtime: one session on 2 threads, one on 1 thread, two 1-thread sessions in two worker threads on halves of the batch);
 # then PyTorch CPU 2 threads (scripts/bench_train_torch.py) where torch is installed.
 #   npx tsc -p tsconfig.json && bash scripts/bench-train-engines.sh [ROUNDS] [STEPS] > bench.jsonl
 set -euo pipefail
@@ -10,8 +10,8 @@ steps=${2:-4}
 cli="node dist/src/cli.js"
 for net in vqvae prior; do
   for ((r = 1; r <= rounds; r++)); do
-    $cli bench train --net "$net" --engine onnx --threads 2 --steps "$steps" --json 2>/dev/null | tail -1
-    $cli bench train --net "$net" --engine onnx --threads 1 --steps "$steps" --json 2>/dev/null | tail -1
+    $cli bench train --net "$net" --engine onnx --sessions 1 --threads 2 --steps "$steps" --json 2>/dev/null | tail -1
+    $cli bench train --net "$net" --engine onnx --sessions 1 --threads 1 --steps "$steps" --json 2>/dev/null | tail -1
     $cli bench train --net "$net" --engine onnx --sessions 2 --steps "$steps" --json 2>/dev/null | tail -1
     $cli bench train --net "$net" --engine tfjs --workers 2 --steps "$steps" --json 2>/dev/null | tail -1
   done

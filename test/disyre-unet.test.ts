@@ -134,6 +134,35 @@ describe('DISYRE U-Net', () => {
     }
   });
 
+  it('a batch split over two worker sessions gives the one-session gradients (targets and levels split with the slices)', async () => {
+    const one = await createDisyreTrainingEngine(TINY, { threads: 1 });
+    const two = await createDisyreTrainingEngine(TINY, { threads: 1, sessions: 2 });
+    try {
+      const weights = await initialDisyreWeights(TINY, 4);
+      const batch = batchOf(TINY, 5, 6);
+      const images = batch.images.slice();
+      const a = await one.gradients(weights, 1, batch, 0);
+      const b = await two.gradients(weights, 1, batch, 0);
+      let d = 0;
+      let m = 0;
+      for (let i = 0; i < a.grads.length; i++) {
+        d = Math.max(d, Math.abs(a.grads[i]! - b.grads[i]!));
+        m = Math.max(m, Math.abs(a.grads[i]!));
+      }
+      expect(d / m).toBeLessThan(1e-5);
+      expect(Math.abs(b.stats.means.loss! - a.stats.means.loss!)).toBeLessThan(1e-5 * a.stats.means.loss!);
+      const ea = await one.evaluate(weights, 1, [batch, batchOf(TINY, 3, 7)]);
+      const eb = await two.evaluate(weights, 1, [batch, batchOf(TINY, 3, 7)]);
+      expect(eb.count).toBe(8);
+      expect(Math.abs(eb.means.loss! - ea.means.loss!)).toBeLessThan(1e-5 * ea.means.loss!);
+      // The caller's batch is neither detached nor changed by the transfers to the workers.
+      expect(batch.images).toEqual(images);
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  });
+
   it('the loss falls over a few Adam steps on ONNX Runtime', async () => {
     const engine = await createDisyreTrainingEngine(TINY, { threads: 1 });
     try {

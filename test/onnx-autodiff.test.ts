@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { registeredOperators } from '../src/onnx/autodiff/vjp.js';
+import { convVjpOptions, registeredOperators } from '../src/onnx/autodiff/vjp.js';
 import { emitConv, emitGroupNorm, emitUpsampleNearest2x, feature, type HostParams } from '../src/onnx/emit-blocks.js';
 import { conv, groupNorm } from '../src/models/blocks.js';
 import { upsampleNearest2x } from '../src/engine/upsample.js';
@@ -79,21 +79,30 @@ describe('ONNX autodiff: per-operator gradients vs finite differences', () => {
     });
   });
 
-  it('Conv: 3×3 same, 5×5 stride 2 same (TF padding), 7×7, 1×1 with bias', async () => {
-    const wShape = (kh: number, cin: number, cout: number) => [cout, cin, kh, kh];
-    for (const [kh, stride, pads, size] of [
-      [3, 1, [1, 1, 1, 1], 6],
-      [5, 2, [1, 1, 2, 2], 6],
-      [5, 2, [2, 2, 2, 2], 7],
-      [7, 1, [3, 3, 3, 3], 5],
-      [1, 1, [0, 0, 0, 0], 4],
-    ] as const) {
-      const inputs = { x: inp([2, 3, size, size], `conv-x-${kh}`), w: inp(wShape(kh, 3, 4), `conv-w-${kh}`, 0.3), b: inp([4], `conv-b-${kh}`) };
-      await expectFd(inputs, (g, v) => {
-        const y = g.node('Conv', [v.x!, v.w!, v.b!], { kernel_shape: [kh, kh], strides: [stride, stride], pads: [...pads], dilations: [1, 1], group: 1 });
-        const out = Math.floor((size + pads[0] + pads[2] - kh) / stride) + 1;
-        return { value: y, shape: [2, 4, out, out] };
-      });
+  it.each([
+    ['per-tap products', Number.POSITIVE_INFINITY],
+    ['one im2col', 0],
+  ])('Conv: 3×3 same, 5×5 stride 2 same (TF padding), 7×7, 1×1 with bias; weight gradient by %s', async (_, threshold) => {
+    const saved = convVjpOptions.im2colMinOutputPixels;
+    convVjpOptions.im2colMinOutputPixels = threshold;
+    try {
+      const wShape = (kh: number, cin: number, cout: number) => [cout, cin, kh, kh];
+      for (const [kh, stride, pads, size] of [
+        [3, 1, [1, 1, 1, 1], 6],
+        [5, 2, [1, 1, 2, 2], 6],
+        [5, 2, [2, 2, 2, 2], 7],
+        [7, 1, [3, 3, 3, 3], 5],
+        [1, 1, [0, 0, 0, 0], 4],
+      ] as const) {
+        const inputs = { x: inp([2, 3, size, size], `conv-x-${kh}`), w: inp(wShape(kh, 3, 4), `conv-w-${kh}`, 0.3), b: inp([4], `conv-b-${kh}`) };
+        await expectFd(inputs, (g, v) => {
+          const y = g.node('Conv', [v.x!, v.w!, v.b!], { kernel_shape: [kh, kh], strides: [stride, stride], pads: [...pads], dilations: [1, 1], group: 1 });
+          const out = Math.floor((size + pads[0] + pads[2] - kh) / stride) + 1;
+          return { value: y, shape: [2, 4, out, out] };
+        });
+      }
+    } finally {
+      convVjpOptions.im2colMinOutputPixels = saved;
     }
   });
 

@@ -258,4 +258,39 @@ describe('ONNX Runtime training: a batch split over sessions', () => {
     }
     await expect(createOnnxTrainingEngine(model, { sessions: 0 })).rejects.toThrow(/sessions/);
   });
+
+  it('worker sessions evaluate and encode as this thread does, in order, leaving the caller batches intact', async () => {
+    await initEngine({ prefer: 'cpu', log: () => {} });
+    const model = { kind: 'vqvae' as const, config: TINY_VQVAE };
+    const layout = paramLayout(model);
+    const weights = flattenParams(initVqvae(model.config, 2), layout);
+    const rng = createRng('worker-encode');
+    const s = model.config.inputSize;
+    const batchOf = (count: number): ImageBatch => ({
+      kind: 'images',
+      images: Float32Array.from({ length: count * s * s }, () => rng.uniform(0, 1)),
+      positions: Float32Array.from({ length: count }, () => rng.uniform(-1, 1)),
+      count,
+      size: s,
+    });
+    const batches = [batchOf(3), batchOf(2), batchOf(4)];
+    const one = await createOnnxTrainingEngine(model, { threads: 1 });
+    const two = await createOnnxTrainingEngine(model, { threads: 1, sessions: 2 });
+    try {
+      expect(two.workers).toBe(2);
+      const codesOne = await one.encode(weights, 1, batches);
+      const codesTwo = await two.encode(weights, 1, batches);
+      expect(codesTwo.map((c) => c.length)).toEqual(codesOne.map((c) => c.length));
+      codesTwo.forEach((c, i) => expect(Array.from(c)).toEqual(Array.from(codesOne[i]!)));
+      const evalOne = await one.evaluate(weights, 1, batches);
+      const evalTwo = await two.evaluate(weights, 1, batches);
+      expect(evalTwo.count).toBe(9);
+      expect(Math.abs(evalTwo.means.loss! - evalOne.means.loss!)).toBeLessThan(1e-5 * evalOne.means.loss!);
+      expect(relativeError(await two.latents(weights, 1, batches[0]!), await one.latents(weights, 1, batches[0]!))).toBeLessThan(1e-5);
+      expect(batches.map((b) => b.images.length)).toEqual([3, 2, 4].map((n) => n * s * s));
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  });
 });

@@ -13,7 +13,7 @@ export function registerBench(program: Command): void {
     .option('--preset <p>', 'compact or reference', 'compact')
     .option('--batch <n>', 'samples per step (default: the trainer\'s)', parseInteger('--batch', 1))
     .option('--threads <n>', 'ONNX Runtime intra-op threads per session (default: every core / --sessions)', parseInteger('--threads', 1))
-    .option('--sessions <n>', 'ONNX Runtime sessions a step\'s batch is split over (default 1; they run one after another on this thread for now)', parseInteger('--sessions', 1))
+    .option('--sessions <n>', 'ONNX Runtime sessions a step\'s batch is split over, one worker thread each (default: as the trainers, 2 on 2 cores; 1 = this thread)', parseInteger('--sessions', 1))
     .option('--workers <n>', 'TF.js wasm worker threads (default 2; 0 = this thread)', parseInteger('--workers', 0))
     .option('--json', 'print one JSON object on the last line')
     .action(async (flags: { net: string; engine: string; steps: number; preset: string; batch?: number; threads?: number; sessions?: number; workers?: number; json?: boolean }) => {

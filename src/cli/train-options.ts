@@ -119,7 +119,7 @@ export function addNetworkOptions(cmd: Command, defaults: { epochs: number; batc
     .option('--steps-per-epoch <n>', 'optimiser steps per epoch (default: one pass over the training slices)', parseInteger('--steps-per-epoch', 1))
     .option('--max-minutes <m>', 'do not start an epoch that would end after this many minutes', parseNumber('--max-minutes', 0))
     .option('--lr <x>', 'Adam learning rate', parseNumber('--lr', 0, 1), 1e-4)
-    .option('--workers <n>', 'data-parallel worker threads (default 2 on wasm, 0 = this thread)', parseInteger('--workers', 0))
+    .option('--workers <n>', 'data-parallel worker threads (default 2 on wasm and ONNX Runtime; 0 = this thread)', parseInteger('--workers', 0))
     .option('--backend <b>', 'auto, node-gpu, wasm or cpu', 'auto')
     .option('--engine <e>', 'tfjs, onnx (ONNX Runtime) or auto (ONNX Runtime where it loads and can train the network)', 'tfjs')
     .option('--slices <rule>', 'training slices per volume: foreground (every axial plane with ≥ --min-foreground of its voxels > 0.05) or even (up to 64 evenly spread; the rule of runs before issue 15)', 'foreground')

@@ -53,9 +53,9 @@ export interface BenchResult {
   unit: 'slices' | 'maps';
   seconds_per_step: number;
   items_per_second: number;
-  /** ONNX Runtime intra-op threads (per session), or TF.js wasm worker threads (0 = main thread). */
+  /** ONNX Runtime intra-op threads per session (1 for TF.js). */
   threads: number;
-  /** ONNX Runtime sessions a step's batch is split over (1 for TF.js). */
+  /** ONNX Runtime sessions a step's batch is split over, each in its own worker thread when > 1 (1 for TF.js). */
   sessions: number;
   workers: number;
   load_start: number;
@@ -79,7 +79,7 @@ export async function benchTrain(opts: {
   batch?: number;
   /** ONNX Runtime intra-op threads per session (default: every core / sessions). */
   threads?: number;
-  /** ONNX Runtime sessions over parts of the batch (default 1; sequential on this thread for now). */
+  /** ONNX Runtime sessions over parts of the batch, each in a worker thread (default: the trainers', `defaultOnnxSessions()`). */
   sessions?: number;
   /** TF.js wasm workers (default 2, or the core count if smaller). */
   workers?: number;
@@ -97,13 +97,14 @@ export async function benchTrain(opts: {
   let sessions = 1;
   let workers = 0;
   if (opts.engine === 'onnx') {
-    const { createOnnxTrainingEngine } = await import('./onnx-engine.js');
+    const { createOnnxTrainingEngine, defaultOnnxSessions } = await import('./onnx-engine.js');
     const e = await createOnnxTrainingEngine(model, {
       ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
-      ...(opts.sessions !== undefined ? { sessions: opts.sessions } : {}),
+      sessions: opts.sessions ?? defaultOnnxSessions(),
     });
     threads = e.threads;
     sessions = e.sessions;
+    workers = e.workers;
     engine = e;
   } else {
     const { initEngine } = await import('../engine/backend.js');

@@ -58,23 +58,22 @@ export function splitBatch<B extends TrainBatch>(batch: B, parts: number): B[] {
   return out;
 }
 
+/**
+ * Samples `start` … `end` of a batch, as copies: every typed-array field is sliced, per sample when it
+ * holds one value per sample (positions, levels) and per plane when it holds a plane per sample
+ * (images, codes, targets, weights, flags), so batches that extend these kinds split too.
+ */
 function sliceBatch<B extends TrainBatch>(batch: B, start: number, end: number): B {
-  const positions = batch.positions.slice(start, end);
-  if (batch.kind === 'images') {
-    const plane = batch.size * batch.size;
-    return { ...batch, images: batch.images.slice(start * plane, end * plane), positions, count: end - start };
+  const plane = batch.kind === 'images' ? batch.size * batch.size : batch.height * batch.width;
+  const out: Record<string, unknown> = { ...batch, count: end - start };
+  for (const [key, value] of Object.entries(batch)) {
+    if (!ArrayBuffer.isView(value) || value instanceof DataView) continue;
+    const array = value as unknown as Float32Array;
+    if (array.length === batch.count * plane) out[key] = array.slice(start * plane, end * plane);
+    else if (array.length === batch.count) out[key] = array.slice(start, end);
+    else throw new RangeError(`batch field ${key}: ${array.length} values for ${batch.count} samples of ${plane} values`);
   }
-  const plane = batch.height * batch.width;
-  const part = (a: Int32Array | Float32Array | Uint8Array | undefined) => a?.slice(start * plane, end * plane);
-  return {
-    ...batch,
-    codes: batch.codes.slice(start * plane, end * plane),
-    positions,
-    count: end - start,
-    ...(batch.targets ? { targets: part(batch.targets) } : {}),
-    ...(batch.lossWeights ? { lossWeights: part(batch.lossWeights) } : {}),
-    ...(batch.tampered ? { tampered: part(batch.tampered) } : {}),
-  };
+  return out as B;
 }
 
 /** Weighted means of several batches' statistics; code counts are summed. */

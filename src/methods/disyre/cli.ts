@@ -22,6 +22,7 @@ interface TrainFlags {
   holdout?: number;
   slicesPerVolume?: number;
   threads?: number;
+  workers?: number;
 }
 
 function parsePreset(value: string): DisyrePreset {
@@ -46,7 +47,8 @@ export function registerDisyreTrain(train: Command): void {
     .option('--max-minutes <m>', 'do not start an epoch that would end after this many minutes', parseNumber('--max-minutes', 0))
     .option('--holdout <k>', 'held-out volumes (default 10 %, none below 3 volumes)', parseInteger('--holdout', 0))
     .option('--slices-per-volume <n>', 'slices kept per volume, evenly spread (default 128)', parseInteger('--slices-per-volume', 1))
-    .option('--threads <n>', 'ONNX Runtime intra-op threads (default: every core)', parseInteger('--threads', 1))
+    .option('--workers <n>', 'data-parallel worker threads, one ONNX Runtime session each (default 2; 0 = this thread)', parseInteger('--workers', 0))
+    .option('--threads <n>', 'ONNX Runtime intra-op threads per session (default: every core / sessions)', parseInteger('--threads', 1))
     .action(async (flags: TrainFlags) => {
       const { trainDisyre } = await import('./trainer.js');
       const result = await trainDisyre({
@@ -65,6 +67,7 @@ export function registerDisyreTrain(train: Command): void {
         ...(flags.holdout !== undefined ? { holdout: flags.holdout } : {}),
         ...(flags.slicesPerVolume !== undefined ? { slicesPerVolume: flags.slicesPerVolume } : {}),
         ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
+        ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
         log: stderrLog('train disyre: '),
       });
       stderrLog('train disyre: ')(`${result.state.epoch} epochs done (${result.stopped}); best weights in ${flags.out}/disyre.json`);

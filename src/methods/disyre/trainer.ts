@@ -28,6 +28,7 @@ import { stderrSink, type ProgressSink } from '../../train/progress.js';
 import type { Region } from '../../volume/normalise.js';
 import { DISYRE_KIND, DISYRE_NAME, validateDisyreConfig, type DisyreConfig } from './config.js';
 import { corruptSlice, DEFAULT_CORRUPTION, type CorruptionOptions } from './corrupt.js';
+import { defaultOnnxSessions } from '../../train/onnx-engine.js';
 import { createDisyreTrainingEngine, disyreLayout, initialDisyreWeights, type DisyreBatch } from './train-engine.js';
 
 
@@ -58,8 +59,10 @@ export interface DisyreTrainOptions {
   readonly holdout?: number;
   /** Slices kept per volume (evenly spread). */
   readonly slicesPerVolume?: number;
-  /** ONNX Runtime intra-op threads (default: every core). */
+  /** ONNX Runtime intra-op threads per session (default: every core / sessions). */
   readonly threads?: number;
+  /** Data-parallel worker threads, one session each (default: `defaultOnnxSessions()`; 0 or 1 = this thread). */
+  readonly workers?: number;
   readonly command?: string;
   readonly log?: (line: string) => void;
   readonly sink?: ProgressSink;
@@ -185,8 +188,11 @@ export async function trainDisyre(opts: DisyreTrainOptions): Promise<TrainOutcom
     ...(opts.resume ? previousSessions(opts.outDir) : []),
     { started: new Date().toISOString(), command: opts.command ?? null, resume: opts.resume ?? false, fromEpoch },
   ];
-  const engine = await createDisyreTrainingEngine(cfg, opts.threads !== undefined ? { threads: opts.threads } : {});
-  log(`training engine: ONNX Runtime, ${engine.threads} intra-op threads; ${layout.total} parameters`);
+  const engine = await createDisyreTrainingEngine(cfg, {
+    sessions: Math.max(1, opts.workers ?? defaultOnnxSessions()),
+    ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
+  });
+  log(`training engine: ONNX Runtime, ${engine.sessions === 1 ? 'this thread' : `${engine.sessions} worker threads`} × ${engine.threads} intra-op threads; ${layout.total} parameters`);
   const adam = { ...DEFAULT_ADAM, lr: opts.lr ?? DEFAULT_DISYRE_TRAINING.lr };
   try {
     const result = await runTrainingLoop({
@@ -225,6 +231,7 @@ export async function trainDisyre(opts: DisyreTrainOptions): Promise<TrainOutcom
         corruption,
         engine: 'onnx',
         threads: engine.threads,
+        onnxSessions: engine.sessions,
         batch,
         minTissue,
         trainVolumes: train.map((e) => e.file),

@@ -1,0 +1,170 @@
+/**
+ * One network's ONNX Runtime sessions for training: the gradient session (one per part size), the
+ * evaluation session and the encoder, fed with the flat weights (re-bound only when their version
+ * changes). Runs in the calling thread, or as the job of a worker thread (`setup` / `run`, the
+ * worker-pool protocol of ../engine/pool.ts), which is how ./onnx-engine.ts puts a step's parts on
+ * several cores at once: onnxruntime-node's `run` occupies the thread that calls it.
+ */
+import { backward, gradientName } from '../onnx/autodiff/backward.js';
+import type { Shape } from '../onnx/autodiff/shapes.js';
+import { bindingValues, scatterGradient, type TrainableModel } from '../onnx/autodiff/trainable.js';
+import { encodeModel } from '../onnx/onnx-proto.js';
+import { createSession, requireOnnxRuntime, type OrtModule, type OrtSession, type OrtTensor } from '../onnx/runtime.js';
+import { combineStats } from './engine.js';
+import type { BatchStats, ImageBatch, TrainBatch } from './loop-worker.js';
+import { dropoutMasks } from './onnx-dropout.js';
+import { onnxNetFor, type OnnxModelSpec, type OnnxNet } from './onnx-nets.js';
+
+/** Where a part sits in its step's batch: samples `offset` … `offset + part.count` of `total`. */
+export interface PartPlace {
+  readonly offset: number;
+  readonly total: number;
+  /** The step's seed: dropout masks are drawn for the whole batch from it and sliced, so the split does not change them. */
+  readonly seed: number;
+  /** Seed of the part's own noise (the VAE's ε). */
+  readonly noiseSeed: number;
+}
+
+export interface OnnxRunner {
+  /** Mean-loss gradients of one part of a step's batch and its statistics. */
+  gradients(weights: Float32Array, version: number, part: TrainBatch, place: PartPlace): Promise<{ grads: Float32Array; stats: BatchStats }>;
+  evaluate(weights: Float32Array, version: number, batches: readonly TrainBatch[]): Promise<BatchStats>;
+  encode(weights: Float32Array, version: number, batches: readonly ImageBatch[]): Promise<Int32Array[]>;
+  latents(weights: Float32Array, version: number, batch: ImageBatch): Promise<Float32Array>;
+  close(): Promise<void>;
+}
+
+export async function createOnnxRunner(model: OnnxModelSpec, threads: number, net: OnnxNet = onnxNetFor(model)): Promise<OnnxRunner> {
+  const ort: OrtModule = await requireOnnxRuntime();
+  const session = (m: TrainableModel['model']) => createSession(encodeModel(m), { threads });
+  const gradSessions = new Map<number, Promise<OrtSession>>();
+  let evalSession: Promise<OrtSession> | null = null;
+  let encodeSession: Promise<OrtSession> | null = null;
+  const weightFeeds = new Map<TrainableModel, { version: number; feeds: Record<string, OrtTensor> }>();
+  let masks: { key: string; masks: Map<string, Float32Array> } | null = null;
+
+  const paramFeeds = (graph: TrainableModel, weights: Float32Array, version: number): Record<string, OrtTensor> => {
+    const cached = weightFeeds.get(graph);
+    if (cached !== undefined && cached.version === version) return cached.feeds;
+    const feeds: Record<string, OrtTensor> = {};
+    for (const b of graph.bindings) feeds[b.input] = new ort.Tensor('float32', bindingValues(b, weights), [...b.dims]);
+    weightFeeds.set(graph, { version, feeds });
+    return feeds;
+  };
+
+  // One compiled gradient graph per part size.
+  const gradSession = (count: number, shapes: Record<string, Shape>): Promise<OrtSession> => {
+    let s = gradSessions.get(count);
+    if (s === undefined) {
+      const inputShapes: Record<string, Shape> = { ...shapes };
+      for (const site of net.train.dropout) inputShapes[site.input] = [count, ...site.shape];
+      const { model: withGrads } = backward(net.train.model, 'loss', net.train.bindings.map((b) => b.input), { inputShapes });
+      s = session(withGrads);
+      gradSessions.set(count, s);
+    }
+    return s;
+  };
+
+  const stepMasks = (total: number, seed: number): Map<string, Float32Array> => {
+    const key = `${total}/${seed}`;
+    if (masks?.key !== key) masks = { key, masks: dropoutMasks(net.train.dropout, total, net.dropoutRate, seed) };
+    return masks.masks;
+  };
+
+  const encoder = (): Promise<OrtSession> => {
+    if (net.encoder === undefined) throw new Error(`${model.kind} has no encoder`);
+    encodeSession ??= session(net.encoder.model);
+    return encodeSession;
+  };
+
+  return {
+    async gradients(weights, version, part, place) {
+      const data = net.feeds(ort, part);
+      const extra = net.trainFeeds?.(ort, part, place.noiseSeed) ?? { feeds: {}, shapes: {} };
+      const s = await gradSession(part.count, { ...data.shapes, ...extra.shapes });
+      const all: Record<string, OrtTensor> = { ...data.feeds, ...extra.feeds, ...paramFeeds(net.train, weights, version) };
+      if (net.train.dropout.length > 0) {
+        const whole = stepMasks(place.total, place.seed);
+        for (const site of net.train.dropout) {
+          const per = site.shape.reduce((a, b) => a * b, 1);
+          all[site.input] = new ort.Tensor('float32', whole.get(site.input)!.subarray(place.offset * per, (place.offset + part.count) * per), [part.count, ...site.shape]);
+        }
+      }
+      const out = await s.run(all);
+      const grads = new Float32Array(net.layout.total);
+      for (const b of net.train.bindings) scatterGradient(b, out[gradientName(b.input)]!.data as Float32Array, grads);
+      return { grads, stats: net.stats(out, part) };
+    },
+    async evaluate(weights, version, batches) {
+      evalSession ??= session(net.evaluate.model);
+      const s = await evalSession;
+      const parts: BatchStats[] = [];
+      for (const batch of batches) {
+        const out = await s.run({ ...net.feeds(ort, batch).feeds, ...paramFeeds(net.evaluate, weights, version) });
+        parts.push(net.stats(out, batch));
+      }
+      return combineStats(parts);
+    },
+    async encode(weights, version, batches) {
+      const s = await encoder();
+      const out: Int32Array[] = [];
+      for (const batch of batches) {
+        const r = await s.run({ ...net.feeds(ort, batch).feeds, ...paramFeeds(net.encoder!, weights, version) });
+        out.push(Int32Array.from(r.codes!.data as Int32Array));
+      }
+      return out;
+    },
+    async latents(weights, version, batch) {
+      const s = await encoder();
+      const r = await s.run({ ...net.feeds(ort, batch).feeds, ...paramFeeds(net.encoder!, weights, version) });
+      return Float32Array.from(r.z!.data as Float32Array);
+    },
+    async close() {
+      const all = [...gradSessions.values(), ...(evalSession ? [evalSession] : []), ...(encodeSession ? [encodeSession] : [])];
+      gradSessions.clear();
+      evalSession = null;
+      encodeSession = null;
+      for (const s of all) await (await s).release();
+    },
+  };
+}
+
+// ---- worker-thread job (../engine/worker-entry.ts) ----
+
+export interface OnnxRunnerInit {
+  readonly model: OnnxModelSpec;
+  readonly threads: number;
+}
+
+export type OnnxRunnerTask =
+  | { op: 'gradients'; weights: Float32Array; version: number; batch: TrainBatch; place: PartPlace }
+  | { op: 'evaluate'; weights: Float32Array; version: number; batches: TrainBatch[] }
+  | { op: 'encode'; weights: Float32Array; version: number; batches: ImageBatch[] }
+  | { op: 'latents'; weights: Float32Array; version: number; batch: ImageBatch };
+
+export type OnnxRunnerResult =
+  | { grads: Float32Array; stats: BatchStats }
+  | { stats: BatchStats }
+  | { codes: Int32Array[] }
+  | { latents: Float32Array };
+
+let workerRunner: OnnxRunner | null = null;
+
+export async function setup(init: OnnxRunnerInit): Promise<void> {
+  workerRunner = await createOnnxRunner(init.model, init.threads);
+}
+
+export async function run(task: OnnxRunnerTask): Promise<OnnxRunnerResult> {
+  if (workerRunner === null) throw new Error('ONNX training worker: run before setup');
+  const { weights, version } = task;
+  switch (task.op) {
+    case 'gradients':
+      return workerRunner.gradients(weights, version, task.batch, task.place);
+    case 'evaluate':
+      return { stats: await workerRunner.evaluate(weights, version, task.batches) };
+    case 'encode':
+      return { codes: await workerRunner.encode(weights, version, task.batches) };
+    case 'latents':
+      return { latents: await workerRunner.latents(weights, version, task.batch) };
+  }
+}
