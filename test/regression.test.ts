@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluate, readManifestIfPresent, sizeBucket } from '../eval/harness/evaluate.js';
 import { injectRecipeSet, readStored, runGate, storedPath as recipePath } from './helpers/regression-gate.js';
-import { runChildOk } from './helpers/run-node.js';
+import { runChild, runChildOk } from './helpers/run-node.js';
 
 const root = join(import.meta.dirname, '..');
 const cli = join(root, 'dist', 'src', 'cli.js');
@@ -58,7 +58,16 @@ describe('regression gate on the shipped brain weights', () => {
     raised.methods.zscore!.pixel!.ap += 0.01;
     const path = join(work, 'raised.json');
     writeFileSync(path, JSON.stringify(raised));
-    const run = await board(path, join(work, 'board-raised'));
+    // The same gate over the first test's predictions: a --command entry named zscore copies them, so the
+    // leaderboard scores and compares without recomputing the maps.
+    const predictions = join(work, 'board', 'predictions', 'zscore');
+    const recipe = stored.recipe.leaderboard.filter((arg, i, all) => arg !== '--method' && all[i - 1] !== '--method');
+    expect(recipe.length).toBe(stored.recipe.leaderboard.length - 2);
+    const run = await runChild(
+      process.execPath,
+      [cli, 'leaderboard', '--set', join(work, 'set'), ...recipe, '--command', `zscore=cp -R '${predictions}'/{task}/. {out}`, '--out', join(work, 'board-raised'), '--baseline', path, '--tolerance', String(stored.recipe.tolerance)],
+      { cwd: root },
+    );
     expect(run.status).toBe(3);
     expect(run.stderr).toContain('REGRESSION');
     expect(run.stderr).toContain('methods.zscore.pixel.ap');
