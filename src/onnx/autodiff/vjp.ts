@@ -119,7 +119,8 @@ function extremum(compare: 'GreaterOrEqual' | 'LessOrEqual'): Vjp {
 /**
  * ../graph.ts writes ELU as max(x, exp(min(x, 0)) − 1). Differentiated op by op that is nine
  * full-size operators; its derivative is dy where x > 0, else dy·exp(min(x, 0)) (the Exp value the
- * forward pass already holds): three operators. Ties (x = 0) give dy, as the op-by-op rule.
+ * forward pass already holds), i.e. dy·exp(min(x, 0)) everywhere: one operator. Ties (x = 0) give dy,
+ * as the op-by-op rule.
  */
 function eluPattern(ctx: VjpContext): { x: string; exp: string } | undefined {
   const [x, other] = ctx.node.inputs as [string, string];
@@ -138,7 +139,8 @@ registerVjp('Max', (ctx) => {
   if (elu === undefined) return maxVjp(ctx);
   const e = ctx.e;
   const dy = dy0(ctx);
-  return [e.node('Where', [e.node('Greater', [elu.x, e.scalar(0)]), dy, mul(e, dy, elu.exp)]), undefined];
+  // exp(min(x, 0)) is exactly 1 where x ≥ 0, so one product covers both branches.
+  return [mul(e, dy, elu.exp), undefined];
 });
 registerVjp('Min', extremum('LessOrEqual'));
 registerVjp('Sum', (ctx) => {
