@@ -7,7 +7,8 @@
 # script's own folder (/workspace in the image) or its parent (scripts/ in a checkout).
 # Environment (all optional):
 #   MOODLSR_METHOD   scoring method (zscore, lsr, lsgs, vae-…, disyre); default: the one named in
-#                    <package>/weights/REGION/default-method, else zscore
+#                    <package>/weights/REGION/default-method (one name for both tasks, or lines
+#                    sample=M / pixel=M), else zscore
 #   MOODLSR_WEIGHTS  weights folder; default: the method's shipped weights (weights/REGION, or its
 #                    lsr/, lsgs/, vae/ or disyre/ sub-folder)
 #   MOODLSR_SHARD    K/N: score only the K-th of N parts of the sorted case list (SLURM array, k8s Job)
@@ -43,7 +44,11 @@ fi
 if [ -n "${MOODLSR_METHOD:-}" ]; then
     method=$MOODLSR_METHOD
 elif [ -f "$package/weights/$region/default-method" ]; then
-    method=$(tr -d ' \n\r' < "$package/weights/$region/default-method")
+    defaults=$package/weights/$region/default-method
+    # A line TASK=METHOD names this task's method; a line without '=' names the method of every task.
+    method=$(tr -d "\r" < "$defaults" | sed -n "s/^ *$task *= *\([^ ]*\).*/\1/p" | head -n 1)
+    [ -n "$method" ] || method=$( (grep -v '=' "$defaults" || true) | tr -d ' \r' | sed '/^$/d' | head -n 1)
+    [ -n "$method" ] || method=zscore
 else
     method=zscore
 fi

@@ -386,6 +386,23 @@ describe('what the scripts pass to moodlsr (a recording node on PATH)', () => {
     }
   });
 
+  it('reads one method per task from default-method lines TASK=METHOD, a line without = for the other task', async () => {
+    const named = join(workspace, 'weights', 'brain', 'default-method');
+    try {
+      await writeFile(named, 'sample = zscore\npixel=disyre\n');
+      expect(option((await record('run_pixel_brain.sh')).args, '--method')).toBe('disyre');
+      expect(option((await record('run_sample_brain.sh')).args, '--method')).toBe('zscore');
+      await writeFile(named, 'pixel=disyre\n');
+      expect(option((await record('run_sample_brain.sh')).args, '--method')).toBe('zscore');
+      await writeFile(named, 'lsr\npixel=disyre\n');
+      expect(option((await record('run_sample_brain.sh')).args, '--method')).toBe('lsr');
+      expect(option((await record('run_pixel_brain.sh')).args, '--method')).toBe('disyre');
+      expect(option((await record('run_pixel_brain.sh', { MOODLSR_METHOD: 'lsgs' })).args, '--method')).toBe('lsgs');
+    } finally {
+      await rm(named, { force: true });
+    }
+  });
+
   it('propagates the exit status of moodlsr and still removes its scratch folder', async () => {
     for (const code of ['1', '2', '3']) {
       const { status, out } = await record('run_sample_abdom.sh', { SHIM_STATUS: code });
