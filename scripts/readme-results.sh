@@ -10,3 +10,4 @@ set_dir=data/fresh-brain
 node dist/src/cli.js leaderboard --set "$set_dir" --method zscore --method lsr --method lsgs --method vae-rec \
   --engine onnx --out "$out" --bootstrap 1000 --seed 1402 --overlays 6
 node dist/src/cli.js leaderboard --set "$set_dir" --tasks sample --method vae-elbo --engine onnx --out "$out-vae-elbo" --bootstrap 1000 --seed 1402 --overlays 0
+node dist/src/cli.js leaderboard --set "$set_dir" --method disyre --engine onnx --out "$out-disyre" --bootstrap 1000 --seed 1402 --overlays 0

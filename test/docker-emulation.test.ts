@@ -319,7 +319,8 @@ describe('the entry scripts in a /workspace-like layout', () => {
     const out = await freshDir('checkout out');
     const r = sh(['scripts/run_sample_brain.sh', inDir, out], {
       cwd: ROOT,
-      env: containerEnv({ MOODLSR_WEIGHTS: join(workspace, 'weights', 'brain') }),
+      // The checkout's own weights/brain/default-method names disyre; these weights are the workspace's zscore.
+      env: containerEnv({ MOODLSR_METHOD: 'zscore', MOODLSR_WEIGHTS: join(workspace, 'weights', 'brain') }),
     });
     expect(r.status, r.stderr).toBe(0);
     expect(await readdir(out)).toHaveLength(3);

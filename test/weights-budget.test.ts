@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { shippedWeightsDir } from '../src/methods/index.js';
+import { REGISTRY, shippedWeightsDir } from '../src/methods/index.js';
 
 const root = join(import.meta.dirname, '..');
 const weights = join(root, 'weights');
@@ -39,6 +39,18 @@ describe('shipped weights', () => {
           expect(manifest.tensors.every((t) => t.dtype === 'float16'), `${dir}/${f}`).toBe(true);
         }
       }
+    }
+  });
+
+  it('disyre ships, for every region it lists, float16 weights, its training record and calibration', () => {
+    const disyre = REGISTRY.find((m) => m.id === 'disyre')!;
+    expect(disyre.regions.length).toBeGreaterThan(0);
+    for (const region of disyre.regions) {
+      const dir = shippedWeightsDir(region, 'disyre');
+      const present = readdirSync(dir);
+      for (const f of ['disyre.json', 'disyre.bin', 'disyre-calibration.json', 'disyre.training.json']) expect(present, `${dir}/${f}`).toContain(f);
+      const manifest = JSON.parse(readFileSync(join(dir, 'disyre.json'), 'utf8')) as { tensors: { dtype: string }[] };
+      expect(manifest.tensors.every((t) => t.dtype === 'float16')).toBe(true);
     }
   });
 });

@@ -7,8 +7,8 @@ const disyre: Method = {
   id: 'disyre',
   summary: 'DISYRE: a U-Net restores synthetically corrupted slices; anomaly map = mean |x − x̂| over a few corruption levels',
   scores: [{ name: 'disyre', tasks: ['sample', 'pixel'] }],
-  // No shipped weights yet: train with `moodlsr train disyre`, then pass --weights.
-  regions: [],
+  // Brain only: the abdominal network is not trained yet (`moodlsr train disyre --region abdom`, then --weights).
+  regions: ['brain'],
   shippedSubfolder: 'disyre',
   settings: DISYRE_SETTINGS,
   async load(weightsDir, opts) {
