@@ -36,11 +36,9 @@ export async function createChosenTrainingEngine(
 ): Promise<{ engine: TrainingEngine; name: 'onnx' | 'tfjs' }> {
   const resolved = await resolveTrainEngine(name, model);
   if (resolved.engine === 'onnx') {
-    const { createOnnxTrainingEngine } = await import('./onnx-engine.js');
-    const { defaultOnnxSessions } = await import('./onnx-engine.js');
-    // --workers counts data-parallel worker threads on either engine; ONNX Runtime runs 0 or 1 in this thread.
-    const engine = await createOnnxTrainingEngine(model, { sessions: Math.max(1, tfjs.workers ?? defaultOnnxSessions()) });
-    log(`training engine: ONNX Runtime, ${engine.sessions === 1 ? 'this thread' : `${engine.sessions} worker threads`} × ${engine.threads} intra-op threads`);
+    const { createOnnxTrainingEngine, describeOnnxEngine, onnxSessionsForWorkers } = await import('./onnx-engine.js');
+    const engine = await createOnnxTrainingEngine(model, { sessions: onnxSessionsForWorkers(tfjs.workers) });
+    log(`training engine: ${describeOnnxEngine(engine)}`);
     return { engine, name: 'onnx' };
   }
   if (resolved.reason !== undefined) log(`training engine: TF.js (${resolved.reason})`);

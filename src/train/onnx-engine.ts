@@ -33,6 +33,16 @@ export function defaultOnnxSessions(): number {
   return Math.min(2, os.availableParallelism());
 }
 
+/** Sessions for a trainer's `--workers` (data-parallel worker threads on either engine): 0 or 1 run in this thread. */
+export function onnxSessionsForWorkers(workers: number | undefined): number {
+  return Math.max(1, workers ?? defaultOnnxSessions());
+}
+
+/** The trainers' log line for an ONNX Runtime engine. */
+export function describeOnnxEngine(engine: Pick<OnnxTrainingEngine, 'sessions' | 'threads'>): string {
+  return `ONNX Runtime, ${engine.sessions === 1 ? 'this thread' : `${engine.sessions} worker threads`} × ${engine.threads} intra-op threads`;
+}
+
 export interface OnnxTrainingEngine extends TrainingEngine {
   readonly threads: number;
   readonly sessions: number;
@@ -101,11 +111,10 @@ function workerEngine(pool: InferencePool<OnnxRunnerTask, OnnxRunnerResult>, ses
     }
     return shared.weights;
   };
-  /** Batches dealt round-robin into at most `sessions` groups, so every worker gets a share. */
-  const deal = <B>(batches: readonly B[]): B[][] => {
-    const groups: B[][] = Array.from({ length: Math.min(sessions, batches.length) }, () => []);
-    batches.forEach((b, i) => groups[i % groups.length]!.push(b));
-    return groups;
+  /** Items in at most `sessions` contiguous runs, one task each (the order of the runs is the order of the items). */
+  const runsOf = <T>(items: readonly T[]): T[][] => {
+    const per = Math.ceil(items.length / sessions);
+    return Array.from({ length: Math.ceil(items.length / per) }, (_, i) => items.slice(i * per, (i + 1) * per));
   };
 
   return {
@@ -122,17 +131,14 @@ function workerEngine(pool: InferencePool<OnnxRunnerTask, OnnxRunnerResult>, ses
     async evaluate(weights, version, batches) {
       const w = sharedWeights(weights, version);
       const pieces = batches.flatMap((b) => splitBatch(b, sessions));
-      const results = await Promise.all(deal(pieces).map((group) => pool.run({ op: 'evaluate', weights: w, version, batches: group })));
+      const results = await Promise.all(runsOf(pieces).map((group) => pool.run({ op: 'evaluate', weights: w, version, batches: group })));
       return combineStats(results.map((r) => (r as { stats: BatchStats }).stats));
     },
     async encode(weights, version, batches) {
       const w = sharedWeights(weights, version);
-      // Contiguous runs per worker keep the output order simple to restore.
-      const per = Math.ceil(batches.length / sessions);
       // Copies (splitBatch into one part): a task's arrays are transferred, the caller keeps its batches.
       const copies = batches.map((b) => splitBatch(b, 1)[0]!);
-      const runs = Array.from({ length: Math.ceil(copies.length / per) }, (_, i) => copies.slice(i * per, (i + 1) * per));
-      const results = await Promise.all(runs.map((group) => pool.run({ op: 'encode', weights: w, version, batches: group })));
+      const results = await Promise.all(runsOf(copies).map((group) => pool.run({ op: 'encode', weights: w, version, batches: group })));
       return results.flatMap((r) => (r as { codes: Int32Array[] }).codes);
     },
     async latents(weights, version, batch) {

@@ -28,7 +28,7 @@ import { stderrSink, type ProgressSink } from '../../train/progress.js';
 import type { Region } from '../../volume/normalise.js';
 import { DISYRE_KIND, DISYRE_NAME, validateDisyreConfig, type DisyreConfig } from './config.js';
 import { corruptSlice, DEFAULT_CORRUPTION, type CorruptionOptions } from './corrupt.js';
-import { defaultOnnxSessions } from '../../train/onnx-engine.js';
+import { describeOnnxEngine, onnxSessionsForWorkers } from '../../train/onnx-engine.js';
 import { createDisyreTrainingEngine, disyreLayout, initialDisyreWeights, type DisyreBatch } from './train-engine.js';
 
 
@@ -61,7 +61,7 @@ export interface DisyreTrainOptions {
   readonly slicesPerVolume?: number;
   /** ONNX Runtime intra-op threads per session (default: every core / sessions). */
   readonly threads?: number;
-  /** Data-parallel worker threads, one session each (default: `defaultOnnxSessions()`; 0 or 1 = this thread). */
+  /** Data-parallel worker threads, one session each (default: `defaultOnnxSessions()`; 0 or 1 = this thread; `onnxSessionsForWorkers`). */
   readonly workers?: number;
   readonly command?: string;
   readonly log?: (line: string) => void;
@@ -189,10 +189,10 @@ export async function trainDisyre(opts: DisyreTrainOptions): Promise<TrainOutcom
     { started: new Date().toISOString(), command: opts.command ?? null, resume: opts.resume ?? false, fromEpoch },
   ];
   const engine = await createDisyreTrainingEngine(cfg, {
-    sessions: Math.max(1, opts.workers ?? defaultOnnxSessions()),
+    sessions: onnxSessionsForWorkers(opts.workers),
     ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
   });
-  log(`training engine: ONNX Runtime, ${engine.sessions === 1 ? 'this thread' : `${engine.sessions} worker threads`} × ${engine.threads} intra-op threads; ${layout.total} parameters`);
+  log(`training engine: ${describeOnnxEngine(engine)}; ${layout.total} parameters`);
   const adam = { ...DEFAULT_ADAM, lr: opts.lr ?? DEFAULT_DISYRE_TRAINING.lr };
   try {
     const result = await runTrainingLoop({

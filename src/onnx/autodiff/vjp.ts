@@ -438,7 +438,7 @@ function convWeightGradient(e: GraphEditor, x: string, dy: string, c: ConvGeomet
  * Output planes of at least `im2colMinOutputPixels` pixels take `convWeightGradientIm2col`, smaller ones the per-tap
  * products: on the compact presets, 1 ONNX Runtime thread, im2col from 64×64 up made the VQ-VAE step
  * 1.38× faster (6.5 → 9.0 slices/s), while im2col on the prior's 16×16 maps was 11 % slower
- * (docs/benchmarks.md, "Weight gradients by im2col").
+ * (docs/benchmarks.md, "Sessions in worker threads, weight gradients by im2col").
  */
 export const convVjpOptions = { im2colMinOutputPixels: 4096 };
 
