@@ -11,7 +11,12 @@ import { condInputSize, DISYRE_PRESETS, validateDisyreConfig, type DisyreConfig 
 import { corruptSlice } from '../src/methods/disyre/corrupt.js';
 import { conditionInput } from '../src/methods/disyre/embedding.js';
 import { emitDisyreForward } from '../src/methods/disyre/emit-unet.js';
-import { createDisyreTrainingEngine, disyreLayout, initialDisyreWeights, type DisyreBatch } from '../src/methods/disyre/train-engine.js';
+import { createDisyreTrainingEngine, disyreLayout, disyreStartWeights, initialDisyreWeights, type DisyreBatch } from '../src/methods/disyre/train-engine.js';
+import { DISYRE_KIND, DISYRE_NAME } from '../src/methods/disyre/config.js';
+import { saveFlatModel } from '../src/train/checkpoint.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { disyreForward, disyreParamSpecs, initDisyre } from '../src/methods/disyre/unet.js';
 import { disposeParams, type ParamMap } from '../src/models/params.js';
 import { hostParams } from '../src/onnx/emit-blocks.js';
@@ -179,6 +184,21 @@ describe('DISYRE U-Net', () => {
       expect(after).toBeLessThan(0.7 * before);
     } finally {
       await engine.close();
+    }
+  });
+
+  it('a warm start (--init) reads back the saved weights exactly and refuses another config', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'moodlsr-disyre-init-'));
+    try {
+      const weights = await initialDisyreWeights(TINY, 7);
+      saveFlatModel(dir, DISYRE_NAME, { kind: DISYRE_KIND, config: TINY, layout: disyreLayout(TINY), weights });
+      const start = await disyreStartWeights(dir, TINY);
+      expect(start.weights).toEqual(weights);
+      expect(start.label).toMatch(/:[0-9a-f]{16}$/);
+      expect(await initialDisyreWeights(TINY, 8)).not.toEqual(weights);
+      await expect(disyreStartWeights(dir, THREE_LEVELS)).rejects.toThrow(/disyre\.json.*config differs/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

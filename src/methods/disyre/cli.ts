@@ -23,6 +23,7 @@ interface TrainFlags {
   slicesPerVolume?: number;
   threads?: number;
   workers?: number;
+  init?: string;
 }
 
 function parsePreset(value: string): DisyrePreset {
@@ -49,6 +50,7 @@ export function registerDisyreTrain(train: Command): void {
     .option('--slices-per-volume <n>', 'slices kept per volume, evenly spread (default 128)', parseInteger('--slices-per-volume', 1))
     .option('--workers <n>', 'data-parallel worker threads, one ONNX Runtime session each (default 2; 0 = this thread)', parseInteger('--workers', 0))
     .option('--threads <n>', 'ONNX Runtime intra-op threads per session (default: every core / sessions)', parseInteger('--threads', 1))
+    .option('--init <dir>', 'warm start from the U-Net in this folder (disyre.json/.bin, same preset; fresh Adam state), e.g. another region\'s')
     .action(async (flags: TrainFlags) => {
       const { trainDisyre } = await import('./trainer.js');
       const result = await trainDisyre({
@@ -68,6 +70,7 @@ export function registerDisyreTrain(train: Command): void {
         ...(flags.slicesPerVolume !== undefined ? { slicesPerVolume: flags.slicesPerVolume } : {}),
         ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
         ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
+        ...(flags.init !== undefined ? { initFrom: flags.init } : {}),
         log: stderrLog('train disyre: '),
       });
       stderrLog('train disyre: ')(`${result.state.epoch} epochs done (${result.stopped}); best weights in ${flags.out}/disyre.json`);

@@ -7,7 +7,7 @@
 import { createOnnxTrainingEngine, type OnnxEngineOptions, type OnnxTrainingEngine } from '../../train/onnx-engine.js';
 import { onnxParamLayout } from '../../train/onnx-nets.js';
 import type { ParamLayout } from '../../train/param-layout.js';
-import type { DisyreConfig } from './config.js';
+import { DISYRE_KIND, DISYRE_NAME, type DisyreConfig } from './config.js';
 
 export { isDisyreBatch, type DisyreBatch } from './batch.js';
 
@@ -26,6 +26,31 @@ export async function initialDisyreWeights(cfg: DisyreConfig, seed: number): Pro
     return flattenParams(params, disyreLayout(cfg));
   } finally {
     disposeParams(params);
+  }
+}
+
+/**
+ * Flat weights of the U-Net in `dir` (disyre.json/.bin) for a warm start, in `disyreLayout(cfg)`
+ * order; its config must equal `cfg`. The label names the folder and the weights' hash.
+ */
+export async function disyreStartWeights(dir: string, cfg: DisyreConfig): Promise<{ weights: Float32Array; label: string }> {
+  const { loadModel } = await import('../../models/weights.js');
+  const { binaryPath, manifestPath } = await import('../../io/tensor-bundle.js');
+  const { flattenParams } = await import('../../train/loop-worker.js');
+  const { disposeParams } = await import('../../models/params.js');
+  const { InputFileError } = await import('../../errors.js');
+  const { createHash } = await import('node:crypto');
+  const { readFileSync } = await import('node:fs');
+  const loaded = loadModel<DisyreConfig>(dir, DISYRE_NAME, DISYRE_KIND);
+  try {
+    const a = JSON.stringify(loaded.config);
+    const b = JSON.stringify(cfg);
+    if (a !== b) throw new InputFileError(manifestPath(dir, DISYRE_NAME), `its config differs from this run's: ${a} vs ${b}`);
+    const weights = flattenParams(loaded.params, disyreLayout(cfg));
+    const hash = createHash('sha256').update(readFileSync(binaryPath(dir, DISYRE_NAME))).digest('hex').slice(0, 16);
+    return { weights, label: `${dir}:${hash}` };
+  } finally {
+    disposeParams(loaded.params);
   }
 }
 

@@ -29,7 +29,7 @@ import type { Region } from '../../volume/normalise.js';
 import { DISYRE_KIND, DISYRE_NAME, validateDisyreConfig, type DisyreConfig } from './config.js';
 import { corruptSlice, DEFAULT_CORRUPTION, type CorruptionOptions } from './corrupt.js';
 import { describeOnnxEngine, onnxSessionsForWorkers } from '../../train/onnx-engine.js';
-import { createDisyreTrainingEngine, disyreLayout, initialDisyreWeights, type DisyreBatch } from './train-engine.js';
+import { createDisyreTrainingEngine, disyreLayout, disyreStartWeights, initialDisyreWeights, type DisyreBatch } from './train-engine.js';
 
 
 export const DEFAULT_DISYRE_TRAINING = Object.freeze({
@@ -63,6 +63,8 @@ export interface DisyreTrainOptions {
   readonly threads?: number;
   /** Data-parallel worker threads, one session each (default: `defaultOnnxSessions()`; 0 or 1 = this thread; `onnxSessionsForWorkers`). */
   readonly workers?: number;
+  /** Warm start: the U-Net in this folder (disyre.json/.bin, same config; fresh Adam state); part of the run's fingerprint, so a --resume names it again. */
+  readonly initFrom?: string;
   readonly command?: string;
   readonly log?: (line: string) => void;
   readonly sink?: ProgressSink;
@@ -188,6 +190,8 @@ export async function trainDisyre(opts: DisyreTrainOptions): Promise<TrainOutcom
     ...(opts.resume ? previousSessions(opts.outDir) : []),
     { started: new Date().toISOString(), command: opts.command ?? null, resume: opts.resume ?? false, fromEpoch },
   ];
+  const start = opts.initFrom !== undefined ? await disyreStartWeights(opts.initFrom, cfg) : null;
+  if (start !== null) log(`warm start from ${start.label}`);
   const engine = await createDisyreTrainingEngine(cfg, {
     sessions: onnxSessionsForWorkers(opts.workers),
     ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
@@ -201,7 +205,7 @@ export async function trainDisyre(opts: DisyreTrainOptions): Promise<TrainOutcom
       outDir: opts.outDir,
       engine,
       layout,
-      initialWeights: await initialDisyreWeights(cfg, seed),
+      initialWeights: start !== null ? start.weights : await initialDisyreWeights(cfg, seed),
       epochs,
       stepsPerEpoch,
       seed,
@@ -220,6 +224,7 @@ export async function trainDisyre(opts: DisyreTrainOptions): Promise<TrainOutcom
         minTissue,
         train: train.map((e) => e.file),
         holdout: holdout.map((e) => e.file),
+        ...(start !== null ? { initFrom: start.label } : {}),
       }),
       nextBatch: (rng) => drawBatch(trainSource, cfg.inputSize, batch, rng, corruption),
       holdout: holdoutBatches,
@@ -237,6 +242,7 @@ export async function trainDisyre(opts: DisyreTrainOptions): Promise<TrainOutcom
         trainVolumes: train.map((e) => e.file),
         holdoutVolumes: holdout.map((e) => e.file),
         skippedFiles: folder.skipped.length,
+        initFrom: start?.label ?? null,
         sessions,
       },
       log,
