@@ -118,7 +118,9 @@ describe('moodlsr predict', () => {
     expect(notDir.status).toBe(1);
     expect(notDir.stderr).toMatch(/cannot use output folder .*plain-file\/out: .*plain-file: is a file, not a folder/);
     const checks: [string[], RegExp][] = [
-      [['predict', '--task', 'both', '--region', 'brain', '-i', cases, '-o', root, '--weights', weights], /--task must be sample or pixel/],
+      [['predict', '--task', 'samples', '--region', 'brain', '-i', cases, '-o', root, '--weights', weights], /--task must be sample, pixel, or both tasks as sample,pixel \(alias both\), got "samples"/],
+      [['predict', '--task', 'sample,sample', '--region', 'brain', '-i', cases, '-o', root, '--weights', weights], /--task must be sample, pixel, or both/],
+      [['predict', '--task', 'both', '--region', 'brain', '-i', cases, '-o', root, '--method', 'vae-elbo'], /--method vae-elbo has no pixel score/],
       [[...base, '-i', cases, '-o', root, '--method', 'magic'], /unknown --method "magic"/],
       [[...base, '-i', cases, '-o', root, '--shard', '3/2'], /--shard 3\/2/],
       [['predict', '--task', 'sample', '--region', 'brain', '-i', cases, '-o', root, '--weights', join(root, 'nope')], /nope/],
@@ -127,6 +129,57 @@ describe('moodlsr predict', () => {
       const r = cli(args);
       expect(r.status, args.join(' ')).toBe(1);
       expect(r.stderr).toMatch(message);
+    }
+  });
+
+  it('--task sample,pixel (alias both): one pass, the same bytes as two single-task runs, in OUT/sample and OUT/pixel', async () => {
+    const single: Record<string, string> = {};
+    for (const task of ['sample', 'pixel']) {
+      single[task] = await freshDir(`single-${task}`);
+      const r = cli(['predict', '--task', task, '--region', 'brain', '-i', cases, '-o', single[task]!, '--weights', weights, '--seed', '3']);
+      expect(r.status, r.stderr).toBe(0);
+    }
+    for (const spelling of ['sample,pixel', 'both', 'pixel, sample']) {
+      const out = await freshDir('both-out');
+      const summary = join(root, 'both-summary.json');
+      const r = cli(['predict', '--task', spelling, '--region', 'brain', '-i', cases, '-o', out, '--weights', weights, '--seed', '3', '--summary', summary]);
+      expect(r.status, r.stderr).toBe(0);
+      expect((await readdir(out)).sort(), spelling).toEqual(['pixel', 'sample']);
+      for (const task of ['sample', 'pixel']) {
+        const names = (await readdir(single[task]!)).sort();
+        expect((await readdir(join(out, task))).sort()).toEqual(names);
+        for (const n of names) expect(await readFile(join(out, task, n)), `${spelling} ${task}/${n}`).toEqual(await readFile(join(single[task]!, n)));
+        expect(r.stderr).toMatch(new RegExp(`zscore ${task}: 4/4 cases written, 0 failed, [\\d.]+ s total, [\\d.]+ s per case \\(one pass scoring sample, pixel`));
+      }
+      // one line per case for both tasks: each case read once
+      expect(r.stderr.split('\n').filter((l) => /\] toy_1\.nii\.gz: sample, pixel written/.test(l))).toHaveLength(1);
+      const record = JSON.parse(await readFile(summary, 'utf8')) as Record<string, unknown>;
+      expect(record).toMatchObject({ tasks: ['sample', 'pixel'], method: 'zscore', cases: 4, sharedRun: true });
+      expect(record.sample).toEqual({ output: join(out, 'sample'), written: ['toy_0.nii.gz', 'toy_1.nii.gz', 'toy_2.nii.gz', 'toy_3.nii.gz'], failed: [] });
+      expect((record.pixel as { written: string[] }).written).toHaveLength(4);
+      expect(typeof record.seconds).toBe('number');
+    }
+  });
+
+  it('--task both: a bad case fails alone, in both folders, and a stale output of it is removed from each', async () => {
+    const inDir = await freshDir('both-mixed');
+    await writeNifti(join(inDir, 'a.nii.gz'), makeVolume(SHAPE, head('a', true)));
+    await writeFile(join(inDir, 'b.nii.gz'), 'garbage');
+    const out = await freshDir('both-mixed-out');
+    await mkdir(join(out, 'sample'));
+    await mkdir(join(out, 'pixel'));
+    await writeFile(join(out, 'sample', 'b.nii.gz.txt'), '0.9\n');
+    await writeFile(join(out, 'pixel', 'b.nii.gz'), 'stale');
+    const summary = join(root, 'both-mixed.json');
+    const r = cli(['predict', '--task', 'both', '--region', 'brain', '-i', inDir, '-o', out, '--weights', weights, '--summary', summary]);
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr.split('\n').filter((l) => l.includes('b.nii.gz'))).toHaveLength(1);
+    expect(await readdir(join(out, 'sample'))).toEqual(['a.nii.gz.txt']);
+    expect(await readdir(join(out, 'pixel'))).toEqual(['a.nii.gz']);
+    const record = JSON.parse(await readFile(summary, 'utf8')) as Record<'sample' | 'pixel', { written: string[]; failed: { name: string }[] }>;
+    for (const task of ['sample', 'pixel'] as const) {
+      expect(record[task].written).toEqual(['a.nii.gz']);
+      expect(record[task].failed.map((f) => f.name)).toEqual(['b.nii.gz']);
     }
   });
 

@@ -161,7 +161,7 @@ describe('messages name the real cause', () => {
 describe('everyday use', () => {
   it('--help marks required options and lists the exit codes', () => {
     const r = cli(['predict', '--help']);
-    expect(r.stdout).toMatch(/--task <task> +sample or pixel \(required\)/);
+    expect(r.stdout).toMatch(/--task <task> +sample or pixel; or sample,pixel \(alias both\)[^(]*\(required\)/);
     expect(r.stdout).toMatch(/--weights <dir> +weights folder \(default: the shipped/);
     expect(r.stdout).not.toMatch(/--weights .*\(required\)/);
     expect(r.stdout).toMatch(/Exit codes:\n {2}0 {2}success\n {2}1 .*\n {2}2 {2}some inputs failed/);

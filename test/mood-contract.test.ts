@@ -14,7 +14,8 @@ import { createRng } from '../src/engine/random.js';
 import { readNifti, writeNifti, type NiftiImage } from '../src/io/nifti.js';
 import { listCases, outputPathFor, parseShard, selectShard } from '../src/mood/cases.js';
 import type { CaseContext, MoodTask, Predictor } from '../src/mood/predictor.js';
-import { caseSeed, PredictionSetupError, runPrediction, SCRATCH_PREFIX, type PredictionSummary } from '../src/mood/run.js';
+import { caseSeed, PredictionSetupError, runPrediction, runPredictions, SCRATCH_PREFIX, type PredictionSummary } from '../src/mood/run.js';
+import { parseTaskList } from '../src/mood/tasks.js';
 import { makeVolume, type Affine, type Shape3, type Volume } from '../src/volume/volume.js';
 
 const SHAPE: Shape3 = [20, 18, 16];
@@ -507,5 +508,103 @@ describe('scratch and temp files', () => {
     const out = await freshDir('copy-out');
     await run('sample', inDir, out).promise;
     expect(await readFile(join(out, 'toy_9.nii.gz.txt'), 'utf8')).toBe(await readFile(join(out, 'toy_1.nii.gz.txt'), 'utf8'));
+  });
+});
+
+describe('both tasks in one run', () => {
+  function runBoth(inDir: string, out: string, predictor: Predictor, extra: Partial<Parameters<typeof runPredictions>[0]> = {}) {
+    const lines: string[] = [];
+    const targets = (['sample', 'pixel'] as const).map((task) => ({ task, outDir: join(out, task), predictor }));
+    const promise = runPredictions({ targets, inDir, seed: 7, log: (l) => lines.push(l), ...extra });
+    return { lines, promise };
+  }
+
+  it('each case is read once: sampleScore then pixelScore get the same Volume object; the bytes equal two single-task runs', async () => {
+    const inDir = await goodCases('both-in');
+    const calls: string[] = [];
+    const seen = new Map<string, Volume>();
+    const watching: Predictor = {
+      name: 'zscore',
+      tasks: zscore.tasks,
+      sampleScore: async (v, ctx) => {
+        calls.push(`sample ${ctx.name}`);
+        seen.set(ctx.name, v);
+        return zscore.sampleScore!(v, ctx);
+      },
+      pixelScore: async (v, ctx) => {
+        calls.push(`pixel ${ctx.name}`);
+        expect(seen.get(ctx.name)).toBe(v);
+        return zscore.pixelScore!(v, ctx);
+      },
+    };
+    const out = await freshDir('both-out');
+    const { promise, lines } = runBoth(inDir, out, watching, { shard: { index: 2, count: 2 }, pixelDtype: 'uint16' });
+    const summaries = await promise;
+    expect(calls).toEqual(['sample toy_1.nii.gz', 'pixel toy_1.nii.gz', 'sample toy_2.nii.gz', 'pixel toy_2.nii.gz']);
+    expect(summaries.map((s) => [s.task, s.written, s.sharedRun])).toEqual([
+      ['sample', ['toy_1.nii.gz', 'toy_2.nii.gz'], true],
+      ['pixel', ['toy_1.nii.gz', 'toy_2.nii.gz'], true],
+    ]);
+    expect(summaries[0]!.seconds).toBe(summaries[1]!.seconds);
+    expect(lines.filter((l) => /cases written/.test(l))).toHaveLength(2);
+    for (const task of ['sample', 'pixel'] as const) {
+      const alone = await freshDir(`both-alone-${task}`);
+      await run(task, inDir, alone, { shard: { index: 2, count: 2 }, pixelDtype: 'uint16' }).promise;
+      const names = (await readdir(alone)).sort();
+      expect((await readdir(join(out, task))).sort()).toEqual(names);
+      for (const n of names) expect(await readFile(join(out, task, n))).toEqual(await readFile(join(alone, n)));
+      expect(await leftovers(join(out, task))).toEqual([]);
+    }
+  });
+
+  it('a case failing in one task is written in neither folder (stale outputs removed); the others in both', async () => {
+    const inDir = await goodCases('both-fault-in');
+    const faulty: Predictor = {
+      name: 'faulty',
+      tasks: ['sample', 'pixel'],
+      sampleScore: async (_v, ctx) => (ctx.name === 'toy_0.nii.gz' ? Number.NaN : 0.25),
+      pixelScore: async (v, ctx) => {
+        const m = new Float32Array(v.data.length).fill(0.5);
+        if (ctx.name === 'toy_2.nii.gz') m[3] = Number.NaN;
+        return m;
+      },
+    };
+    const out = await freshDir('both-fault-out');
+    await mkdir(join(out, 'sample'));
+    await writeFile(join(out, 'sample', 'toy_2.nii.gz.txt'), '0.9\n');
+    const { promise, lines } = runBoth(inDir, out, faulty);
+    const [sample, pixel] = await promise;
+    for (const s of [sample!, pixel!]) {
+      expect(s.written).toEqual(['toy_1.nii.gz']);
+      expect(s.failed).toEqual([
+        { name: 'toy_0.nii.gz', reason: 'sample: faulty produced a non-finite sample score (NaN)' },
+        { name: 'toy_2.nii.gz', reason: 'pixel: faulty produced 1 non-finite voxel scores' },
+      ]);
+    }
+    expect(await readdir(join(out, 'sample'))).toEqual(['toy_1.nii.gz.txt']);
+    expect(await readdir(join(out, 'pixel'))).toEqual(['toy_1.nii.gz']);
+    expect(lines.filter((l) => l.includes('toy_2.nii.gz'))).toEqual([expect.stringMatching(/FAILED, no output written: pixel: /)]);
+  });
+
+  it('setup: a task listed twice, a task the predictor lacks, a pixel folder that is the input folder', async () => {
+    const inDir = await goodCases('both-setup-in');
+    const out = join(root, 'both-setup-out');
+    const twice = runPredictions({ targets: [{ task: 'sample', outDir: out, predictor: zscore }, { task: 'sample', outDir: join(out, 'b'), predictor: zscore }], inDir, seed: 0, log: () => undefined });
+    await expect(twice).rejects.toThrow(/listed twice/);
+    const pixelOnly: Predictor = { name: 'maps', tasks: ['pixel'], pixelScore: async (v) => new Float32Array(v.data.length) };
+    await expect(runBoth(inDir, out, pixelOnly).promise).rejects.toThrow(/maps has no sample score/);
+    expect(existsSync(out)).toBe(false);
+    const intoInput = runPredictions({ targets: [{ task: 'sample', outDir: join(root, 'both-setup-s'), predictor: zscore }, { task: 'pixel', outDir: inDir, predictor: zscore }], inDir, seed: 0, log: () => undefined });
+    await expect(intoInput).rejects.toThrow(/overwrite/);
+    expect(await leftovers(join(root, 'both-setup-s'))).toEqual([]);
+    expect(await leftovers(inDir)).toEqual([]);
+  });
+
+  it('--task values: sample, pixel, sample,pixel in either order, both; anything else is refused', () => {
+    expect(parseTaskList('sample')).toEqual(['sample']);
+    expect(parseTaskList('pixel')).toEqual(['pixel']);
+    expect(parseTaskList('pixel,sample')).toEqual(['sample', 'pixel']);
+    expect(parseTaskList('both')).toEqual(['sample', 'pixel']);
+    for (const bad of ['', 'both,sample', 'sample,sample', 'Sample', 'sample;pixel']) expect(() => parseTaskList(bad), bad).toThrow(/--task must be/);
   });
 });

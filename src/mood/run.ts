@@ -12,28 +12,29 @@
  * - the output folder is created level by level, never on a kernel file system (src/io/make-folder.ts);
  * - a bad case gets one log line and no output file (a stale one from an earlier run is removed); the
  *   other cases are still written.
+ *
+ * One run may score several tasks, each into its own folder (`predict --task sample,pixel`): each case is
+ * read once and scored for every task on the same volume (src/mood/case-output.ts); every guarantee above
+ * holds per folder, and a case that fails in one task is written in none.
  */
 import { rmSync } from 'node:fs';
-import { realpath, rename, rm, access, constants, writeFile } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { realpath, rm, access, constants, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { createRng } from '../engine/random.js';
-import { describeError, fsReason, InputFileError } from '../errors.js';
-import { atomicWriteFile } from '../io/atomic.js';
+import { describeError, fsReason } from '../errors.js';
 import { FolderError, makeFolder } from '../io/make-folder.js';
-import { countNonFinite, readNifti, writeNifti } from '../io/nifti.js';
-import { voxelCount, withData } from '../volume/volume.js';
+import { failureReason, scoreCase, type CaseTarget } from './case-output.js';
 import { listCases, outputPathFor, selectShard, type Shard } from './cases.js';
 import { interruptible } from './interrupt.js';
 import type { MoodTask, Predictor } from './predictor.js';
 import { createScratch, removeStaleScratch, SCRATCH_PREFIX, touchScratch } from './scratch.js';
 
 export { SCRATCH_PREFIX };
+export { formatScore } from './case-output.js';
 
-export interface PredictionRequest {
-  readonly task: MoodTask;
+/** What every run shares, whatever tasks it scores. */
+interface RunOptions {
   readonly inDir: string;
-  readonly outDir: string;
-  readonly predictor: Predictor;
   readonly seed: number;
   readonly shard?: Shard;
   /** NIfTI datatype of pixel maps: float32 (exact) or uint16 with slope 1/65535 (half the size). */
@@ -41,6 +42,21 @@ export interface PredictionRequest {
   readonly log: (line: string) => void;
   /** Called before each case (1-based index), e.g. for a progress line on a terminal. */
   readonly onCaseStart?: (index: number, total: number, name: string) => void;
+}
+
+/** One task of a run: `predictor` scores `task` for every case into `outDir`. */
+export interface PredictionTarget {
+  readonly task: MoodTask;
+  readonly outDir: string;
+  readonly predictor: Predictor;
+}
+
+/** A run of one task: the MOOD contract's OUT/F.txt or OUT/F. */
+export interface PredictionRequest extends RunOptions, PredictionTarget {}
+
+/** A run of several tasks, each case read once; targets are scored in the order given. */
+export interface MultiTaskPredictionRequest extends RunOptions {
+  readonly targets: readonly PredictionTarget[];
 }
 
 export interface CaseFailure {
@@ -53,7 +69,10 @@ export interface PredictionSummary {
   readonly cases: readonly string[];
   readonly written: readonly string[];
   readonly failed: readonly CaseFailure[];
+  /** Wall-clock seconds of the whole run; with sharedRun, one figure for all of its tasks (not split). */
   readonly seconds: number;
+  /** True when this run scored several tasks in one pass over the cases. */
+  readonly sharedRun: boolean;
 }
 
 /** A setup problem that stops the whole run before any case (unreadable IN, unwritable OUT, no cases). */
@@ -66,17 +85,18 @@ export function caseSeed(runSeed: number, caseName: string): number {
   return createRng(`${runSeed}:${caseName}`).seed();
 }
 
-function oneLine(text: string): string {
-  return text.replace(/\s*[\r\n]+\s*/g, ' | ');
+export async function runPrediction(req: PredictionRequest): Promise<PredictionSummary> {
+  const { task, outDir, predictor, ...options } = req;
+  const [summary] = await runPredictions({ ...options, targets: [{ task, outDir, predictor }] });
+  return summary!;
 }
 
-export async function runPrediction(req: PredictionRequest): Promise<PredictionSummary> {
+/** Scores every case of IN for every target; one summary per target, in the targets' order. */
+export async function runPredictions(req: MultiTaskPredictionRequest): Promise<PredictionSummary[]> {
   const started = performance.now();
   const inDir = resolve(req.inDir);
-  const outDir = resolve(req.outDir);
-  if (!req.predictor.tasks.includes(req.task)) {
-    throw new PredictionSetupError(`method ${req.predictor.name} has no ${req.task} score`);
-  }
+  const targets = req.targets.map((t) => ({ ...t, outDir: resolve(t.outDir) }));
+  checkTargets(targets);
   let listing;
   try {
     listing = await listCases(inDir);
@@ -91,13 +111,13 @@ export async function runPrediction(req: PredictionRequest): Promise<PredictionS
   const cases = req.shard ? selectShard(listing.cases, req.shard) : listing.cases;
   if (req.shard) req.log(`shard ${req.shard.index}/${req.shard.count}: ${cases.length} of ${listing.cases.length} cases`);
 
-  const scratch = await prepareOutput(outDir, req.log);
-  if (req.task === 'pixel' && (await realpath(outDir)) === (await realpath(inDir))) {
-    await rm(scratch, { recursive: true, force: true }).catch(() => undefined);
-    throw new PredictionSetupError(`the output folder is the input folder (${inDir}): pixel maps would overwrite the cases`);
-  }
+  const scratches = await prepareOutputs(targets, inDir, req.log);
+  const caseTargets: CaseTarget[] = targets.map((t) => ({ ...t, scratch: scratches.get(t.outDir)! }));
+  const removeScratches = async (): Promise<void> => {
+    await Promise.all([...scratches.values()].map((s) => rm(s, { recursive: true, force: true }).catch(() => undefined)));
+  };
   const previousTmp = process.env.TMPDIR;
-  process.env.TMPDIR = scratch;
+  process.env.TMPDIR = caseTargets[0]!.scratch;
   const restoreTmp = (): void => {
     if (previousTmp === undefined) delete process.env.TMPDIR;
     else process.env.TMPDIR = previousTmp;
@@ -105,23 +125,26 @@ export async function runPrediction(req: PredictionRequest): Promise<PredictionS
 
   const written: string[] = [];
   const failed: CaseFailure[] = [];
-  req.log(`${req.predictor.name} ${req.task}: ${cases.length} case${cases.length === 1 ? '' : 's'} to score into ${outDir}`);
+  const taskNames = targets.map((t) => t.task).join(', ');
+  for (const t of targets) req.log(`${t.predictor.name} ${t.task}: ${cases.length} case${cases.length === 1 ? '' : 's'} to score into ${t.outDir}`);
   const scoreAll = async (): Promise<void> => {
     for (const [i, name] of cases.entries()) {
       const t0 = performance.now();
       const progress = `[${i + 1}/${cases.length}]`;
       req.onCaseStart?.(i + 1, cases.length, name);
+      const job = { path: join(inDir, name), name, seed: caseSeed(req.seed, name), pixelDtype: req.pixelDtype ?? 'float32', log: req.log };
       try {
-        await predictCase(req, join(inDir, name), name, outDir, scratch);
+        await scoreCase(job, caseTargets);
         written.push(name);
-        req.log(`${progress} ${name}: ${req.task} written (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+        req.log(`${progress} ${name}: ${taskNames} written (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
       } catch (err) {
-        const reason = oneLine(err instanceof InputFileError ? err.reason : describeError(err));
+        const reason = failureReason(err);
         failed.push({ name, reason });
-        await rm(outputPathFor(outDir, name, req.task), { force: true }).catch(() => undefined);
+        // a stale output of an earlier run must not stand for this case in any task's folder
+        await Promise.all(targets.map((t) => rm(outputPathFor(t.outDir, name, t.task), { force: true }).catch(() => undefined)));
         req.log(`${progress} ${name}: FAILED, no output written: ${reason}`);
       }
-      await touchScratch(scratch);
+      for (const t of caseTargets) await touchScratch(t.scratch);
     }
   };
   try {
@@ -129,20 +152,54 @@ export async function runPrediction(req: PredictionRequest): Promise<PredictionS
       scoreAll,
       () => {
         restoreTmp();
-        rmSync(scratch, { recursive: true, force: true });
+        for (const s of scratches.values()) rmSync(s, { recursive: true, force: true });
       },
       (signal) => req.log(`${signal}: stopping after ${written.length + failed.length} of ${cases.length} cases; removing the temporary files`),
     );
   } finally {
     restoreTmp();
-    await rm(scratch, { recursive: true, force: true }).catch(() => undefined);
+    await removeScratches();
   }
   const seconds = (performance.now() - started) / 1000;
-  req.log(
-    `${req.predictor.name} ${req.task}: ${written.length}/${cases.length} cases written, ${failed.length} failed, ` +
-      `${seconds.toFixed(1)} s total, ${(seconds / Math.max(1, cases.length)).toFixed(2)} s per case`,
-  );
-  return { task: req.task, cases, written, failed, seconds };
+  const sharedRun = targets.length > 1;
+  const shared = sharedRun ? ` (one pass scoring ${taskNames}: the time is the whole run's)` : '';
+  for (const t of targets) {
+    req.log(
+      `${t.predictor.name} ${t.task}: ${written.length}/${cases.length} cases written, ${failed.length} failed, ` +
+        `${seconds.toFixed(1)} s total, ${(seconds / Math.max(1, cases.length)).toFixed(2)} s per case${shared}`,
+    );
+  }
+  return targets.map((t) => ({ task: t.task, cases, written, failed, seconds, sharedRun }));
+}
+
+/** At least one target, no task twice, and every predictor scores its task. */
+function checkTargets(targets: readonly PredictionTarget[]): void {
+  if (targets.length === 0) throw new PredictionSetupError('no task to score');
+  const tasks = targets.map((t) => t.task);
+  if (new Set(tasks).size !== tasks.length) throw new PredictionSetupError(`a task is listed twice: ${tasks.join(', ')}`);
+  for (const t of targets) {
+    if (!t.predictor.tasks.includes(t.task)) throw new PredictionSetupError(`method ${t.predictor.name} has no ${t.task} score`);
+  }
+}
+
+/**
+ * The scratch folder of every distinct output folder, made by prepareOutput; a pixel folder that is the
+ * input folder is refused. On any failure the scratch folders made so far are removed.
+ */
+async function prepareOutputs(targets: readonly PredictionTarget[], inDir: string, log: (line: string) => void): Promise<Map<string, string>> {
+  const scratches = new Map<string, string>();
+  try {
+    for (const t of targets) {
+      if (!scratches.has(t.outDir)) scratches.set(t.outDir, await prepareOutput(t.outDir, log));
+      if (t.task === 'pixel' && (await realpath(t.outDir)) === (await realpath(inDir))) {
+        throw new PredictionSetupError(`the output folder is the input folder (${inDir}): pixel maps would overwrite the cases`);
+      }
+    }
+    return scratches;
+  } catch (err) {
+    await Promise.all([...scratches.values()].map((s) => rm(s, { recursive: true, force: true }).catch(() => undefined)));
+    throw err;
+  }
 }
 
 /**
@@ -172,57 +229,4 @@ async function prepareOutput(outDir: string, log: (line: string) => void): Promi
     if (scratch !== null) await rm(scratch, { recursive: true, force: true }).catch(() => undefined);
     throw new PredictionSetupError(`cannot write to output folder ${outDir}: ${fsReason(err)}`);
   }
-}
-
-async function predictCase(req: PredictionRequest, path: string, name: string, outDir: string, scratch: string): Promise<void> {
-  const { volume, header } = await readNifti(path);
-  const bad = countNonFinite(volume.data);
-  if (bad > 0) throw new InputFileError(path, `${bad} voxel${bad === 1 ? ' is' : 's are'} NaN or infinite`);
-  const ctx = { name, seed: caseSeed(req.seed, name), log: (line: string) => req.log(`${name}: ${line}`) };
-  const target = outputPathFor(outDir, name, req.task);
-  // written complete in the scratch folder (same file system), then renamed into OUT
-  const staged = join(scratch, basename(target));
-  if (req.task === 'sample') {
-    const score = await req.predictor.sampleScore!(volume, ctx);
-    if (!Number.isFinite(score)) throw new Error(`${req.predictor.name} produced a non-finite sample score (${score})`);
-    if (score === 0) warnAllZero(req, ctx.log, volume.shape, 'gave a sample score of exactly 0');
-    await atomicWriteFile(staged, `${formatScore(Math.min(1, Math.max(0, score)))}\n`);
-    await rename(staged, target);
-    return;
-  }
-  const map = await req.predictor.pixelScore!(volume, ctx);
-  if (map.length !== voxelCount(volume.shape)) {
-    throw new Error(`${req.predictor.name} produced ${map.length} voxels for a ${volume.shape.join('×')} volume`);
-  }
-  const nonFinite = countNonFinite(map);
-  if (nonFinite > 0) throw new Error(`${req.predictor.name} produced ${nonFinite} non-finite voxel scores`);
-  let positive = 0;
-  for (let i = 0; i < map.length; i++) {
-    map[i] = Math.min(1, Math.max(0, map[i]!));
-    if (map[i]! > 0) positive++;
-  }
-  if (positive === 0) warnAllZero(req, ctx.log, volume.shape, 'scored every voxel exactly 0');
-  await writeNifti(staged, withData(volume, map), {
-    dtype: req.pixelDtype ?? 'float32',
-    reference: header,
-    description: `moodlsr ${req.predictor.name} pixel score`,
-  });
-  await rename(staged, target);
-}
-
-/** Sides below this many voxels are far smaller than any MOOD volume (256³ brain, 512³ abdomen). */
-const SMALL_SIDE = 32;
-
-/**
- * An all-zero result of a tiny volume carries no ranking at all: say so, naming the size as the cause.
- * (On MOOD-sized volumes an all-zero map is a legitimate "nothing anomalous here".)
- */
-function warnAllZero(req: PredictionRequest, log: (line: string) => void, shape: readonly number[], what: string): void {
-  if (Math.min(...shape) >= SMALL_SIDE) return;
-  log(`warning: ${req.predictor.name} ${what}: the volume is only ${shape.join('×')} voxels, too small for the method to see any structure (MOOD volumes are 256³ or 512³)`);
-}
-
-/** Shortest decimal that reads back as the same float64 (JSON number syntax, never exponent-less NaN). */
-export function formatScore(x: number): string {
-  return String(x);
 }
