@@ -15,7 +15,7 @@ import { createRng } from '../src/engine/random.js';
 import { writeNifti } from '../src/io/nifti.js';
 import { makeVolume, type Shape3 } from '../src/volume/volume.js';
 import { evaluate } from '../eval/harness/evaluate.js';
-import { predictionDir, runLeaderboard, type Leaderboard, type LeaderboardScores } from '../eval/harness/leaderboard.js';
+import { plannedRuns, predictionDir, runLeaderboard, type Leaderboard, type LeaderboardScores } from '../eval/harness/leaderboard.js';
 import { parseEntry } from '../eval/harness/runner.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -144,6 +144,76 @@ describe('runLeaderboard', () => {
     expect(Object.keys(board.scores.methods.zscore!.sample!.per_kind).sort()).toEqual(['noise', 'uniform']);
   });
 
+  it('a method entry scores both tasks in one child run; a command entry runs once per task', () => {
+    expect(logs.filter((l) => / running/.test(l))).toEqual([
+      'zscore sample+pixel: running (one predict run scores both tasks)',
+      'identity sample: running',
+      'identity pixel: running',
+    ]);
+    const [z, identity] = board.entries;
+    expect(z!.runs.sample).toBe(z!.runs.pixel);
+    expect(z!.runs.sample!.sharedRun).toBe(true);
+    expect(logs.some((l) => /^zscore sample\+pixel: exit 0, [\d.]+ s for both tasks \([\d.]+ s per case\)$/.test(l))).toBe(true);
+    expect(identity!.runs.sample).not.toBe(identity!.runs.pixel);
+    expect(identity!.runs.sample!.sharedRun).toBe(false);
+    // the shared run's time counts once; the command's two runs are summed
+    const [zRow, identityRow] = board.report.methods;
+    expect(zRow!.secondsPerCase).toBeCloseTo(z!.runs.sample!.seconds / 6, 12);
+    expect(zRow!.sharedRun).toBe(true);
+    expect(identityRow!.secondsPerCase).toBeCloseTo((identity!.runs.sample!.seconds + identity!.runs.pixel!.seconds) / 6, 12);
+    expect(identityRow!.sharedRun).toBeUndefined();
+    expect(board.report.notes!.some((n) => /sharedRun/.test(n))).toBe(true);
+  });
+
+  it('the shared run gives the same metrics as one run per task', async () => {
+    const perTask: Record<string, unknown> = {};
+    for (const task of ['sample', 'pixel'] as const) {
+      const single = await runLeaderboard({
+        setDir: set,
+        entries: [parseEntry(`zscore@${weights}`, 'method')],
+        tasks: [task],
+        region: 'brain',
+        workDir: join(root, `single-${task}`),
+        timeoutSeconds: 120,
+        seed: 0,
+        bootstrap: 20,
+        overlayCases: 0,
+        createdAt: 'x',
+        log: () => undefined,
+      });
+      expect(single.entries[0]!.runs[task]!.sharedRun).toBe(false);
+      perTask[task] = single.scores.methods.zscore![task];
+      const { ci, per_case } = single.entries[0]!.results[task]!;
+      expect(board.entries[0]!.results[task]!.ci).toEqual(ci);
+      expect(board.entries[0]!.results[task]!.per_case).toEqual(per_case);
+    }
+    expect(JSON.stringify(board.scores.methods.zscore)).toBe(JSON.stringify(perTask));
+  });
+
+  it('a failing shared run fails both tasks, with the reason', async () => {
+    const failLogs: string[] = [];
+    const failed = await runLeaderboard({
+      setDir: set,
+      entries: [parseEntry(`zscore@${join(root, 'no-such-weights')}`, 'method')],
+      tasks: ['sample', 'pixel'],
+      region: 'brain',
+      workDir: join(root, 'shared-fail'),
+      timeoutSeconds: 60,
+      seed: 0,
+      bootstrap: 0,
+      overlayCases: 0,
+      createdAt: 'x',
+      log: (l) => failLogs.push(l),
+    });
+    const entry = failed.entries[0]!;
+    for (const task of ['sample', 'pixel'] as const) {
+      expect(entry.failures[task]).toMatch(/^exit 1 \(the one run of both tasks\): .*no-such-weights/);
+      expect(entry.results[task]!.missing).toHaveLength(6);
+    }
+    expect(failLogs.filter((l) => / running/.test(l))).toHaveLength(1);
+    expect(failed.report.methods[0]!.failed).toEqual([`sample: ${entry.failures.sample}`, `pixel: ${entry.failures.pixel}`]);
+  });
+
   it('the z-score entry wrote MOOD outputs for all six cases', async () => {
     expect((await readdir(predictionDir(work, 'zscore', 'pixel'))).sort()).toHaveLength(6);
     expect((await readdir(predictionDir(work, 'zscore', 'sample'))).every((n) => n.endsWith('.nii.gz.txt'))).toBe(true);
@@ -205,6 +275,16 @@ describe('runLeaderboard', () => {
     expect(identity!.results.sample!.ap).toBeCloseTo(0.5, 12);
     expect(nanBoard.report.methods[0]!.bad[0]).toMatch(/evaluation void/);
     expect(nanLogs.some((l) => /nan sample: evaluation VOID/.test(l))).toBe(true);
+  });
+
+  it('plans one shared run only for a method that scores both tasks, asked for both', () => {
+    const both = ['sample', 'pixel'] as const;
+    expect(plannedRuns(parseEntry('zscore', 'method'), both)).toEqual(['both']);
+    expect(plannedRuns(parseEntry('zscore', 'method'), ['pixel'])).toEqual(['pixel']);
+    // a sample-only method keeps one run per task: its sample run is still scored, its pixel run fails alone
+    expect(plannedRuns(parseEntry('vae-elbo', 'method'), both)).toEqual(['sample', 'pixel']);
+    expect(plannedRuns(parseEntry('bogus', 'method'), both)).toEqual(['sample', 'pixel']);
+    expect(plannedRuns(parseEntry('x=sh run.sh', 'command'), both)).toEqual(['sample', 'pixel']);
   });
 
   it('refuses entries whose names share a prediction folder', async () => {

@@ -5,13 +5,15 @@
 import { access, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readNifti, isNiftiFileName } from '../../src/io/nifti.js';
+import { findScore } from '../../src/methods/index.js';
 import type { MoodRegion, MoodTask } from '../../src/mood/predictor.js';
+import { MOOD_TASKS, taskOutputDir } from '../../src/mood/tasks.js';
 import type { ToySetManifest } from '../inject/toyset.js';
 import { TOY_DIRS } from '../inject/toyset.js';
 import { chooseOverlaySlice, extractOverlay } from '../report/overlay.js';
 import type { CaseView, KindMetrics, MethodResult, Report } from '../report/types.js';
 import { evaluate, NaNPredictionError, readManifestIfPresent, type EvalResult } from './evaluate.js';
-import { runEntry, runFailure, type Entry, type RunOutcome } from './runner.js';
+import { runEntry, runFailure, runTasks, type Entry, type RunOutcome, type RunTask } from './runner.js';
 
 export interface LeaderboardOptions {
   readonly setDir: string;
@@ -31,6 +33,10 @@ export interface LeaderboardOptions {
 
 export interface EntryResult {
   readonly name: string;
+  /**
+   * The run behind each task. A shared run (sharedRun: true) is the same outcome under both tasks: its
+   * seconds are the one run's time for both tasks together, not each task's share.
+   */
   readonly runs: Partial<Record<MoodTask, RunOutcome>>;
   readonly results: Partial<Record<MoodTask, EvalResult>>;
   /** Tasks whose evaluation is void (a NaN prediction, which voids the organisers' evaluation too). */
@@ -51,8 +57,24 @@ export interface LeaderboardScores {
   readonly methods: Record<string, Partial<Record<MoodTask, { ap: number; auroc: number; best_dice: number; per_kind: Record<string, { ap: number; auroc: number; best_dice: number }> }>>>;
 }
 
+/** workDir/predictions/<entry>: a shared run's output folder (predict writes its sample/ and pixel/ folders there). */
+function entryDir(workDir: string, entry: string): string {
+  return join(workDir, 'predictions', entry.replace(/[^A-Za-z0-9_.-]/g, '_'));
+}
+
 export function predictionDir(workDir: string, entry: string, task: MoodTask): string {
-  return join(workDir, 'predictions', entry.replace(/[^A-Za-z0-9_.-]/g, '_'), task);
+  return taskOutputDir(entryDir(workDir, entry), task);
+}
+
+/**
+ * The runs of one entry: a moodlsr method that scores both tasks, asked for both, scores them in one
+ * `predict` run (each case read and modelled once). A command, a single task, or a method with one task
+ * (or an unknown name: its run fails per task, as before) is one run per task.
+ */
+export function plannedRuns(entry: Entry, tasks: readonly MoodTask[]): RunTask[] {
+  const bothAsked = MOOD_TASKS.every((t) => tasks.includes(t));
+  const bothScored = entry.kind === 'method' && MOOD_TASKS.every((t) => findScore(entry.method)?.score.tasks.includes(t) === true);
+  return bothAsked && bothScored ? ['both'] : [...tasks];
 }
 
 export async function runLeaderboard(opts: LeaderboardOptions): Promise<Leaderboard> {
@@ -75,25 +97,33 @@ export async function runLeaderboard(opts: LeaderboardOptions): Promise<Leaderbo
     const evals: EntryResult['results'] = {};
     const voided: EntryResult['voided'] = {};
     const failures: EntryResult['failures'] = {};
-    for (const task of opts.tasks) {
-      const outDir = predictionDir(opts.workDir, entry.name, task);
-      opts.log(`${entry.name} ${task}: running`);
-      const run = await runEntry(entry, { inDir, outDir, task, region: opts.region, seed: opts.seed, timeoutSeconds: opts.timeoutSeconds });
-      runs[task] = run;
-      const status = run.timedOut ? `TIMED OUT after ${opts.timeoutSeconds} s` : `exit ${run.exitCode}`;
-      opts.log(`${entry.name} ${task}: ${status}, ${run.seconds.toFixed(1)} s (${(run.seconds / Math.max(1, caseCount)).toFixed(2)} s per case)`);
-      if (run.exitCode !== 0) opts.log(`${entry.name} ${task}: last output:\n${run.tail.trimEnd()}`);
-      const failure = runFailure(run, opts.timeoutSeconds);
-      if (failure !== null) {
-        failures[task] = failure;
-        opts.log(`${entry.name} ${task}: FAILED: ${failure}`);
+    for (const runTask of plannedRuns(entry, opts.tasks)) {
+      const tasks = runTasks(runTask);
+      const label = `${entry.name} ${tasks.join('+')}`;
+      const outDir = runTask === 'both' ? entryDir(opts.workDir, entry.name) : predictionDir(opts.workDir, entry.name, runTask);
+      opts.log(`${label}: running${runTask === 'both' ? ' (one predict run scores both tasks)' : ''}`);
+      const run = await runEntry(entry, { inDir, outDir, task: runTask, region: opts.region, seed: opts.seed, timeoutSeconds: opts.timeoutSeconds });
+      const status = run.timedOut ? `TIMED OUT after ${run.limitSeconds} s` : `exit ${run.exitCode}`;
+      const scope = run.sharedRun ? ' for both tasks' : '';
+      opts.log(`${label}: ${status}, ${run.seconds.toFixed(1)} s${scope} (${(run.seconds / Math.max(1, caseCount)).toFixed(2)} s per case)`);
+      if (run.exitCode !== 0) opts.log(`${label}: last output:\n${run.tail.trimEnd()}`);
+      const failure = runFailure(run);
+      for (const task of tasks) {
+        runs[task] = run;
+        if (failure !== null) {
+          failures[task] = failure;
+          opts.log(`${entry.name} ${task}: FAILED: ${failure}`);
+        }
       }
-      try {
-        evals[task] = await evaluate({ labels: opts.setDir, pred: outDir, mode: task, manifest, bootstrap: opts.bootstrap, seed: opts.seed });
-      } catch (err) {
-        if (!(err instanceof NaNPredictionError)) throw err;
-        voided[task] = err.message;
-        opts.log(`${entry.name} ${task}: evaluation VOID: ${err.message}`);
+      for (const task of tasks) {
+        const pred = predictionDir(opts.workDir, entry.name, task);
+        try {
+          evals[task] = await evaluate({ labels: opts.setDir, pred, mode: task, manifest, bootstrap: opts.bootstrap, seed: opts.seed });
+        } catch (err) {
+          if (!(err instanceof NaNPredictionError)) throw err;
+          voided[task] = err.message;
+          opts.log(`${entry.name} ${task}: evaluation VOID: ${err.message}`);
+        }
       }
     }
     results.push({ name: entry.name, runs, results: evals, voided, failures });
@@ -108,6 +138,9 @@ export async function runLeaderboard(opts: LeaderboardOptions): Promise<Leaderbo
     notes: [
       'AP is the official MOOD metric: sample AP over per-case scores (float64, clipped to [0, 1]); pixel AP pooled over every voxel of every case (float16, clipped).',
       'Missing or unreadable predictions count as all-zero, as in the organisers’ evaluation.',
+      ...(results.some((r) => Object.values(r.runs).some((run) => run.sharedRun))
+        ? ['s / case is the predictor’s wall-clock time per case over all its runs. A moodlsr method asked for both tasks scores them in one run (sharedRun in report.json): its time covers both tasks, once; a command runs once per task, the runs summed.']
+        : []),
       ...(manifest ? [`Set built by moodlsr inject, seed ${manifest.seed}, ${manifest.size}³ volumes from ${manifest.sources.join(', ')}.`] : []),
     ],
   };
@@ -147,7 +180,10 @@ async function buildMethodResults(
   return results.map((r, m) => {
     const s = r.results.sample;
     const p = r.results.pixel;
-    const seconds = Object.values(r.runs).reduce((a, run) => a + (run?.seconds ?? 0), 0);
+    // a shared run stands under both tasks: count its time once
+    const distinctRuns = [...new Set(Object.values(r.runs))];
+    const seconds = distinctRuns.reduce((a, run) => a + run.seconds, 0);
+    const sharedRun = distinctRuns.some((run) => run.sharedRun);
     const missing = [...new Set([...(s?.missing ?? []).map((n) => `${n} (sample)`), ...(p?.missing ?? []).map((n) => `${n} (pixel)`)])];
     const bad = [
       ...Object.entries(r.voided).map(([task, reason]) => `all (${task}): evaluation void, ${reason}`),
@@ -157,6 +193,7 @@ async function buildMethodResults(
     return {
       name: r.name,
       secondsPerCase: seconds / Math.max(1, caseCount),
+      ...(sharedRun ? { sharedRun } : {}),
       ...(s
         ? { sample: { ap: s.ap, auroc: s.auroc, prevalence: s.prevalence, pr: s.curves.pr, roc: s.curves.roc, perKind: kindMetrics(s), ...(s.ci ? { ci: { ap: s.ci.ap, auroc: s.ci.auroc } } : {}) } }
         : {}),

@@ -3,19 +3,40 @@
  * An entry is either one of moodlsr's own methods (run through the compiled CLI's `predict`) or any shell
  * command — a `run_*.sh` script, a `docker run …` line — with placeholders {in}, {out}, {task}, {region};
  * a command that names neither {in} nor {out} gets the two folders appended, as the MOOD scripts expect.
+ *
+ * A method entry may score both tasks in one run (`predict --task sample,pixel`, each case read once),
+ * writing OUT/sample and OUT/pixel; a command scores one task per run.
  */
 import { spawn } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
 import { cliEntryPath } from '../../src/package-root.js';
 import type { MoodRegion, MoodTask } from '../../src/mood/predictor.js';
+import { MOOD_TASKS, taskOutputDir } from '../../src/mood/tasks.js';
 import { parseSettingList } from '../../src/score/settings.js';
 
 export type Entry =
   | { readonly name: string; readonly kind: 'method'; readonly method: string; readonly weights?: string; readonly engine?: string; readonly settings?: Readonly<Record<string, string>> }
   | { readonly name: string; readonly kind: 'command'; readonly command: string };
 
+/** What one run scores: one task, or 'both' in one pass (method entries only; outputs in OUT/sample and OUT/pixel). */
+export type RunTask = MoodTask | 'both';
+
+/** The run's folders and settings; `timeoutSeconds` is per task, so a run of both tasks gets twice it. */
+export interface RunIo {
+  readonly inDir: string;
+  readonly outDir: string;
+  readonly task: RunTask;
+  readonly region: MoodRegion;
+  readonly seed: number;
+}
+
 export interface RunOutcome {
+  /** Wall-clock seconds of the whole run: with sharedRun, of both tasks together (not split between them). */
   readonly seconds: number;
+  /** True when this one run scored both tasks. */
+  readonly sharedRun: boolean;
+  /** The wall-clock limit the run ran under, seconds. */
+  readonly limitSeconds: number;
   readonly exitCode: number | null;
   readonly timedOut: boolean;
   /** The signal that ended the command, if one did (the timeout's SIGKILL, an OOM kill, …). */
@@ -52,14 +73,20 @@ function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-export function commandLine(entry: Entry, io: { inDir: string; outDir: string; task: MoodTask; region: MoodRegion; seed: number }): { file: string; args: string[] } {
+/** The tasks a run scores, in the order predict scores them. */
+export function runTasks(task: RunTask): readonly MoodTask[] {
+  return task === 'both' ? MOOD_TASKS : [task];
+}
+
+export function commandLine(entry: Entry, io: RunIo): { file: string; args: string[] } {
   if (entry.kind === 'method') {
-    const args = [cliEntryPath(), 'predict', '--task', io.task, '--region', io.region, '-i', io.inDir, '-o', io.outDir, '--method', entry.method, '--seed', String(io.seed)];
+    const args = [cliEntryPath(), 'predict', '--task', runTasks(io.task).join(','), '--region', io.region, '-i', io.inDir, '-o', io.outDir, '--method', entry.method, '--seed', String(io.seed)];
     if (entry.weights) args.push('--weights', entry.weights);
     if (entry.engine) args.push('--engine', entry.engine);
     for (const [key, value] of Object.entries(entry.settings ?? {})) args.push('--set', `${key}=${value}`);
     return { file: process.execPath, args };
   }
+  if (io.task === 'both') throw new Error(`${entry.name}: a command entry scores one task per run, not both`);
   const filled = entry.command
     .replaceAll('{in}', shellQuote(io.inDir))
     .replaceAll('{out}', shellQuote(io.outDir))
@@ -80,15 +107,19 @@ export function timerDelayMs(seconds: number): number {
   return Math.min(MAX_TIMER_MS, Math.ceil(seconds * 1000));
 }
 
-/** Runs one entry for one task into a fresh output folder; kills the whole process group on timeout. */
-export async function runEntry(
-  entry: Entry,
-  io: { inDir: string; outDir: string; task: MoodTask; region: MoodRegion; seed: number; timeoutSeconds: number },
-): Promise<RunOutcome> {
-  const delayMs = timerDelayMs(io.timeoutSeconds);
+/**
+ * Runs one entry for one task, or a method entry for both, into fresh output folders; kills the whole
+ * process group on timeout. A run of both tasks may take the time of two runs (timeoutSeconds each).
+ */
+export async function runEntry(entry: Entry, io: RunIo & { readonly timeoutSeconds: number }): Promise<RunOutcome> {
+  const tasks = runTasks(io.task);
+  const limitSeconds = io.timeoutSeconds * tasks.length;
+  const delayMs = timerDelayMs(limitSeconds);
+  const { file, args } = commandLine(entry, io);
   await rm(io.outDir, { recursive: true, force: true });
   await mkdir(io.outDir, { recursive: true });
-  const { file, args } = commandLine(entry, io);
+  // the task folders exist even when the run dies at once, so that each is scored as all-missing
+  if (io.task === 'both') for (const task of tasks) await mkdir(taskOutputDir(io.outDir, task), { recursive: true });
   const started = performance.now();
   return new Promise((resolvePromise, reject) => {
     const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
@@ -123,17 +154,21 @@ export async function runEntry(
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       clearTimeout(pipeGrace);
-      resolvePromise({ seconds: (performance.now() - started) / 1000, exitCode: code, timedOut, signal, tail });
+      resolvePromise({ seconds: (performance.now() - started) / 1000, sharedRun: io.task === 'both', limitSeconds, exitCode: code, timedOut, signal, tail });
     });
   });
 }
 
-/** Why a run failed, in one line (null when it exited 0): the timeout, the signal, or the exit status and the last line it printed. */
-export function runFailure(run: RunOutcome, timeoutSeconds: number): string | null {
-  if (run.timedOut) return `timed out after ${timeoutSeconds} s and was killed`;
-  if (run.exitCode === 0) return null;
+/**
+ * Why a run failed, in one line (null when it exited 0): the timeout, the signal, or the exit status and the
+ * last line it printed; a shared run's reason says so (it fails both tasks).
+ */
+export function runFailure(run: RunOutcome): string | null {
+  if (run.exitCode === 0 && !run.timedOut) return null;
+  const shared = run.sharedRun ? ' (the one run of both tasks)' : '';
+  if (run.timedOut) return `timed out after ${run.limitSeconds} s and was killed${shared}`;
   const last = run.tail.split(/\r?\n/).map((l) => l.trim()).filter(Boolean).pop() ?? 'no output';
   const said = last.length > 300 ? `${last.slice(0, 300)}…` : last;
-  if (run.exitCode === null) return `killed by ${run.signal ?? 'a signal'}; last output: ${said}`;
-  return `exit ${run.exitCode}: ${said}`;
+  if (run.exitCode === null) return `killed by ${run.signal ?? 'a signal'}${shared}; last output: ${said}`;
+  return `exit ${run.exitCode}${shared}: ${said}`;
 }

@@ -18,6 +18,7 @@ function methodToJson(m: MethodResult): Record<string, unknown> {
     status: (m.failed?.length ?? 0) > 0 ? 'failed' : 'ok',
     failed: m.failed ?? [],
     secondsPerCase: m.secondsPerCase,
+    sharedRun: m.sharedRun,
     sample: m.sample,
     pixel: m.pixel,
     missing: m.missing,

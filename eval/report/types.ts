@@ -83,7 +83,10 @@ export interface CaseView {
 
 export interface MethodResult {
   readonly name: string;
+  /** Wall-clock seconds of the method's predictor runs per case, summed over its runs (a shared run counted once). */
   readonly secondsPerCase?: number;
+  /** True when one predictor run scored both tasks: secondsPerCase is that run's time for both, not a sum of two runs. */
+  readonly sharedRun?: boolean;
   readonly sample?: SampleResult;
   readonly pixel?: PixelResult;
   /** Cases with no prediction (counted as all-zero by the MOOD evaluator). */

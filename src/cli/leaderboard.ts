@@ -43,16 +43,20 @@ function withMethodOptions(entry: Extract<Entry, { kind: 'method' }>, engine: st
 export function registerLeaderboard(program: Command, registry: readonly Method[] = REGISTRY): void {
   program
     .command('leaderboard')
-    .description('run predictors over a toy-format set under a timeout, score them the MOOD way, write JSON/Markdown/HTML')
+    .description(
+      'run predictors over a toy-format set under a timeout, score them the MOOD way, write JSON/Markdown/HTML. ' +
+        'A --method asked for both tasks runs once for both (predict --task sample,pixel): its seconds are that one run\'s, ' +
+        'marked sharedRun in report.json; a --command runs once per task',
+    )
     .requiredOption('--set <dir>', 'toy-format set (toy/, toy_label/, manifest.json), e.g. from `moodlsr inject`')
-    .option('--method <name[@weights]>', `one of moodlsr’s methods, run through \`moodlsr predict\` (repeatable): ${methodNames(registry).join(', ')}`, collect, [])
+    .option('--method <name[@weights]>', `one of moodlsr’s methods, run through \`moodlsr predict\`, both tasks in one run (repeatable): ${methodNames(registry).join(', ')}`, collect, [])
     .option('--engine <name>', `for every --method: ${ENGINE_HELP} (default: predict's, auto)`)
     .option('--opt <key=value>', 'a scoring option for every --method, passed to predict as --set key=value (repeatable; keys: predict --help); one entry\'s own: --method "lsr{lambdaP=inf,weighting=mean}@DIR"', collectSetting, {})
     .option('--command <NAME=CMD>', 'any predictor command, e.g. "lsr=sh scripts/run_pixel_brain.sh" or a docker run line; placeholders {in} {out} {task} {region}, else IN OUT are appended (repeatable)', collect, [])
     .option('--tasks <list>', 'sample,pixel', 'sample,pixel')
     .option('--region <region>', 'brain or abdom', 'brain')
     .requiredOption('--out <dir>', 'folder for predictions and the report')
-    .option('--timeout <s>', 'wall-clock limit per predictor call, seconds', parseNumber('--timeout', 1), 3600)
+    .option('--timeout <s>', 'wall-clock limit per predictor call and task, seconds (a --method run scoring both tasks gets twice it)', parseNumber('--timeout', 1), 3600)
     .option('--seed <s>', 'seed for predictors and the bootstrap', parseInteger('--seed'), 0)
     .option('--bootstrap <n>', 'bootstrap resamples for confidence intervals', parseInteger('--bootstrap', 0), 1000)
     .option('--overlays <n>', 'cases shown with slice overlays', parseInteger('--overlays', 0), 12)
