@@ -14,7 +14,8 @@ import { createRng } from '../src/engine/random.js';
 import { readNifti, writeNifti } from '../src/io/nifti.js';
 import { calibrateDisyre } from '../src/methods/disyre/calibrate.js';
 import { DISYRE_PRESETS } from '../src/methods/disyre/config.js';
-import { createDisyrePredictor, readDisyreCalibration, writeDisyreCalibration } from '../src/methods/disyre/model.js';
+import { createDisyrePredictor, readDisyreCalibration, readDisyreReference, writeDisyreCalibration, writeDisyreReference } from '../src/methods/disyre/model.js';
+import { cpSync, writeFileSync } from 'node:fs';
 import { DEFAULT_DISYRE_SCORING, disyreScoring } from '../src/methods/disyre/settings.js';
 import { initDisyre } from '../src/methods/disyre/unet.js';
 import { requireScore } from '../src/methods/index.js';
@@ -47,7 +48,7 @@ describe('disyre predict contract', () => {
     await writeNifti(join(cases, 'b.nii.gz'), tinyBrain(SHAPE, 201));
     const files = readdirSync(normals).map((f) => join(normals, f));
     const scoring = disyreScoring(DEFAULT_DISYRE_SCORING, { every: '2', levels: '0.5;1' });
-    writeDisyreCalibration(weights, await calibrateDisyre({ weightsDir: weights, files, region: 'brain', scoring, engine: 'onnx', log: silent }));
+    writeDisyreCalibration(weights, (await calibrateDisyre({ weightsDir: weights, files, region: "brain", scoring, engine: "onnx", log: silent })).calibration);
   });
 
   it('stores the calibration with its scoring', () => {
@@ -98,7 +99,7 @@ describe('disyre predict contract', () => {
   });
 
   it('takes scoring settings, refusing bad values by key', async () => {
-    expect(requireScore('disyre').method.settings!.map((s) => s.key)).toEqual(['levels', 'every', 'min', 'avg', 'mask', 'fraction']);
+    expect(requireScore('disyre').method.settings!.map((s) => s.key)).toEqual(['levels', 'every', 'min', 'avg', 'mask', 'fraction', 'reference', 'referenceFloor', 'zScale']);
     await expect(createDisyrePredictor(weights, { settings: { every: 'x' }, log: silent })).rejects.toThrow(/--set every/);
     await expect(createDisyrePredictor(weights, { settings: { levels: '0;1' }, log: silent })).rejects.toThrow(/--set levels/);
     expect(() => disyreScoring(DEFAULT_DISYRE_SCORING, { foo: '1' })).toThrow(/no such setting/);
@@ -111,6 +112,51 @@ describe('disyre predict contract', () => {
     } finally {
       await unmasked.dispose?.();
     }
+  });
+
+  it('standardises the map by a normal residual reference built from other normals; reference=off is the raw map; an older calibration reads as no reference', async () => {
+    const withRef = join(root, 'weights-ref');
+    cpSync(weights, withRef, { recursive: true });
+    const others = join(root, 'other-normals');
+    mkdirSync(others, { recursive: true });
+    for (let i = 0; i < 3; i++) await writeNifti(join(others, `normal_${i}.nii.gz`), tinyBrain(SHAPE, 300 + i));
+    const scoring = disyreScoring(DEFAULT_DISYRE_SCORING, { every: '2', levels: '0.5;1' });
+    const held = readdirSync(join(root, 'normals')).map((f) => join(root, 'normals', f));
+    const { calibration, builtReference } = await calibrateDisyre({
+      weightsDir: withRef, files: held, region: 'brain', scoring, engine: 'onnx', log: silent,
+      referenceFiles: readdirSync(others).map((f) => join(others, f)),
+    });
+    expect(builtReference!.reference.volumes).toBe(3);
+    await writeDisyreReference(withRef, builtReference!);
+    writeDisyreCalibration(withRef, calibration);
+    const back = readDisyreReference(withRef)!;
+    expect(back.reference.grid).toEqual([...builtReference!.reference.grid]);
+    expect(back.scoring.levels).toEqual([0.5, 1]);
+    // float16 on disk
+    back.reference.mean.forEach((v, i) => expect(Math.abs(v - builtReference!.reference.mean[i]!)).toBeLessThanOrEqual(1e-3 * Math.abs(v) + 1e-7));
+    const { volume } = await readNifti(join(cases, 'a.nii.gz'));
+    const ctx = { name: 'a.nii.gz', seed: 0, log: silent };
+    const mapOf = async (dir: string, settings: Record<string, string> = {}) => {
+      const p = await createDisyrePredictor(dir, { engine: 'onnx', settings, log: silent });
+      try {
+        return await p.pixelScore!(volume, ctx);
+      } finally {
+        await p.dispose?.();
+      }
+    };
+    const standardised = await mapOf(withRef);
+    const raw = await mapOf(withRef, { reference: 'off' });
+    expect(raw).toEqual(await mapOf(weights));
+    expect(standardised).not.toEqual(raw);
+    expect(standardised.every((v) => v >= 0 && v < 1)).toBe(true);
+    expect(standardised[0]).toBe(0);
+    expect(standardised.some((v, i) => v === 0 && raw[i]! > 0)).toBe(true); // at or below the normal mean
+    // a calibration file written before the reference existed: its scoring reads as reference off
+    const old = JSON.parse(readFileSync(join(withRef, 'disyre-calibration.json'), 'utf8')) as { scoring: Record<string, unknown> };
+    for (const k of ['reference', 'referenceFloor', 'zScale']) delete old.scoring[k];
+    writeFileSync(join(withRef, 'disyre-calibration.json'), JSON.stringify(old));
+    expect(readDisyreCalibration(withRef).scoring.reference).toBe(false);
+    expect(await mapOf(withRef)).toEqual(raw);
   });
 
   it('names the missing file', async () => {

@@ -11,6 +11,9 @@ import type { Region } from '../../volume/normalise.js';
 import type { EngineChoice } from '../../inference/engine-choice.js';
 import { DISYRE_CALIBRATION_FORMAT, DISYRE_CALIBRATION_VERSION, disyreVolumeScores, loadDisyreModel, type DisyreCalibration } from './model.js';
 import { disyreRawSampleScore } from './score.js';
+import { readDisyreReference, type DisyreReferenceRecord } from './model.js';
+import { ReferenceAccumulator, type ResidualReference } from './reference.js';
+import type { Volume } from '../../volume/volume.js';
 import type { DisyreScoring } from './settings.js';
 import { disposeParams } from '../../models/params.js';
 
@@ -20,26 +23,61 @@ export interface CalibrateDisyreOptions {
   readonly region: Region;
   readonly scoring: DisyreScoring;
   readonly engine?: EngineChoice;
+  /** Normal volumes to build a new residual reference from (none: keep the folder's). */
+  readonly referenceFiles?: readonly string[];
   readonly log: (line: string) => void;
 }
 
-export async function calibrateDisyre(opts: CalibrateDisyreOptions): Promise<DisyreCalibration> {
+export interface CalibrateDisyreResult {
+  readonly calibration: DisyreCalibration;
+  /** The reference built from `referenceFiles`, to be written next to the weights (null: none built). */
+  readonly builtReference: DisyreReferenceRecord | null;
+}
+
+/** Reads a volume for calibration; null (with a log line) when it is unusable. */
+async function readUsable(file: string, log: (line: string) => void): Promise<Volume | null> {
+  try {
+    const { volume } = await readNifti(file);
+    if (countNonFinite(volume.data) > 0) throw new InputFileError(file, 'NaN or infinite voxels');
+    return volume;
+  } catch (err) {
+    log(`skipping ${describeError(err)}`);
+    return null;
+  }
+}
+
+export async function calibrateDisyre(opts: CalibrateDisyreOptions): Promise<CalibrateDisyreResult> {
   const model = await loadDisyreModel(opts.weightsDir, opts.region, { ...(opts.engine ? { engine: opts.engine } : {}), log: opts.log });
   const raw: number[] = [];
   const used: string[] = [];
   const seconds: number[] = [];
+  let builtReference: DisyreReferenceRecord | null = null;
+  let reference: ResidualReference | null = null;
   try {
-    for (const file of opts.files) {
-      let volume;
-      try {
-        ({ volume } = await readNifti(file));
-        if (countNonFinite(volume.data) > 0) throw new InputFileError(file, 'NaN or infinite voxels');
-      } catch (err) {
-        opts.log(`skipping ${describeError(err)}`);
-        continue;
+    if (opts.referenceFiles !== undefined && opts.referenceFiles.length > 0) {
+      let acc: ReferenceAccumulator | null = null;
+      const usedForReference: string[] = [];
+      for (const file of opts.referenceFiles) {
+        const volume = await readUsable(file, opts.log);
+        if (volume === null) continue;
+        const scores = await disyreVolumeScores(model, volume, opts.scoring, null);
+        acc ??= new ReferenceAccumulator(scores.stack.height, scores.stack.width);
+        acc.add(scores.stackMap, scores.stack);
+        usedForReference.push(file);
+        opts.log(`reference ${usedForReference.length}/${opts.referenceFiles.length}: ${file} (network ${scores.seconds.network.toFixed(1)} s)`);
       }
+      if (acc === null) throw new InputFileError(opts.referenceFiles.join(', '), 'no usable normal volume for the residual reference');
+      reference = acc.result();
+      builtReference = { reference, scoring: opts.scoring, files: usedForReference };
+    } else if (opts.scoring.reference) {
+      reference = readDisyreReference(opts.weightsDir)?.reference ?? null;
+    }
+    if (opts.scoring.reference) opts.log(reference === null ? 'no normal residual reference: raw maps' : `maps standardised by the normal residual reference of ${reference.volumes} volumes`);
+    for (const file of opts.files) {
+      const volume = await readUsable(file, opts.log);
+      if (volume === null) continue;
       const t0 = performance.now();
-      const scores = await disyreVolumeScores(model, volume, opts.scoring);
+      const scores = await disyreVolumeScores(model, volume, opts.scoring, opts.scoring.reference ? reference : null);
       const r = disyreRawSampleScore(scores, opts.scoring.fraction);
       seconds.push((performance.now() - t0) / 1000);
       raw.push(r);
@@ -51,7 +89,7 @@ export async function calibrateDisyre(opts: CalibrateDisyreOptions): Promise<Dis
     disposeParams(model.net.params);
   }
   if (raw.length === 0) throw new InputFileError(opts.files.join(', '), 'no usable held-out volume for the calibration');
-  return {
+  const calibration: DisyreCalibration = {
     format: DISYRE_CALIBRATION_FORMAT,
     version: DISYRE_CALIBRATION_VERSION,
     region: opts.region,
@@ -59,4 +97,5 @@ export async function calibrateDisyre(opts: CalibrateDisyreOptions): Promise<Dis
     sample: fitSampleCalibration(raw),
     heldOut: { files: used, raw, secondsPerVolume: seconds, engine: model.engine },
   };
+  return { calibration, builtReference };
 }

@@ -1,4 +1,5 @@
 /** `moodlsr train disyre` and `moodlsr calibrate disyre`. */
+import path from 'node:path';
 import type { Command } from 'commander';
 import { collect, parseInteger, parseNumber, stderrLog } from '../../cli/common.js';
 import { parseRegion } from '../../cli/train-options.js';
@@ -80,6 +81,7 @@ export function registerDisyreTrain(train: Command): void {
 interface CalibrateFlags {
   weights: string;
   data: string[];
+  referenceData: string[];
   region: string;
   set: Record<string, string>;
   engine: string;
@@ -92,6 +94,7 @@ export function registerDisyreCalibrate(calibrate: Command): void {
     .requiredOption('--weights <dir>', 'weights folder with disyre.json/.bin')
     .requiredOption('--data <dir>', 'folder (or file) of held-out normal volumes, never used in training (repeatable)', collect, [])
     .option('--region <r>', 'brain or abdom', 'brain')
+    .option('--reference-data <dir>', 'folder (or file) of other normal volumes (not trained on, not --data) to build the normal residual reference from → WEIGHTS/disyre-reference.json/.bin (repeatable; without it the existing reference is kept)', collect, [])
     .option('--set <key=value>', 'scoring choice stored with the calibration (repeatable; see predict --help)', collectSetting, {})
     .option('--engine <e>', ENGINE_HELP, 'auto')
     .action(async (flags: CalibrateFlags) => {
@@ -101,15 +104,21 @@ export function registerDisyreCalibrate(calibrate: Command): void {
       const log = stderrLog('calibrate disyre: ');
       const { DEFAULT_DISYRE_SCORING, disyreScoring } = await import('./settings.js');
       const { calibrateDisyre } = await import('./calibrate.js');
-      const { writeDisyreCalibration } = await import('./model.js');
-      const calibration = await calibrateDisyre({
+      const { writeDisyreCalibration, writeDisyreReference } = await import('./model.js');
+      const referenceFiles = flags.referenceData.length > 0 ? await listNiftiFiles(flags.referenceData) : [];
+      if (flags.referenceData.length > 0 && referenceFiles.length === 0) throw new Error(`--reference-data: no NIfTI files in ${flags.referenceData.join(', ')}`);
+      const both = referenceFiles.filter((f) => files.some((g) => path.resolve(g) === path.resolve(f)));
+      if (both.length > 0) throw new Error(`--reference-data and --data share ${both.length} volume(s) (${both[0]}): the calibration needs normals the reference did not see`);
+      const { calibration, builtReference } = await calibrateDisyre({
         weightsDir: flags.weights,
         files,
         region: parseRegion(flags.region),
         scoring: disyreScoring(DEFAULT_DISYRE_SCORING, flags.set),
         engine: parseEngineChoice(flags.engine),
+        referenceFiles,
         log,
       });
+      if (builtReference !== null) log(`wrote ${await writeDisyreReference(flags.weights, builtReference)} (${builtReference.reference.volumes} volumes)`);
       const file = writeDisyreCalibration(flags.weights, calibration);
       log(`wrote ${file} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
     });

@@ -35,7 +35,9 @@ import { condInputSize, DISYRE_KIND, DISYRE_NAME, validateDisyreConfig, type Dis
 import { conditionInput } from './embedding.js';
 import { emitDisyreForward } from './emit-unet.js';
 import { disyreRawSampleScore, disyreStackMap, disyreVolumePixels, meanAbsResidual, type DisyreVolumeMap, type Restorer } from './score.js';
-import { disyreScoring, isDisyreScoring, type DisyreScoring } from './settings.js';
+import { completeDisyreScoring, disyreScoring, isDisyreScoring, type DisyreScoring } from './settings.js';
+import { readTensorBundle, writeTensorBundle } from '../../io/tensor-bundle.js';
+import type { ResidualReference } from './reference.js';
 import { disyreForward, disyreParamSpecs } from './unet.js';
 
 export const DISYRE_CALIBRATION_FILE = 'disyre-calibration.json';
@@ -63,9 +65,10 @@ export function validateDisyreCalibration(raw: unknown): DisyreCalibration {
   if (c === null || typeof c !== 'object' || c.format !== DISYRE_CALIBRATION_FORMAT) throw new Error(`not a ${DISYRE_CALIBRATION_FORMAT} file`);
   if (c.version !== DISYRE_CALIBRATION_VERSION) throw new Error(`version ${c.version} is not supported (expected ${DISYRE_CALIBRATION_VERSION})`);
   if (c.region !== 'brain' && c.region !== 'abdomen') throw new Error(`region must be 'brain' or 'abdomen', got ${JSON.stringify(c.region)}`);
-  if (!isDisyreScoring(c.scoring)) throw new Error('scoring is missing or malformed');
+  const scoring = completeDisyreScoring(c.scoring);
+  if (!isDisyreScoring(scoring)) throw new Error('scoring is missing or malformed');
   if (!isSampleCalibration(c.sample)) throw new Error('sample is missing or malformed');
-  return c as DisyreCalibration;
+  return { ...(c as DisyreCalibration), scoring };
 }
 
 export function readDisyreCalibration(dir: string): DisyreCalibration {
@@ -76,6 +79,60 @@ export function writeDisyreCalibration(dir: string, calibration: DisyreCalibrati
   const file = disyreCalibrationPath(dir);
   atomicWriteFileSync(file, JSON.stringify(validateDisyreCalibration(calibration), null, 1) + '\n');
   return file;
+}
+
+/** The normal residual reference's bundle in a weights folder: disyre-reference.json/.bin. */
+export const DISYRE_REFERENCE_NAME = 'disyre-reference';
+export const DISYRE_REFERENCE_KIND = 'disyre-reference';
+
+export interface DisyreReferenceRecord {
+  readonly reference: ResidualReference;
+  /** The scoring whose maps it averages (levels, every, pooling, mask). */
+  readonly scoring: DisyreScoring;
+  readonly files: readonly string[];
+}
+
+/** The reference of a weights folder, or null when it has none; a damaged one is an error naming its file. */
+export function readDisyreReference(dir: string): DisyreReferenceRecord | null {
+  if (!existsSync(manifestPath(dir, DISYRE_REFERENCE_NAME))) return null;
+  const bundle = readTensorBundle(dir, DISYRE_REFERENCE_NAME, DISYRE_REFERENCE_KIND);
+  const file = manifestPath(dir, DISYRE_REFERENCE_NAME);
+  const config = bundle.config as { grid?: unknown; volumes?: unknown; scoring?: unknown; files?: unknown };
+  const grid = config.grid;
+  if (!Array.isArray(grid) || grid.length !== 3 || !grid.every((n) => Number.isInteger(n) && n >= 1)) throw new InputFileError(file, 'config.grid must be three positive integers');
+  const scoring = completeDisyreScoring(config.scoring);
+  if (!isDisyreScoring(scoring)) throw new InputFileError(file, 'config.scoring is missing or malformed');
+  const cells = grid[0] * grid[1] * grid[2];
+  const tensor = (name: string): Float32Array => {
+    const t = bundle.tensors.get(name);
+    if (!t || t.values.length !== cells) throw new InputFileError(file, `tensor ${name} must hold ${cells} values (grid ${grid.join('×')})`);
+    return t.values;
+  };
+  return {
+    reference: { grid: grid as unknown as ResidualReference['grid'], mean: tensor('mean'), sd: tensor('sd'), volumes: Number(config.volumes) },
+    scoring,
+    files: Array.isArray(config.files) ? (config.files as string[]) : [],
+  };
+}
+
+/** Writes the reference as float16 next to the weights (atomic: binary first, then the manifest). */
+export async function writeDisyreReference(dir: string, record: DisyreReferenceRecord): Promise<string> {
+  const { grid, mean, sd, volumes } = record.reference;
+  const shape = [grid[2], grid[1], grid[0]];
+  const files = await writeTensorBundle(
+    dir,
+    DISYRE_REFERENCE_NAME,
+    {
+      kind: DISYRE_REFERENCE_KIND,
+      config: { grid: [...grid], volumes, scoring: record.scoring, files: record.files },
+      tensors: new Map([
+        ['mean', { shape, values: mean }],
+        ['sd', { shape, values: sd }],
+      ]),
+    },
+    { dtype: 'float16' },
+  );
+  return files.manifest;
 }
 
 export interface DisyreNetwork {
@@ -178,21 +235,26 @@ export interface DisyreVolumeScores extends DisyreVolumeMap {
 }
 
 /** Preprocess → restorations at every level → the volume map. */
-export async function disyreVolumeScores(model: Pick<DisyreModel, 'net' | 'region' | 'restore'>, volume: Volume, scoring: DisyreScoring): Promise<DisyreVolumeScores> {
+export async function disyreVolumeScores(
+  model: Pick<DisyreModel, 'net' | 'region' | 'restore'>,
+  volume: Volume,
+  scoring: DisyreScoring,
+  reference: ResidualReference | null = null,
+): Promise<DisyreVolumeScores> {
   const t0 = performance.now();
   const stack = preprocessForModel(volume, { region: model.region, slices: { every: scoring.every }, size: model.net.cfg.inputSize, normalisation: model.net.cfg.normalisation });
   const t1 = performance.now();
   const residual = await meanAbsResidual(stack, scoring.levels, model.restore);
   const t2 = performance.now();
-  const map = disyreStackMap(residual, stack, scoring);
+  const map = disyreStackMap(residual, stack, scoring, reference);
   return { ...map, stack, seconds: { preprocess: (t1 - t0) / 1000, network: (t2 - t1) / 1000, map: (performance.now() - t2) / 1000 } };
 }
 
-export function disyrePredictor(model: DisyreModel, calibration: DisyreCalibration, scoring: DisyreScoring): Predictor {
+export function disyrePredictor(model: DisyreModel, calibration: DisyreCalibration, scoring: DisyreScoring, reference: ResidualReference | null = null): Predictor {
   let last: { volume: Volume; scores: DisyreVolumeScores } | null = null;
   const scoresOf = async (volume: Volume): Promise<{ scores: DisyreVolumeScores; cached: boolean }> => {
     if (last !== null && last.volume === volume) return { scores: last.scores, cached: true };
-    const scores = await disyreVolumeScores(model, volume, scoring);
+    const scores = await disyreVolumeScores(model, volume, scoring, reference);
     last = { volume, scores };
     return { scores, cached: false };
   };
@@ -228,7 +290,12 @@ export async function createDisyrePredictor(weightsDir: string, opts: { readonly
   if (!existsSync(weightsDir)) throw new InputFileError(weightsDir, 'weights folder does not exist');
   const calibration = readDisyreCalibration(weightsDir);
   const scoring = disyreScoring(calibration.scoring, opts.settings ?? {});
+  const record = scoring.reference ? readDisyreReference(weightsDir) : null;
+  if (record !== null) {
+    const differs = (['levels', 'every', 'min', 'avg', 'mask'] as const).filter((k) => JSON.stringify(record.scoring[k]) !== JSON.stringify(scoring[k]));
+    if (differs.length > 0) opts.log?.(`warning: the normal residual reference of ${weightsDir} was built with other ${differs.join(', ')}; its standardisation is approximate (rebuild it: calibrate disyre --reference-data …)`);
+  }
   const model = await loadDisyreModel(weightsDir, calibration.region, opts);
-  return disyrePredictor(model, calibration, scoring);
+  return disyrePredictor(model, calibration, scoring, record?.reference ?? null);
 }
 

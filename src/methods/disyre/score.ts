@@ -3,8 +3,9 @@
  * - `levelBatch`: the network's inputs for one level t (every slice of the stack, t repeated);
  * - `meanAbsResidual`: mean over the levels of |x − x̂| per pixel of the stack;
  * - `disyreStackMap`: that stack map → min-pool then average-pool (kernels with z in voxels,
- *   src/score/smoothing.ts) → clipped to [0, 1] → zero outside the hole-filled body mask
- *   (src/volume/body-mask.ts, computed on the stack) when asked;
+ *   src/score/smoothing.ts) → clipped to [0, 1] → standardised by the normal residual reference when
+ *   one is given (./reference.ts) → zero outside the hole-filled body mask (src/volume/body-mask.ts,
+ *   computed on the stack) when asked;
  * - `disyreVolumePixels`: back onto the volume grid (src/volume/resample.ts, slices on their own z,
  *   linear between them), masked;
  * - `disyreRawSampleScore`: the mean of the top `fraction` of the stack map inside the mask
@@ -17,6 +18,7 @@ import { stackToVolume } from '../../volume/resample.js';
 import { stackShape, type SliceStack } from '../../volume/slices.js';
 import type { Shape3 } from '../../volume/volume.js';
 import type { DisyreScoring } from './settings.js';
+import { referenceOnStack, standardisedMap, type ResidualReference } from './reference.js';
 
 /** Restores `count` slices at level t: x̂ of the same layout (count × S × S). */
 export type Restorer = (images: Float32Array, positions: Float32Array, level: number) => Promise<Float32Array>;
@@ -47,9 +49,18 @@ export interface DisyreVolumeMap {
  * mask is src/volume/body-mask.ts's on the stack itself (its slices' intensities, margin 1 pixel of
  * the network's grid ≈ 2 voxels of a 256² slice), 10–20× fewer voxels than the volume.
  */
-export function disyreStackMap(residual: Float32Array, stack: Pick<SliceStack, 'data' | 'count' | 'height' | 'width' | 'zs'>, scoring: Pick<DisyreScoring, 'min' | 'avg' | 'mask'>): DisyreVolumeMap {
-  const stackMap = smoothStack(residual, stack.count, stack.height, stack.width, { min: scoring.min, avg: scoring.avg }, stackStride(stack.zs));
+export function disyreStackMap(
+  residual: Float32Array,
+  stack: Pick<SliceStack, 'data' | 'count' | 'height' | 'width' | 'zs' | 'positions'>,
+  scoring: Pick<DisyreScoring, 'min' | 'avg' | 'mask' | 'reference' | 'referenceFloor' | 'zScale'>,
+  reference: ResidualReference | null = null,
+): DisyreVolumeMap {
+  let stackMap = smoothStack(residual, stack.count, stack.height, stack.width, { min: scoring.min, avg: scoring.avg }, stackStride(stack.zs));
   for (let i = 0; i < stackMap.length; i++) stackMap[i] = Math.min(1, Math.max(0, stackMap[i]!));
+  if (reference !== null && scoring.reference) {
+    const at = referenceOnStack(reference, stack);
+    stackMap = standardisedMap(stackMap, at.mean, at.sd, scoring.referenceFloor, scoring.zScale);
+  }
   const stackMask = scoring.mask ? bodyMask(stack.data, stackShape(stack), { threshold: 0, margin: 1 }) : new Uint8Array(stackMap.length).fill(1);
   if (scoring.mask) applyMask(stackMap, stackMask);
   return { stackMap, stackMask };

@@ -18,6 +18,12 @@ export interface DisyreScoring {
   readonly mask: boolean;
   /** Sample score = mean of this top fraction of the masked map's voxels. */
   readonly fraction: number;
+  /** Standardise the map by the weights' normal residual reference (./reference.ts) when they have one. */
+  readonly reference: boolean;
+  /** σ floor of that standardisation, in map units (the map is a mean |x − x̂| of [0, 1] intensities). */
+  readonly referenceFloor: number;
+  /** z ↦ u / (1 + u), u = z / zScale: the standardised map into [0, 1). */
+  readonly zScale: number;
 }
 
 export const DEFAULT_DISYRE_SCORING: DisyreScoring = Object.freeze({
@@ -27,6 +33,9 @@ export const DEFAULT_DISYRE_SCORING: DisyreScoring = Object.freeze({
   avg: [5, 5, 7] as const,
   mask: true,
   fraction: 0.001,
+  reference: true,
+  referenceFloor: 0.003,
+  zScale: 10,
 });
 
 export const DISYRE_SETTINGS: readonly SettingSpec[] = [
@@ -36,6 +45,9 @@ export const DISYRE_SETTINGS: readonly SettingSpec[] = [
   { key: 'avg', help: 'average-pool kernel "X,Y,Z" (default 5,5,7)' },
   { key: 'mask', help: 'on or off: zero the map outside the body mask (default on)' },
   { key: 'fraction', help: 'sample score = mean of the top fraction of the masked map (0 < f ≤ 1, default 0.001)' },
+  { key: 'reference', help: 'on or off: standardise the map by the normal residual reference of the weights, when they have one (default on)' },
+  { key: 'referenceFloor', help: 'σ floor of that standardisation (> 0, default 0.003)' },
+  { key: 'zScale', help: 'the standardised map z goes into [0, 1) as u / (1 + u), u = z / zScale (> 0, default 10)' },
 ];
 
 /** Parses a list of levels separated by ';', '/', or whitespace (',' separates leaderboard settings). */
@@ -69,9 +81,17 @@ export function disyreScoring(base: DisyreScoring, overrides: Readonly<Record<st
         }
         break;
       case 'mask':
-        if (value !== 'on' && value !== 'off') throw new Error(`--set mask: expected on or off, got "${value}"`);
-        out = { ...out, mask: value === 'on' };
+      case 'reference':
+        if (value !== 'on' && value !== 'off') throw new Error(`--set ${key}: expected on or off, got "${value}"`);
+        out = { ...out, [key]: value === 'on' };
         break;
+      case 'referenceFloor':
+      case 'zScale': {
+        const v = settingNumber(key, value, 0);
+        if (!(v > 0)) throw new Error(`--set ${key}: expected a number > 0, got "${value}"`);
+        out = { ...out, [key]: v };
+        break;
+      }
       case 'fraction': {
         const f = settingNumber(key, value, 0);
         if (!(f > 0 && f <= 1)) throw new Error(`--set fraction: expected a number in (0, 1], got "${value}"`);
@@ -85,6 +105,13 @@ export function disyreScoring(base: DisyreScoring, overrides: Readonly<Record<st
   return out;
 }
 
+/** A stored scoring with the fields added since it was written filled from the defaults (their behaviour then: no reference). */
+export function completeDisyreScoring(x: unknown): unknown {
+  if (x === null || typeof x !== 'object') return x;
+  const s = x as Partial<DisyreScoring>;
+  return { reference: false, referenceFloor: DEFAULT_DISYRE_SCORING.referenceFloor, zScale: DEFAULT_DISYRE_SCORING.zScale, ...s };
+}
+
 /** Whether a stored value is a valid DisyreScoring (calibration files keep the scoring they were fitted with). */
 export function isDisyreScoring(x: unknown): x is DisyreScoring {
   const s = x as Partial<DisyreScoring>;
@@ -92,6 +119,7 @@ export function isDisyreScoring(x: unknown): x is DisyreScoring {
   return (
     s !== null && typeof s === 'object' && Array.isArray(s.levels) && s.levels.length > 0 && s.levels.every((v) => typeof v === 'number' && v > 0 && v <= 1) &&
     typeof s.every === 'number' && Number.isInteger(s.every) && s.every >= 1 && kernel(s.min) && kernel(s.avg) && typeof s.mask === 'boolean' &&
-    typeof s.fraction === 'number' && s.fraction > 0 && s.fraction <= 1
+    typeof s.fraction === 'number' && s.fraction > 0 && s.fraction <= 1 &&
+    typeof s.reference === 'boolean' && typeof s.referenceFloor === 'number' && s.referenceFloor > 0 && typeof s.zScale === 'number' && s.zScale > 0
   );
 }
