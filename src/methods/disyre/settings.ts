@@ -34,7 +34,7 @@ export const DEFAULT_DISYRE_SCORING: DisyreScoring = Object.freeze({
   mask: true,
   fraction: 0.001,
   reference: true,
-  referenceFloor: 0.003,
+  referenceFloor: 0.002,
   zScale: 10,
 });
 
@@ -46,7 +46,7 @@ export const DISYRE_SETTINGS: readonly SettingSpec[] = [
   { key: 'mask', help: 'on or off: zero the map outside the body mask (default on)' },
   { key: 'fraction', help: 'sample score = mean of the top fraction of the masked map (0 < f ≤ 1, default 0.001)' },
   { key: 'reference', help: 'on or off: standardise the map by the normal residual reference of the weights, when they have one (default on)' },
-  { key: 'referenceFloor', help: 'σ floor of that standardisation (> 0, default 0.003)' },
+  { key: 'referenceFloor', help: 'σ floor of that standardisation (> 0, default 0.002)' },
   { key: 'zScale', help: 'the standardised map z goes into [0, 1) as u / (1 + u), u = z / zScale (> 0, default 10)' },
 ];
 
