@@ -109,7 +109,7 @@ export function disyreScoring(base: DisyreScoring, overrides: Readonly<Record<st
 export function completeDisyreScoring(x: unknown): unknown {
   if (x === null || typeof x !== 'object') return x;
   const s = x as Partial<DisyreScoring>;
-  return { reference: false, referenceFloor: DEFAULT_DISYRE_SCORING.referenceFloor, zScale: DEFAULT_DISYRE_SCORING.zScale, ...s };
+  return { ...s, reference: s.reference ?? false, referenceFloor: s.referenceFloor ?? DEFAULT_DISYRE_SCORING.referenceFloor, zScale: s.zScale ?? DEFAULT_DISYRE_SCORING.zScale };
 }
 
 /** Whether a stored value is a valid DisyreScoring (calibration files keep the scoring they were fitted with). */
