@@ -13,7 +13,11 @@ const disyre: Method = {
   settings: DISYRE_SETTINGS,
   async load(weightsDir, opts) {
     const { createDisyrePredictor } = await import('./model.js');
-    return createDisyrePredictor(weightsDir, { ...(opts.engine !== undefined ? { engine: opts.engine } : {}), settings: opts.settings ?? {} });
+    return createDisyrePredictor(weightsDir, {
+      ...(opts.engine !== undefined ? { engine: opts.engine } : {}),
+      settings: opts.settings ?? {},
+      warn: (line) => process.stderr.write(`disyre: ${line}\n`),
+    });
   },
   registerTrain: registerDisyreTrain,
   registerCalibrate: registerDisyreCalibrate,

@@ -286,14 +286,17 @@ export function disyrePredictor(model: DisyreModel, calibration: DisyreCalibrati
 }
 
 /** For the method registry: the weights folder's network, calibration and scoring (with `settings` applied). */
-export async function createDisyrePredictor(weightsDir: string, opts: { readonly engine?: EngineChoice; readonly settings?: Readonly<Record<string, string>>; readonly log?: (line: string) => void } = {}): Promise<Predictor> {
+export async function createDisyrePredictor(
+  weightsDir: string,
+  opts: { readonly engine?: EngineChoice; readonly settings?: Readonly<Record<string, string>>; readonly log?: (line: string) => void; readonly warn?: (line: string) => void } = {},
+): Promise<Predictor> {
   if (!existsSync(weightsDir)) throw new InputFileError(weightsDir, 'weights folder does not exist');
   const calibration = readDisyreCalibration(weightsDir);
   const scoring = disyreScoring(calibration.scoring, opts.settings ?? {});
   const record = scoring.reference ? readDisyreReference(weightsDir) : null;
   if (record !== null) {
     const differs = (['levels', 'every', 'min', 'avg', 'mask'] as const).filter((k) => JSON.stringify(record.scoring[k]) !== JSON.stringify(scoring[k]));
-    if (differs.length > 0) opts.log?.(`warning: the normal residual reference of ${weightsDir} was built with other ${differs.join(', ')}; its standardisation is approximate (rebuild it: calibrate disyre --reference-data …)`);
+    if (differs.length > 0) (opts.warn ?? opts.log)?.(`warning: the normal residual reference of ${weightsDir} was built with other ${differs.join(', ')}; its standardisation is approximate (rebuild it: calibrate disyre --reference-data …)`);
   }
   const model = await loadDisyreModel(weightsDir, calibration.region, opts);
   return disyrePredictor(model, calibration, scoring, record?.reference ?? null);
