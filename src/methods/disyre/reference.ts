@@ -120,42 +120,57 @@ export class ReferenceAccumulator {
   }
 }
 
+/** Clamped linear taps of `n` output pixels on `cells` cell centres: lower index, upper index, upper weight. */
+function taps(n: number, cells: number): { lo: Int32Array; hi: Int32Array; w: Float32Array } {
+  const lo = new Int32Array(n);
+  const hi = new Int32Array(n);
+  const w = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const c = Math.min(cells - 1, Math.max(0, ((i + 0.5) * cells) / n - 0.5));
+    lo[i] = Math.floor(c);
+    hi[i] = Math.min(cells - 1, lo[i]! + 1);
+    w[i] = c - lo[i]!;
+  }
+  return { lo, hi, w };
+}
+
 /** μ and σ of the reference at every pixel of a stack (trilinear between cell centres, clamped at the borders). */
 export function referenceOnStack(ref: ResidualReference, stack: StackGeometry): { mean: Float32Array; sd: Float32Array } {
   const [gx, gy, gz] = ref.grid;
   const { height, width, count } = stack;
   const plane = height * width;
+  const cells = gx * gy;
   const mean = new Float32Array(count * plane);
   const sd = new Float32Array(count * plane);
-  const axis = (f: number, n: number): [number, number, number] => {
-    const c = Math.min(n - 1, Math.max(0, f));
-    const i0 = Math.floor(c);
-    const i1 = Math.min(n - 1, i0 + 1);
-    return [i0, i1, c - i0];
-  };
-  const xs = Array.from({ length: width }, (_, x) => axis(((x + 0.5) * gx) / width - 0.5, gx));
-  const ys = Array.from({ length: height }, (_, y) => axis(((y + 0.5) * gy) / height - 0.5, gy));
+  const tx = taps(width, gx);
+  const ty = taps(height, gy);
+  // the two position bins blended first (one grid plane per slice), then bilinear in-plane
+  const planeMean = new Float32Array(cells);
+  const planeSd = new Float32Array(cells);
   for (let s = 0; s < count; s++) {
-    const [z0, z1, wz] = axis(binCoordinate(stack.positions[s]!, gz), gz);
+    const fz = Math.min(gz - 1, Math.max(0, binCoordinate(stack.positions[s]!, gz)));
+    const z0 = Math.floor(fz);
+    const z1 = Math.min(gz - 1, z0 + 1);
+    const wz = fz - z0;
+    for (let c = 0; c < cells; c++) {
+      planeMean[c] = (1 - wz) * ref.mean[z0 * cells + c]! + wz * ref.mean[z1 * cells + c]!;
+      planeSd[c] = (1 - wz) * ref.sd[z0 * cells + c]! + wz * ref.sd[z1 * cells + c]!;
+    }
     for (let y = 0; y < height; y++) {
-      const [y0, y1, wy] = ys[y]!;
+      const r0 = ty.lo[y]! * gx;
+      const r1 = ty.hi[y]! * gx;
+      const wy = ty.w[y]!;
+      const row = s * plane + y * width;
       for (let x = 0; x < width; x++) {
-        const [x0, x1, wx] = xs[x]!;
-        let m = 0;
-        let d = 0;
-        for (const [zi, fz] of [[z0, 1 - wz], [z1, wz]] as const) {
-          for (const [yi, fy] of [[y0, 1 - wy], [y1, wy]] as const) {
-            for (const [xi, fx] of [[x0, 1 - wx], [x1, wx]] as const) {
-              const w = fz * fy * fx;
-              if (w === 0) continue;
-              const cell = zi * gx * gy + yi * gx + xi;
-              m += w * ref.mean[cell]!;
-              d += w * ref.sd[cell]!;
-            }
-          }
-        }
-        mean[s * plane + y * width + x] = m;
-        sd[s * plane + y * width + x] = d;
+        const x0 = tx.lo[x]!;
+        const x1 = tx.hi[x]!;
+        const wx = tx.w[x]!;
+        const top = (1 - wx) * planeMean[r0 + x0]! + wx * planeMean[r0 + x1]!;
+        const bottom = (1 - wx) * planeMean[r1 + x0]! + wx * planeMean[r1 + x1]!;
+        mean[row + x] = (1 - wy) * top + wy * bottom;
+        const topSd = (1 - wx) * planeSd[r0 + x0]! + wx * planeSd[r0 + x1]!;
+        const bottomSd = (1 - wx) * planeSd[r1 + x0]! + wx * planeSd[r1 + x1]!;
+        sd[row + x] = (1 - wy) * topSd + wy * bottomSd;
       }
     }
   }
