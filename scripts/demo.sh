@@ -15,11 +15,9 @@ node dist/src/cli.js inject --src data/mricron/ch2bet.nii.gz --out "$out/brain-s
 node dist/src/cli.js inject --region abdom --out "$out/abdom-set" \
   --normal "${MOODLSR_DEMO_ABDOM_NORMAL:-2}" --per-kind 1 --seed "$seed"
 # The four MOOD entry scripts, exactly as the organisers call them (sh run_X.sh IN OUT), with the shipped weights.
-# zscore (the training-free floor) beside the shipped default (weights/REGION/default-method: disyre for the
-# brain; zscore for the abdomen, which therefore runs once).
+# zscore (the training-free floor) beside the shipped default (weights/REGION/default-method: disyre for both).
 for region in brain abdom; do
-  set -- --command "zscore=MOODLSR_METHOD=zscore sh scripts/run_{task}_$region.sh"
-  [ "$region" = brain ] && set -- "$@" --command "default=sh scripts/run_{task}_$region.sh"
+  set -- --command "zscore=MOODLSR_METHOD=zscore sh scripts/run_{task}_$region.sh" --command "default=sh scripts/run_{task}_$region.sh"
   node dist/src/cli.js leaderboard --set "$out/$region-set" --region "$region" --out "$out/$region-report" \
     "$@" --bootstrap 200 --overlays 8 --seed "$seed"
 done

@@ -7,8 +7,7 @@ const disyre: Method = {
   id: 'disyre',
   summary: 'DISYRE: a U-Net restores synthetically corrupted slices; anomaly map = mean |x − x̂| over a few corruption levels',
   scores: [{ name: 'disyre', tasks: ['sample', 'pixel'] }],
-  // Brain only: the abdominal network is not trained yet (`moodlsr train disyre --region abdom`, then --weights).
-  regions: ['brain'],
+  regions: ['brain', 'abdom'],
   shippedSubfolder: 'disyre',
   settings: DISYRE_SETTINGS,
   async load(weightsDir, opts) {
