@@ -20,12 +20,7 @@ import { pickIndices, sampleBatch } from './sampler.js';
 import { runTrainer, type TrainOutcome } from './trainer-run.js';
 import type { SliceStack } from '../volume/slices.js';
 import { createRng, type Rng } from '../engine/random.js';
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { InputFileError } from '../errors.js';
-import { binaryPath, loadModel, manifestPath } from '../models/weights.js';
-import { disposeParams } from '../models/params.js';
-import { flattenParams } from './loop-worker.js';
+import { loadWarmStart } from './warm-start.js';
 import { normalisedBackground } from '../volume/preprocess.js';
 import { normalisationFor } from '../volume/normalise.js';
 
@@ -56,17 +51,8 @@ export interface VqvaeTrainOptions extends CommonTrainOptions {
 
 /** The weights of the VQ-VAE in `dir` as a `startFrom`, after checking that its config matches `cfg` (dropout aside). */
 export function loadStartWeights(dir: string, cfg: VqvaeConfig): { weights: Float32Array; label: string } {
-  const loaded = loadModel<VqvaeConfig>(dir, 'vqvae', 'vqvae');
-  try {
-    const a = JSON.stringify({ ...loaded.config, dropout: 0 });
-    const b = JSON.stringify({ ...cfg, dropout: 0 });
-    if (a !== b) throw new InputFileError(manifestPath(dir, 'vqvae'), `its config differs from this run's: ${a} vs ${b}`);
-    const weights = flattenParams(loaded.params, paramLayout({ kind: 'vqvae', config: cfg }));
-    const label = `${dir}:${createHash('sha256').update(readFileSync(binaryPath(dir, 'vqvae'))).digest('hex').slice(0, 16)}`;
-    return { weights, label };
-  } finally {
-    disposeParams(loaded.params);
-  }
+  // dropout is a training choice, not part of the network: a warm start may change it
+  return loadWarmStart(dir, 'vqvae', 'vqvae', cfg, paramLayout({ kind: 'vqvae', config: cfg }), (c) => JSON.stringify({ ...c, dropout: 0 }));
 }
 
 export type { TrainOutcome } from './trainer-run.js';

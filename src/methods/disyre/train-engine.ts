@@ -34,24 +34,8 @@ export async function initialDisyreWeights(cfg: DisyreConfig, seed: number): Pro
  * order; its config must equal `cfg`. The label names the folder and the weights' hash.
  */
 export async function disyreStartWeights(dir: string, cfg: DisyreConfig): Promise<{ weights: Float32Array; label: string }> {
-  const { loadModel } = await import('../../models/weights.js');
-  const { binaryPath, manifestPath } = await import('../../io/tensor-bundle.js');
-  const { flattenParams } = await import('../../train/loop-worker.js');
-  const { disposeParams } = await import('../../models/params.js');
-  const { InputFileError } = await import('../../errors.js');
-  const { createHash } = await import('node:crypto');
-  const { readFileSync } = await import('node:fs');
-  const loaded = loadModel<DisyreConfig>(dir, DISYRE_NAME, DISYRE_KIND);
-  try {
-    const a = JSON.stringify(loaded.config);
-    const b = JSON.stringify(cfg);
-    if (a !== b) throw new InputFileError(manifestPath(dir, DISYRE_NAME), `its config differs from this run's: ${a} vs ${b}`);
-    const weights = flattenParams(loaded.params, disyreLayout(cfg));
-    const hash = createHash('sha256').update(readFileSync(binaryPath(dir, DISYRE_NAME))).digest('hex').slice(0, 16);
-    return { weights, label: `${dir}:${hash}` };
-  } finally {
-    disposeParams(loaded.params);
-  }
+  const { loadWarmStart } = await import('../../train/warm-start.js');
+  return loadWarmStart(dir, DISYRE_NAME, DISYRE_KIND, cfg, disyreLayout(cfg));
 }
 
 export function createDisyreTrainingEngine(cfg: DisyreConfig, opts: OnnxEngineOptions = {}): Promise<OnnxTrainingEngine> {
