@@ -99,7 +99,9 @@ describe('disyre predict contract', () => {
   });
 
   it('takes scoring settings, refusing bad values by key', async () => {
-    expect(requireScore('disyre').method.settings!.map((s) => s.key)).toEqual(['levels', 'every', 'min', 'avg', 'mask', 'fraction', 'reference', 'referenceFloor', 'zScale']);
+    expect(requireScore('disyre').method.settings!.map((s) => s.key)).toEqual(['levels', 'every', 'min', 'avg', 'mask', 'fraction', 'reference', 'referenceFloor', 'zScale', 'map']);
+    await expect(createDisyrePredictor(weights, { settings: { map: 'segmentation' }, log: silent })).rejects.toThrow(/disyre\.json.*segmentation head/);
+    await expect(createDisyrePredictor(weights, { settings: { map: 'both' }, log: silent })).rejects.toThrow(/--set map/);
     await expect(createDisyrePredictor(weights, { settings: { every: 'x' }, log: silent })).rejects.toThrow(/--set every/);
     await expect(createDisyrePredictor(weights, { settings: { levels: '0;1' }, log: silent })).rejects.toThrow(/--set levels/);
     expect(() => disyreScoring(DEFAULT_DISYRE_SCORING, { foo: '1' })).toThrow(/no such setting/);
@@ -157,6 +159,42 @@ describe('disyre predict contract', () => {
     writeFileSync(join(withRef, 'disyre-calibration.json'), JSON.stringify(old));
     expect(readDisyreCalibration(withRef).scoring.reference).toBe(false);
     expect(await mapOf(withRef)).toEqual(raw);
+  });
+
+  it('with the segmentation head: map=segmentation, mean and max score from its probabilities (ONNX Runtime = TF.js), mean and max combine it with the residual map', async () => {
+    const segWeights = join(root, 'weights-seg');
+    const segCfg = { ...CFG, segmentationWeight: 0.1 };
+    const params = initDisyre(segCfg, 5);
+    const rng = createRng(6);
+    for (const [name, v] of Object.entries(params)) if (/\.b$|^out\.|^seg\./.test(name)) v.assign(tf.add(v, tf.tensor(Array.from({ length: v.size }, () => 0.2 * rng.normal()), v.shape)));
+    saveModel(segWeights, 'disyre', { kind: 'disyre', config: segCfg, params });
+    disposeParams(params);
+    const held = readdirSync(join(root, 'normals')).map((f) => join(root, 'normals', f));
+    const scoring = disyreScoring(DEFAULT_DISYRE_SCORING, { every: '2', levels: '0.5;1', map: 'segmentation' });
+    const { calibration } = await calibrateDisyre({ weightsDir: segWeights, files: held, region: 'brain', scoring, engine: 'onnx', log: silent });
+    writeDisyreCalibration(segWeights, calibration);
+    const { volume } = await readNifti(join(cases, 'a.nii.gz'));
+    const maps: Record<string, Float32Array> = {};
+    for (const [key, engine, map] of [['seg-onnx', 'onnx', 'segmentation'], ['seg-tfjs', 'tfjs', 'segmentation'], ['mean', 'onnx', 'mean'], ['max', 'onnx', 'max'], ['residual', 'onnx', 'residual']] as const) {
+      const predictor = await createDisyrePredictor(segWeights, { engine, settings: { map }, log: silent });
+      try {
+        maps[key] = await predictor.pixelScore!(volume, { name: 'a.nii.gz', seed: 0, log: silent });
+        const sample = await predictor.sampleScore!(volume, { name: 'a.nii.gz', seed: 0, log: silent });
+        expect(sample >= 0 && sample <= 1).toBe(true);
+      } finally {
+        await predictor.dispose?.();
+      }
+    }
+    const seg = maps['seg-onnx']!;
+    expect(seg.every((v) => v >= 0 && v < 1)).toBe(true);
+    expect(seg.some((v) => v > 0)).toBe(true);
+    for (let i = 0; i < seg.length; i++) {
+      expect(Math.abs(seg[i]! - maps['seg-tfjs']![i]!)).toBeLessThan(1e-3);
+      // max is taken on the slice stack, then interpolated between slices: at least the larger of the two maps.
+      expect(maps.max![i]!).toBeGreaterThanOrEqual(Math.max(seg[i]!, maps.residual![i]!) - 1e-5);
+      expect(maps.mean![i]!).toBeCloseTo(0.5 * (seg[i]! + maps.residual![i]!), 5);
+    }
+    expect(seg.some((v, i) => Math.abs(v - maps.residual![i]!) > 1e-3)).toBe(true);
   });
 
   it('names the missing file', async () => {

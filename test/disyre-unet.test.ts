@@ -17,7 +17,7 @@ import { saveFlatModel } from '../src/train/checkpoint.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { disyreForward, disyreParamSpecs, initDisyre } from '../src/methods/disyre/unet.js';
+import { disyreForward, disyreHeads, disyreParamSpecs, initDisyre } from '../src/methods/disyre/unet.js';
 import { disposeParams, type ParamMap } from '../src/models/params.js';
 import { hostParams } from '../src/onnx/emit-blocks.js';
 import { createSession, requireOnnxRuntime } from '../src/onnx/runtime.js';
@@ -98,16 +98,18 @@ describe('DISYRE U-Net', () => {
     const targets = new Float32Array(count * s * s);
     const levels = new Float32Array(count);
     const positions = new Float32Array(count);
+    const masks = new Float32Array(count * s * s);
     for (let b = 0; b < count; b++) {
       const clean = new Float32Array(s * s);
       for (let y = 0; y < s; y++) for (let x = 0; x < s; x++) if (Math.hypot(x - s / 2, y - s / 2) < 0.4 * s) clean[y * s + x] = 0.4 + 0.3 * ((x + y + b) % 3 === 0 ? 1 : 0);
       const c = corruptSlice(clean, s, null, createRng(rng.seed()));
       images.set(c.image, b * s * s);
       targets.set(clean, b * s * s);
+      for (let p = 0; p < s * s; p++) masks[b * s * s + p] = c.mask[p]! * c.level;
       levels[b] = c.level;
       positions[b] = rng.uniform(-0.5, 0.5);
     }
-    return { kind: 'images', images, targets, levels, positions, count, size: s };
+    return { kind: 'images', images, targets, levels, positions, masks, count, size: s };
   }
 
   it('training graph gradients match finite differences of the loss', async () => {
@@ -200,5 +202,85 @@ describe('DISYRE U-Net', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  describe('with the segmentation head', () => {
+    const SEG: DisyreConfig = { ...TINY, segmentationWeight: 0.5 };
+
+    it('adds one 1×1 head; ONNX Runtime equals TF.js for x̂ and the probabilities', async () => {
+      expect(() => validateDisyreConfig({ ...TINY, segmentationWeight: -1 })).toThrow(/segmentationWeight/);
+      expect(disyreLayout(SEG).total - disyreLayout(TINY).total).toBe(TINY.channels[0]! + 1);
+      const ort = await requireOnnxRuntime();
+      const params = randomParams(SEG, 21);
+      const x = inputs(SEG, 3, 22);
+      const s = SEG.inputSize;
+      const heads = disyreHeads(params, SEG, tf.tensor4d(x.images, [3, s, s, 1]), tf.tensor2d(x.cond, [3, condInputSize(SEG)]));
+      const session = await createSession(emitDisyreForward(hostParams(params), SEG).encode({ producerVersion: 'test' }), { threads: 1 });
+      const out = await session.run({ image: new ort.Tensor('float32', x.images, [3, s, s, 1]), cond: new ort.Tensor('float32', x.cond, [3, condInputSize(SEG)]) });
+      await session.release();
+      const seg = heads.seg!.dataSync() as Float32Array;
+      expect(heads.seg!.shape).toEqual([3, s, s, 1]);
+      expect(seg.every((p) => p > 0 && p < 1)).toBe(true);
+      const got = out.segmentation!.data as Float32Array;
+      for (let i = 0; i < seg.length; i++) expect(Math.abs(got[i]! - seg[i]!)).toBeLessThan(1e-5);
+      const xhat = out.xhat!.data as Float32Array;
+      const want = heads.xhat.dataSync() as Float32Array;
+      for (let i = 0; i < want.length; i++) expect(Math.abs(xhat[i]! - want[i]!)).toBeLessThan(1e-4);
+      heads.xhat.dispose();
+      heads.seg!.dispose();
+      disposeParams(params);
+    });
+
+    it('training graph gradients (MSE + weighted cross-entropy) match finite differences; the masks are fed', async () => {
+      const engine = await createDisyreTrainingEngine(SEG, { threads: 1 });
+      try {
+        const weights = await initialDisyreWeights(SEG, 3);
+        const layout = disyreLayout(SEG);
+        const rng = createRng(19);
+        for (let i = 0; i < weights.length; i++) weights[i] += 0.05 * rng.normal();
+        const batch = batchOf(SEG, 3, 4);
+        expect(batch.masks!.some((m) => m > 0.1)).toBe(true);
+        const { grads, stats } = await engine.gradients(weights, 1, batch, 0);
+        expect(stats.means.bce).toBeGreaterThan(0);
+        expect(stats.means.loss).toBeGreaterThan(0.5 * stats.means.bce!);
+        let version = 2;
+        const lossAt = async (w: Float32Array) => (await engine.evaluate(w, version++, [batch])).means.loss!;
+        for (const name of ['seg.w', 'seg.b', 'in.w', 'dec0.norm2.g']) {
+          const entry = layout.entries.find((e) => e.name === name)!;
+          const k = entry.offset + Math.floor(entry.size / 2);
+          const h = 1e-2;
+          const plus = weights.slice();
+          plus[k] += h;
+          const minus = weights.slice();
+          minus[k] -= h;
+          const numeric = ((await lossAt(plus)) - (await lossAt(minus))) / (2 * h);
+          expect(Math.abs(grads[k]! - numeric)).toBeLessThan(0.05 * Math.abs(numeric) + 2e-5);
+        }
+        const { masks: _dropped, ...withoutMasks } = batch;
+        await expect(engine.gradients(weights, 9, withoutMasks, 0)).rejects.toThrow(/corruption masks/);
+      } finally {
+        await engine.close();
+      }
+    });
+
+    it('a warm start from a network without the head keeps its trunk and starts the head fresh', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'moodlsr-disyre-seg-init-'));
+      try {
+        const trunk = await initialDisyreWeights(TINY, 7);
+        saveFlatModel(dir, DISYRE_NAME, { kind: DISYRE_KIND, config: TINY, layout: disyreLayout(TINY), weights: trunk });
+        const start = await disyreStartWeights(dir, SEG, 5);
+        const fresh = await initialDisyreWeights(SEG, 5);
+        const old = disyreLayout(TINY);
+        for (const e of disyreLayout(SEG).entries) {
+          const from = old.entries.find((o) => o.name === e.name);
+          const want = from ? trunk.subarray(from.offset, from.offset + from.size) : fresh.subarray(e.offset, e.offset + e.size);
+          expect(start.weights.subarray(e.offset, e.offset + e.size)).toEqual(want);
+        }
+        expect(start.label).toMatch(/\+fresh\(seg\.b,seg\.w\)$/);
+        await expect(disyreStartWeights(dir, { ...THREE_LEVELS, segmentationWeight: 0.5 })).rejects.toThrow(/config differs/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
   });
 });

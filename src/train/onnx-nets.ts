@@ -18,7 +18,7 @@ import { emitPriorTraining } from '../methods/lsr/onnx-train-graph.js';
 import { emitVqvaeTraining } from './onnx-vqvae-graph.js';
 import { emitVaeTraining } from '../methods/vae/onnx-train-graph.js';
 import { emitTransformerTraining } from '../methods/lsgs/onnx-train-graph.js';
-import { condInputSize, type DisyreConfig } from '../methods/disyre/config.js';
+import { condInputSize, hasSegmentationHead, type DisyreConfig } from '../methods/disyre/config.js';
 import { conditionInput } from '../methods/disyre/embedding.js';
 import { emitDisyreTraining } from '../methods/disyre/train-graph.js';
 import { isDisyreBatch } from '../methods/disyre/batch.js';
@@ -190,6 +190,7 @@ export function disyreOnnxNet(cfg: DisyreConfig): OnnxNet {
   if (graph.unused !== undefined) throw new Error(`DISYRE training graph: parameters ${graph.unused.join(', ')} are unused`);
   const s = cfg.inputSize;
   const e = condInputSize(cfg);
+  const segmentation = hasSegmentationHead(cfg);
   return {
     layout,
     train: { ...graph, dropout: [] },
@@ -199,16 +200,17 @@ export function disyreOnnxNet(cfg: DisyreConfig): OnnxNet {
       if (!isDisyreBatch(batch)) throw new Error('DISYRE trains on batches of corrupted slices with their clean targets and levels');
       if (batch.size !== s) throw new Error(`DISYRE batch of ${batch.size}×${batch.size} slices, the network takes ${s}×${s}`);
       const n = batch.count;
-      return {
-        feeds: {
-          image: new ort.Tensor('float32', batch.images, [n, s, s, 1]),
-          target: new ort.Tensor('float32', batch.targets, [n, s, s, 1]),
-          cond: new ort.Tensor('float32', conditionInput(cfg, batch.levels, batch.positions), [n, e]),
-        },
-        shapes: { image: [n, s, s, 1], target: [n, s, s, 1], cond: [n, e] },
+      const feeds = {
+        image: new ort.Tensor('float32', batch.images, [n, s, s, 1]),
+        target: new ort.Tensor('float32', batch.targets, [n, s, s, 1]),
+        cond: new ort.Tensor('float32', conditionInput(cfg, batch.levels, batch.positions), [n, e]),
       };
+      const shapes = { image: [n, s, s, 1], target: [n, s, s, 1], cond: [n, e] };
+      if (!segmentation) return { feeds, shapes };
+      if (batch.masks === undefined || batch.masks.length !== batch.targets.length) throw new Error('DISYRE with a segmentation head trains on batches with corruption masks');
+      return { feeds: { ...feeds, mask: new ort.Tensor('float32', batch.masks, [n, s, s, 1]) }, shapes: { ...shapes, mask: [n, s, s, 1] } };
     },
-    stats: (outputs, batch) => ({ count: batch.count, means: scalarStats(outputs, ['loss', 'rec', 'restored']) }),
+    stats: (outputs, batch) => ({ count: batch.count, means: scalarStats(outputs, segmentation ? ['loss', 'rec', 'restored', 'bce'] : ['loss', 'rec', 'restored']) }),
   };
 }
 

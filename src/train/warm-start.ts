@@ -16,15 +16,31 @@ export interface WarmStart {
   readonly label: string;
 }
 
-export function loadWarmStart<C>(dir: string, name: string, kind: string, cfg: C, layout: ParamLayout, configKey: (c: C) => string = (c) => JSON.stringify(c)): WarmStart {
+/**
+ * `fresh` (flat weights in `layout` order): parameters of this run that the saved model lacks keep
+ * their fresh values (a head added to a trained trunk); without it every parameter must be saved.
+ */
+export function loadWarmStart<C>(dir: string, name: string, kind: string, cfg: C, layout: ParamLayout, configKey: (c: C) => string = (c) => JSON.stringify(c), fresh?: Float32Array): WarmStart {
   const loaded = loadModel<C>(dir, name, kind);
   try {
     const a = configKey(loaded.config);
     const b = configKey(cfg);
     if (a !== b) throw new InputFileError(manifestPath(dir, name), `its config differs from this run's: ${a} vs ${b}`);
-    const weights = flattenParams(loaded.params, layout);
-    const label = `${dir}:${createHash('sha256').update(readFileSync(binaryPath(dir, name))).digest('hex').slice(0, 16)}`;
-    return { weights, label };
+    const hash = createHash('sha256').update(readFileSync(binaryPath(dir, name))).digest('hex').slice(0, 16);
+    if (fresh === undefined) return { weights: flattenParams(loaded.params, layout), label: `${dir}:${hash}` };
+    if (fresh.length !== layout.total) throw new RangeError(`fresh weights: ${fresh.length} values, the layout ${layout.total}`);
+    const weights = fresh.slice();
+    const added: string[] = [];
+    for (const e of layout.entries) {
+      const v = loaded.params[e.name];
+      if (v === undefined) {
+        added.push(e.name);
+        continue;
+      }
+      if (v.size !== e.size) throw new InputFileError(manifestPath(dir, name), `parameter ${e.name} has ${v.size} values, this run's ${e.size}`);
+      weights.set(v.dataSync() as Float32Array, e.offset);
+    }
+    return { weights, label: added.length === 0 ? `${dir}:${hash}` : `${dir}:${hash}+fresh(${added.join(',')})` };
   } finally {
     disposeParams(loaded.params);
   }

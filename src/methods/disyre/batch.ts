@@ -5,6 +5,8 @@ import type { ImageBatch, TrainBatch } from '../../train/loop-worker.js';
 export interface DisyreBatch extends ImageBatch {
   readonly targets: Float32Array;
   readonly levels: Float32Array;
+  /** Targets of the segmentation head: each corruption's soft mask times its level (absent without the head). */
+  readonly masks?: Float32Array;
 }
 
 export function isDisyreBatch(b: TrainBatch): b is DisyreBatch {

@@ -9,7 +9,7 @@ import { countNonFinite, readNifti } from '../../io/nifti.js';
 import { fitSampleCalibration } from '../../score/calibration.js';
 import type { Region } from '../../volume/normalise.js';
 import type { EngineChoice } from '../../inference/engine-choice.js';
-import { DISYRE_CALIBRATION_FORMAT, DISYRE_CALIBRATION_VERSION, disyreVolumeScores, loadDisyreModel, readDisyreReference, type DisyreCalibration, type DisyreReferenceRecord } from './model.js';
+import { DISYRE_CALIBRATION_FORMAT, DISYRE_CALIBRATION_VERSION, disyreVolumeScores, loadDisyreModel, readDisyreReference, requireMapSource, type DisyreCalibration, type DisyreReferenceRecord } from './model.js';
 import { disyreRawSampleScore } from './score.js';
 import { ReferenceAccumulator, type ResidualReference } from './reference.js';
 import type { Volume } from '../../volume/volume.js';
@@ -53,13 +53,14 @@ export async function calibrateDisyre(opts: CalibrateDisyreOptions): Promise<Cal
   let builtReference: DisyreReferenceRecord | null = null;
   let reference: ResidualReference | null = null;
   try {
+    requireMapSource(model.net.cfg, opts.scoring, opts.weightsDir);
     if (opts.referenceFiles !== undefined && opts.referenceFiles.length > 0) {
       let acc: ReferenceAccumulator | null = null;
       const usedForReference: string[] = [];
       for (const file of opts.referenceFiles) {
         const volume = await readUsable(file, opts.log);
         if (volume === null) continue;
-        const scores = await disyreVolumeScores(model, volume, opts.scoring, null);
+        const scores = await disyreVolumeScores(model, volume, { ...opts.scoring, map: 'residual' }, null);
         acc ??= new ReferenceAccumulator(scores.stack.height, scores.stack.width);
         acc.add(scores.stackMap, scores.stack);
         usedForReference.push(file);

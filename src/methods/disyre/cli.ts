@@ -25,6 +25,7 @@ interface TrainFlags {
   threads?: number;
   workers?: number;
   init?: string;
+  segmentationWeight?: number;
 }
 
 function parsePreset(value: string): DisyrePreset {
@@ -52,13 +53,14 @@ export function registerDisyreTrain(train: Command): void {
     .option('--workers <n>', 'data-parallel worker threads, one ONNX Runtime session each (default 2; 0 = this thread)', parseInteger('--workers', 0))
     .option('--threads <n>', 'ONNX Runtime intra-op threads per session (default: every core / sessions)', parseInteger('--threads', 1))
     .option('--init <dir>', 'warm start from the U-Net in this folder (disyre.json/.bin, same preset; fresh Adam state), e.g. another region\'s')
+    .option('--segmentation-weight <w>', 'add the segmentation head (where was the slice corrupted?) with this weight on its cross-entropy beside the MSE; --init from a network without one starts the head fresh', parseNumber('--segmentation-weight', 0))
     .action(async (flags: TrainFlags) => {
       const { trainDisyre } = await import('./trainer.js');
       const result = await trainDisyre({
         region: parseRegion(flags.region),
         data: flags.data,
         outDir: flags.out,
-        config: DISYRE_PRESETS[parsePreset(flags.preset)],
+        config: { ...DISYRE_PRESETS[parsePreset(flags.preset)], ...(flags.segmentationWeight ? { segmentationWeight: flags.segmentationWeight } : {}) },
         seed: flags.seed,
         command: `moodlsr ${process.argv.slice(2).join(' ')}`,
         ...(flags.epochs !== undefined ? { epochs: flags.epochs } : {}),

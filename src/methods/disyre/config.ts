@@ -22,6 +22,18 @@ export interface DisyreConfig {
   readonly normGroups: number;
   /** Intensities the network sees: DISYRE works on raw [0, 1] intensities (identity linear map). */
   readonly normalisation: Normalisation;
+  /**
+   * Weight of a second output head's loss (absent or 0: no head). The head (conv1×1 'seg' on the last
+   * decoder block, a sigmoid) predicts where the input was corrupted, trained with binary
+   * cross-entropy against the corruption's soft mask times its level (FPI-style targets) beside the
+   * restoration's MSE: the synthetic-anomaly segmenter of the authors' MOOD 2022 entry, on the same trunk.
+   */
+  readonly segmentationWeight?: number;
+}
+
+/** True when the config has the segmentation head. */
+export function hasSegmentationHead(cfg: Pick<DisyreConfig, 'segmentationWeight'>): boolean {
+  return (cfg.segmentationWeight ?? 0) > 0;
 }
 
 /** The raw MOOD intensities in [0, 1], unchanged. */
@@ -56,6 +68,8 @@ export function validateDisyreConfig(raw: unknown): DisyreConfig {
   if (size % 2 ** (levels - 1) !== 0) throw new Error(`invalid DISYRE config: inputSize ${size} is not divisible by 2^${levels - 1} (${levels} levels)`);
   const n = c.normalisation as Normalisation | undefined;
   if (n === undefined || (n.kind !== 'linear' && n.kind !== 'foreground-zscore')) throw new Error('invalid DISYRE config: normalisation must be a linear or foreground-zscore descriptor');
+  const w = c.segmentationWeight;
+  if (w !== undefined && !(typeof w === 'number' && Number.isFinite(w) && w >= 0)) throw new Error(`invalid DISYRE config: segmentationWeight must be a number ≥ 0 (got ${JSON.stringify(w)})`);
   return c as DisyreConfig;
 }
 

@@ -8,7 +8,7 @@
 import { DataType } from '../../onnx/onnx-proto.js';
 import { GraphBuilder, type Value } from '../../onnx/graph.js';
 import { emitConcat, emitConv, emitGroupNorm, emitUpsampleNearest2x, feature, hostParam, type Feature, type HostParams } from '../../onnx/emit-blocks.js';
-import { condInputSize, type DisyreConfig } from './config.js';
+import { condInputSize, hasSegmentationHead, type DisyreConfig } from './config.js';
 
 function emitDense(g: GraphBuilder, params: HostParams, prefix: string, x: Value): Value {
   const w = hostParam(params, `${prefix}.w`);
@@ -29,8 +29,8 @@ function emitBlock(g: GraphBuilder, params: HostParams, cfg: DisyreConfig, prefi
   return { ...h, value: g.elu(h.value) };
 }
 
-/** x̂ [B, S, S, 1] of `image` [B, S, S, 1] under `cond` [B, 2E]. */
-export function emitDisyreBody(g: GraphBuilder, params: HostParams, cfg: DisyreConfig, image: Value, cond: Value): Value {
+/** x̂ [B, S, S, 1] of `image` [B, S, S, 1] under `cond` [B, 2E], and the segmentation head's logits (same shape) when the config has it. */
+export function emitDisyreBody(g: GraphBuilder, params: HostParams, cfg: DisyreConfig, image: Value, cond: Value): { xhat: Value; segLogits: Value | null } {
   const s = cfg.inputSize;
   const c = g.elu(emitDense(g, params, 'cond.fc2', g.elu(emitDense(g, params, 'cond.fc1', cond))));
   // One channel: NHWC [B, S, S, 1] and NCHW [B, 1, S, S] are the same memory.
@@ -48,15 +48,18 @@ export function emitDisyreBody(g: GraphBuilder, params: HostParams, cfg: DisyreC
     h = emitBlock(g, params, cfg, `dec${l}`, emitConcat(g, [h, skips[l]!]), c);
   }
   const delta = emitConv(g, params, 'out', h);
-  return g.reshape(g.add(x.value, delta.value), [-1, s, s, 1]);
+  const xhat = g.reshape(g.add(x.value, delta.value), [-1, s, s, 1]);
+  return { xhat, segLogits: hasSegmentationHead(cfg) ? g.reshape(emitConv(g, params, 'seg', h).value, [-1, s, s, 1]) : null };
 }
 
-/** Inference graph: image [B, S, S, 1], cond [B, 2E] → xhat [B, S, S, 1]. */
+/** Inference graph: image [B, S, S, 1], cond [B, 2E] → xhat [B, S, S, 1] (and segmentation [B, S, S, 1], the head's sigmoid, when the config has it). */
 export function emitDisyreForward(params: HostParams, cfg: DisyreConfig): GraphBuilder {
   const g = new GraphBuilder('disyre_unet');
   const s = cfg.inputSize;
   const image = g.input('image', DataType.FLOAT, ['batch', s, s, 1]);
   const cond = g.input('cond', DataType.FLOAT, ['batch', condInputSize(cfg)]);
-  g.output(emitDisyreBody(g, params, cfg, image, cond), 'xhat', DataType.FLOAT, ['batch', s, s, 1]);
+  const { xhat, segLogits } = emitDisyreBody(g, params, cfg, image, cond);
+  g.output(xhat, 'xhat', DataType.FLOAT, ['batch', s, s, 1]);
+  if (segLogits !== null) g.output(g.node('Sigmoid', [segLogits]), 'segmentation', DataType.FLOAT, ['batch', s, s, 1]);
   return g;
 }

@@ -31,14 +31,14 @@ import type { Region } from '../../volume/normalise.js';
 import { preprocessForModel } from '../../volume/preprocess.js';
 import type { SliceStack } from '../../volume/slices.js';
 import type { Volume } from '../../volume/volume.js';
-import { condInputSize, DISYRE_KIND, DISYRE_NAME, validateDisyreConfig, type DisyreConfig } from './config.js';
+import { condInputSize, DISYRE_KIND, DISYRE_NAME, hasSegmentationHead, validateDisyreConfig, type DisyreConfig } from './config.js';
 import { conditionInput } from './embedding.js';
 import { emitDisyreForward } from './emit-unet.js';
-import { disyreRawSampleScore, disyreStackMap, disyreVolumePixels, meanAbsResidual, type DisyreVolumeMap, type Restorer } from './score.js';
+import { disyreRawSampleScore, disyreStackMap, disyreVolumePixels, restorationMaps, type DisyreVolumeMap, type Restorer } from './score.js';
 import { completeDisyreScoring, disyreScoring, isDisyreScoring, type DisyreScoring } from './settings.js';
 import { readTensorBundle, writeTensorBundle } from '../../io/tensor-bundle.js';
 import type { ResidualReference } from './reference.js';
-import { disyreForward, disyreParamSpecs } from './unet.js';
+import { disyreHeads, disyreParamSpecs } from './unet.js';
 
 export const DISYRE_CALIBRATION_FILE = 'disyre-calibration.json';
 export const DISYRE_CALIBRATION_FORMAT = 'moodlsr-disyre-calibration';
@@ -160,14 +160,17 @@ export function tfjsRestorer(net: DisyreNetwork): Restorer {
   return async (images, positions, level) => {
     const count = positions.length;
     const out = new Float32Array(count * plane);
+    const seg = hasSegmentationHead(net.cfg) ? new Float32Array(count * plane) : null;
     for (let a = 0; a < count; a += BATCH) {
       const b = Math.min(count, a + BATCH);
       const cond = conditionInput(net.cfg, new Float32Array(b - a).fill(level), positions.subarray(a, b));
-      const y = tf.tidy(() => disyreForward(net.params, net.cfg, tf.tensor4d(images.subarray(a * plane, b * plane), [b - a, s, s, 1]), tf.tensor2d(cond, [b - a, condInputSize(net.cfg)])));
-      out.set(y.dataSync() as Float32Array, a * plane);
-      y.dispose();
+      const heads = disyreHeads(net.params, net.cfg, tf.tensor4d(images.subarray(a * plane, b * plane), [b - a, s, s, 1]), tf.tensor2d(cond, [b - a, condInputSize(net.cfg)]));
+      out.set(heads.xhat.dataSync() as Float32Array, a * plane);
+      if (seg !== null && heads.seg !== null) seg.set(heads.seg.dataSync() as Float32Array, a * plane);
+      heads.xhat.dispose();
+      heads.seg?.dispose();
     }
-    return out;
+    return { xhat: out, segmentation: seg };
   };
 }
 
@@ -184,6 +187,7 @@ export async function onnxRestorer(net: DisyreNetwork, opts: { readonly threads:
     const run = await session();
     const count = positions.length;
     const out = new Float32Array(count * plane);
+    const seg = hasSegmentationHead(net.cfg) ? new Float32Array(count * plane) : null;
     for (let a = 0; a < count; a += BATCH) {
       const b = Math.min(count, a + BATCH);
       const cond = conditionInput(net.cfg, new Float32Array(b - a).fill(level), positions.subarray(a, b));
@@ -192,8 +196,9 @@ export async function onnxRestorer(net: DisyreNetwork, opts: { readonly threads:
         cond: new ort.Tensor('float32', cond, [b - a, e]),
       });
       out.set(result.xhat!.data as Float32Array, a * plane);
+      if (seg !== null) seg.set(result.segmentation!.data as Float32Array, a * plane);
     }
-    return out;
+    return { xhat: out, segmentation: seg };
   };
   return { restore, session };
 }
@@ -229,6 +234,13 @@ export async function loadDisyreModel(dir: string, region: Region, opts: LoadDis
   }
 }
 
+/** Refuses a map the network cannot give (segmentation, mean, max without the segmentation head). */
+export function requireMapSource(cfg: DisyreConfig, scoring: Pick<DisyreScoring, 'map'>, weightsDir: string): void {
+  if (scoring.map !== 'residual' && !hasSegmentationHead(cfg)) {
+    throw new InputFileError(manifestPath(weightsDir, DISYRE_NAME), `map=${scoring.map} needs the segmentation head, and this network has none (train disyre --segmentation-weight W)`);
+  }
+}
+
 export interface DisyreVolumeScores extends DisyreVolumeMap {
   readonly stack: SliceStack;
   readonly seconds: { readonly preprocess: number; readonly network: number; readonly map: number };
@@ -244,9 +256,9 @@ export async function disyreVolumeScores(
   const t0 = performance.now();
   const stack = preprocessForModel(volume, { region: model.region, slices: { every: scoring.every }, size: model.net.cfg.inputSize, normalisation: model.net.cfg.normalisation });
   const t1 = performance.now();
-  const residual = await meanAbsResidual(stack, scoring.levels, model.restore);
+  const maps = await restorationMaps(stack, scoring.levels, model.restore);
   const t2 = performance.now();
-  const map = disyreStackMap(residual, stack, scoring, reference);
+  const map = disyreStackMap(maps, stack, scoring, reference);
   return { ...map, stack, seconds: { preprocess: (t1 - t0) / 1000, network: (t2 - t1) / 1000, map: (performance.now() - t2) / 1000 } };
 }
 
@@ -299,6 +311,13 @@ export async function createDisyrePredictor(
     if (differs.length > 0) (opts.warn ?? opts.log)?.(`warning: the normal residual reference of ${weightsDir} was built with other ${differs.join(', ')}; its standardisation is approximate (rebuild it: calibrate disyre --reference-data …)`);
   }
   const model = await loadDisyreModel(weightsDir, calibration.region, opts);
+  try {
+    requireMapSource(model.net.cfg, scoring, weightsDir);
+  } catch (err) {
+    await model.release();
+    disposeParams(model.net.params);
+    throw err;
+  }
   return disyrePredictor(model, calibration, scoring, record?.reference ?? null);
 }
 

@@ -1,10 +1,12 @@
 /**
  * From restorations to DISYRE's scores, as pure functions over typed arrays:
  * - `levelBatch`: the network's inputs for one level t (every slice of the stack, t repeated);
- * - `meanAbsResidual`: mean over the levels of |x − x̂| per pixel of the stack;
- * - `disyreStackMap`: that stack map → min-pool then average-pool (kernels with z in voxels,
- *   src/score/smoothing.ts) → clipped to [0, 1] → standardised by the normal residual reference when
- *   one is given (./reference.ts) → zero outside the hole-filled body mask (src/volume/body-mask.ts,
+ * - `restorationMaps`: mean over the levels of |x − x̂| per pixel of the stack, and of the segmentation
+ *   head's probabilities when the network has one;
+ * - `disyreStackMap`: the chosen map (`map`: the residual, the segmentation, or their mean or maximum)
+ *   → each part min-pooled then average-pooled (kernels with z in voxels, src/score/smoothing.ts) →
+ *   clipped to [0, 1] → the residual standardised by the normal residual reference when one is given
+ *   (./reference.ts) → combined → zero outside the hole-filled body mask (src/volume/body-mask.ts,
  *   computed on the stack) when asked;
  * - `disyreVolumePixels`: back onto the volume grid (src/volume/resample.ts, slices on their own z,
  *   linear between them), masked;
@@ -20,21 +22,44 @@ import type { Shape3 } from '../../volume/volume.js';
 import type { DisyreScoring } from './settings.js';
 import { referenceOnStack, standardisedMap, type ResidualReference } from './reference.js';
 
-/** Restores `count` slices at level t: x̂ of the same layout (count × S × S). */
-export type Restorer = (images: Float32Array, positions: Float32Array, level: number) => Promise<Float32Array>;
+/** One network pass over `count` slices at level t: x̂ (count × S × S) and the segmentation head's probabilities (null without the head). */
+export interface Restoration {
+  readonly xhat: Float32Array;
+  readonly segmentation: Float32Array | null;
+}
+
+export type Restorer = (images: Float32Array, positions: Float32Array, level: number) => Promise<Restoration>;
+
+export interface RestorationMaps {
+  /** Mean over the levels of |x − x̂_t|. */
+  readonly residual: Float32Array;
+  /** Mean over the levels of the segmentation probabilities (null without the head). */
+  readonly segmentation: Float32Array | null;
+}
+
+/** Mean over `levels` of |x − x̂_t| (and of the segmentation head's output) per pixel of a stack. */
+export async function restorationMaps(stack: Pick<SliceStack, 'data' | 'positions'>, levels: readonly number[], restore: Restorer): Promise<RestorationMaps> {
+  if (levels.length === 0) throw new RangeError('restorationMaps: no levels');
+  const residual = new Float32Array(stack.data.length);
+  let segmentation: Float32Array | null = null;
+  for (const t of levels) {
+    const { xhat, segmentation: seg } = await restore(stack.data, stack.positions, t);
+    if (xhat.length !== stack.data.length) throw new RangeError(`restoration has ${xhat.length} values, the stack ${stack.data.length}`);
+    for (let i = 0; i < residual.length; i++) residual[i] += Math.abs(stack.data[i]! - xhat[i]!);
+    if (seg !== null) {
+      segmentation ??= new Float32Array(stack.data.length);
+      for (let i = 0; i < segmentation.length; i++) segmentation[i] += seg[i]!;
+    }
+  }
+  const k = 1 / levels.length;
+  for (let i = 0; i < residual.length; i++) residual[i] *= k;
+  if (segmentation !== null) for (let i = 0; i < segmentation.length; i++) segmentation[i] *= k;
+  return { residual, segmentation };
+}
 
 /** Mean over `levels` of |x − x̂_t| per pixel of a stack. */
 export async function meanAbsResidual(stack: Pick<SliceStack, 'data' | 'positions'>, levels: readonly number[], restore: Restorer): Promise<Float32Array> {
-  if (levels.length === 0) throw new RangeError('meanAbsResidual: no levels');
-  const out = new Float32Array(stack.data.length);
-  for (const t of levels) {
-    const xhat = await restore(stack.data, stack.positions, t);
-    if (xhat.length !== stack.data.length) throw new RangeError(`restoration has ${xhat.length} values, the stack ${stack.data.length}`);
-    for (let i = 0; i < out.length; i++) out[i] += Math.abs(stack.data[i]! - xhat[i]!);
-  }
-  const k = 1 / levels.length;
-  for (let i = 0; i < out.length; i++) out[i] *= k;
-  return out;
+  return (await restorationMaps(stack, levels, restore)).residual;
 }
 
 export interface DisyreVolumeMap {
@@ -50,16 +75,35 @@ export interface DisyreVolumeMap {
  * the network's grid ≈ 2 voxels of a 256² slice), 10–20× fewer voxels than the volume.
  */
 export function disyreStackMap(
-  residual: Float32Array,
+  maps: Float32Array | RestorationMaps,
   stack: Pick<SliceStack, 'data' | 'count' | 'height' | 'width' | 'zs' | 'positions'>,
-  scoring: Pick<DisyreScoring, 'min' | 'avg' | 'mask' | 'reference' | 'referenceFloor' | 'zScale'>,
+  scoring: Pick<DisyreScoring, 'min' | 'avg' | 'mask' | 'reference' | 'referenceFloor' | 'zScale'> & Partial<Pick<DisyreScoring, 'map'>>,
   reference: ResidualReference | null = null,
 ): DisyreVolumeMap {
-  let stackMap = smoothStack(residual, stack.count, stack.height, stack.width, { min: scoring.min, avg: scoring.avg }, stackStride(stack.zs));
-  for (let i = 0; i < stackMap.length; i++) stackMap[i] = Math.min(1, Math.max(0, stackMap[i]!));
-  if (reference !== null && scoring.reference) {
-    const at = referenceOnStack(reference, stack);
-    stackMap = standardisedMap(stackMap, at.mean, at.sd, scoring.referenceFloor, scoring.zScale);
+  const { residual, segmentation } = maps instanceof Float32Array ? { residual: maps, segmentation: null } : maps;
+  const kind = scoring.map ?? 'residual';
+  if (kind !== 'residual' && segmentation === null) throw new RangeError(`map=${kind} needs a network with the segmentation head`);
+  const smoothed = (m: Float32Array): Float32Array => {
+    const out = smoothStack(m, stack.count, stack.height, stack.width, { min: scoring.min, avg: scoring.avg }, stackStride(stack.zs));
+    for (let i = 0; i < out.length; i++) out[i] = Math.min(1, Math.max(0, out[i]!));
+    return out;
+  };
+  let stackMap: Float32Array;
+  let fromResidual: Float32Array | null = null;
+  if (kind !== 'segmentation') {
+    fromResidual = smoothed(residual);
+    if (reference !== null && scoring.reference) {
+      const at = referenceOnStack(reference, stack);
+      fromResidual = standardisedMap(fromResidual, at.mean, at.sd, scoring.referenceFloor, scoring.zScale);
+    }
+  }
+  if (kind === 'residual') {
+    stackMap = fromResidual!;
+  } else {
+    stackMap = smoothed(segmentation!);
+    if (fromResidual !== null) {
+      for (let i = 0; i < stackMap.length; i++) stackMap[i] = kind === 'max' ? Math.max(stackMap[i]!, fromResidual[i]!) : 0.5 * (stackMap[i]! + fromResidual[i]!);
+    }
   }
   const stackMask = scoring.mask ? bodyMask(stack.data, stackShape(stack), { threshold: 0, margin: 1 }) : new Uint8Array(stackMap.length).fill(1);
   if (scoring.mask) applyMask(stackMap, stackMask);

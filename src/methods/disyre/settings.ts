@@ -24,7 +24,12 @@ export interface DisyreScoring {
   readonly referenceFloor: number;
   /** z ↦ u / (1 + u), u = z / zScale: the standardised map into [0, 1). */
   readonly zScale: number;
+  /** Which map scores: the restoration residual, the segmentation head's probabilities, or their mean or maximum (both in [0, 1)). */
+  readonly map: DisyreMapKind;
 }
+
+export const DISYRE_MAP_KINDS = ['residual', 'segmentation', 'mean', 'max'] as const;
+export type DisyreMapKind = (typeof DISYRE_MAP_KINDS)[number];
 
 export const DEFAULT_DISYRE_SCORING: DisyreScoring = Object.freeze({
   levels: Object.freeze([0.25, 0.5, 0.75, 1]),
@@ -36,6 +41,7 @@ export const DEFAULT_DISYRE_SCORING: DisyreScoring = Object.freeze({
   reference: true,
   referenceFloor: 0.002,
   zScale: 10,
+  map: 'residual',
 });
 
 export const DISYRE_SETTINGS: readonly SettingSpec[] = [
@@ -48,6 +54,7 @@ export const DISYRE_SETTINGS: readonly SettingSpec[] = [
   { key: 'reference', help: 'on or off: standardise the map by the normal residual reference of the weights, when they have one (default on)' },
   { key: 'referenceFloor', help: 'σ floor of that standardisation (> 0, default 0.002)' },
   { key: 'zScale', help: 'the standardised map z goes into [0, 1) as u / (1 + u), u = z / zScale (> 0, default 10)' },
+  { key: 'map', help: `which map scores: ${DISYRE_MAP_KINDS.join(', ')} (segmentation, mean and max need a network with the segmentation head; default residual)` },
 ];
 
 /** Parses a list of levels separated by ';', '/', or whitespace (',' separates leaderboard settings). */
@@ -92,6 +99,10 @@ export function disyreScoring(base: DisyreScoring, overrides: Readonly<Record<st
         out = { ...out, [key]: v };
         break;
       }
+      case 'map':
+        if (!(DISYRE_MAP_KINDS as readonly string[]).includes(value)) throw new Error(`--set map: expected one of ${DISYRE_MAP_KINDS.join(', ')}, got "${value}"`);
+        out = { ...out, map: value as DisyreMapKind };
+        break;
       case 'fraction': {
         const f = settingNumber(key, value, 0);
         if (!(f > 0 && f <= 1)) throw new Error(`--set fraction: expected a number in (0, 1], got "${value}"`);
@@ -105,11 +116,11 @@ export function disyreScoring(base: DisyreScoring, overrides: Readonly<Record<st
   return out;
 }
 
-/** A stored scoring with the fields added since it was written filled from the defaults (their behaviour then: no reference). */
+/** A stored scoring with the fields added since it was written filled from the defaults (their behaviour then: no reference, the residual map). */
 export function completeDisyreScoring(x: unknown): unknown {
   if (x === null || typeof x !== 'object') return x;
   const s = x as Partial<DisyreScoring>;
-  return { ...s, reference: s.reference ?? false, referenceFloor: s.referenceFloor ?? DEFAULT_DISYRE_SCORING.referenceFloor, zScale: s.zScale ?? DEFAULT_DISYRE_SCORING.zScale };
+  return { ...s, reference: s.reference ?? false, referenceFloor: s.referenceFloor ?? DEFAULT_DISYRE_SCORING.referenceFloor, zScale: s.zScale ?? DEFAULT_DISYRE_SCORING.zScale, map: s.map ?? 'residual' };
 }
 
 /** Whether a stored value is a valid DisyreScoring (calibration files keep the scoring they were fitted with). */
@@ -120,6 +131,7 @@ export function isDisyreScoring(x: unknown): x is DisyreScoring {
     s !== null && typeof s === 'object' && Array.isArray(s.levels) && s.levels.length > 0 && s.levels.every((v) => typeof v === 'number' && v > 0 && v <= 1) &&
     typeof s.every === 'number' && Number.isInteger(s.every) && s.every >= 1 && kernel(s.min) && kernel(s.avg) && typeof s.mask === 'boolean' &&
     typeof s.fraction === 'number' && s.fraction > 0 && s.fraction <= 1 &&
-    typeof s.reference === 'boolean' && typeof s.referenceFloor === 'number' && s.referenceFloor > 0 && typeof s.zScale === 'number' && s.zScale > 0
+    typeof s.reference === 'boolean' && typeof s.referenceFloor === 'number' && s.referenceFloor > 0 && typeof s.zScale === 'number' && s.zScale > 0 &&
+    (DISYRE_MAP_KINDS as readonly string[]).includes(s.map as string)
   );
 }

@@ -31,11 +31,14 @@ export async function initialDisyreWeights(cfg: DisyreConfig, seed: number): Pro
 
 /**
  * Flat weights of the U-Net in `dir` (disyre.json/.bin) for a warm start, in `disyreLayout(cfg)`
- * order; its config must equal `cfg`. The label names the folder and the weights' hash.
+ * order; its config must equal `cfg` but for the segmentation head, which starts fresh (seeded by
+ * `seed`) when the saved network has none. The label names the folder, the weights' hash and any
+ * fresh parameters.
  */
-export async function disyreStartWeights(dir: string, cfg: DisyreConfig): Promise<{ weights: Float32Array; label: string }> {
+export async function disyreStartWeights(dir: string, cfg: DisyreConfig, seed = 0): Promise<{ weights: Float32Array; label: string }> {
   const { loadWarmStart } = await import('../../train/warm-start.js');
-  return loadWarmStart(dir, DISYRE_NAME, DISYRE_KIND, cfg, disyreLayout(cfg));
+  const trunk = (c: DisyreConfig): string => JSON.stringify({ ...c, segmentationWeight: undefined });
+  return loadWarmStart(dir, DISYRE_NAME, DISYRE_KIND, cfg, disyreLayout(cfg), trunk, await initialDisyreWeights(cfg, seed));
 }
 
 export function createDisyreTrainingEngine(cfg: DisyreConfig, opts: OnnxEngineOptions = {}): Promise<OnnxTrainingEngine> {

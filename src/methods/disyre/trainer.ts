@@ -115,6 +115,7 @@ export function drawBatch(source: SliceSource, size: number, count: number, rng:
   const plane = size * size;
   const images = new Float32Array(count * plane);
   const targets = new Float32Array(count * plane);
+  const masks = new Float32Array(count * plane);
   const levels = new Float32Array(count);
   const positions = new Float32Array(count);
   const n = source.entries.length;
@@ -128,10 +129,11 @@ export function drawBatch(source: SliceSource, size: number, count: number, rng:
     const c = corruptSlice(clean, size, donor, createRng(rng.seed()), corruption);
     images.set(c.image, b * plane);
     targets.set(clean, b * plane);
+    for (let p = 0; p < plane; p++) masks[b * plane + p] = c.mask[p]! * c.level;
     levels[b] = c.level;
     positions[b] = entry.stack.positions[s]!;
   }
-  return { kind: 'images', images, targets, levels, positions, count, size };
+  return { kind: 'images', images, targets, masks, levels, positions, count, size };
 }
 
 /** One start of a run: when, how, and from which epoch (0: fresh). */
@@ -190,7 +192,7 @@ export async function trainDisyre(opts: DisyreTrainOptions): Promise<TrainOutcom
     ...(opts.resume ? previousSessions(opts.outDir) : []),
     { started: new Date().toISOString(), command: opts.command ?? null, resume: opts.resume ?? false, fromEpoch },
   ];
-  const start = opts.initFrom !== undefined ? await disyreStartWeights(opts.initFrom, cfg) : null;
+  const start = opts.initFrom !== undefined ? await disyreStartWeights(opts.initFrom, cfg, seed) : null;
   if (start !== null) log(`warm start from ${start.label}`);
   const engine = await createDisyreTrainingEngine(cfg, {
     sessions: onnxSessionsForWorkers(opts.workers),

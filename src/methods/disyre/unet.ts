@@ -16,7 +16,7 @@ import * as tf from '@tensorflow/tfjs';
 import { conv, groupNorm } from '../../models/blocks.js';
 import { initParams, param, ParamSpecList, type ParamMap, type ParamSpec } from '../../models/params.js';
 import { upsampleNearest2x } from '../../engine/upsample.js';
-import { condInputSize, levelSize, type DisyreConfig } from './config.js';
+import { condInputSize, hasSegmentationHead, levelSize, type DisyreConfig } from './config.js';
 
 function addBlock(list: ParamSpecList, prefix: string, cin: number, cout: number, cond: number, positions: number): void {
   list.conv(`${prefix}.conv1`, 3, 3, cin, cout, positions, true);
@@ -49,6 +49,7 @@ export function disyreParamSpecs(cfg: DisyreConfig): ParamSpec[] {
   }
   // A small start for the correction: x̂ ≈ x at first.
   list.conv('out', 1, 1, ch[0]!, 1, px(0), true, 0.1);
+  if (hasSegmentationHead(cfg)) list.conv('seg', 1, 1, ch[0]!, 1, px(0), true);
   return list.specs;
 }
 
@@ -77,6 +78,15 @@ function block(params: ParamMap, cfg: DisyreConfig, prefix: string, x: tf.Tensor
 /** x̂ [B, S, S, 1] from the input x [B, S, S, 1] and the conditioning input cond [B, 2E]. */
 export function disyreForward(params: ParamMap, cfg: DisyreConfig, x: tf.Tensor4D, cond: tf.Tensor2D): tf.Tensor4D {
   return tf.tidy(() => {
+    const { xhat, seg } = disyreHeads(params, cfg, x, cond);
+    seg?.dispose();
+    return xhat;
+  });
+}
+
+/** x̂ and, when the config has the head, the segmentation probability [B, S, S, 1] (sigmoid of 'seg'). */
+export function disyreHeads(params: ParamMap, cfg: DisyreConfig, x: tf.Tensor4D, cond: tf.Tensor2D): { xhat: tf.Tensor4D; seg: tf.Tensor4D | null } {
+  const heads = tf.tidy(() => {
     const c = disyreCondition(params, cond);
     const last = cfg.channels.length - 1;
     const skips: tf.Tensor4D[] = [];
@@ -90,6 +100,8 @@ export function disyreForward(params: ParamMap, cfg: DisyreConfig, x: tf.Tensor4
       h = upsampleNearest2x(conv(params, `up${l}`, h));
       h = block(params, cfg, `dec${l}`, tf.concat([h, skips[l]!], 3), c);
     }
-    return tf.add(x, conv(params, 'out', h)) as tf.Tensor4D;
+    const xhat = tf.add(x, conv(params, 'out', h)) as tf.Tensor4D;
+    return hasSegmentationHead(cfg) ? [xhat, tf.sigmoid(conv(params, 'seg', h)) as tf.Tensor4D] : [xhat];
   });
+  return { xhat: heads[0]!, seg: heads[1] ?? null };
 }
