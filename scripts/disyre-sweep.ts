@@ -23,7 +23,8 @@ import { ReferenceAccumulator, referenceOnStack, standardisedMap, type ResidualR
 import { smoothStack, stackStride, type VoxelKernel } from '../src/score/smoothing.js';
 import { applyMask, bodyMask } from '../src/volume/body-mask.js';
 import { preprocessForModel } from '../src/volume/preprocess.js';
-import { stackShape } from '../src/volume/slices.js';
+import { extractAxialSlices, stackShape } from '../src/volume/slices.js';
+import { resizeBilinear } from '../src/volume/resize.js';
 import { AblationCollector, option, setCases, writeJson } from './ablate-common.js';
 
 interface CachedStack {
@@ -125,6 +126,8 @@ function variants(): Variant[] {
     [[3, 3, 1], [11, 11, 17]],
     [[5, 5, 1], [7, 7, 11]],
     [[3, 3, 3], [7, 7, 11]],
+    [[1, 1, 1], [9, 9, 13]],
+    [[1, 1, 1], [11, 11, 17]],
   ];
   for (const [min, avg] of smoothings) add(`min ${min.join(',')} avg ${avg.join(',')}`, { min, avg });
   if (process.argv.includes('--segmentation')) {
@@ -135,6 +138,9 @@ function variants(): Variant[] {
     add('map=segmentation, unsmoothed', { source: 'segmentation', segMin: [1, 1, 1], segAvg: [1, 1, 1] });
     add('map=segmentation, avg 9,9,13', { source: 'segmentation', segMin: [1, 1, 1], segAvg: [9, 9, 13] });
     add('map=mean, seg avg only', { source: 'mean', segMin: [1, 1, 1], segAvg: [5, 5, 7] });
+    add('map=mean, min 1,1,1 avg 9,9,13', { source: 'mean', min: [1, 1, 1], avg: [9, 9, 13] });
+    add('map=max, min 1,1,1 avg 9,9,13', { source: 'max', min: [1, 1, 1], avg: [9, 9, 13] });
+    add('map=segmentation, levels 0.25', { source: 'segmentation', levels: [0.25] });
   }
   return v;
 }
@@ -222,7 +228,14 @@ function residualFinalMap(s: CachedStack, v: Variant, refs: ResidualReference[] 
   return { stackMap: map, stackMask };
 }
 
+function labelsOnStack(labels: Float32Array, shape: readonly [number, number, number], s: CachedStack): Float32Array {
+  const slices = extractAxialSlices({ data: labels, shape }, s.zs);
+  const resized = resizeBilinear(slices.data, slices.count, slices.height, slices.width, s.height, s.width);
+  return resized.map((v) => (v >= 0.5 ? 1 : 0));
+}
+
 async function score(): Promise<void> {
+  const proxy = process.argv.includes('--proxy');
   const setDir = option('set');
   const devCache = option('dev-cache');
   const refCache = option('ref-cache');
@@ -256,13 +269,15 @@ async function score(): Promise<void> {
     const s = readCached(devCache, c.name.replace(/\.nii(\.gz)?$/, ''));
     const targets = [collectors.all, split.has(c.name) ? collectors.choose : collectors.check];
     for (const t of targets) t.addCase(c);
+    // --proxy: pixel metrics on the network's slice stack (labels bilinearly resized to it, ≥ ½), 12× fewer voxels than the volume.
+    const stackLabels = proxy ? labelsOnStack(c.labels, c.volume.shape, s) : null;
     for (const v of list) {
       const map = finalMap(s, v, refsOf.get(v.key)!);
-      const pixels = disyreVolumePixels(map, s, c.volume.shape);
+      const pixels = stackLabels !== null ? map.stackMap : disyreVolumePixels(map, s, c.volume.shape);
       const sample = disyreRawSampleScore(map, 0.001);
       for (const t of targets) {
         t.sample(v.key, sample);
-        t.pixel(v.key, pixels, c.labels);
+        t.pixel(v.key, pixels, stackLabels ?? c.labels);
       }
     }
     console.log(`${c.index + 1}/${c.total} ${c.name} (${c.kind}): ${((performance.now() - t0) / 1000).toFixed(1)} s`);
