@@ -22,6 +22,8 @@ import { disposeParams, type ParamMap } from '../src/models/params.js';
 import { hostParams } from '../src/onnx/emit-blocks.js';
 import { createSession, requireOnnxRuntime } from '../src/onnx/runtime.js';
 import { adamStep, DEFAULT_ADAM } from '../src/train/loop.js';
+import type { OnnxTrainingEngine } from '../src/train/onnx-engine.js';
+import type { ParamLayout } from '../src/train/param-layout.js';
 
 const TINY = DISYRE_PRESETS.tiny;
 const THREE_LEVELS: DisyreConfig = { ...TINY, channels: [4, 6, 8], inputSize: 16, normGroups: 2 };
@@ -47,6 +49,23 @@ function inputs(cfg: DisyreConfig, count: number, seed: number): { images: Float
   const levels = Float32Array.from({ length: count }, () => rng.next());
   const positions = Float32Array.from({ length: count }, () => rng.uniform(-0.5, 0.5));
   return { images, cond: conditionInput(cfg, levels, positions), levels, positions };
+}
+
+/** The engine's gradient of the middle element of each named parameter against a central difference of the loss. */
+async function expectFiniteDifferences(engine: OnnxTrainingEngine, weights: Float32Array, layout: ParamLayout, batch: DisyreBatch, grads: Float32Array, names: readonly string[]): Promise<void> {
+  let version = 2;
+  const lossAt = async (w: Float32Array) => (await engine.evaluate(w, version++, [batch])).means.loss!;
+  for (const name of names) {
+    const entry = layout.entries.find((e) => e.name === name)!;
+    const k = entry.offset + Math.floor(entry.size / 2);
+    const h = 1e-2;
+    const plus = weights.slice();
+    plus[k] += h;
+    const minus = weights.slice();
+    minus[k] -= h;
+    const numeric = ((await lossAt(plus)) - (await lossAt(minus))) / (2 * h);
+    expect(Math.abs(grads[k]! - numeric)).toBeLessThan(0.05 * Math.abs(numeric) + 2e-5);
+  }
 }
 
 describe('DISYRE U-Net', () => {
@@ -121,21 +140,8 @@ describe('DISYRE U-Net', () => {
       for (let i = 0; i < weights.length; i++) weights[i] += 0.05 * rng.normal();
       const batch = batchOf(TINY, 3, 4);
       const { grads } = await engine.gradients(weights, 1, batch, 0);
-      let version = 2;
-      const lossAt = async (w: Float32Array) => (await engine.evaluate(w, version++, [batch])).means.loss!;
       // One element of a conv, a conditioning weight, a norm scale and the output conv.
-      const names = ['in.w', 'enc0.cond.w', 'dec0.norm1.g', 'out.w', 'cond.fc1.w'];
-      for (const name of names) {
-        const entry = layout.entries.find((e) => e.name === name)!;
-        const k = entry.offset + Math.floor(entry.size / 2);
-        const h = 1e-2;
-        const plus = weights.slice();
-        plus[k] += h;
-        const minus = weights.slice();
-        minus[k] -= h;
-        const numeric = ((await lossAt(plus)) - (await lossAt(minus))) / (2 * h);
-        expect(Math.abs(grads[k]! - numeric)).toBeLessThan(0.05 * Math.abs(numeric) + 2e-5);
-      }
+      await expectFiniteDifferences(engine, weights, layout, batch, grads, ['in.w', 'enc0.cond.w', 'dec0.norm1.g', 'out.w', 'cond.fc1.w']);
     } finally {
       await engine.close();
     }
@@ -243,19 +249,7 @@ describe('DISYRE U-Net', () => {
         const { grads, stats } = await engine.gradients(weights, 1, batch, 0);
         expect(stats.means.bce).toBeGreaterThan(0);
         expect(stats.means.loss).toBeGreaterThan(0.5 * stats.means.bce!);
-        let version = 2;
-        const lossAt = async (w: Float32Array) => (await engine.evaluate(w, version++, [batch])).means.loss!;
-        for (const name of ['seg.w', 'seg.b', 'in.w', 'dec0.norm2.g']) {
-          const entry = layout.entries.find((e) => e.name === name)!;
-          const k = entry.offset + Math.floor(entry.size / 2);
-          const h = 1e-2;
-          const plus = weights.slice();
-          plus[k] += h;
-          const minus = weights.slice();
-          minus[k] -= h;
-          const numeric = ((await lossAt(plus)) - (await lossAt(minus))) / (2 * h);
-          expect(Math.abs(grads[k]! - numeric)).toBeLessThan(0.05 * Math.abs(numeric) + 2e-5);
-        }
+        await expectFiniteDifferences(engine, weights, layout, batch, grads, ['seg.w', 'seg.b', 'in.w', 'dec0.norm2.g']);
         const { masks: _dropped, ...withoutMasks } = batch;
         await expect(engine.gradients(weights, 9, withoutMasks, 0)).rejects.toThrow(/corruption masks/);
       } finally {
