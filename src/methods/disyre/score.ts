@@ -57,11 +57,6 @@ export async function restorationMaps(stack: Pick<SliceStack, 'data' | 'position
   return { residual, segmentation };
 }
 
-/** Mean over `levels` of |x − x̂_t| per pixel of a stack. */
-export async function meanAbsResidual(stack: Pick<SliceStack, 'data' | 'positions'>, levels: readonly number[], restore: Restorer): Promise<Float32Array> {
-  return (await restorationMaps(stack, levels, restore)).residual;
-}
-
 export interface DisyreVolumeMap {
   /** Smoothed map on the slice stack (count × S × S), in [0, 1], zero outside the stack's body mask. */
   readonly stackMap: Float32Array;
