@@ -70,13 +70,13 @@ export interface DisyreVolumeMap {
  * the network's grid ≈ 2 voxels of a 256² slice), 10–20× fewer voxels than the volume.
  */
 export function disyreStackMap(
-  maps: Float32Array | RestorationMaps,
+  maps: RestorationMaps,
   stack: Pick<SliceStack, 'data' | 'count' | 'height' | 'width' | 'zs' | 'positions'>,
-  scoring: Pick<DisyreScoring, 'min' | 'avg' | 'mask' | 'reference' | 'referenceFloor' | 'zScale'> & Partial<Pick<DisyreScoring, 'map'>>,
+  scoring: Pick<DisyreScoring, 'min' | 'avg' | 'mask' | 'reference' | 'referenceFloor' | 'zScale' | 'map'>,
   reference: ResidualReference | null = null,
 ): DisyreVolumeMap {
-  const { residual, segmentation } = maps instanceof Float32Array ? { residual: maps, segmentation: null } : maps;
-  const kind = scoring.map ?? 'residual';
+  const { residual, segmentation } = maps;
+  const kind = scoring.map;
   if (kind !== 'residual' && segmentation === null) throw new RangeError(`map=${kind} needs a network with the segmentation head`);
   const smoothed = (m: Float32Array): Float32Array => {
     const out = smoothStack(m, stack.count, stack.height, stack.width, { min: scoring.min, avg: scoring.avg }, stackStride(stack.zs));
