@@ -1,0 +1,96 @@
+/**
+ * Batch producer of the GPU trainer (scripts/gpu/train_disyre.py): one process makes its share of a
+ * normal population (the `population` command's variants, same seeds), opens it as the DISYRE trainer
+ * does (src/methods/disyre/trainer.ts: 128² slice stacks, usable slices) and writes batches drawn by
+ * the trainer's own `drawBatch` (src/methods/disyre/samples.ts) to stdout, forever in `train` mode,
+ * or a fixed number in `holdout` mode. Bundled with esbuild into one file so that a bare machine with
+ * only a node binary runs it (scripts/gpu/prepare.sh).
+ *
+ *   node batches.mjs --src ch2bet.nii.gz --work DIR --pop-seed 7 --indices 0,5,10 --seed 3 --batch 16 \
+ *     [--mode holdout --batches 8] [--size 128 --embed 32]
+ *
+ * Record per batch (little endian): image, target, mask as float16 [B, S, S]; cond as float32 [B, 2E].
+ */
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { readNifti, writeNifti } from '../../src/io/nifti.js';
+import { deriveSeed, TRAIN_SALT } from '../../eval/inject/seeds.js';
+import { makeNormalVariant, prepareSource } from '../../eval/inject/variants.js';
+import { openVolumeFolder } from '../../src/train/dataset.js';
+import { createRng } from '../../src/engine/random.js';
+import { DEFAULT_CORRUPTION } from '../../src/methods/disyre/corrupt.js';
+import { RAW_INTENSITIES } from '../../src/methods/disyre/config.js';
+import { conditionInput } from '../../src/methods/disyre/embedding.js';
+import { DISYRE_SLICE_RULES, drawBatch, sourceOf } from '../../src/methods/disyre/samples.js';
+
+function arg(name: string, fallback?: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i >= 0 && i + 1 < process.argv.length) return process.argv[i + 1]!;
+  if (fallback !== undefined) return fallback;
+  throw new Error(`disyre-batches: --${name} is required`);
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** IEEE half of a float (round to nearest, ties away; subnormals flushed, overflow to infinity). */
+function toHalf(v: number): number {
+  f32[0] = v;
+  const x = u32[0]!;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = ((x >>> 23) & 0xff) - 127 + 15;
+  if (exp <= 0) return sign;
+  if (exp >= 31) return sign | 0x7c00;
+  const mant = x & 0x7fffff;
+  const h = sign | (exp << 10) | (mant >>> 13);
+  return (mant & 0x1000) !== 0 ? h + 1 : h;
+}
+
+function halves(values: Float32Array): Buffer {
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = toHalf(values[i]!);
+  return Buffer.from(out.buffer);
+}
+
+async function writeAll(chunk: Buffer): Promise<void> {
+  if (!process.stdout.write(chunk)) await new Promise<void>((resolve) => process.stdout.once('drain', () => resolve()));
+}
+
+async function main(): Promise<void> {
+  const work = arg('work');
+  const popSeed = Number(arg('pop-seed'));
+  const indices = arg('indices').split(',').map(Number);
+  const seed = arg('seed');
+  const batch = Number(arg('batch', '16'));
+  const size = Number(arg('size', '128'));
+  const embedDim = Number(arg('embed', '32'));
+  const mode = arg('mode', 'train');
+  const batches = Number(arg('batches', '0'));
+  await mkdir(work, { recursive: true });
+  const source = prepareSource((await readNifti(arg('src'))).volume);
+  for (const i of indices) {
+    const { volume } = makeNormalVariant(source, { size: 256, seed: deriveSeed(TRAIN_SALT, popSeed, 'normal', i) });
+    await writeNifti(join(work, `normal_${String(i).padStart(4, '0')}.nii`), volume, { dtype: 'float32' });
+  }
+  const folder = await openVolumeFolder([work], {
+    region: 'brain',
+    size,
+    normalisation: RAW_INTENSITIES,
+    maxSlicesPerVolume: DISYRE_SLICE_RULES.slicesPerVolume,
+    log: (line) => process.stderr.write(`disyre-batches: ${line}\n`),
+  });
+  await rm(work, { recursive: true, force: true }); // the stacks are in memory now
+  const slices = sourceOf(folder.files, DEFAULT_CORRUPTION, DISYRE_SLICE_RULES.minTissue);
+  process.stderr.write(`disyre-batches ${seed}: ${folder.files.length} volumes, ${slices.usable.reduce((a, u) => a + u.length, 0)} slices\n`);
+  const rng = createRng(`${seed}:${mode}`);
+  for (let n = 0; mode === 'train' || n < batches; n++) {
+    const b = drawBatch(slices, size, batch, rng, DEFAULT_CORRUPTION);
+    const cond = conditionInput({ embedDim }, b.levels, b.positions);
+    await writeAll(Buffer.concat([halves(b.images), halves(b.targets), halves(b.masks!), Buffer.from(cond.buffer)]));
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`disyre-batches: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,362 @@
+#!/usr/bin/env python3
+"""GPU trainer of the DISYRE U-Net: the project's own training graph on PyTorch/CUDA.
+
+The network is not re-implemented here. scripts/gpu/export-disyre.ts exports the exact graph the
+ONNX Runtime engine trains (train.onnx: loss = MSE + w*BCE, parameters as inputs, with their index maps
+into the flat weights); this script interprets that graph with torch operators (autograd gives the
+gradient), first proving the interpretation against ONNX Runtime's outputs on a fixed batch
+(check.json). Batches come from Node processes running the trainer's own sampler
+(scripts/gpu/disyre-batches.ts: population variants, slice stacks, corruptions), so the data are what
+the CPU trainer draws, only more of them. Adam and the element-wise gradient clip match the CPU loop
+(src/train/loop.ts); the flat weights come back in the CPU layout (import with export-disyre.ts).
+
+  python3 scripts/gpu/train_disyre.py --export .gpu/disyre --batches-js .gpu/batches.mjs --node NODE \
+      --src ch2bet.nii.gz --work /tmp/pop --out OUT --minutes 6 --producers 14 --volumes 96
+"""
+import argparse
+import json
+import math
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import onnx
+import torch
+import torch.nn.functional as F
+from onnx import numpy_helper
+
+
+def attrs(node):
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+class GraphInterpreter:
+    """Runs an ONNX graph's nodes with torch operators on one device (the ops the project emits)."""
+
+    def __init__(self, model, device):
+        self.nodes = [(n.op_type, list(n.input), list(n.output), attrs(n)) for n in model.graph.node]
+        self.consts = {}
+        self.shapes = {}
+        for t in model.graph.initializer:
+            a = numpy_helper.to_array(t)
+            if a.dtype == np.int64:
+                self.shapes[t.name] = [int(v) for v in a.reshape(-1)]
+            self.consts[t.name] = torch.from_numpy(np.array(a, copy=True)).to(device)
+        self.outputs = [o.name for o in model.graph.output]
+
+    def run(self, feeds):
+        env = dict(self.consts)
+        env.update(feeds)
+        for op, ins, outs, at in self.nodes:
+            x = [env[i] if i else None for i in ins]
+            if op == 'Reshape':
+                shape = self.shapes[ins[1]]
+                shape = [x[0].shape[i] if v == 0 else v for i, v in enumerate(shape)]
+                y = x[0].reshape(shape)
+            elif op == 'Add':
+                y = x[0] + x[1]
+            elif op == 'Sub':
+                y = x[0] - x[1]
+            elif op == 'Mul':
+                y = x[0] * x[1]
+            elif op == 'Div':
+                y = x[0] / x[1]
+            elif op == 'Min':
+                y = torch.minimum(x[0], x[1])
+            elif op == 'Max':
+                y = torch.maximum(x[0], x[1])
+            elif op == 'Exp':
+                y = torch.exp(x[0])
+            elif op == 'Abs':
+                y = torch.abs(x[0])
+            elif op == 'Neg':
+                y = -x[0]
+            elif op == 'Log':
+                y = torch.log(x[0])
+            elif op == 'Relu':
+                y = torch.relu(x[0])
+            elif op == 'Identity':
+                y = x[0]
+            elif op == 'MatMul':
+                y = torch.matmul(x[0], x[1])
+            elif op == 'Concat':
+                y = torch.cat(x, dim=at['axis'])
+            elif op == 'ReduceMean':
+                if 'axes' in at:
+                    y = x[0].mean(dim=list(at['axes']), keepdim=bool(at.get('keepdims', 1)))
+                else:
+                    y = x[0].mean() if not at.get('keepdims', 1) else x[0].mean(dim=list(range(x[0].dim())), keepdim=True)
+            elif op == 'InstanceNormalization':
+                y = F.instance_norm(x[0], weight=x[1], bias=x[2], eps=at.get('epsilon', 1e-5))
+            elif op == 'Conv':
+                pads = list(at.get('pads', [0, 0, 0, 0]))
+                h = x[0]
+                if pads[0] != pads[2] or pads[1] != pads[3]:
+                    h = F.pad(h, (pads[1], pads[3], pads[0], pads[2]))
+                    pad = 0
+                else:
+                    pad = (pads[0], pads[1])
+                y = F.conv2d(h, x[1], x[2] if len(x) > 2 else None, stride=tuple(at.get('strides', [1, 1])), padding=pad,
+                             dilation=tuple(at.get('dilations', [1, 1])), groups=at.get('group', 1))
+            elif op == 'Resize':
+                mode = at.get('mode', b'nearest')
+                if mode not in (b'nearest', 'nearest'):
+                    raise ValueError(f'Resize mode {mode} not supported')
+                scales = x[2] if len(x) > 2 and x[2] is not None and x[2].numel() > 0 else None
+                if scales is None:
+                    size = [int(v) for v in x[3].tolist()][2:]
+                    y = F.interpolate(x[0], size=size, mode='nearest')
+                else:
+                    sf = [float(v) for v in scales.tolist()][2:]
+                    y = F.interpolate(x[0], scale_factor=sf, mode='nearest')
+            else:
+                raise ValueError(f'operator {op} not supported by the interpreter')
+            env[outs[0]] = y
+        return {name: env[name] for name in self.outputs}
+
+
+class FlatParams:
+    """The flat weights (CPU trainer layout) and the graph inputs gathered from them."""
+
+    def __init__(self, export_dir, device):
+        self.bindings = []
+        blob = np.fromfile(os.path.join(export_dir, 'bindings.bin'), dtype=np.uint8)
+        for b in json.load(open(os.path.join(export_dir, 'bindings.json'))):
+            n = b['length']
+            index = np.frombuffer(blob[b['indexOffset']:b['indexOffset'] + 4 * n].tobytes(), dtype=np.int32)
+            constants = (np.frombuffer(blob[b['constantsOffset']:b['constantsOffset'] + 4 * n].tobytes(), dtype=np.float32)
+                         if b['constantsOffset'] >= 0 else np.zeros(n, dtype=np.float32))
+            mask = torch.from_numpy(index >= 0).to(device)
+            idx = torch.from_numpy(np.maximum(index, 0).astype(np.int64)).to(device)
+            self.bindings.append((b['input'], list(b['dims']), idx, mask, torch.from_numpy(constants.copy()).to(device)))
+
+    def feeds(self, flat):
+        return {name: torch.where(mask, flat[idx], const).reshape(dims) for name, dims, idx, mask, const in self.bindings}
+
+
+def batch_feeds(image, target, mask, cond, size):
+    n = cond.shape[0]
+    return {'image': image.reshape(n, size, size, 1), 'target': target.reshape(n, size, size, 1),
+            'mask': mask.reshape(n, size, size, 1), 'cond': cond}
+
+
+def parity_check(interp, params, flat, export_dir, size, device):
+    check = json.load(open(os.path.join(export_dir, 'check.json')))
+    n, e = check['count'], check['condSize']
+    raw = np.fromfile(os.path.join(export_dir, 'check.bin'), dtype=np.float32)
+    plane = n * size * size
+    image, target, mask, cond = (raw[:plane], raw[plane:2 * plane], raw[2 * plane:3 * plane], raw[3 * plane:3 * plane + n * e])
+    t = lambda a: torch.from_numpy(a.copy()).to(device)
+    with torch.no_grad():
+        out = interp.run({**params.feeds(flat), **batch_feeds(t(image), t(target), t(mask), t(cond).reshape(n, e), size)})
+    worst = 0.0
+    for name, want in check['expected'].items():
+        got = float(out[name])
+        worst = max(worst, abs(got - want) / max(abs(want), 1e-6))
+        print(f'parity {name}: torch {got:.7g} onnxruntime {want:.7g}', flush=True)
+    if worst > 1e-3:
+        raise SystemExit(f'parity check failed: relative error {worst:.2e}')
+    return worst
+
+
+class Producers:
+    """Node batch processes, one reader thread each, records into one queue."""
+
+    def __init__(self, args, size, embed, seed_prefix, index_sets, mode, batches=0):
+        self.record = args.chunk * size * size * 2 * 3 + args.chunk * 2 * embed * 4
+        self.size, self.embed, self.chunk = size, embed, args.chunk
+        self.queue = queue.Queue(maxsize=256)
+        self.procs = []
+        self.failed = []
+        for k, indices in enumerate(index_sets):
+            cmd = [args.node, args.batches_js, '--src', args.src, '--work', os.path.join(args.work, f'{mode}-{k}'),
+                   '--pop-seed', str(args.pop_seed), '--indices', ','.join(map(str, indices)), '--seed', f'{seed_prefix}:{k}',
+                   '--batch', str(args.chunk), '--size', str(size), '--embed', str(embed), '--mode', mode, '--batches', str(batches)]
+            p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=sys.stderr, bufsize=0)
+            self.procs.append(p)
+            threading.Thread(target=self._read, args=(p,), daemon=True).start()
+
+    def _read(self, p):
+        s2 = self.chunk * self.size * self.size
+        while True:
+            buf = bytearray()
+            while len(buf) < self.record:
+                part = p.stdout.read(self.record - len(buf))
+                if not part:
+                    if p.wait() != 0:
+                        self.failed.append(p.returncode)
+                    self.queue.put(None)
+                    return
+                buf += part
+            half = np.frombuffer(bytes(buf), dtype=np.float16, count=3 * s2)
+            cond = np.frombuffer(bytes(buf), dtype=np.float32, offset=6 * s2, count=self.chunk * 2 * self.embed)
+            self.queue.put((half.reshape(3, s2), cond.reshape(self.chunk, 2 * self.embed)))
+
+    def take(self, count):
+        recs = []
+        while len(recs) < count:
+            r = self.queue.get()
+            if r is None:
+                raise SystemExit(f'a batch producer ended (exit codes {self.failed})')
+            recs.append(r)
+        return recs
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+
+
+def to_device(recs, size, device):
+    half = torch.from_numpy(np.stack([r[0] for r in recs], axis=1)).to(device, non_blocking=True).float()
+    cond = torch.from_numpy(np.concatenate([r[1] for r in recs])).to(device, non_blocking=True)
+    n = cond.shape[0]
+    return batch_feeds(half[0].reshape(n, -1), half[1].reshape(n, -1), half[2].reshape(n, -1), cond, size)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--export', required=True)
+    ap.add_argument('--batches-js', required=True)
+    ap.add_argument('--node', default='node')
+    ap.add_argument('--src', required=True)
+    ap.add_argument('--work', required=True)
+    ap.add_argument('--out', required=True)
+    ap.add_argument('--pop-seed', type=int, default=7)
+    ap.add_argument('--volumes', type=int, default=96)
+    ap.add_argument('--holdout-volumes', type=int, default=8)
+    ap.add_argument('--holdout-batches', type=int, default=16)
+    ap.add_argument('--producers', type=int, default=14)
+    ap.add_argument('--chunk', type=int, default=16, help='samples per producer record')
+    ap.add_argument('--batch', type=int, default=128)
+    ap.add_argument('--lr', type=float, default=1e-3)
+    ap.add_argument('--lr-final', type=float, default=2e-5)
+    ap.add_argument('--warmup', type=int, default=200)
+    ap.add_argument('--minutes', type=float, default=6.0)
+    ap.add_argument('--max-steps', type=int, default=0)
+    ap.add_argument('--eval-every', type=int, default=250)
+    ap.add_argument('--seed', default='gpu0')
+    ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    args = ap.parse_args()
+    t_start = time.time()
+    os.makedirs(args.out, exist_ok=True)
+    device = torch.device(args.device)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = True
+    meta = json.load(open(os.path.join(args.export, 'meta.json')))
+    size, embed = meta['config']['inputSize'], meta['config']['embedDim']
+    interp = GraphInterpreter(onnx.load(os.path.join(args.export, 'train.onnx')), device)
+    params = FlatParams(args.export, device)
+    start = np.fromfile(os.path.join(args.export, 'start.f32'), dtype=np.float32)
+    assert start.size == meta['total'], 'start weights do not match the layout'
+    flat = torch.from_numpy(start.copy()).to(device).requires_grad_(True)
+    worst = parity_check(interp, params, flat, args.export, size, device)
+
+    train_ids = list(range(args.volumes))
+    holdout_ids = list(range(args.volumes, args.volumes + args.holdout_volumes))
+    shards = [train_ids[k::args.producers] for k in range(args.producers)]
+    train = Producers(args, size, embed, f'{args.seed}:train', shards, 'train')
+    held = Producers(args, size, embed, f'{args.seed}:holdout', [holdout_ids], 'holdout', args.holdout_batches)
+    holdout = [to_device(held.take(1), size, device) for _ in range(args.holdout_batches)]
+    t_data = time.time()
+    print(f'data ready after {t_data - t_start:.1f} s: {len(shards)} producers over {args.volumes} volumes, '
+          f'{len(holdout)} held-out batches of {args.chunk} from {args.holdout_volumes} volumes', flush=True)
+
+    opt = torch.optim.Adam([flat], lr=args.lr, betas=(0.9, 0.999), eps=1e-8)
+    per_step = args.batch // args.chunk
+    budget = args.minutes * 60
+    total_steps = args.max_steps or None
+    history = []
+    best = {'loss': math.inf, 'step': 0}
+    step = 0
+    seen = 0
+    t_half = 0.0
+    wait = 0.0
+
+    def evaluate():
+        sums = {}
+        with torch.no_grad():
+            pf = params.feeds(flat)
+            for b in holdout:
+                out = interp.run({**pf, **b})
+                for k, v in out.items():
+                    sums[k] = sums.get(k, 0.0) + float(v)
+        return {k: v / len(holdout) for k, v in sums.items()}
+
+    h0 = evaluate()
+    history.append({'step': 0, 'seconds': 0.0, 'slices': 0, 'holdout': h0})
+    best = {'loss': h0['loss'], 'step': 0}
+    start.tofile(os.path.join(args.out, 'best.f32'))
+    print(f'step 0: held-out {json.dumps(h0)}', flush=True)
+    t_train = time.time()
+    train_sums, train_n = {}, 0
+    while True:
+        elapsed = time.time() - t_train
+        if step == args.warmup // 2:
+            t_half = elapsed
+        if total_steps is None and step == args.warmup:
+            rate = (step - args.warmup // 2) / max(elapsed - t_half, 1e-9)
+            total_steps = step + int(rate * (budget - elapsed) * 0.97)
+            print(f'{rate:.1f} steps/s after warm-up: {total_steps} steps in the budget', flush=True)
+        if (total_steps is not None and step >= total_steps) or elapsed > budget:
+            break
+        if step < args.warmup:
+            lr = args.lr * (step + 1) / args.warmup
+        else:
+            frac = (step - args.warmup) / max(1, (total_steps or step + 1) - args.warmup)
+            lr = args.lr_final + 0.5 * (args.lr - args.lr_final) * (1 + math.cos(math.pi * min(1.0, frac)))
+        for g in opt.param_groups:
+            g['lr'] = lr
+        t0 = time.time()
+        recs = train.take(per_step)
+        wait += time.time() - t0
+        feeds = to_device(recs, size, device)
+        out = interp.run({**params.feeds(flat), **feeds})
+        opt.zero_grad(set_to_none=True)
+        out['loss'].backward()
+        with torch.no_grad():
+            flat.grad.clamp_(-1.0, 1.0)
+        opt.step()
+        step += 1
+        seen += args.batch
+        for k, v in out.items():
+            train_sums[k] = train_sums.get(k, 0.0) + float(v.detach())
+        train_n += 1
+        if step % args.eval_every == 0:
+            h = evaluate()
+            tr = {k: v / train_n for k, v in train_sums.items()}
+            train_sums, train_n = {}, 0
+            rec = {'step': step, 'seconds': round(time.time() - t_train, 1), 'slices': seen, 'lr': lr, 'train': tr, 'holdout': h,
+                   'dataWaitSeconds': round(wait, 1)}
+            history.append(rec)
+            if h['loss'] < best['loss']:
+                best = {'loss': h['loss'], 'step': step}
+                flat.detach().cpu().numpy().tofile(os.path.join(args.out, 'best.f32'))
+            print(f'step {step} ({rec["seconds"]} s, {seen} slices, lr {lr:.2e}, data wait {wait:.0f} s): '
+                  f'train loss {tr["loss"]:.5f} held-out loss {h["loss"]:.5f} rec {h["rec"]:.5f} bce {h.get("bce", 0):.4f}', flush=True)
+            json.dump({'history': history}, open(os.path.join(args.out, 'curve.json'), 'w'))
+    train.close()
+    held.close()
+    flat.detach().cpu().numpy().tofile(os.path.join(args.out, 'last.f32'))
+    wall = time.time() - t_train
+    record = {
+        'kind': 'disyre', 'engine': 'torch-gpu-interpreter', 'script': 'scripts/gpu/train_disyre.py',
+        'argv': sys.argv[1:], 'device': torch.cuda.get_device_name(0) if device.type == 'cuda' else 'cpu', 'torch': torch.__version__,
+        'start': meta.get('start'), 'parityRelativeError': worst, 'steps': step, 'batch': args.batch, 'slices': seen,
+        'trainSeconds': round(wall, 1), 'setupSeconds': round(t_train - t_start, 1), 'slicesPerSecond': round(seen / max(wall, 1e-9), 1),
+        'dataWaitSeconds': round(wait, 1), 'adam': {'lr': args.lr, 'lrFinal': args.lr_final, 'warmup': args.warmup, 'schedule': 'linear warm-up, cosine'},
+        'clip': 1, 'population': {'seed': args.pop_seed, 'train': args.volumes, 'holdout': args.holdout_volumes},
+        'bestStep': best['step'], 'bestHoldoutLoss': best['loss'], 'history': history,
+    }
+    json.dump(record, open(os.path.join(args.out, 'record.json'), 'w'), indent=1)
+    print(f'done: {step} steps, {seen} slices in {wall:.0f} s ({seen / max(wall, 1e-9):.0f}/s), best step {best["step"]} '
+          f'held-out {best["loss"]:.5f}', flush=True)
+
+
+if __name__ == '__main__':
+    main()
