@@ -6,7 +6,7 @@
  * or a fixed number in `holdout` mode. Bundled with esbuild into one file so that a bare machine with
  * only a node binary runs it (scripts/gpu/prepare.sh).
  *
- *   node batches.mjs --src ch2bet.nii.gz --work DIR --pop-seed 7 --indices 0,5,10 --seed 3 --batch 16 \
+ *   node batches.mjs [--region brain|abdom] --src ch2bet.nii.gz --work DIR --pop-seed 7 --indices 0,5,10 --seed 3 --batch 16 \
  *     [--mode holdout --batches 8] [--size 128 --embed 32]
  *
  * Record per batch (little endian): image, target, mask as float16 [B, S, S]; cond as float32 [B, 2E].
@@ -16,6 +16,9 @@ import { join } from 'node:path';
 import { readNifti, writeNifti } from '../../src/io/nifti.js';
 import { deriveSeed, TRAIN_SALT } from '../../eval/inject/seeds.js';
 import { makeNormalVariant, prepareSource } from '../../eval/inject/variants.js';
+import { makeAbdomenPhantom } from '../../eval/phantom/abdomen.js';
+import { abdomenTrainSeed } from '../../eval/phantom/population.js';
+import type { Volume } from '../../src/volume/volume.js';
 import { openVolumeFolder } from '../../src/train/dataset.js';
 import { createRng } from '../../src/engine/random.js';
 import { DEFAULT_CORRUPTION } from '../../src/methods/disyre/corrupt.js';
@@ -66,14 +69,21 @@ async function main(): Promise<void> {
   const embedDim = Number(arg('embed', '32'));
   const mode = arg('mode', 'train');
   const batches = Number(arg('batches', '0'));
+  const region = arg('region', 'brain');
+  if (region !== 'brain' && region !== 'abdom') throw new Error(`disyre-batches: --region ${region} is not brain or abdom`);
   await mkdir(work, { recursive: true });
-  const source = prepareSource((await readNifti(arg('src'))).volume);
+  // brain: the `population` command's variants of the template; abdom: the `phantom` command's phantoms (512³)
+  const source = region === 'brain' ? prepareSource((await readNifti(arg('src'))).volume) : null;
+  const variant = (i: number): Volume =>
+    source !== null
+      ? makeNormalVariant(source, { size: 256, seed: deriveSeed(TRAIN_SALT, popSeed, 'normal', i) }).volume
+      : makeAbdomenPhantom({ size: 512, seed: abdomenTrainSeed(popSeed, i) }).volume;
   for (const i of indices) {
-    const { volume } = makeNormalVariant(source, { size: 256, seed: deriveSeed(TRAIN_SALT, popSeed, 'normal', i) });
+    const volume = variant(i);
     await writeNifti(join(work, `normal_${String(i).padStart(4, '0')}.nii`), volume, { dtype: 'float32' });
   }
   const folder = await openVolumeFolder([work], {
-    region: 'brain',
+    region: region === 'brain' ? 'brain' : 'abdomen',
     size,
     normalisation: RAW_INTENSITIES,
     maxSlicesPerVolume: DISYRE_SLICE_RULES.slicesPerVolume,

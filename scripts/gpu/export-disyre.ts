@@ -17,7 +17,7 @@ import { encodeModel } from '../../src/onnx/onnx-proto.js';
 import { saveFlatModel } from '../../src/train/checkpoint.js';
 import { initEngine } from '../../src/engine/backend.js';
 import { disyreOnnxNet } from '../../src/train/onnx-nets.js';
-import { DISYRE_KIND, DISYRE_NAME, validateDisyreConfig, type DisyreConfig } from '../../src/methods/disyre/config.js';
+import { DISYRE_KIND, DISYRE_NAME, hasSegmentationHead, validateDisyreConfig, type DisyreConfig } from '../../src/methods/disyre/config.js';
 import { disyreLayout, disyreStartWeights } from '../../src/methods/disyre/train-engine.js';
 import { conditionInput } from '../../src/methods/disyre/embedding.js';
 import { bindingValues } from '../../src/onnx/autodiff/trainable.js';
@@ -76,9 +76,9 @@ async function writeParityCheck(net: ReturnType<typeof disyreOnnxNet>, cfg: Disy
   const feeds: Record<string, OrtTensor> = {
     image: new ort.Tensor('float32', image, [n, s, s, 1]),
     target: new ort.Tensor('float32', target, [n, s, s, 1]),
-    mask: new ort.Tensor('float32', mask, [n, s, s, 1]),
     cond: new ort.Tensor('float32', cond, [n, cond.length / n]),
   };
+  if (hasSegmentationHead(cfg)) feeds.mask = new ort.Tensor('float32', mask, [n, s, s, 1]);
   for (const b of net.train.bindings) feeds[b.input] = new ort.Tensor('float32', bindingValues(b, weights), [...b.dims]);
   const session = await createSession(encodeModel(net.train.model), { threads: 1 });
   const outputs = await session.run(feeds);

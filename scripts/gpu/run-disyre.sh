@@ -2,7 +2,7 @@
 # The device machine's DISYRE training job (one call of the device tool; scripts/gpu/prepare.sh made
 # .gpu/ here first). Unpacks the carried node binary, then trains on the GPU for MINUTES with
 # PRODUCERS batch processes; everything it writes lands in $OUT (best.f32, last.f32, record.json, log).
-#   sh scripts/gpu/run-disyre.sh MINUTES PRODUCERS [extra train_disyre.py args]
+#   sh scripts/gpu/run-disyre.sh MINUTES PRODUCERS [extra train_disyre.py args, e.g. --region abdom --volumes 28]
 set -eu
 minutes=$1; producers=$2; shift 2
 out=${OUT:-/tmp/gpu-out}

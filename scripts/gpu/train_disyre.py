@@ -175,7 +175,7 @@ class Producers:
         for k, indices in enumerate(index_sets):
             cmd = [args.node, args.batches_js, '--src', args.src, '--work', os.path.join(args.work, f'{mode}-{k}'),
                    '--pop-seed', str(args.pop_seed), '--indices', ','.join(map(str, indices)), '--seed', f'{seed_prefix}:{k}',
-                   '--batch', str(args.chunk), '--size', str(size), '--embed', str(embed), '--mode', mode, '--batches', str(batches)]
+                   '--region', args.region, '--batch', str(args.chunk), '--size', str(size), '--embed', str(embed), '--mode', mode, '--batches', str(batches)]
             p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=sys.stderr, bufsize=0)
             self.procs.append(p)
             threading.Thread(target=self._read, args=(p,), daemon=True).start()
@@ -224,6 +224,7 @@ def main():
     ap.add_argument('--batches-js', required=True)
     ap.add_argument('--node', default='node')
     ap.add_argument('--src', required=True)
+    ap.add_argument('--region', default='brain', choices=['brain', 'abdom'])
     ap.add_argument('--work', required=True)
     ap.add_argument('--out', required=True)
     ap.add_argument('--pop-seed', type=int, default=7)
@@ -350,7 +351,7 @@ def main():
         'start': meta.get('start'), 'parityRelativeError': worst, 'steps': step, 'batch': args.batch, 'slices': seen,
         'trainSeconds': round(wall, 1), 'setupSeconds': round(t_train - t_start, 1), 'slicesPerSecond': round(seen / max(wall, 1e-9), 1),
         'dataWaitSeconds': round(wait, 1), 'adam': {'lr': args.lr, 'lrFinal': args.lr_final, 'warmup': args.warmup, 'schedule': 'linear warm-up, cosine'},
-        'clip': 1, 'population': {'seed': args.pop_seed, 'train': args.volumes, 'holdout': args.holdout_volumes},
+        'clip': 1, 'region': args.region, 'population': {'seed': args.pop_seed, 'train': args.volumes, 'holdout': args.holdout_volumes},
         'bestStep': best['step'], 'bestHoldoutLoss': best['loss'], 'history': history,
     }
     json.dump(record, open(os.path.join(args.out, 'record.json'), 'w'), indent=1)
