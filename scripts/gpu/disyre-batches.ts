@@ -14,6 +14,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readNifti, writeNifti } from '../../src/io/nifti.js';
+import { writeFloat16Array } from '../../src/io/float16.js';
 import { deriveSeed, TRAIN_SALT } from '../../eval/inject/seeds.js';
 import { makeNormalVariant, prepareSource } from '../../eval/inject/variants.js';
 import { makeAbdomenPhantom } from '../../eval/phantom/abdomen.js';
@@ -33,26 +34,11 @@ function arg(name: string, fallback?: string): string {
   throw new Error(`disyre-batches: --${name} is required`);
 }
 
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** IEEE half of a float (round to nearest, ties away; subnormals flushed, overflow to infinity). */
-function toHalf(v: number): number {
-  f32[0] = v;
-  const x = u32[0]!;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = ((x >>> 23) & 0xff) - 127 + 15;
-  if (exp <= 0) return sign;
-  if (exp >= 31) return sign | 0x7c00;
-  const mant = x & 0x7fffff;
-  const h = sign | (exp << 10) | (mant >>> 13);
-  return (mant & 0x1000) !== 0 ? h + 1 : h;
-}
-
+/** Little-endian IEEE half floats (the weights packer's rounding: nearest, ties to even). */
 function halves(values: Float32Array): Buffer {
-  const out = new Uint16Array(values.length);
-  for (let i = 0; i < values.length; i++) out[i] = toHalf(values[i]!);
-  return Buffer.from(out.buffer);
+  const out = Buffer.alloc(values.length * 2);
+  writeFloat16Array(new DataView(out.buffer, out.byteOffset, out.byteLength), 0, values);
+  return out;
 }
 
 async function writeAll(chunk: Buffer): Promise<void> {

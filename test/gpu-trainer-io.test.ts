@@ -1,0 +1,123 @@
+/**
+ * The GPU trainer's Node side (scripts/gpu): the batch producer must emit exactly the CPU trainer's
+ * batches (same variants, sampler and corruptions, halves of the same values), and the export/import of
+ * the training graph and flat weights must round-trip byte for byte. The torch side is checked on the
+ * device machine itself against check.json (scripts/gpu/train_disyre.py), as CI has no torch.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { exportDisyreForGpu, importDisyreFromGpu } from '../scripts/gpu/disyre-io.js';
+import { readNifti, writeNifti } from '../src/io/nifti.js';
+import { float16BitsToFloat32 } from '../src/io/float16.js';
+import { deriveSeed, TRAIN_SALT } from '../eval/inject/seeds.js';
+import { makeNormalVariant, prepareSource } from '../eval/inject/variants.js';
+import { openVolumeFolder } from '../src/train/dataset.js';
+import { createRng } from '../src/engine/random.js';
+import { DEFAULT_CORRUPTION } from '../src/methods/disyre/corrupt.js';
+import { DISYRE_KIND, DISYRE_NAME, DISYRE_PRESETS, RAW_INTENSITIES } from '../src/methods/disyre/config.js';
+import { conditionInput } from '../src/methods/disyre/embedding.js';
+import { DISYRE_SLICE_RULES, drawBatch, sourceOf } from '../src/methods/disyre/samples.js';
+import { disyreLayout, initialDisyreWeights } from '../src/methods/disyre/train-engine.js';
+import { saveFlatModel } from '../src/train/checkpoint.js';
+import { initEngine } from '../src/engine/backend.js';
+
+const ROOT = join(__dirname, '..');
+const TEMPLATE = join(ROOT, 'data', 'mricron', 'ch2bet.nii.gz');
+const PRODUCER = join(ROOT, 'dist', 'scripts', 'gpu', 'disyre-batches.js');
+const dirs: string[] = [];
+const tempDir = (): string => {
+  const d = mkdtempSync(join(tmpdir(), 'moodlsr-gpu-'));
+  dirs.push(d);
+  return d;
+};
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+function runBinary(args: readonly string[]): Promise<{ status: number | null; stdout: Buffer; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') }));
+  });
+}
+
+const halvesOf = (buf: Buffer, offset: number, count: number): Float32Array =>
+  Float32Array.from({ length: count }, (_, i) => float16BitsToFloat32(buf.readUInt16LE(offset + 2 * i)));
+
+describe.skipIf(!existsSync(TEMPLATE) || !existsSync(PRODUCER))('GPU batch producer', () => {
+  it('writes the CPU trainer’s own batches (population variant, sampler, corruptions) as halves', async () => {
+    const count = 3;
+    const batches = 2;
+    const size = 128;
+    const embed = 32;
+    const run = await runBinary([PRODUCER, '--src', TEMPLATE, '--work', join(tempDir(), 'pop'), '--pop-seed', '7', '--indices', '4', '--seed', 'test', '--batch', String(count), '--mode', 'holdout', '--batches', String(batches)]);
+    expect(run.status, run.stderr).toBe(0);
+    const plane = count * size * size;
+    const record = plane * 2 * 3 + count * 2 * embed * 4;
+    expect(run.stdout.length).toBe(batches * record);
+
+    // The same variant, opened and sampled in process as the CPU trainer does.
+    const dir = tempDir();
+    const source = prepareSource((await readNifti(TEMPLATE)).volume);
+    const { volume } = makeNormalVariant(source, { size: 256, seed: deriveSeed(TRAIN_SALT, 7, 'normal', 4) });
+    await writeNifti(join(dir, 'normal_0004.nii'), volume, { dtype: 'float32' });
+    const folder = await openVolumeFolder([dir], { region: 'brain', size, normalisation: RAW_INTENSITIES, maxSlicesPerVolume: DISYRE_SLICE_RULES.slicesPerVolume });
+    const slices = sourceOf(folder.files, DEFAULT_CORRUPTION, DISYRE_SLICE_RULES.minTissue);
+    const rng = createRng('test:holdout');
+    for (let b = 0; b < batches; b++) {
+      const want = drawBatch(slices, size, count, rng, DEFAULT_CORRUPTION);
+      const base = b * record;
+      const fields = [want.images, want.targets, want.masks!];
+      fields.forEach((values, f) => {
+        const got = halvesOf(run.stdout, base + f * plane * 2, plane);
+        let worst = 0;
+        for (let i = 0; i < plane; i++) worst = Math.max(worst, Math.abs(got[i]! - values[i]!) / Math.max(Math.abs(values[i]!), 2 ** -14));
+        expect(worst).toBeLessThanOrEqual(2 ** -11);
+      });
+      const cond = new Float32Array(run.stdout.buffer.slice(run.stdout.byteOffset + base + plane * 6, run.stdout.byteOffset + base + record));
+      expect(Array.from(cond)).toEqual(Array.from(conditionInput({ embedDim: embed }, want.levels, want.positions)));
+    }
+  });
+});
+
+describe('GPU trainer export and import', () => {
+  it('exports the training graph, index maps and start weights, and imports flat weights back unchanged', async () => {
+    await initEngine({ prefer: 'cpu', log: () => undefined });
+    const cfg = { ...DISYRE_PRESETS.tiny, segmentationWeight: 0.1 };
+    const weights = await initialDisyreWeights(cfg, 5);
+    const init = tempDir();
+    saveFlatModel(init, DISYRE_NAME, { kind: DISYRE_KIND, config: cfg, layout: disyreLayout(cfg), weights });
+    const out = tempDir();
+    await exportDisyreForGpu(init, out);
+    const start = new Float32Array(new Uint8Array(readFileSync(join(out, 'start.f32'))).buffer);
+    expect(Array.from(start)).toEqual(Array.from(weights));
+
+    // Every parameter element is reached through some input's index map.
+    const blob = readFileSync(join(out, 'bindings.bin'));
+    const bindings = JSON.parse(readFileSync(join(out, 'bindings.json'), 'utf8')) as { indexOffset: number; length: number }[];
+    const covered = new Uint8Array(weights.length);
+    for (const b of bindings) {
+      for (let j = 0; j < b.length; j++) {
+        const k = blob.readInt32LE(b.indexOffset + 4 * j);
+        if (k >= 0) covered[k] = 1;
+      }
+    }
+    expect(covered.every((c) => c === 1)).toBe(true);
+    const check = JSON.parse(readFileSync(join(out, 'check.json'), 'utf8')) as { expected: Record<string, number> };
+    expect(Object.keys(check.expected).sort()).toEqual(['bce', 'loss', 'rec', 'restored']);
+    expect(Object.values(check.expected).every(Number.isFinite)).toBe(true);
+
+    const back = tempDir();
+    const record = join(back, 'record.json');
+    writeFileSync(record, JSON.stringify({ kind: 'disyre', steps: 0 }));
+    await importDisyreFromGpu(join(out, 'start.f32'), join(out, 'meta.json'), record, back);
+    expect(readFileSync(join(back, 'disyre.bin')).equals(readFileSync(join(init, 'disyre.bin')))).toBe(true);
+    await expect(importDisyreFromGpu(join(out, 'check.bin'), join(out, 'meta.json'), record, tempDir())).rejects.toThrow(/check\.bin holds \d+ values, the network has/);
+  });
+});
