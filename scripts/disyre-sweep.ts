@@ -5,7 +5,7 @@
  *   node dist/scripts/disyre-sweep.js cache --weights W --in DIR --out CACHE [--levels 0.1,0.25,…] [--every 3]
  *     every NIfTI of DIR (a folder of volumes, or a toy set's image folder): the network's slice stack
  *     and the signed residual x − x̂_t at each level, written once (CACHE/<name>.json/.bin);
- *   node dist/scripts/disyre-sweep.js score --set DEV --dev-cache C --ref-cache R --split SUB --out JSON
+ *   node dist/scripts/disyre-sweep.js score --set DEV --dev-cache C --ref-cache R --split SUB --out JSON [--proxy] [--segmentation | --grid]
  *     every variant below: the normal residual reference rebuilt from R's cached normals with the
  *     variant's own map, then the dev set's maps scored MOOD-exactly on the volume grid (the code of
  *     `moodlsr eval`) on the cases of SUB (the choosing half), on the rest, and on all.
@@ -110,6 +110,15 @@ const SHIPPED: Omit<Variant, 'key'> = { levels: [0.25, 0.5, 0.75, 1], combine: '
 function variants(): Variant[] {
   const v: Variant[] = [];
   const add = (key: string, over: Partial<Omit<Variant, 'key'>>): void => void v.push({ key, ...SHIPPED, ...over });
+  if (process.argv.includes('--grid')) {
+    // The pooling re-chosen around session 10's choice (map=mean, no min-pool, 9×9×13) for each map source.
+    const avgs: VoxelKernel[] = [[5, 5, 7], [7, 7, 11], [9, 9, 13], [11, 11, 17], [13, 13, 21]];
+    for (const source of ['mean', 'residual', 'segmentation', 'max'] as const) {
+      for (const avg of avgs) add(`map=${source}, min 1,1,1 avg ${avg.join(',')}`, { source, min: [1, 1, 1], avg });
+    }
+    for (const avg of [[7, 7, 11], [9, 9, 13]] as VoxelKernel[]) add(`map=mean, min 3,3,1 avg ${avg.join(',')}`, { source: 'mean', min: [3, 3, 1], avg });
+    return v;
+  }
   add('shipped', {});
   add('shipped, reference off', { reference: false });
   for (const levels of [[0.1], [0.25], [0.5], [0.75], [1], [0.1, 0.25], [0.5, 0.75, 1], [0.75, 1], [0.1, 0.25, 0.5, 0.75, 1], [0.1, 0.25, 0.5]]) add(`levels ${levels.join(';')}`, { levels });
