@@ -2,11 +2,14 @@
 # One-time setup on a fresh Debian/Ubuntu machine: system packages the tests use, npm dependencies
 # (which also compiles the TypeScript), and the real MRI data (Debian's mricron-data).
 #   python3-sklearn, python3-nibabel: independent reference implementations the tests compare against
+#   python3-torch, python3-onnx: PyTorch's autograd as an independent check of the project's training
+#     graphs and gradients (scripts/gpu/onnx_torch.py, the GPU trainer's interpreter, run on CPU in the tests)
 #   chromium: the headless browser that checks the HTML report
 set -eu
 cd "$(dirname "$0")/.."
 need=""
 /usr/bin/python3 -c 'import sklearn, nibabel' >/dev/null 2>&1 || need="$need python3-sklearn python3-nibabel"
+/usr/bin/python3 -c 'import torch, onnx' >/dev/null 2>&1 || need="$need python3-torch python3-onnx"
 [ -x /usr/bin/chromium ] || need="$need chromium"
 if [ -n "$need" ]; then
   if [ "$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else

@@ -1,8 +1,10 @@
 /**
- * The GPU trainer's Node side (scripts/gpu): the batch producer must emit exactly the CPU trainer's
- * batches (same variants, sampler and corruptions, halves of the same values), and the export/import of
- * the training graph and flat weights must round-trip byte for byte. The torch side is checked on the
- * device machine itself against check.json (scripts/gpu/train_disyre.py), as CI has no torch.
+ * The GPU trainer (scripts/gpu): the batch producer must emit exactly the CPU trainer's batches (same
+ * variants, sampler and corruptions, halves of the same values); the export/import of the training graph
+ * and flat weights must round-trip byte for byte; and the torch interpreter of the project's training
+ * graphs (onnx_torch.py, Debian's python3-torch on CPU) must give ONNX Runtime's outputs and, through
+ * PyTorch's autograd, the gradient the project's own backward graph gives, for every trained network
+ * (an independent check of src/onnx/autodiff as well).
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,6 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { exportDisyreForGpu, importDisyreFromGpu } from '../scripts/gpu/disyre-io.js';
+import { exportTrainedNet, type TrainedNetKind } from '../scripts/gpu/net-io.js';
+import { runChild } from './helpers/run-node.js';
 import { readNifti, writeNifti } from '../src/io/nifti.js';
 import { float16BitsToFloat32 } from '../src/io/float16.js';
 import { deriveSeed, TRAIN_SALT } from '../eval/inject/seeds.js';
@@ -109,9 +113,13 @@ describe('GPU trainer export and import', () => {
       }
     }
     expect(covered.every((c) => c === 1)).toBe(true);
-    const check = JSON.parse(readFileSync(join(out, 'check.json'), 'utf8')) as { expected: Record<string, number> };
+    const check = JSON.parse(readFileSync(join(out, 'check.json'), 'utf8')) as { feeds: { name: string }[]; expected: Record<string, { sum: number }> };
     expect(Object.keys(check.expected).sort()).toEqual(['bce', 'loss', 'rec', 'restored']);
-    expect(Object.values(check.expected).every(Number.isFinite)).toBe(true);
+    expect(Object.values(check.expected).every((e) => Number.isFinite(e.sum))).toBe(true);
+    expect(check.feeds.map((f) => f.name).sort()).toEqual(['cond', 'image', 'mask', 'target']);
+    const grad = new Float32Array(new Uint8Array(readFileSync(join(out, 'check-grad.f32'))).buffer);
+    expect(grad.length).toBe(weights.length);
+    expect(grad.some((g) => g !== 0)).toBe(true);
 
     const back = tempDir();
     const record = join(back, 'record.json');
@@ -119,5 +127,27 @@ describe('GPU trainer export and import', () => {
     await importDisyreFromGpu(join(out, 'start.f32'), join(out, 'meta.json'), record, back);
     expect(readFileSync(join(back, 'disyre.bin')).equals(readFileSync(join(init, 'disyre.bin')))).toBe(true);
     await expect(importDisyreFromGpu(join(out, 'check.bin'), join(out, 'meta.json'), record, tempDir())).rejects.toThrow(/check\.bin holds \d+ values, the network has/);
+  });
+});
+
+describe('torch interpreter of the training graphs', () => {
+  it('gives ONNX Runtime’s outputs and the project’s gradients for DISYRE, the VQ-VAE, PixelSNAIL, the transformer and the VAE', async () => {
+    const python = '/usr/bin/python3';
+    const probe = await runChild(python, ['-c', 'import torch, onnx']);
+    if (probe.status !== 0) throw new Error(`${python} cannot import torch and onnx, which this test needs: run "sh scripts/setup.sh" (apt-get install python3-torch python3-onnx)\n${probe.stderr}`);
+    const root = tempDir();
+    const nets: [TrainedNetKind, string][] = [['vqvae', 'lsr'], ['pixelsnail', 'lsr'], ['transformer', 'lsgs'], ['vae', 'vae']];
+    const dirs: string[] = [];
+    for (const [kind, folder] of nets) {
+      const out = join(root, kind);
+      await exportTrainedNet(kind, join(ROOT, 'weights', 'brain', folder), out);
+      dirs.push(out);
+    }
+    await exportDisyreForGpu(join(ROOT, 'weights', 'brain', 'disyre'), join(root, 'disyre'));
+    dirs.push(join(root, 'disyre'));
+    const run = await runChild(python, [join(ROOT, 'scripts', 'gpu', 'onnx_torch.py'), ...dirs, '--device', 'cpu', '--tolerance', '1e-4']);
+    expect(run.status, run.stdout + run.stderr).toBe(0);
+    expect(run.stdout).toContain('parity ok: 5 graph(s)');
+    for (const kind of ['vqvae', 'pixelsnail', 'transformer', 'vae', 'disyre']) expect(run.stdout).toMatch(new RegExp(`${kind} d loss / d weights: .* = \\d`));
   });
 });

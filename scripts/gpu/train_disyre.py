@@ -3,9 +3,9 @@
 
 The network is not re-implemented here. scripts/gpu/export-disyre.ts exports the exact graph the
 ONNX Runtime engine trains (train.onnx: loss = MSE + w*BCE, parameters as inputs, with their index maps
-into the flat weights); this script interprets that graph with torch operators (autograd gives the
-gradient), first proving the interpretation against ONNX Runtime's outputs on a fixed batch
-(check.json). Batches come from Node processes running the trainer's own sampler
+into the flat weights); ./onnx_torch.py interprets that graph with torch operators (autograd gives the
+gradient), and this script first proves the interpretation: forward outputs against ONNX Runtime's and
+the flat gradient against the project's own backward graph, on a fixed batch (check.*). Batches come from Node processes running the trainer's own sampler
 (scripts/gpu/disyre-batches.ts: population variants, slice stacks, corruptions), so the data are what
 the CPU trainer draws, only more of them. Adam and the element-wise gradient clip match the CPU loop
 (src/train/loop.ts); the flat weights come back in the CPU layout (import with export-disyre.ts).
@@ -24,143 +24,16 @@ import threading
 import time
 
 import numpy as np
-import onnx
 import torch
-import torch.nn.functional as F
-from onnx import numpy_helper
 
-
-def attrs(node):
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-
-
-class GraphInterpreter:
-    """Runs an ONNX graph's nodes with torch operators on one device (the ops the project emits)."""
-
-    def __init__(self, model, device):
-        self.nodes = [(n.op_type, list(n.input), list(n.output), attrs(n)) for n in model.graph.node]
-        self.consts = {}
-        self.shapes = {}
-        for t in model.graph.initializer:
-            a = numpy_helper.to_array(t)
-            if a.dtype == np.int64:
-                self.shapes[t.name] = [int(v) for v in a.reshape(-1)]
-            self.consts[t.name] = torch.from_numpy(np.array(a, copy=True)).to(device)
-        self.outputs = [o.name for o in model.graph.output]
-
-    def run(self, feeds):
-        env = dict(self.consts)
-        env.update(feeds)
-        for op, ins, outs, at in self.nodes:
-            x = [env[i] if i else None for i in ins]
-            if op == 'Reshape':
-                shape = self.shapes[ins[1]]
-                shape = [x[0].shape[i] if v == 0 else v for i, v in enumerate(shape)]
-                y = x[0].reshape(shape)
-            elif op == 'Add':
-                y = x[0] + x[1]
-            elif op == 'Sub':
-                y = x[0] - x[1]
-            elif op == 'Mul':
-                y = x[0] * x[1]
-            elif op == 'Div':
-                y = x[0] / x[1]
-            elif op == 'Min':
-                y = torch.minimum(x[0], x[1])
-            elif op == 'Max':
-                y = torch.maximum(x[0], x[1])
-            elif op == 'Exp':
-                y = torch.exp(x[0])
-            elif op == 'Abs':
-                y = torch.abs(x[0])
-            elif op == 'Neg':
-                y = -x[0]
-            elif op == 'Log':
-                y = torch.log(x[0])
-            elif op == 'Relu':
-                y = torch.relu(x[0])
-            elif op == 'Identity':
-                y = x[0]
-            elif op == 'MatMul':
-                y = torch.matmul(x[0], x[1])
-            elif op == 'Concat':
-                y = torch.cat(x, dim=at['axis'])
-            elif op == 'ReduceMean':
-                if 'axes' in at:
-                    y = x[0].mean(dim=list(at['axes']), keepdim=bool(at.get('keepdims', 1)))
-                else:
-                    y = x[0].mean() if not at.get('keepdims', 1) else x[0].mean(dim=list(range(x[0].dim())), keepdim=True)
-            elif op == 'InstanceNormalization':
-                y = F.instance_norm(x[0], weight=x[1], bias=x[2], eps=at.get('epsilon', 1e-5))
-            elif op == 'Conv':
-                pads = list(at.get('pads', [0, 0, 0, 0]))
-                h = x[0]
-                if pads[0] != pads[2] or pads[1] != pads[3]:
-                    h = F.pad(h, (pads[1], pads[3], pads[0], pads[2]))
-                    pad = 0
-                else:
-                    pad = (pads[0], pads[1])
-                y = F.conv2d(h, x[1], x[2] if len(x) > 2 else None, stride=tuple(at.get('strides', [1, 1])), padding=pad,
-                             dilation=tuple(at.get('dilations', [1, 1])), groups=at.get('group', 1))
-            elif op == 'Resize':
-                mode = at.get('mode', b'nearest')
-                if mode not in (b'nearest', 'nearest'):
-                    raise ValueError(f'Resize mode {mode} not supported')
-                scales = x[2] if len(x) > 2 and x[2] is not None and x[2].numel() > 0 else None
-                if scales is None:
-                    size = [int(v) for v in x[3].tolist()][2:]
-                    y = F.interpolate(x[0], size=size, mode='nearest')
-                else:
-                    sf = [float(v) for v in scales.tolist()][2:]
-                    y = F.interpolate(x[0], scale_factor=sf, mode='nearest')
-            else:
-                raise ValueError(f'operator {op} not supported by the interpreter')
-            env[outs[0]] = y
-        return {name: env[name] for name in self.outputs}
-
-
-class FlatParams:
-    """The flat weights (CPU trainer layout) and the graph inputs gathered from them."""
-
-    def __init__(self, export_dir, device):
-        self.bindings = []
-        blob = np.fromfile(os.path.join(export_dir, 'bindings.bin'), dtype=np.uint8)
-        for b in json.load(open(os.path.join(export_dir, 'bindings.json'))):
-            n = b['length']
-            index = np.frombuffer(blob[b['indexOffset']:b['indexOffset'] + 4 * n].tobytes(), dtype=np.int32)
-            constants = (np.frombuffer(blob[b['constantsOffset']:b['constantsOffset'] + 4 * n].tobytes(), dtype=np.float32)
-                         if b['constantsOffset'] >= 0 else np.zeros(n, dtype=np.float32))
-            mask = torch.from_numpy(index >= 0).to(device)
-            idx = torch.from_numpy(np.maximum(index, 0).astype(np.int64)).to(device)
-            self.bindings.append((b['input'], list(b['dims']), idx, mask, torch.from_numpy(constants.copy()).to(device)))
-
-    def feeds(self, flat):
-        return {name: torch.where(mask, flat[idx], const).reshape(dims) for name, dims, idx, mask, const in self.bindings}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from onnx_torch import check, load_export  # noqa: E402  (the shared interpreter beside this script)
 
 
 def batch_feeds(image, target, mask, cond, size):
     n = cond.shape[0]
     return {'image': image.reshape(n, size, size, 1), 'target': target.reshape(n, size, size, 1),
             'mask': mask.reshape(n, size, size, 1), 'cond': cond}
-
-
-def parity_check(interp, params, flat, export_dir, size, device):
-    check = json.load(open(os.path.join(export_dir, 'check.json')))
-    n, e = check['count'], check['condSize']
-    raw = np.fromfile(os.path.join(export_dir, 'check.bin'), dtype=np.float32)
-    plane = n * size * size
-    image, target, mask, cond = (raw[:plane], raw[plane:2 * plane], raw[2 * plane:3 * plane], raw[3 * plane:3 * plane + n * e])
-    t = lambda a: torch.from_numpy(a.copy()).to(device)
-    with torch.no_grad():
-        out = interp.run({**params.feeds(flat), **batch_feeds(t(image), t(target), t(mask), t(cond).reshape(n, e), size)})
-    worst = 0.0
-    for name, want in check['expected'].items():
-        got = float(out[name])
-        worst = max(worst, abs(got - want) / max(abs(want), 1e-6))
-        print(f'parity {name}: torch {got:.7g} onnxruntime {want:.7g}', flush=True)
-    if worst > 1e-3:
-        raise SystemExit(f'parity check failed: relative error {worst:.2e}')
-    return worst
 
 
 class Producers:
@@ -249,14 +122,12 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cudnn.benchmark = True
-    meta = json.load(open(os.path.join(args.export, 'meta.json')))
+    worst = check(args.export, device)
+    if worst > 1e-3:
+        raise SystemExit(f'parity check failed: relative error {worst:.2e}')
+    interp, params, meta, start = load_export(args.export, device)
     size, embed = meta['config']['inputSize'], meta['config']['embedDim']
-    interp = GraphInterpreter(onnx.load(os.path.join(args.export, 'train.onnx')), device)
-    params = FlatParams(args.export, device)
-    start = np.fromfile(os.path.join(args.export, 'start.f32'), dtype=np.float32)
-    assert start.size == meta['total'], 'start weights do not match the layout'
     flat = torch.from_numpy(start.copy()).to(device).requires_grad_(True)
-    worst = parity_check(interp, params, flat, args.export, size, device)
 
     train_ids = list(range(args.volumes))
     holdout_ids = list(range(args.volumes, args.volumes + args.holdout_volumes))
