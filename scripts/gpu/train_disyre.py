@@ -5,9 +5,9 @@ The network is not re-implemented here. scripts/gpu/export-disyre.ts exports the
 ONNX Runtime engine trains (train.onnx: loss = MSE + w*BCE, parameters as inputs, with their index maps
 into the flat weights); ./onnx_torch.py interprets that graph with torch operators (autograd gives the
 gradient), and this script first proves the interpretation: forward outputs against ONNX Runtime's and
-the flat gradient against the project's own backward graph, on a fixed batch (check.*). Batches come from Node processes running the trainer's own sampler
-(scripts/gpu/disyre-batches.ts: population variants, slice stacks, corruptions), so the data are what
-the CPU trainer draws, only more of them. Adam and the element-wise gradient clip match the CPU loop
+the flat gradient against the project's own backward graph, on a fixed batch (check.*). Batches come
+from Node processes running the trainer's own sampler (scripts/gpu/disyre-batches.ts: population
+variants, slice stacks, corruptions), so the data are what the CPU trainer draws, only more of them. Adam and the element-wise gradient clip match the CPU loop
 (src/train/loop.ts); the flat weights come back in the CPU layout (import with export-disyre.ts).
 
   python3 scripts/gpu/train_disyre.py --export .gpu/disyre --batches-js .gpu/batches.mjs --node NODE \
