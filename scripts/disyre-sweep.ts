@@ -2,10 +2,10 @@
  * DISYRE scoring sweep over cached restorations (the choices of docs/quality.md, "DISYRE: levels,
  * smoothing and the reference, re-chosen").
  *
- *   node dist/scripts/disyre-sweep.js cache --weights W --in DIR --out CACHE [--levels 0.1,0.25,…] [--every 3]
+ *   node dist/scripts/disyre-sweep.js cache --weights W --in DIR --out CACHE [--levels 0.1,0.25,…] [--every 3] [--region abdomen]
  *     every NIfTI of DIR (a folder of volumes, or a toy set's image folder): the network's slice stack
  *     and the signed residual x − x̂_t at each level, written once (CACHE/<name>.json/.bin);
- *   node dist/scripts/disyre-sweep.js score --set DEV --dev-cache C --ref-cache R --split SUB --out JSON [--proxy] [--segmentation | --grid]
+ *   node dist/scripts/disyre-sweep.js score --set DEV --dev-cache C --ref-cache R --split SUB --out JSON [--proxy] [--segmentation | --grid [--sources residual] [--mins '1,1,1;3,3,1']]
  *     every variant below: the normal residual reference rebuilt from R's cached normals with the
  *     variant's own map, then the dev set's maps scored MOOD-exactly on the volume grid (the code of
  *     `moodlsr eval`) on the cases of SUB (the choosing half), on the rest, and on all.
@@ -23,6 +23,7 @@ import { ReferenceAccumulator, referenceOnStack, standardisedMap, type ResidualR
 import { smoothStack, stackStride, type VoxelKernel } from '../src/score/smoothing.js';
 import { applyMask, bodyMask } from '../src/volume/body-mask.js';
 import { preprocessForModel } from '../src/volume/preprocess.js';
+import type { Region } from '../src/volume/normalise.js';
 import { extractAxialSlices, stackShape } from '../src/volume/slices.js';
 import { resizeBilinear } from '../src/volume/resize.js';
 import { AblationCollector, option, setCases, writeJson } from './ablate-common.js';
@@ -59,14 +60,15 @@ async function cache(): Promise<void> {
   const levels = option('levels', '0.1,0.25,0.5,0.75,1').split(',').map(Number);
   const every = Number(option('every', '3'));
   mkdirSync(out, { recursive: true });
-  const model = await loadDisyreModel(weights, 'brain', { engine: 'onnx' });
+  const region = option('region', 'brain') as Region;
+  const model = await loadDisyreModel(weights, region, { engine: 'onnx' });
   try {
     for (const file of readdirSync(input).filter(isNiftiFileName).sort()) {
       const name = file.replace(/\.nii(\.gz)?$/, '');
       if (existsSync(join(out, `${name}.json`))) continue;
       const t0 = performance.now();
       const { volume } = await readNifti(join(input, file));
-      const stack = preprocessForModel(volume, { region: 'brain', slices: { every }, size: model.net.cfg.inputSize, normalisation: model.net.cfg.normalisation });
+      const stack = preprocessForModel(volume, { region, slices: { every }, size: model.net.cfg.inputSize, normalisation: model.net.cfg.normalisation });
       const parts: Float32Array[] = [stack.data];
       const segs: Float32Array[] = [];
       for (const t of levels) {
@@ -112,11 +114,16 @@ function variants(): Variant[] {
   const add = (key: string, over: Partial<Omit<Variant, 'key'>>): void => void v.push({ key, ...SHIPPED, ...over });
   if (process.argv.includes('--grid')) {
     // The pooling re-chosen around session 10's choice (map=mean, no min-pool, 9×9×13) for each map source.
+    // --sources residual (a network without the head) and --mins '1,1,1;3,3,1' replace the defaults.
     const avgs: VoxelKernel[] = [[5, 5, 7], [7, 7, 11], [9, 9, 13], [11, 11, 17], [13, 13, 21]];
-    for (const source of ['mean', 'residual', 'segmentation', 'max'] as const) {
-      for (const avg of avgs) add(`map=${source}, min 1,1,1 avg ${avg.join(',')}`, { source, min: [1, 1, 1], avg });
+    const sources = option('sources', 'mean,residual,segmentation,max').split(',') as NonNullable<Variant['source']>[];
+    const mins = option('mins', '1,1,1').split(';').map((m) => m.split(',').map(Number) as unknown as VoxelKernel);
+    for (const source of sources) {
+      for (const min of mins) for (const avg of avgs) add(`map=${source}, min ${min.join(',')} avg ${avg.join(',')}`, { source, min, avg });
     }
-    for (const avg of [[7, 7, 11], [9, 9, 13]] as VoxelKernel[]) add(`map=mean, min 3,3,1 avg ${avg.join(',')}`, { source: 'mean', min: [3, 3, 1], avg });
+    if (!process.argv.includes('--sources') && !process.argv.includes('--mins')) {
+      for (const avg of [[7, 7, 11], [9, 9, 13]] as VoxelKernel[]) add(`map=mean, min 3,3,1 avg ${avg.join(',')}`, { source: 'mean', min: [3, 3, 1], avg });
+    }
     return v;
   }
   add('shipped', {});
