@@ -12,16 +12,7 @@ import { caseGroupsOf, pixelResult, sampleResult, type CaseResult, type EvalResu
 import { TOY_DIRS, type ToySetManifest } from '../eval/inject/toyset.js';
 import type { Volume } from '../src/volume/volume.js';
 
-export function option(name: string, fallback?: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i >= 0 && i + 1 < process.argv.length) return process.argv[i + 1]!;
-  if (fallback === undefined) throw new Error(`--${name} is required`);
-  return fallback;
-}
-
-export function flag(name: string): boolean {
-  return process.argv.includes(`--${name}`);
-}
+export { flag, option } from './cli-options.js';
 
 export async function niftiFiles(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter(isNiftiFileName).sort();

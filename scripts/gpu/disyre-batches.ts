@@ -26,13 +26,7 @@ import { DEFAULT_CORRUPTION } from '../../src/methods/disyre/corrupt.js';
 import { RAW_INTENSITIES } from '../../src/methods/disyre/config.js';
 import { conditionInput } from '../../src/methods/disyre/embedding.js';
 import { DISYRE_SLICE_RULES, drawBatch, sourceOf } from '../../src/methods/disyre/samples.js';
-
-function arg(name: string, fallback?: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i >= 0 && i + 1 < process.argv.length) return process.argv[i + 1]!;
-  if (fallback !== undefined) return fallback;
-  throw new Error(`disyre-batches: --${name} is required`);
-}
+import { option } from '../cli-options.js';
 
 /** Little-endian IEEE half floats (the weights packer's rounding: nearest, ties to even). */
 function halves(values: Float32Array): Buffer {
@@ -46,20 +40,20 @@ async function writeAll(chunk: Buffer): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const work = arg('work');
-  const popSeed = Number(arg('pop-seed'));
-  const indices = arg('indices').split(',').map(Number);
-  const seed = arg('seed');
-  const batch = Number(arg('batch', '16'));
-  const size = Number(arg('size', '128'));
-  const embedDim = Number(arg('embed', '32'));
-  const mode = arg('mode', 'train');
-  const batches = Number(arg('batches', '0'));
-  const region = arg('region', 'brain');
+  const work = option('work');
+  const popSeed = Number(option('pop-seed'));
+  const indices = option('indices').split(',').map(Number);
+  const seed = option('seed');
+  const batch = Number(option('batch', '16'));
+  const size = Number(option('size', '128'));
+  const embedDim = Number(option('embed', '32'));
+  const mode = option('mode', 'train');
+  const batches = Number(option('batches', '0'));
+  const region = option('region', 'brain');
   if (region !== 'brain' && region !== 'abdom') throw new Error(`disyre-batches: --region ${region} is not brain or abdom`);
   await mkdir(work, { recursive: true });
   // brain: the `population` command's variants of the template; abdom: the `phantom` command's phantoms (512³)
-  const source = region === 'brain' ? prepareSource((await readNifti(arg('src'))).volume) : null;
+  const source = region === 'brain' ? prepareSource((await readNifti(option('src'))).volume) : null;
   const variant = (i: number): Volume =>
     source !== null
       ? makeNormalVariant(source, { size: 256, seed: deriveSeed(TRAIN_SALT, popSeed, 'normal', i) }).volume

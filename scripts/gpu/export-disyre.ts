@@ -12,18 +12,13 @@
  *     → DIR/disyre.json/.bin, the same format the CPU trainer saves (loadable by --init, calibrate, ship)
  */
 import { exportDisyreForGpu, importDisyreFromGpu } from './disyre-io.js';
-
-function arg(name: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0 || i + 1 >= process.argv.length) throw new Error(`export-disyre: --${name} is required`);
-  return process.argv[i + 1]!;
-}
+import { option } from '../cli-options.js';
 
 const log = (line: string): void => {
   process.stderr.write(`export-disyre: ${line}\n`);
 };
 const verb = process.argv[2];
-const job = verb === 'export' ? exportDisyreForGpu(arg('init'), arg('out'), log) : verb === 'import' ? importDisyreFromGpu(arg('flat'), arg('meta'), arg('record'), arg('out'), log) : Promise.reject(new Error('usage: export-disyre export|import …'));
+const job = verb === 'export' ? exportDisyreForGpu(option('init'), option('out'), log) : verb === 'import' ? importDisyreFromGpu(option('flat'), option('meta'), option('record'), option('out'), log) : Promise.reject(new Error('usage: export-disyre export|import …'));
 job.catch((err: unknown) => {
   process.stderr.write(`export-disyre: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);

@@ -7,18 +7,13 @@
  *   python3 scripts/gpu/onnx_torch.py DIR        # forward outputs and the flat gradient against ONNX Runtime
  */
 import { exportTrainedNet, TRAINED_NET_KINDS, type TrainedNetKind } from './net-io.js';
-
-function arg(name: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0 || i + 1 >= process.argv.length) throw new Error(`export-net: --${name} is required`);
-  return process.argv[i + 1]!;
-}
+import { option } from '../cli-options.js';
 
 async function main(): Promise<void> {
-  const kind = arg('kind') as TrainedNetKind;
+  const kind = option('kind') as TrainedNetKind;
   if (!TRAINED_NET_KINDS.includes(kind)) throw new Error(`export-net: --kind must be one of ${TRAINED_NET_KINDS.join(', ')}`);
-  const out = arg('out');
-  const { inputs, total, start } = await exportTrainedNet(kind, arg('weights'), out);
+  const out = option('out');
+  const { inputs, total, start } = await exportTrainedNet(kind, option('weights'), out);
   process.stderr.write(`export-net: ${out}: ${kind}, ${inputs} parameter inputs, ${total} parameters, start ${start}\n`);
 }
 

@@ -217,9 +217,10 @@ def load_export(export_dir, device):
     return interp, params, meta, start
 
 
-def check(export_dir, device, log=print):
-    """Forward outputs and d loss / d flat weights against ONNX Runtime's; returns the worst relative error."""
-    interp, params, meta, start = load_export(export_dir, device)
+def check(export_dir, device, log=print, loaded=None):
+    """Forward outputs and d loss / d flat weights against ONNX Runtime's; returns the worst relative error.
+    `loaded`: what load_export returned for this folder, when the caller has it already."""
+    interp, params, meta, start = loaded if loaded is not None else load_export(export_dir, device)
     spec = json.load(open(os.path.join(export_dir, 'check.json')))
     raw = np.fromfile(os.path.join(export_dir, 'check.bin'), dtype=np.uint8)
     np_types = {'float32': np.float32, 'int32': np.int32, 'int64': np.int64}

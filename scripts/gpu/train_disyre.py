@@ -122,10 +122,10 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cudnn.benchmark = True
-    worst = check(args.export, device)
+    interp, params, meta, start = loaded = load_export(args.export, device)
+    worst = check(args.export, device, loaded=loaded)
     if worst > 1e-3:
         raise SystemExit(f'parity check failed: relative error {worst:.2e}')
-    interp, params, meta, start = load_export(args.export, device)
     size, embed = meta['config']['inputSize'], meta['config']['embedDim']
     flat = torch.from_numpy(start.copy()).to(device).requires_grad_(True)
 
