@@ -20,6 +20,9 @@ import type { ParamLayout } from '../../src/train/param-layout.js';
 import { initEngine } from '../../src/engine/backend.js';
 import { onnxNetFor, onnxParamLayout, type OnnxModelSpec } from '../../src/train/onnx-nets.js';
 import { loadWarmStart } from '../../src/train/warm-start.js';
+import { flattenParams, initModel, type ModelSpec } from '../../src/train/loop-worker.js';
+import { disposeParams } from '../../src/models/params.js';
+import { saveFlatModel } from '../../src/train/checkpoint.js';
 
 export interface TrainingExport {
   readonly train: TrainableModel;
@@ -129,17 +132,55 @@ async function writeCheck(exp: TrainingExport, outDir: string): Promise<void> {
 export const TRAINED_NET_KINDS = ['vqvae', 'pixelsnail', 'transformer', 'vae'] as const;
 export type TrainedNetKind = (typeof TRAINED_NET_KINDS)[number];
 
-/** Exports `<dir>/<kind>.json/.bin` with its training graph (codes drawn below its codebook size). */
-export async function exportTrainedNet(kind: TrainedNetKind, dir: string, outDir: string): Promise<{ inputs: number; total: number; start: string }> {
+export interface NetExportOptions {
+  /** Start from a fresh initialisation with this seed instead of the weights in the folder (its config is kept). */
+  readonly freshSeed?: string;
+  /** Extra facts for meta.json (e.g. the region's normalised background value). */
+  readonly meta?: Record<string, unknown>;
+}
+
+/** Exports `<dir>/<kind>.json/.bin` (or a fresh network of its config) with its training graph (codes drawn below its codebook size). */
+export async function exportTrainedNet(kind: TrainedNetKind, dir: string, outDir: string, opts: NetExportOptions = {}): Promise<{ inputs: number; total: number; start: string }> {
   const config = (JSON.parse(readFileSync(path.join(dir, `${kind}.json`), 'utf8')) as { config: { codebookSize?: number } }).config;
   const spec = { kind, config } as OnnxModelSpec;
   await initEngine({ prefer: 'cpu', log: () => undefined });
   const layout = onnxParamLayout(spec);
-  const start = loadWarmStart(dir, kind, kind, config, layout);
+  const start =
+    opts.freshSeed !== undefined
+      ? { weights: freshWeights(spec as ModelSpec, layout, opts.freshSeed), label: `fresh(seed ${opts.freshSeed})` }
+      : loadWarmStart(dir, kind, kind, config, layout);
   const codes = config.codebookSize ?? 2;
   const { inputs } = await writeTrainingExport(
-    { train: onnxNetFor(spec).train, layout, weights: start.weights, meta: { kind, config, start: start.label }, intRanges: { codes, targets: codes } },
+    { train: onnxNetFor(spec).train, layout, weights: start.weights, meta: { ...opts.meta, kind, config, start: start.label }, intRanges: { codes, targets: codes } },
     outDir,
   );
   return { inputs, total: layout.total, start: start.label };
+}
+
+function freshWeights(spec: ModelSpec, layout: ParamLayout, seed: string): Float32Array {
+  const params = initModel(spec, seed);
+  try {
+    return flattenParams(params, layout);
+  } finally {
+    disposeParams(params);
+  }
+}
+
+/**
+ * The way back: flat weights trained elsewhere (float32, the export's layout) → `<outDir>/<kind>.json/.bin`,
+ * the format the CPU trainer saves, with the training record under `extra.training`.
+ */
+export async function importTrainedNet(flatFile: string, exportDir: string, recordFile: string, outDir: string): Promise<string> {
+  const meta = JSON.parse(readFileSync(path.join(exportDir, 'meta.json'), 'utf8')) as { kind: TrainedNetKind; config: unknown; total: number };
+  if (!TRAINED_NET_KINDS.includes(meta.kind)) throw new Error(`export-net import: ${exportDir}/meta.json names kind ${String(meta.kind)}`);
+  const spec = { kind: meta.kind, config: meta.config } as ModelSpec;
+  await initEngine({ prefer: 'cpu', log: () => undefined });
+  const layout = onnxParamLayout(spec);
+  const bytes = readFileSync(flatFile);
+  if (bytes.byteLength !== layout.total * 4) throw new Error(`export-net import: ${flatFile} holds ${bytes.byteLength} bytes, the ${meta.kind} layout needs ${layout.total * 4}`);
+  const weights = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  if (!weights.every(Number.isFinite)) throw new Error(`export-net import: ${flatFile} holds non-finite weights`);
+  const record = JSON.parse(readFileSync(recordFile, 'utf8')) as Record<string, unknown>;
+  saveFlatModel(outDir, meta.kind, { kind: meta.kind, config: meta.config, layout, weights, extra: { training: record } });
+  return path.join(outDir, `${meta.kind}.json`);
 }

@@ -84,7 +84,8 @@ class GraphInterpreter:
     def int_list(self, env, name):
         return self.ints[name] if name in self.ints else as_ints(env[name])
 
-    def run(self, feeds):
+    def run(self, feeds, extra=()):
+        """The graph outputs (and the intermediate values named in `extra`)."""
         env = dict(self.consts)
         env.update(feeds)
         for op, name, ins, outs, at in self.nodes:
@@ -95,7 +96,24 @@ class GraphInterpreter:
                     env[o] = v
             else:
                 env[outs[0]] = y
-        return {n: env[n] for n in self.outputs}
+        return {n: env[n] for n in list(self.outputs) + list(extra)}
+
+    def pruned(self, outputs):
+        """An interpreter of the nodes that `outputs` (graph outputs or intermediate values) depend on."""
+        need = set(outputs)
+        kept = []
+        for node in reversed(self.nodes):
+            if need.intersection(node[3]):
+                kept.append(node)
+                need.update(i for i in node[2] if i)
+        sub = object.__new__(GraphInterpreter)
+        sub.nodes, sub.consts, sub.ints, sub.outputs = list(reversed(kept)), self.consts, self.ints, list(outputs)
+        return sub
+
+    def inputs_needed(self):
+        """Names read by the nodes that are not produced by them (graph inputs and constants)."""
+        made = {o for node in self.nodes for o in node[3]}
+        return {i for node in self.nodes for i in node[2] if i and i not in made}
 
     def apply(self, op, name, ins, x, at, env, n_out):
         if op == 'Identity':
@@ -103,7 +121,11 @@ class GraphInterpreter:
         if op == 'Reshape':
             shape = self.int_list(env, ins[1])
             return x[0].reshape([x[0].shape[i] if v == 0 else v for i, v in enumerate(shape)])
-        binary = {'Add': torch.add, 'Sub': torch.sub, 'Mul': torch.mul, 'Div': torch.div, 'Min': torch.minimum, 'Max': torch.maximum}
+        # Max/Min: at a tie the whole gradient goes to the first input, as the project's backward pass
+        # (src/onnx/autodiff/vjp.ts `extremum`) does; torch.maximum would split it, and ELU (written as
+        # max(x, exp(min(x, 0)) − 1)) would get the derivative 0.75 instead of 1 where x = 0 exactly.
+        binary = {'Add': torch.add, 'Sub': torch.sub, 'Mul': torch.mul, 'Div': torch.div,
+                  'Min': lambda a, b: torch.where(a <= b, a, b), 'Max': lambda a, b: torch.where(a >= b, a, b)}
         if op in binary:
             y = x[0]
             for v in x[1:]:

@@ -17,10 +17,7 @@ import argparse
 import json
 import math
 import os
-import queue
-import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
@@ -28,6 +25,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from onnx_torch import check, load_export  # noqa: E402  (the shared interpreter beside this script)
+from producers import Producers  # noqa: E402
 
 
 def batch_feeds(image, target, mask, cond, size):
@@ -36,52 +34,20 @@ def batch_feeds(image, target, mask, cond, size):
             'mask': mask.reshape(n, size, size, 1), 'cond': cond}
 
 
-class Producers:
-    """Node batch processes, one reader thread each, records into one queue."""
+def disyre_producers(args, size, embed, seed_prefix, index_sets, mode, batches=0):
+    """Node processes running the DISYRE sampler (disyre-batches.ts); a record is `chunk` samples."""
+    s2 = args.chunk * size * size
 
-    def __init__(self, args, size, embed, seed_prefix, index_sets, mode, batches=0):
-        self.record = args.chunk * size * size * 2 * 3 + args.chunk * 2 * embed * 4
-        self.size, self.embed, self.chunk = size, embed, args.chunk
-        self.queue = queue.Queue(maxsize=256)
-        self.procs = []
-        self.failed = []
-        for k, indices in enumerate(index_sets):
-            cmd = [args.node, args.batches_js, '--src', args.src, '--work', os.path.join(args.work, f'{mode}-{k}'),
-                   '--pop-seed', str(args.pop_seed), '--indices', ','.join(map(str, indices)), '--seed', f'{seed_prefix}:{k}',
-                   '--region', args.region, '--batch', str(args.chunk), '--size', str(size), '--embed', str(embed), '--mode', mode, '--batches', str(batches)]
-            p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=sys.stderr, bufsize=0)
-            self.procs.append(p)
-            threading.Thread(target=self._read, args=(p,), daemon=True).start()
+    def parse(buf):
+        half = np.frombuffer(buf, dtype=np.float16, count=3 * s2)
+        cond = np.frombuffer(buf, dtype=np.float32, offset=6 * s2, count=args.chunk * 2 * embed)
+        return half.reshape(3, s2), cond.reshape(args.chunk, 2 * embed)
 
-    def _read(self, p):
-        s2 = self.chunk * self.size * self.size
-        while True:
-            buf = bytearray()
-            while len(buf) < self.record:
-                part = p.stdout.read(self.record - len(buf))
-                if not part:
-                    if p.wait() != 0:
-                        self.failed.append(p.returncode)
-                    self.queue.put(None)
-                    return
-                buf += part
-            half = np.frombuffer(bytes(buf), dtype=np.float16, count=3 * s2)
-            cond = np.frombuffer(bytes(buf), dtype=np.float32, offset=6 * s2, count=self.chunk * 2 * self.embed)
-            self.queue.put((half.reshape(3, s2), cond.reshape(self.chunk, 2 * self.embed)))
-
-    def take(self, count):
-        recs = []
-        while len(recs) < count:
-            r = self.queue.get()
-            if r is None:
-                raise SystemExit(f'a batch producer ended (exit codes {self.failed})')
-            recs.append(r)
-        return recs
-
-    def close(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
+    commands = [[args.node, args.batches_js, '--src', args.src, '--work', os.path.join(args.work, f'{mode}-{k}'),
+                 '--pop-seed', str(args.pop_seed), '--indices', ','.join(map(str, indices)), '--seed', f'{seed_prefix}:{k}',
+                 '--region', args.region, '--batch', str(args.chunk), '--size', str(size), '--embed', str(embed), '--mode', mode,
+                 '--batches', str(batches)] for k, indices in enumerate(index_sets)]
+    return Producers(commands, 6 * s2 + args.chunk * 2 * embed * 4, parse)
 
 
 def to_device(recs, size, device):
@@ -132,8 +98,8 @@ def main():
     train_ids = list(range(args.volumes))
     holdout_ids = list(range(args.volumes, args.volumes + args.holdout_volumes))
     shards = [train_ids[k::args.producers] for k in range(args.producers)]
-    train = Producers(args, size, embed, f'{args.seed}:train', shards, 'train')
-    held = Producers(args, size, embed, f'{args.seed}:holdout', [holdout_ids], 'holdout', args.holdout_batches)
+    train = disyre_producers(args, size, embed, f'{args.seed}:train', shards, 'train')
+    held = disyre_producers(args, size, embed, f'{args.seed}:holdout', [holdout_ids], 'holdout', args.holdout_batches)
     holdout = [to_device(held.take(1), size, device) for _ in range(args.holdout_batches)]
     t_data = time.time()
     print(f'data ready after {t_data - t_start:.1f} s: {len(shards)} producers over {args.volumes} volumes, '

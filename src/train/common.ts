@@ -10,6 +10,7 @@ import type { LrSchedule } from './schedule.js';
 import { defaultWorkerCount } from './engine.js';
 import type { TrainEngineName } from './engine-name.js';
 import { stderrSink, type ProgressSink } from './progress.js';
+export { evenIndices } from './holdout-slices.js';
 
 export interface CommonTrainOptions {
   region: Region;
@@ -103,11 +104,4 @@ export function batchGeometry(batch: number): { volumesPerBatch: number; slicesP
 
 export function fingerprint(fields: Record<string, unknown>): string {
   return createHash('sha256').update(JSON.stringify(fields)).digest('hex').slice(0, 16);
-}
-
-/** Up to `count` indices evenly spread over 0 … n − 1. */
-export function evenIndices(n: number, count: number): number[] {
-  if (count >= n) return Array.from({ length: n }, (_, i) => i);
-  if (count === 1) return [Math.floor((n - 1) / 2)];
-  return Array.from({ length: count }, (_, i) => Math.round((i * (n - 1)) / (count - 1)));
 }

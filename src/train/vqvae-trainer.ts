@@ -13,19 +13,18 @@ export { DEFAULT_VQVAE_BATCH, DEFAULT_VQVAE_EPOCHS };
 import { CODEBOOK, initVqvae } from '../models/vqvae.js';
 import { vqvaePreset, type PresetName, type VqvaeConfig } from '../models/config.js';
 import { augmentOptionsFor, type AugmentOptions, type AugmentPreset } from './augment.js';
-import { batchGeometry, evenIndices, prepareData, type CommonTrainOptions, type PreparedData } from './common.js';
+import { batchGeometry, prepareData, type CommonTrainOptions, type PreparedData } from './common.js';
 import type { EpochContext } from './loop.js';
 import { paramLayout, type ImageBatch, type ParamLayout } from './loop-worker.js';
 import { pickIndices, sampleBatch } from './sampler.js';
 import { runTrainer, type TrainOutcome } from './trainer-run.js';
-import type { SliceStack } from '../volume/slices.js';
 import { createRng, type Rng } from '../engine/random.js';
 import { loadWarmStart } from './warm-start.js';
 import { normalisedBackground } from '../volume/preprocess.js';
 import { normalisationFor } from '../volume/normalise.js';
 
-/** Held-out slices per held-out volume, evenly spread, evaluated every epoch without augmentation. */
-export const HOLDOUT_SLICES_PER_VOLUME = 8;
+import { HOLDOUT_SLICES_PER_VOLUME, holdoutImageBatches } from './holdout-slices.js';
+export { HOLDOUT_SLICES_PER_VOLUME, holdoutImageBatches };
 
 export interface VqvaeTrainOptions extends CommonTrainOptions {
   preset: PresetName;
@@ -56,28 +55,6 @@ export function loadStartWeights(dir: string, cfg: VqvaeConfig): { weights: Floa
 }
 
 export type { TrainOutcome } from './trainer-run.js';
-
-/** Fixed held-out batches: evenly spread slices of each held-out volume, unaugmented. */
-export function holdoutImageBatches(stacks: readonly SliceStack[], perVolume: number, batch: number, background?: number): ImageBatch[] {
-  const images: Float32Array[] = [];
-  const positions: number[] = [];
-  for (const stack of stacks) {
-    const plane = stack.height * stack.width;
-    for (const s of evenIndices(stack.count, perVolume)) {
-      images.push(stack.data.subarray(s * plane, (s + 1) * plane));
-      positions.push(stack.positions[s]!);
-    }
-  }
-  const out: ImageBatch[] = [];
-  const size = stacks[0]?.height ?? 0;
-  for (let start = 0; start < images.length; start += batch) {
-    const chunk = images.slice(start, start + batch);
-    const data = new Float32Array(chunk.length * size * size);
-    chunk.forEach((img, i) => data.set(img, i * size * size));
-    out.push({ kind: 'images', images: data, positions: Float32Array.from(positions.slice(start, start + batch)), count: chunk.length, size, ...(background !== undefined ? { background } : {}) });
-  }
-  return out;
-}
 
 /** What the image trainers (VQ-VAE, VAE) train on. */
 export interface ImageTraining {

@@ -1,0 +1,363 @@
+#!/usr/bin/env python3
+"""GPU trainer of LSR's two networks: the VQ-VAE, then the PixelSNAIL prior on its codes.
+
+As scripts/gpu/train_disyre.py, nothing is re-implemented: export-net.ts exports the exact training
+graphs the ONNX Runtime engine trains (VQ-VAE: L1 + codebook + commitment with the straight-through
+estimator; prior: mean NLL per code), ./onnx_torch.py interprets them with torch operators and first
+proves the interpretation against ONNX Runtime and the project's backward graph. What the CPU trainers do
+around the graph is done here the same way:
+- batches: the VQ-VAE trainer's own sampler with the paper's augmentation, from Node processes
+  (scripts/gpu/lsr-batches.ts) over a fresh normal population; held-out = 8 evenly spread unaugmented
+  slices of each held-out volume (src/train/holdout-slices.ts);
+- dropout: one channel mask per gated block, 0 or 1/(1 − rate) (src/train/onnx-dropout.ts);
+- dead codes: a code no training position chose since the last re-seed gets an encoder output z of the
+  latest batch and zeroed Adam moments (src/train/vqvae-trainer.ts reseedDeadCodes);
+- the prior sees the codes of freshly augmented slices, encoded by the trained VQ-VAE, every step;
+- Adam with the element-wise clip 1; lr: linear warm-up, then cosine to lr·final-ratio over the steps the
+  measured speed fits into each phase's budget; the best held-out weights of each phase are kept (by the brain-only metrics below).
+Held-out metrics over the brain only: the VQ-VAE's L1 over foreground pixels (recFg), the prior's NLL over
+codes whose 8×8 patch holds foreground (nllFg).
+
+  python3 scripts/gpu/train_lsr.py --vq-export .gpu/lsr-vq --prior-export .gpu/lsr-prior --batches-js .gpu/lsr-batches.mjs \
+      --node NODE --src ch2bet.nii.gz --work /tmp/pop --out OUT --vq-minutes 4.5 --prior-minutes 3 --producers 14
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import onnx
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from onnx_torch import check, load_export  # noqa: E402
+from producers import Producers  # noqa: E402
+
+
+def lsr_producers(args, size, seed_prefix, index_sets, mode):
+    s2 = args.chunk * size * size
+
+    def parse(buf):
+        images = np.frombuffer(buf, dtype=np.float16, count=s2)
+        positions = np.frombuffer(buf, dtype=np.float32, offset=2 * s2, count=args.chunk)
+        return images, positions
+
+    commands = [[args.node, args.batches_js, '--src', args.src, '--work', os.path.join(args.work, f'{mode}-{k}'),
+                 '--pop-seed', str(args.pop_seed), '--indices', ','.join(map(str, indices)), '--seed', f'{seed_prefix}:{k}',
+                 '--batch', str(args.chunk), '--size', str(size), '--mode', mode] for k, indices in enumerate(index_sets)]
+    return Producers(commands, 2 * s2 + 4 * args.chunk, parse)
+
+
+def to_device(recs, size, device):
+    images = torch.from_numpy(np.concatenate([r[0] for r in recs])).to(device, non_blocking=True).float()
+    positions = torch.from_numpy(np.concatenate([r[1] for r in recs]).copy()).to(device, non_blocking=True)
+    n = positions.shape[0]
+    return {'image': images.reshape(n, size, size, 1), 'position': positions}
+
+
+def dropout_sites(export_dir):
+    """(input name, per-sample shape) of every dropout mask input of a training graph."""
+    model = onnx.load(os.path.join(export_dir, 'train.onnx'))
+    return [(i.name, [d.dim_value for d in i.type.tensor_type.shape.dim][1:]) for i in model.graph.input if i.name.startswith('dropout/')]
+
+
+def masks(sites, n, rate, device, training):
+    if not training or rate <= 0:
+        return {name: torch.ones([n] + shape, device=device) for name, shape in sites}
+    keep = 1.0 - rate
+    return {name: torch.bernoulli(torch.full([n] + shape, keep, device=device)) / keep for name, shape in sites}
+
+
+def value_names(interp):
+    """Names of two intermediate values of the VQ-VAE graph: the encoder outputs z [N, D] (the input of the
+    first stop-gradient that is not a parameter) and x̂ − x (the Sub that reads the image)."""
+    params = set(interp.inputs_needed())
+    z = next(ins[0] for op, name, ins, outs, at in interp.nodes if op == 'Identity' and name.startswith('stop_gradient') and ins[0] not in params)
+    diff = next(outs[0] for op, name, ins, outs, at in interp.nodes if op == 'Sub' and len(ins) == 2 and ins[1] == 'image')
+    return z, diff
+
+
+class Schedule:
+    """Linear warm-up to `lr`, then a cosine to lr·final over the steps the measured speed fits into `seconds`."""
+
+    def __init__(self, lr, final_ratio, warmup, seconds, max_steps=0):
+        self.lr, self.final, self.warmup, self.seconds = lr, lr * final_ratio, warmup, seconds
+        self.total = max_steps or None
+        self.t_half = 0.0
+
+    def at(self, step, elapsed, log):
+        if step == self.warmup // 2:
+            self.t_half = elapsed
+        if self.total is None and step == self.warmup:
+            rate = (step - self.warmup // 2) / max(elapsed - self.t_half, 1e-9)
+            self.total = step + int(rate * (self.seconds - elapsed) * 0.97)
+            log(f'{rate:.1f} steps/s after warm-up: {self.total} steps in the budget')
+        if (self.total is not None and step >= self.total) or elapsed > self.seconds:
+            return None
+        if step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        frac = (step - self.warmup) / max(1, (self.total or step + 1) - self.warmup)
+        return self.final + 0.5 * (self.lr - self.final) * (1 + math.cos(math.pi * min(1.0, frac)))
+
+
+def adam_step(opt, flat, loss, lr):
+    for g in opt.param_groups:
+        g['lr'] = lr
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    with torch.no_grad():
+        flat.grad.clamp_(-1.0, 1.0)
+    opt.step()
+
+
+def log(line):
+    print(line, flush=True)
+
+
+def train_vqvae(args, vq, holdout, train, device):
+    interp, params, meta, start = vq
+    cfg = meta['config']
+    size, k_codes, d = cfg['inputSize'], cfg['codebookSize'], cfg['codeDim']
+    background = meta['background']
+    sites = dropout_sites(args.vq_export)
+    z_name, diff_name = value_names(interp)
+    book = next(e for e in meta['layout'] if e['name'] == 'codebook.E')
+    flat = torch.from_numpy(start.copy()).to(device).requires_grad_(True)
+    opt = torch.optim.Adam([flat], lr=args.vq_lr, betas=(0.9, 0.999), eps=1e-8)
+    rng = torch.Generator(device='cpu').manual_seed(args.torch_seed)
+
+    def evaluate():
+        sums, fg_abs, fg_n = {}, 0.0, 0.0
+        with torch.no_grad():
+            pf = params.feeds(flat)
+            for b in holdout:
+                out = interp.run({**pf, **b, **masks(sites, b['position'].shape[0], 0, device, False)}, extra=[diff_name])
+                for k in ('loss', 'rec', 'codebook', 'commit'):
+                    sums[k] = sums.get(k, 0.0) + float(out[k])
+                fg = (b['image'] != background).float()
+                fg_abs += float((out[diff_name].abs() * fg).sum())
+                fg_n += float(fg.sum())
+        res = {k: v / len(holdout) for k, v in sums.items()}
+        res['recFg'] = fg_abs / max(fg_n, 1.0)
+        return res
+
+    sched = Schedule(args.vq_lr, args.final_ratio, args.warmup, args.vq_minutes * 60, args.max_steps)
+    h0 = evaluate()
+    history = [{'step': 0, 'seconds': 0.0, 'slices': 0, 'holdout': h0}]
+    best = {'recFg': h0['recFg'], 'step': 0, 'weights': start.copy()}
+    log(f'vqvae step 0: held-out {json.dumps(h0)}')
+    counts = torch.zeros(k_codes, dtype=torch.int64, device=device)
+    per_step = args.vq_batch // args.chunk
+    step, seen, wait, reseeded = 0, 0, 0.0, 0
+    sums, n_sums = {}, 0
+    t0 = time.time()
+    while True:
+        lr = sched.at(step, time.time() - t0, log)
+        if lr is None:
+            break
+        tw = time.time()
+        feeds = to_device(train.take(per_step), size, device)
+        wait += time.time() - tw
+        n = feeds['position'].shape[0]
+        out = interp.run({**params.feeds(flat), **feeds, **masks(sites, n, cfg['dropout'], device, True)}, extra=[z_name])
+        adam_step(opt, flat, out['loss'], lr)
+        counts += torch.bincount(out['codes'].reshape(-1).long(), minlength=k_codes)
+        step += 1
+        seen += n
+        for k in ('loss', 'rec', 'codebook', 'commit'):
+            sums[k] = sums.get(k, 0.0) + float(out[k].detach())
+        n_sums += 1
+        if step % args.reseed_every == 0:
+            dead = torch.nonzero(counts == 0).reshape(-1).tolist()
+            if dead:
+                z = out[z_name].detach()
+                picks = torch.randperm(z.shape[0], generator=rng)[:len(dead)].tolist()
+                state = opt.state[flat]
+                with torch.no_grad():
+                    for code, pick in zip(dead, picks):
+                        at = book['offset'] + code * d
+                        flat[at:at + d] = z[pick]
+                        state['exp_avg'][at:at + d] = 0
+                        state['exp_avg_sq'][at:at + d] = 0
+                reseeded += len(dead)
+            counts.zero_()
+        if step % args.eval_every == 0:
+            h = evaluate()
+            tr = {k: v / n_sums for k, v in sums.items()}
+            sums, n_sums = {}, 0
+            rec = {'step': step, 'seconds': round(time.time() - t0, 1), 'slices': seen, 'lr': lr, 'train': tr, 'holdout': h,
+                   'reseeded': reseeded, 'dataWaitSeconds': round(wait, 1)}
+            history.append(rec)
+            if h['recFg'] < best['recFg']:
+                best = {'recFg': h['recFg'], 'step': step, 'weights': flat.detach().cpu().numpy().copy()}
+                best['weights'].tofile(os.path.join(args.out, 'vqvae-best.f32'))
+            log(f'vqvae step {step} ({rec["seconds"]} s, {seen} slices, lr {lr:.2e}, wait {wait:.0f} s): train loss {tr["loss"]:.4f} '
+                f'held-out loss {h["loss"]:.4f} rec {h["rec"]:.4f} brain L1 {h["recFg"]:.4f}, re-seeded {reseeded}')
+    wall = time.time() - t0
+    best['weights'].tofile(os.path.join(args.out, 'vqvae-best.f32'))
+    record = {'kind': 'vqvae', 'steps': step, 'batch': args.vq_batch, 'slices': seen, 'trainSeconds': round(wall, 1),
+              'slicesPerSecond': round(seen / max(wall, 1e-9), 1), 'dataWaitSeconds': round(wait, 1), 'reseededCodes': reseeded,
+              'reseedEvery': args.reseed_every, 'adam': {'lr': args.vq_lr, 'lrFinal': args.vq_lr * args.final_ratio, 'warmup': args.warmup,
+              'schedule': 'linear warm-up, cosine'}, 'clip': 1, 'dropout': cfg['dropout'], 'start': meta.get('start'),
+              'selectedBy': 'held-out brain L1 (recFg)', 'bestStep': best['step'], 'bestHoldoutRecFg': best['recFg'], 'history': history}
+    log(f'vqvae done: {step} steps, {seen} slices in {wall:.0f} s, best step {best["step"]} held-out brain L1 {best["recFg"]:.4f}')
+    return best['weights'], record
+
+
+def train_prior(args, vq, vq_weights, prior, holdout, train, device):
+    vq_interp, vq_params, vq_meta, _ = vq
+    cfg_vq = vq_meta['config']
+    size, background = cfg_vq['inputSize'], vq_meta['background']
+    encoder = vq_interp.pruned(['codes'])
+    enc_sites = [s for s in dropout_sites(args.vq_export) if s[0] in encoder.inputs_needed()]
+    vq_flat = torch.from_numpy(vq_weights.copy()).to(device)
+    vq_feeds = vq_params.feeds(vq_flat)
+    interp, params, meta, start = prior
+    cfg = meta['config']
+    sites = dropout_sites(args.prior_export)
+    cells = size // cfg['height']
+
+    def encode(feeds):
+        with torch.no_grad():
+            n = feeds['position'].shape[0]
+            return encoder.run({**vq_feeds, **feeds, **masks(enc_sites, n, 0, device, False)})['codes']
+
+    def foreground_codes(image):
+        fg = (image[..., 0] != background).float().unsqueeze(1)
+        return torch.nn.functional.max_pool2d(fg, cells).squeeze(1) > 0
+
+    held = [({'codes': encode(b), 'position': b['position']}, foreground_codes(b['image'])) for b in holdout]
+    flat = torch.from_numpy(start.copy()).to(device).requires_grad_(True)
+    opt = torch.optim.Adam([flat], lr=args.prior_lr, betas=(0.9, 0.999), eps=1e-8)
+
+    def evaluate():
+        total, nll_fg, n_fg = 0.0, 0.0, 0.0
+        with torch.no_grad():
+            pf = params.feeds(flat)
+            for feeds, fg in held:
+                out = interp.run({**pf, **feeds, **masks(sites, feeds['position'].shape[0], 0, device, False)})
+                total += float(out['loss'])
+                nll_fg += float((out['nll'] * fg).sum())
+                n_fg += float(fg.sum())
+        return {'loss': total / len(held), 'nllFg': nll_fg / max(n_fg, 1.0)}
+
+    seconds = args.prior_minutes * 60
+    if args.total_minutes > 0:  # what is left of the whole job's budget, less a margin for the records
+        seconds = min(seconds, args.total_minutes * 60 - (time.time() - args.t_start) - 20)
+    sched = Schedule(args.prior_lr, args.final_ratio, args.warmup, seconds, args.max_steps)
+    h0 = evaluate()
+    history = [{'step': 0, 'seconds': 0.0, 'maps': 0, 'holdout': h0}]
+    best = {'nllFg': h0['nllFg'], 'step': 0, 'weights': start.copy()}
+    log(f'prior step 0: held-out {json.dumps(h0)}')
+    per_step = args.prior_batch // args.chunk
+    step, seen, wait = 0, 0, 0.0
+    sums, n_sums = 0.0, 0
+    t0 = time.time()
+    while True:
+        lr = sched.at(step, time.time() - t0, log)
+        if lr is None:
+            break
+        tw = time.time()
+        feeds = to_device(train.take(per_step), size, device)
+        wait += time.time() - tw
+        n = feeds['position'].shape[0]
+        codes = encode(feeds)
+        out = interp.run({**params.feeds(flat), 'codes': codes, 'position': feeds['position'], **masks(sites, n, cfg['dropout'], device, True)})
+        adam_step(opt, flat, out['loss'], lr)
+        step += 1
+        seen += n
+        sums += float(out['loss'].detach())
+        n_sums += 1
+        if step % args.eval_every == 0:
+            h = evaluate()
+            rec = {'step': step, 'seconds': round(time.time() - t0, 1), 'maps': seen, 'lr': lr, 'train': {'loss': sums / n_sums},
+                   'holdout': h, 'dataWaitSeconds': round(wait, 1)}
+            sums, n_sums = 0.0, 0
+            history.append(rec)
+            if h['nllFg'] < best['nllFg']:
+                best = {'nllFg': h['nllFg'], 'step': step, 'weights': flat.detach().cpu().numpy().copy()}
+                best['weights'].tofile(os.path.join(args.out, 'pixelsnail-best.f32'))
+            log(f'prior step {step} ({rec["seconds"]} s, {seen} maps, lr {lr:.2e}, wait {wait:.0f} s): train loss {rec["train"]["loss"]:.4f} '
+                f'held-out loss {h["loss"]:.4f} brain NLL {h["nllFg"]:.4f}')
+    wall = time.time() - t0
+    best['weights'].tofile(os.path.join(args.out, 'pixelsnail-best.f32'))
+    record = {'kind': 'pixelsnail', 'steps': step, 'batch': args.prior_batch, 'maps': seen, 'trainSeconds': round(wall, 1),
+              'mapsPerSecond': round(seen / max(wall, 1e-9), 1), 'dataWaitSeconds': round(wait, 1),
+              'codes': 'the trained VQ-VAE (vqvae-best.f32) encoding freshly augmented slices every step',
+              'adam': {'lr': args.prior_lr, 'lrFinal': args.prior_lr * args.final_ratio, 'warmup': args.warmup, 'schedule': 'linear warm-up, cosine'},
+              'clip': 1, 'dropout': cfg['dropout'], 'start': meta.get('start'), 'selectedBy': 'held-out brain NLL (nllFg)', 'bestStep': best['step'],
+              'bestHoldoutNllFg': best['nllFg'], 'history': history}
+    log(f'prior done: {step} steps, {seen} maps in {wall:.0f} s, best step {best["step"]} held-out brain NLL {best["nllFg"]:.4f}')
+    return record
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--vq-export', required=True)
+    ap.add_argument('--prior-export', required=True)
+    ap.add_argument('--batches-js', required=True)
+    ap.add_argument('--node', default='node')
+    ap.add_argument('--src', required=True)
+    ap.add_argument('--work', required=True)
+    ap.add_argument('--out', required=True)
+    ap.add_argument('--pop-seed', type=int, default=7)
+    ap.add_argument('--volumes', type=int, default=96)
+    ap.add_argument('--holdout-volumes', type=int, default=8)
+    ap.add_argument('--producers', type=int, default=14)
+    ap.add_argument('--chunk', type=int, default=16, help='slices per producer record')
+    ap.add_argument('--vq-batch', type=int, default=128)
+    ap.add_argument('--prior-batch', type=int, default=128)
+    ap.add_argument('--vq-lr', type=float, default=5e-4)
+    ap.add_argument('--prior-lr', type=float, default=1e-3)
+    ap.add_argument('--final-ratio', type=float, default=0.02)
+    ap.add_argument('--warmup', type=int, default=200)
+    ap.add_argument('--vq-minutes', type=float, default=4.5)
+    ap.add_argument('--prior-minutes', type=float, default=3.0)
+    ap.add_argument('--total-minutes', type=float, default=0, help='cap on the whole job: the prior phase gets what is left')
+    ap.add_argument('--max-steps', type=int, default=0, help='per phase (tests); 0 = what the budget fits')
+    ap.add_argument('--eval-every', type=int, default=250)
+    ap.add_argument('--reseed-every', type=int, default=500)
+    ap.add_argument('--seed', default='lsr-gpu0')
+    ap.add_argument('--torch-seed', type=int, default=0)
+    ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    args = ap.parse_args()
+    t_start = args.t_start = time.time()
+    os.makedirs(args.out, exist_ok=True)
+    torch.manual_seed(args.torch_seed)
+    device = torch.device(args.device)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = True
+    vq = load_export(args.vq_export, device)
+    prior = load_export(args.prior_export, device)
+    parity = {'vqvae': check(args.vq_export, device, loaded=vq), 'pixelsnail': check(args.prior_export, device, loaded=prior)}
+    if max(parity.values()) > 1e-3:
+        raise SystemExit(f'parity check failed: {parity}')
+    size = vq[2]['config']['inputSize']
+    train_ids = list(range(args.volumes))
+    holdout_ids = list(range(args.volumes, args.volumes + args.holdout_volumes))
+    shards = [train_ids[k::args.producers] for k in range(args.producers)]
+    train = lsr_producers(args, size, f'{args.seed}:train', shards, 'train')
+    held = lsr_producers(args, size, f'{args.seed}:holdout', [holdout_ids[k::2] for k in range(2)], 'holdout')
+    holdout = [to_device([r], size, device) for r in held.drain()]
+    log(f'data ready after {time.time() - t_start:.1f} s: {len(shards)} producers over {args.volumes} volumes, '
+        f'{len(holdout)} held-out batches of {args.chunk} slices from {args.holdout_volumes} volumes')
+    common = {'engine': 'torch-gpu-interpreter', 'script': 'scripts/gpu/train_lsr.py', 'argv': sys.argv[1:],
+              'device': torch.cuda.get_device_name(0) if device.type == 'cuda' else 'cpu', 'torch': torch.__version__,
+              'parityRelativeError': parity, 'population': {'seed': args.pop_seed, 'train': args.volumes, 'holdout': args.holdout_volumes},
+              'slices': 'every axial plane with foreground (sliceRule foreground), the paper augmentation'}
+    try:
+        vq_weights, vq_record = train_vqvae(args, vq, holdout, train, device)
+        json.dump({**common, **vq_record}, open(os.path.join(args.out, 'vqvae-record.json'), 'w'), indent=1)
+        prior_record = train_prior(args, vq, vq_weights, prior, holdout, train, device)
+        json.dump({**common, **prior_record}, open(os.path.join(args.out, 'pixelsnail-record.json'), 'w'), indent=1)
+    finally:
+        train.close()
+    log(f'all done after {time.time() - t_start:.0f} s')
+
+
+if __name__ == '__main__':
+    main()
