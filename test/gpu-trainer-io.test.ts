@@ -12,7 +12,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { exportDisyreForGpu, importDisyreFromGpu } from '../scripts/gpu/disyre-io.js';
-import { exportTrainedNet, type TrainedNetKind } from '../scripts/gpu/net-io.js';
+import { exportTrainedNet, importTrainedNet, type TrainedNetKind } from '../scripts/gpu/net-io.js';
+import { augmentOptionsFor } from '../src/train/augment.js';
+import { sampleBatch } from '../src/train/sampler.js';
+import { HOLDOUT_SLICES_PER_VOLUME, holdoutImageBatches } from '../src/train/holdout-slices.js';
+import { loadWarmStart } from '../src/train/warm-start.js';
+import { onnxParamLayout } from '../src/train/onnx-nets.js';
 import { runChild } from './helpers/run-node.js';
 import { readNifti, writeNifti } from '../src/io/nifti.js';
 import { float16BitsToFloat32 } from '../src/io/float16.js';
@@ -31,6 +36,7 @@ import { initEngine } from '../src/engine/backend.js';
 const ROOT = join(__dirname, '..');
 const TEMPLATE = join(ROOT, 'data', 'mricron', 'ch2bet.nii.gz');
 const PRODUCER = join(ROOT, 'dist', 'scripts', 'gpu', 'disyre-batches.js');
+const LSR_PRODUCER = join(ROOT, 'dist', 'scripts', 'gpu', 'lsr-batches.js');
 const dirs: string[] = [];
 const tempDir = (): string => {
   const d = mkdtempSync(join(tmpdir(), 'moodlsr-gpu-'));
@@ -39,16 +45,29 @@ const tempDir = (): string => {
 };
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
-function runBinary(args: readonly string[]): Promise<{ status: number | null; stdout: Buffer; stderr: string }> {
+/** Runs node with `args`; with `bytes`, kills the child once it has written that many bytes (an endless stream). */
+function runBinary(args: readonly string[], bytes = Infinity): Promise<{ status: number | null; stdout: Buffer; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
+    let got = 0;
+    child.stdout.on('data', (c: Buffer) => {
+      out.push(c);
+      got += c.length;
+      if (got >= bytes) child.kill();
+    });
     child.stderr.on('data', (c: Buffer) => err.push(c));
     child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') }));
+    child.on('close', (status) => resolve({ status: got >= bytes ? 0 : status, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') }));
   });
+}
+
+/** The largest |a − b| / max(|b|, 2^-14): halves of the same values are within 2^-11. */
+function worstHalfError(got: Float32Array, want: Float32Array): number {
+  let worst = 0;
+  for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!) / Math.max(Math.abs(want[i]!), 2 ** -14));
+  return worst;
 }
 
 const halvesOf = (buf: Buffer, offset: number, count: number): Float32Array =>
@@ -86,6 +105,47 @@ describe.skipIf(!existsSync(TEMPLATE) || !existsSync(PRODUCER))('GPU batch produ
       });
       const cond = new Float32Array(run.stdout.buffer.slice(run.stdout.byteOffset + base + plane * 6, run.stdout.byteOffset + base + record));
       expect(Array.from(cond)).toEqual(Array.from(conditionInput({ embedDim: embed }, want.levels, want.positions)));
+    }
+  });
+});
+
+describe.skipIf(!existsSync(TEMPLATE) || !existsSync(LSR_PRODUCER))('GPU batch producer of LSR', () => {
+  const size = 128;
+  const count = 8;
+  const plane = count * size * size;
+  const record = plane * 2 + count * 4;
+  /** The variant the producer makes for index 4, opened as the VQ-VAE trainer opens its data. */
+  async function stacksOfVariant4(): Promise<Awaited<ReturnType<typeof openVolumeFolder>>['files'][number]['stack'][]> {
+    const dir = tempDir();
+    const source = prepareSource((await readNifti(TEMPLATE)).volume);
+    const { volume } = makeNormalVariant(source, { size: 256, seed: deriveSeed(TRAIN_SALT, 7, 'normal', 4) });
+    await writeNifti(join(dir, 'normal_0004.nii'), volume, { dtype: 'float32' });
+    const folder = await openVolumeFolder([dir], { region: 'brain', size, sliceRule: 'foreground' });
+    return folder.files.map((f) => f.stack);
+  }
+  const positionsOf = (buf: Buffer, base: number): number[] => Array.from(new Float32Array(buf.buffer.slice(buf.byteOffset + base + plane * 2, buf.byteOffset + base + record)));
+
+  it('writes the VQ-VAE trainer’s held-out slices and its augmented batches as halves', async () => {
+    const common = ['--src', TEMPLATE, '--pop-seed', '7', '--indices', '4', '--seed', 'test', '--batch', String(count), '--size', String(size)];
+    const [held, train, stacks] = await Promise.all([
+      runBinary([LSR_PRODUCER, ...common, '--work', join(tempDir(), 'pop'), '--mode', 'holdout']),
+      runBinary([LSR_PRODUCER, ...common, '--work', join(tempDir(), 'pop')], 2 * record),
+      stacksOfVariant4(),
+    ]);
+    expect(held.status, held.stderr).toBe(0);
+    const want = holdoutImageBatches(stacks, HOLDOUT_SLICES_PER_VOLUME, count);
+    expect(want.length).toBe(1);
+    expect(held.stdout.length).toBe(record);
+    expect(worstHalfError(halvesOf(held.stdout, 0, plane), want[0]!.images)).toBeLessThanOrEqual(2 ** -11);
+    expect(positionsOf(held.stdout, 0)).toEqual(Array.from(want[0]!.positions));
+
+    expect(train.stdout.length).toBeGreaterThanOrEqual(2 * record);
+    const rng = createRng('test:train');
+    const augment = augmentOptionsFor('paper', 'brain');
+    for (let b = 0; b < 2; b++) {
+      const batch = sampleBatch(stacks, { volumesPerBatch: 1, slicesPerVolume: count, rng, augment });
+      expect(worstHalfError(halvesOf(train.stdout, b * record, plane), batch.images)).toBeLessThanOrEqual(2 ** -11);
+      expect(positionsOf(train.stdout, b * record)).toEqual(Array.from(batch.positions));
     }
   });
 });
@@ -145,9 +205,49 @@ describe('torch interpreter of the training graphs', () => {
     }
     await exportDisyreForGpu(join(ROOT, 'weights', 'brain', 'disyre'), join(root, 'disyre'));
     dirs.push(join(root, 'disyre'));
+    // A fresh prior: its zero biases put exact ties into ELU's max(x, exp(min(x, 0)) − 1), where the
+    // interpreter must give the whole gradient to x as the project's backward does (torch.maximum splits it).
+    await exportTrainedNet('pixelsnail', join(ROOT, 'weights', 'brain', 'lsr'), join(root, 'pixelsnail-fresh'), { freshSeed: 'ties' });
+    dirs.push(join(root, 'pixelsnail-fresh'));
     const run = await runChild(python, [join(ROOT, 'scripts', 'gpu', 'onnx_torch.py'), ...dirs, '--device', 'cpu', '--tolerance', '1e-4']);
     expect(run.status, run.stdout + run.stderr).toBe(0);
-    expect(run.stdout).toContain('parity ok: 5 graph(s)');
+    expect(run.stdout).toContain('parity ok: 6 graph(s)');
     for (const kind of ['vqvae', 'pixelsnail', 'transformer', 'vae', 'disyre']) expect(run.stdout).toMatch(new RegExp(`${kind} d loss / d weights: .* = \\d`));
+  });
+});
+
+describe.skipIf(!existsSync(TEMPLATE) || !existsSync(LSR_PRODUCER))('GPU trainer of LSR (train_lsr.py on CPU torch)', () => {
+  it('trains both networks a few steps from their exports and the results import as loadable weights', async () => {
+    const python = '/usr/bin/python3';
+    const probe = await runChild(python, ['-c', 'import torch, onnx']);
+    if (probe.status !== 0) throw new Error(`${python} cannot import torch and onnx, which this test needs: run "sh scripts/setup.sh"\n${probe.stderr}`);
+    const root = tempDir();
+    const vq = join(root, 'vq');
+    const prior = join(root, 'prior');
+    await exportTrainedNet('vqvae', join(ROOT, 'weights', 'brain', 'lsr'), vq, { meta: { region: 'brain', background: 0 } });
+    await exportTrainedNet('pixelsnail', join(ROOT, 'weights', 'brain', 'lsr'), prior, { freshSeed: 'smoke' });
+    const out = join(root, 'out');
+    const run = await runChild(python, [
+      join(ROOT, 'scripts', 'gpu', 'train_lsr.py'), '--vq-export', vq, '--prior-export', prior, '--batches-js', LSR_PRODUCER, '--node', process.execPath,
+      '--src', TEMPLATE, '--work', join(root, 'pop'), '--out', out, '--volumes', '2', '--holdout-volumes', '2', '--producers', '2', '--chunk', '8',
+      '--vq-batch', '8', '--prior-batch', '8', '--max-steps', '3', '--warmup', '2', '--eval-every', '3', '--reseed-every', '2', '--device', 'cpu',
+    ]);
+    expect(run.status, run.stdout + run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/vqvae done: 3 steps, 24 slices/);
+    expect(run.stdout).toMatch(/prior done: 3 steps, 24 maps/);
+    for (const [kind, exportDir] of [['vqvae', vq], ['pixelsnail', prior]] as const) {
+      const record = JSON.parse(readFileSync(join(out, `${kind}-record.json`), 'utf8')) as { steps: number; parityRelativeError: Record<string, number>; history: { step: number; holdout: Record<string, number> }[] };
+      expect(record.steps).toBe(3);
+      expect(Math.max(...Object.values(record.parityRelativeError))).toBeLessThan(1e-4);
+      expect(record.history.map((h) => h.step)).toEqual([0, 3]);
+      expect(Object.values(record.history[1]!.holdout).every(Number.isFinite)).toBe(true);
+      const weights = tempDir();
+      await importTrainedNet(join(out, `${kind}-best.f32`), exportDir, join(out, `${kind}-record.json`), weights);
+      const meta = JSON.parse(readFileSync(join(exportDir, 'meta.json'), 'utf8')) as { config: unknown };
+      const layout = onnxParamLayout({ kind, config: meta.config } as Parameters<typeof onnxParamLayout>[0]);
+      const flat = new Float32Array(new Uint8Array(readFileSync(join(out, `${kind}-best.f32`))).buffer);
+      expect(Array.from(loadWarmStart(weights, kind, kind, meta.config, layout).weights)).toEqual(Array.from(flat));
+    }
+    await expect(importTrainedNet(join(vq, 'check.bin'), vq, join(out, 'vqvae-record.json'), tempDir())).rejects.toThrow(/check\.bin holds \d+ bytes, the vqvae layout needs/);
   });
 });
