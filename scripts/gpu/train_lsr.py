@@ -323,10 +323,12 @@ def main():
     ap.add_argument('--seed', default='lsr-gpu0')
     ap.add_argument('--torch-seed', type=int, default=0)
     ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    ap.add_argument('--threads', type=int, default=os.cpu_count() or 1, help='torch CPU threads (torch defaults to physical cores, 1 on some VMs)')
     args = ap.parse_args()
     t_start = args.t_start = time.time()
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(args.torch_seed)
+    torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
