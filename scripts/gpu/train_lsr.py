@@ -350,7 +350,7 @@ def main():
     common = {'engine': 'torch-gpu-interpreter', 'script': 'scripts/gpu/train_lsr.py', 'argv': sys.argv[1:],
               'device': torch.cuda.get_device_name(0) if device.type == 'cuda' else 'cpu', 'torch': torch.__version__,
               'parityRelativeError': parity, 'population': {'seed': args.pop_seed, 'train': args.volumes, 'holdout': args.holdout_volumes},
-              'slices': 'every axial plane with foreground (sliceRule foreground), the paper augmentation'}
+              'sliceRule': 'every axial plane with foreground (foreground), the paper augmentation'}
     try:
         vq_weights, vq_record = train_vqvae(args, vq, holdout, train, device)
         json.dump({**common, **vq_record}, open(os.path.join(args.out, 'vqvae-record.json'), 'w'), indent=1)
