@@ -9,7 +9,7 @@
  *   spread slices per volume), then it ends.
  * Bundled with esbuild into one file so that a bare machine with only a node binary runs it (prepare.sh).
  *
- *   node lsr-batches.mjs --src ch2bet.nii.gz --work DIR --pop-seed 7 --indices 0,5,10 --seed S --batch 16 --size 128 [--mode holdout]
+ *   node lsr-batches.mjs --src ch2bet.nii.gz --work DIR --pop-seed 7 --indices 0,5,10 --seed S --batch 16 --size 128 [--mode holdout] [--augment none]
  *
  * Record per batch (little endian): images as float16 [B, S, S]; positions as float32 [B]. A holdout
  * stream whose slice count is not a multiple of B is padded by repeating its last slice (the trainer
@@ -50,6 +50,8 @@ async function main(): Promise<void> {
   const batch = Number(option('batch', '16'));
   const size = Number(option('size', '128'));
   const mode = option('mode', 'train');
+  const augmentPreset = option('augment', 'paper');
+  if (augmentPreset !== 'paper' && augmentPreset !== 'none') throw new Error(`lsr-batches: --augment ${augmentPreset} is not paper or none`);
   if (mode !== 'train' && mode !== 'holdout') throw new Error(`lsr-batches: --mode ${mode} is not train or holdout`);
   await mkdir(work, { recursive: true });
   const source = prepareSource((await readNifti(option('src'))).volume);
@@ -74,7 +76,7 @@ async function main(): Promise<void> {
     }
     return;
   }
-  const augment = augmentOptionsFor('paper', 'brain');
+  const augment = augmentOptionsFor(augmentPreset, 'brain');
   const volumesPerBatch = Math.min(stacks.length, batch);
   const slicesPerVolume = Math.ceil(batch / volumesPerBatch);
   const rng = createRng(`${seed}:train`);

@@ -47,7 +47,7 @@ def lsr_producers(args, size, seed_prefix, index_sets, mode):
 
     commands = [[args.node, args.batches_js, '--src', args.src, '--work', os.path.join(args.work, f'{mode}-{k}'),
                  '--pop-seed', str(args.pop_seed), '--indices', ','.join(map(str, indices)), '--seed', f'{seed_prefix}:{k}',
-                 '--batch', str(args.chunk), '--size', str(size), '--mode', mode] for k, indices in enumerate(index_sets)]
+                 '--batch', str(args.chunk), '--size', str(size), '--mode', mode, '--augment', args.augment] for k, indices in enumerate(index_sets)]
     return Producers(commands, 2 * s2 + 4 * args.chunk, parse)
 
 
@@ -286,7 +286,7 @@ def train_prior(args, vq, vq_weights, prior, holdout, train, device):
     best['weights'].tofile(os.path.join(args.out, 'pixelsnail-best.f32'))
     record = {'kind': 'pixelsnail', 'steps': step, 'batch': args.prior_batch, 'maps': seen, 'trainSeconds': round(wall, 1),
               'mapsPerSecond': round(seen / max(wall, 1e-9), 1), 'dataWaitSeconds': round(wait, 1),
-              'codes': 'the trained VQ-VAE (vqvae-best.f32) encoding freshly augmented slices every step',
+              'codes': f'the trained VQ-VAE (vqvae-best.f32) encoding fresh slices every step (augmentation: {args.augment})',
               'adam': {'lr': args.prior_lr, 'lrFinal': args.prior_lr * args.final_ratio, 'warmup': args.warmup, 'schedule': 'linear warm-up, cosine'},
               'clip': 1, 'dropout': cfg['dropout'], 'start': meta.get('start'), 'selectedBy': 'held-out brain NLL (nllFg)', 'bestStep': best['step'],
               'bestHoldoutNllFg': best['nllFg'], 'history': history}
@@ -308,6 +308,7 @@ def main():
     ap.add_argument('--holdout-volumes', type=int, default=8)
     ap.add_argument('--producers', type=int, default=14)
     ap.add_argument('--chunk', type=int, default=16, help='slices per producer record')
+    ap.add_argument('--augment', default='paper', choices=['paper', 'none'], help='augmentation of the training slices (both phases)')
     ap.add_argument('--vq-batch', type=int, default=128)
     ap.add_argument('--prior-batch', type=int, default=128)
     ap.add_argument('--vq-lr', type=float, default=5e-4)
@@ -350,7 +351,7 @@ def main():
     common = {'engine': 'torch-gpu-interpreter', 'script': 'scripts/gpu/train_lsr.py', 'argv': sys.argv[1:],
               'device': torch.cuda.get_device_name(0) if device.type == 'cuda' else 'cpu', 'torch': torch.__version__,
               'parityRelativeError': parity, 'population': {'seed': args.pop_seed, 'train': args.volumes, 'holdout': args.holdout_volumes},
-              'sliceRule': 'every axial plane with foreground (foreground), the paper augmentation'}
+              'sliceRule': 'every axial plane with foreground (foreground)', 'augment': args.augment}
     try:
         vq_weights, vq_record = train_vqvae(args, vq, holdout, train, device)
         json.dump({**common, **vq_record}, open(os.path.join(args.out, 'vqvae-record.json'), 'w'), indent=1)
