@@ -14,7 +14,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readNifti, writeNifti } from '../../src/io/nifti.js';
-import { writeFloat16Array } from '../../src/io/float16.js';
+import { halves, writeAll } from './record-stream.js';
 import { deriveSeed, TRAIN_SALT } from '../../eval/inject/seeds.js';
 import { makeNormalVariant, prepareSource } from '../../eval/inject/variants.js';
 import { makeAbdomenPhantom } from '../../eval/phantom/abdomen.js';
@@ -27,17 +27,6 @@ import { RAW_INTENSITIES } from '../../src/methods/disyre/config.js';
 import { conditionInput } from '../../src/methods/disyre/embedding.js';
 import { DISYRE_SLICE_RULES, drawBatch, sourceOf } from '../../src/methods/disyre/samples.js';
 import { option } from '../cli-options.js';
-
-/** Little-endian IEEE half floats (the weights packer's rounding: nearest, ties to even). */
-function halves(values: Float32Array): Buffer {
-  const out = Buffer.alloc(values.length * 2);
-  writeFloat16Array(new DataView(out.buffer, out.byteOffset, out.byteLength), 0, values);
-  return out;
-}
-
-async function writeAll(chunk: Buffer): Promise<void> {
-  if (!process.stdout.write(chunk)) await new Promise<void>((resolve) => process.stdout.once('drain', () => resolve()));
-}
 
 async function main(): Promise<void> {
   const work = option('work');

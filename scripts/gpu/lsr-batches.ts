@@ -18,7 +18,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readNifti, writeNifti } from '../../src/io/nifti.js';
-import { writeFloat16Array } from '../../src/io/float16.js';
+import { halves, writeAll } from './record-stream.js';
 import { deriveSeed, TRAIN_SALT } from '../../eval/inject/seeds.js';
 import { makeNormalVariant, prepareSource } from '../../eval/inject/variants.js';
 import { openVolumeFolder } from '../../src/train/dataset.js';
@@ -27,16 +27,6 @@ import { augmentOptionsFor } from '../../src/train/augment.js';
 import { sampleBatch } from '../../src/train/sampler.js';
 import { holdoutImageBatches, HOLDOUT_SLICES_PER_VOLUME } from '../../src/train/holdout-slices.js';
 import { option } from '../cli-options.js';
-
-function halves(values: Float32Array): Buffer {
-  const out = Buffer.alloc(values.length * 2);
-  writeFloat16Array(new DataView(out.buffer, out.byteOffset, out.byteLength), 0, values);
-  return out;
-}
-
-async function writeAll(chunk: Buffer): Promise<void> {
-  if (!process.stdout.write(chunk)) await new Promise<void>((resolve) => process.stdout.once('drain', () => resolve()));
-}
 
 function record(images: Float32Array, positions: Float32Array): Buffer {
   return Buffer.concat([halves(images), Buffer.from(Float32Array.from(positions).buffer)]);
