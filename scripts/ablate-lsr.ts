@@ -65,6 +65,11 @@ interface HeldOut {
   readonly quantiles: { fg: Float32Array; all: Float32Array };
   /** Mean NLL per stack position (count × h × w) over the held-out volumes. */
   readonly positionMean: Float32Array;
+  /** Standard deviation of the NLL per stack position over the same volumes. */
+  readonly positionStd: Float32Array;
+  readonly volumes: number;
+  /** Quantisation distances: sorted over foreground codes, and the mean per stack position. */
+  readonly distances: { fg: Float32Array; positionMean: Float32Array };
 }
 
 async function encodeWithNll(engine: LsrEngine, volume: Volume, every: number) {
@@ -72,7 +77,10 @@ async function encodeWithNll(engine: LsrEngine, volume: Volume, every: number) {
   const nll = await engine.codeNlls(encoded.codes, encoded.stack.positions);
   const { width: codeSide } = latentGeometry(engine.nets.prior);
   const fg = foregroundCodes(encoded.stack.data, encoded.stack.count, encoded.stack.width, codeSide, 0);
-  return { encoded, nll, fg };
+  if (!engine.encodeWithDistances) throw new Error('ablate-lsr needs an engine with encodeWithDistances (--engine onnx)');
+  const { codes, distances } = await engine.encodeWithDistances(encoded.stack.data, encoded.stack.positions);
+  if (codes.some((c, i) => c !== encoded.codes[i])) throw new Error('encodeWithDistances gave other codes than encodeSlices');
+  return { encoded, nll, fg, distances };
 }
 
 async function heldOutStatistics(engine: LsrEngine, dir: string, every: number): Promise<HeldOut> {
@@ -80,12 +88,22 @@ async function heldOutStatistics(engine: LsrEngine, dir: string, every: number):
   const fg: number[] = [];
   const all: number[] = [];
   let sum: Float64Array | undefined;
+  let sumSq: Float64Array | undefined;
+  let distanceSum: Float64Array | undefined;
+  const distanceFg: number[] = [];
   for (const f of files) {
     const { volume } = await readNifti(join(dir, f));
     const r = await encodeWithNll(engine, volume, every);
     sum ??= new Float64Array(r.nll.length);
+    sumSq ??= new Float64Array(r.nll.length);
+    distanceSum ??= new Float64Array(r.nll.length);
+    r.distances.forEach((v, i) => {
+      distanceSum![i] += v;
+      if (r.fg[i] === 1) distanceFg.push(v);
+    });
     r.nll.forEach((v, i) => {
       sum![i] += v;
+      sumSq![i] += v * v;
       all.push(v);
       if (r.fg[i] === 1) fg.push(v);
     });
@@ -94,7 +112,51 @@ async function heldOutStatistics(engine: LsrEngine, dir: string, every: number):
   return {
     quantiles: { fg: Float32Array.from(fg).sort(), all: Float32Array.from(all).sort() },
     positionMean: Float32Array.from(sum, (s) => s / files.length),
+    positionStd: Float32Array.from(sum, (s, i) => Math.sqrt(Math.max(0, sumSq![i]! / files.length - (s / files.length) ** 2))),
+    volumes: files.length,
+    distances: { fg: Float32Array.from(distanceFg).sort(), positionMean: Float32Array.from(distanceSum!, (s) => s / files.length) },
   };
+}
+
+/** 1 for each code whose whole image patch is foreground (≠ `background`): the brain's interior. */
+function interiorCodes(images: Float32Array, count: number, size: number, codeSide: number, background: number): Uint8Array {
+  const cells = codeSide * codeSide;
+  const out = new Uint8Array(count * cells).fill(1);
+  for (let n = 0; n < count; n++)
+    for (let y = 0; y < size; y++) {
+      const cy = Math.min(codeSide - 1, Math.floor((y * codeSide) / size));
+      for (let x = 0; x < size; x++)
+        if (images[n * size * size + y * size + x] === background) out[n * cells + cy * codeSide + Math.min(codeSide - 1, Math.floor((x * codeSide) / size))] = 0;
+    }
+  return out;
+}
+
+/**
+ * The NLL of each code standardised by the reference normals at the same stack position, or at the
+ * in-plane neighbour within ±`search` codes that makes it least unusual (the population's
+ * misregistration moves anatomy by up to a code). `floor` (nats) keeps positions whose normals all
+ * agree from turning tiny differences into large z.
+ */
+function positionZ(nll: Float32Array, ref: HeldOut, shape: readonly [number, number, number], floor: number, search: number): Float32Array {
+  const [w, h, d] = shape;
+  const out = new Float32Array(nll.length);
+  for (let z = 0; z < d; z++)
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w; x++) {
+        const i = (z * h + y) * w + x;
+        let best = Infinity;
+        for (let dy = -search; dy <= search; dy++)
+          for (let dx = -search; dx <= search; dx++) {
+            const yy = y + dy;
+            const xx = x + dx;
+            if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
+            const j = (z * h + yy) * w + xx;
+            const v = (nll[i]! - ref.positionMean[j]!) / (ref.positionStd[j]! + floor);
+            if (v < best) best = v;
+          }
+        out[i] = best;
+      }
+  return out;
 }
 
 function resolveLambda(spec: string, calibrated: number, held: HeldOut): number {
@@ -194,6 +256,10 @@ async function main(): Promise<void> {
   const lambdaP = resolveLambda(lambdaSpec, cal.lambdaP, held);
   const lambdaS = { cal: cal.lambdaS, fg95: quantileOfSorted(held.quantiles.fg, 0.95), fg98: quantileOfSorted(held.quantiles.fg, 0.98), fg99: quantileOfSorted(held.quantiles.fg, 0.99) };
   process.stderr.write(`λp = ${lambdaP} (${lambdaSpec}); λs ${JSON.stringify(lambdaS)}\n`);
+  // Per-position NLL statistics of a larger set of normals (default: the held-out ones).
+  const referenceDir = option('reference-data', '');
+  const positionRef = referenceDir ? await heldOutStatistics(engine, referenceDir, every) : held;
+  process.stderr.write(`position reference: ${referenceDir || 'held-out'} (${positionRef.volumes} volumes)\n`);
   const normalReference = sampleOnly || process.argv.includes('--no-reference') ? undefined : await normalResidualReferences(engine, option('held-out', 'data/pop-brain-holdout'), every, lambdaP, cal, runSeed);
 
   const manifest = JSON.parse(await readFile(join(setDir, 'manifest.json'), 'utf8')) as ToySetManifest;
@@ -216,7 +282,7 @@ async function main(): Promise<void> {
     const { volume: labelVolume } = await readNifti(join(setDir, TOY_DIRS.pixel, name));
     const sampleLabel = Number((await readFile(join(setDir, TOY_DIRS.sample, `${name}.txt`), 'utf8')).trim());
     const labels = labelVolume.data;
-    const { encoded, nll, fg } = await encodeWithNll(engine, volume, every);
+    const { encoded, nll, fg, distances } = await encodeWithNll(engine, volume, every);
     const stack = encoded.stack;
     const { width: codeSide, positions: cells } = latentGeometry(engine.nets.prior);
     const size = stack.width;
@@ -249,6 +315,51 @@ async function main(): Promise<void> {
       }
     }
     addSample('max-fg-nll', Math.max(...selected(nll, fg)));
+    if (sampleOnly) {
+      for (const search of [0, 1])
+        for (const floor of [0.25, 1]) {
+          const z = positionZ(nll, positionRef, nllShape, floor, search);
+          for (const [boxName, box] of Object.entries(LOCALMAX_BOXES)) addSample(`posz-s${search}-f${floor}-localmax${boxName}`, localMaxExcess(z, nllShape, 0, box));
+          let sumPos = 0;
+          for (let i = 0; i < z.length; i++) if (z[i]! > 2) sumPos += z[i]! - 2;
+          addSample(`posz-s${search}-f${floor}-sum>2`, sumPos);
+        }
+      // Clusters of unlikely codes: the largest box share of codes above a held-out foreground quantile.
+      const interior = interiorCodes(stack.data, stack.count, stack.width, codeSide, 0);
+      for (const q of [0.9, 0.95, 0.98]) {
+        const level = quantileOfSorted(held.quantiles.fg, q);
+        const above = Float32Array.from(nll, (v) => (v > level ? 1 : 0));
+        const aboveInterior = Float32Array.from(nll, (v, i) => (v > level && interior[i] === 1 ? 1 : 0));
+        for (const [boxName, box] of Object.entries(LOCALMAX_BOXES)) {
+          if (boxName === '1x1x1') continue;
+          addSample(`count${boxName}-q${q * 100}`, localMaxExcess(above, nllShape, 0, box));
+          addSample(`count${boxName}-q${q * 100}-interior`, localMaxExcess(aboveInterior, nllShape, 0, box));
+        }
+      }
+      // The encoder's quantisation distance instead of (or beside) the prior's NLL.
+      for (const q of [0.95, 0.98, 0.99]) {
+        const level = quantileOfSorted(held.distances.fg, q);
+        const far = Float32Array.from(distances, (v) => (v > level ? 1 : 0));
+        for (const [boxName, box] of Object.entries(LOCALMAX_BOXES)) if (boxName !== '1x1x1') addSample(`qdist-count${boxName}-q${q * 100}`, localMaxExcess(far, nllShape, 0, box));
+      }
+      const distanceExcess = Float32Array.from(distances, (v, i) => v - positionRef.distances.positionMean[i]!);
+      for (const [boxName, box] of Object.entries(LOCALMAX_BOXES)) {
+        addSample(`qdist-localmax${boxName}`, localMaxExcess(distances, nllShape, 0, box));
+        addSample(`qdist-posmean-localmax${boxName}`, localMaxExcess(distanceExcess, nllShape, 0, box));
+      }
+      let distanceSumCase = 0;
+      for (const v of distances) distanceSumCase += v;
+      addSample('qdist-sum', distanceSumCase);
+      addSample('qdist-max', Math.max(...distances));
+      const inside = Float32Array.from(nll, (v, i) => (interior[i] === 1 ? v : lambdaS.fg98));
+      const positionExcess = Float32Array.from(nll, (v, i) => v - positionRef.positionMean[i]!);
+      const positionExcessInterior = Float32Array.from(positionExcess, (v, i) => (interior[i] === 1 ? v : 0));
+      for (const [boxName, box] of Object.entries(LOCALMAX_BOXES)) {
+        addSample(`interior-localmax${boxName}-fg98`, localMaxExcess(inside, nllShape, lambdaS.fg98, box));
+        addSample(`posmean-ref-localmax${boxName}`, localMaxExcess(positionExcess, nllShape, 0, box));
+        addSample(`posmean-ref-interior-localmax${boxName}`, localMaxExcess(positionExcessInterior, nllShape, 0, box));
+      }
+    }
 
     if (sampleOnly) {
       process.stderr.write(`${n + 1}/${names.length} ${name} (${group.kind}): sample aggregates only\n`);

@@ -68,6 +68,24 @@ function expectSameCodesUpToTies(onnx: Int32Array, reference: Int32Array, latent
   return ties;
 }
 
+/** The ONNX engine's distances are ‖z − e_code‖² of tfjs's latents, for its own codes, and no other code is nearer. */
+function expectQuantisationDistances(result: { codes: Int32Array; distances: Float32Array }, codes: Int32Array, latents: Float32Array, codebook: Float32Array, dim: number): void {
+  expect(Array.from(result.codes)).toEqual(Array.from(codes));
+  const k = codebook.length / dim;
+  let worst = 0;
+  for (let i = 0; i < codes.length; i++) {
+    const distance = (code: number) => {
+      let sum = 0;
+      for (let j = 0; j < dim; j++) sum += (latents[i * dim + j] - codebook[code * dim + j]) ** 2;
+      return sum;
+    };
+    const own = distance(codes[i]);
+    worst = Math.max(worst, Math.abs(result.distances[i] - own) / Math.max(own, 1e-3));
+    for (let c = 0; c < k; c++) expect(distance(c)).toBeGreaterThanOrEqual(own - 1e-5 * Math.max(own, 1));
+  }
+  expect(worst).toBeLessThan(1e-3);
+}
+
 async function expectEnginesAgree(nets: LsrNetworks, images: Float32Array, positions: Float32Array): Promise<{ ties: number; codes: Int32Array }> {
   const reference = tfjsEngine(nets);
   const onnx = await createLsrEngine('onnx', nets, { log: () => undefined });
@@ -78,6 +96,7 @@ async function expectEnginesAgree(nets: LsrNetworks, images: Float32Array, posit
     const codebook = param(nets.vqvae.params, 'codebook.E').dataSync() as Float32Array;
     const ties = expectSameCodesUpToTies(onnxCodes, codes, latents, codebook, nets.vqvae.cfg.codeDim);
     expect(ties).toBeLessThanOrEqual(Math.ceil(0.01 * codes.length));
+    expectQuantisationDistances(await onnx.encodeWithDistances!(images, positions), onnxCodes, latents, codebook, nets.vqvae.cfg.codeDim);
     if (process.env.MOODLSR_PARITY_LOG) {
       const z = tfjsLatents(nets, images, positions);
       console.log(

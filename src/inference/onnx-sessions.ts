@@ -69,6 +69,8 @@ export async function runCodeMapGraph(
 /** The VQ-VAE encoder and decoder on ONNX Runtime (shared by the lsr and lsgs engines). */
 export interface VqvaeOnnxSteps {
   encodeSlices(images: Float32Array, positions: Float32Array): Promise<Int32Array>;
+  /** The codes and the encoder outputs before quantisation, z: float32 [count, h, w, codeDim]. */
+  encodeSlicesWithLatents(images: Float32Array, positions: Float32Array): Promise<{ codes: Int32Array; z: Float32Array }>;
   decodeCodeMaps(codes: Int32Array, positions: Float32Array): Promise<Float32Array>;
   release(): Promise<void>;
 }
@@ -91,21 +93,31 @@ export function vqvaeOnnxSteps(
   const channels = vqvae.cfg.inChannels;
   const plane = size * size * channels;
   const latent = vqvaeLatentSize(vqvae.cfg);
+  const dim = vqvae.cfg.codeDim;
+  const encode = async (images: Float32Array, positions: Float32Array, withLatents: boolean): Promise<{ codes: Int32Array; z?: Float32Array }> => {
+    const session = await encoder();
+    const count = positions.length;
+    if (images.length !== count * plane) throw new RangeError(`encodeSlices: ${images.length} values for ${count} slices of ${size}×${size}`);
+    const codes = new Int32Array(count * latent * latent);
+    const z = withLatents ? new Float32Array(count * latent * latent * dim) : undefined;
+    for (const [a, b] of batches(count, opts.encodeBatch)) {
+      const feeds = {
+        image: new ort.Tensor('float32', images.slice(a * plane, b * plane), [b - a, size, size, channels]),
+        position: new ort.Tensor('float32', positions.slice(a, b), [b - a]),
+      };
+      const result = await session.run(feeds, withLatents ? ['codes', 'z'] : ['codes']);
+      codes.set(result.codes!.data as Int32Array, a * latent * latent);
+      if (z) z.set(result.z!.data as Float32Array, a * latent * latent * dim);
+    }
+    return { codes, z };
+  };
   return {
     async encodeSlices(images, positions) {
-      const session = await encoder();
-      const count = positions.length;
-      if (images.length !== count * plane) throw new RangeError(`encodeSlices: ${images.length} values for ${count} slices of ${size}×${size}`);
-      const out = new Int32Array(count * latent * latent);
-      for (const [a, b] of batches(count, opts.encodeBatch)) {
-        const feeds = {
-          image: new ort.Tensor('float32', images.slice(a * plane, b * plane), [b - a, size, size, channels]),
-          position: new ort.Tensor('float32', positions.slice(a, b), [b - a]),
-        };
-        const result = await session.run(feeds, ['codes']);
-        out.set(result.codes!.data as Int32Array, a * latent * latent);
-      }
-      return out;
+      return (await encode(images, positions, false)).codes;
+    },
+    async encodeSlicesWithLatents(images, positions) {
+      const { codes, z } = await encode(images, positions, true);
+      return { codes, z: z! };
     },
     async decodeCodeMaps(codes, positions) {
       const parts = await runCodeMapGraph(ort, decoder, { height: latent, width: latent }, codes, positions, opts.decodeBatch, 'image');

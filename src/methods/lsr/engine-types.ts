@@ -14,6 +14,11 @@ export interface LsrEngine {
   readonly wantsWorkers: boolean;
   /** Nearest-code maps of normalised slices (count × S × S) → int32 [count, h, w]. */
   encodeSlices(images: Float32Array, positions: Float32Array): Promise<Int32Array>;
+  /**
+   * Nearest codes and each one's quantisation distance ‖z − e‖² (../../score/quantisation-distance.ts),
+   * both [count, h, w]. Only engines that expose the encoder output offer it.
+   */
+  encodeWithDistances?(images: Float32Array, positions: Float32Array): Promise<{ codes: Int32Array; distances: Float32Array }>;
   /** Decoded images of code maps (count × h × w) → float32 [count, S, S]. */
   decodeCodeMaps(codes: Int32Array, positions: Float32Array): Promise<Float32Array>;
   /** −log p(code | previous codes) for every code → float32 [count, h, w]. */

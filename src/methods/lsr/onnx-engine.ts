@@ -9,7 +9,9 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { atomicWriteFileSync } from '../../io/atomic.js';
 import { packageVersion } from '../../models/index.js';
-import { hostParams } from '../../onnx/emit-blocks.js';
+import { hostParam, hostParams } from '../../onnx/emit-blocks.js';
+import { CODEBOOK } from '../../models/vqvae.js';
+import { quantisationDistances } from '../../score/quantisation-distance.js';
 import { emitPixelSnail } from './emit-pixelsnail.js';
 import type { GraphBuilder } from '../../onnx/graph.js';
 import { requireOnnxRuntime, type OrtModule } from '../../onnx/runtime.js';
@@ -54,6 +56,7 @@ export async function onnxEngine(nets: LsrNetworks, opts: OnnxEngineOptions): Pr
   const vqvae = vqvaeOnnxSteps(ort, nets.vqvae, models, { threads: opts.threads, encodeBatch, decodeBatch });
   const priorSessions = { logits: lazySession(models.priorLogits, opts.threads), nll: lazySession(models.priorNll, opts.threads) };
   const { height, width, positions: cells, codes: k } = latentGeometry(nets.prior);
+  const codebook = hostParam(hostParams(nets.vqvae.params), CODEBOOK).values;
   const runPrior = (codes: Int32Array, positions: Float32Array, output: 'logits' | 'nll') => runCodeMapGraph(ort, priorSessions[output], { height, width }, codes, positions, priorBatch, output);
 
   return {
@@ -63,6 +66,10 @@ export async function onnxEngine(nets: LsrNetworks, opts: OnnxEngineOptions): Pr
     decodeBatch,
     wantsWorkers: false,
     encodeSlices: (images, positions) => vqvae.encodeSlices(images, positions),
+    async encodeWithDistances(images, positions) {
+      const { codes, z } = await vqvae.encodeSlicesWithLatents(images, positions);
+      return { codes, distances: quantisationDistances(z, codes, codebook, nets.vqvae.cfg.codeDim) };
+    },
     decodeCodeMaps: (codes, positions) => vqvae.decodeCodeMaps(codes, positions),
     async codeNlls(codes, positions) {
       return concatParts(await runPrior(codes, positions, 'nll'), positions.length * cells);
