@@ -23,7 +23,8 @@ import type { LsgsEngine } from '../src/methods/lsgs/engine-types.js';
 import { smoothStack, type VoxelSmoothing } from '../src/score/smoothing.js';
 import { scaleIntoUnit } from '../src/score/pixel-score.js';
 import { rawSampleScore } from '../src/score/sample-score.js';
-import { foregroundCodes, localMaxExcess, selected, topFractionMean } from '../src/score/sample-aggregates.js';
+import type { Kernel3 } from '../src/volume/pool3d.js';
+import { foregroundCodes, interiorCodes, interiorLocalMaxExcess, localMaxExcess, selected, topFractionMean } from '../src/score/sample-aggregates.js';
 import { quantileOfSorted } from '../src/score/held-out.js';
 import { stackToVolume } from '../src/volume/resample.js';
 import { bodyMask, applyMask } from '../src/volume/body-mask.js';
@@ -44,6 +45,8 @@ const onlyVariants = (): Set<string> | undefined => {
   const i = process.argv.indexOf('--pixel-variants');
   return i >= 0 ? new Set(process.argv[i + 1]!.split(',')) : undefined;
 };
+
+const INTERIOR_BOXES: Record<string, Kernel3> = { '3x3x3': [3, 3, 3], '5x5x3': [5, 5, 3], '5x5x5': [5, 5, 5] };
 
 async function encodeWithNll(engine: LsgsEngine, volume: Volume, every: number) {
   const encoded = await encodeForLsgs(engine, volume, 'brain', { every });
@@ -86,6 +89,16 @@ async function main(): Promise<void> {
   const fgSorted = Float32Array.from(fgValues).sort();
   const allSorted = Float32Array.from(allValues).sort();
   const positionMean = Float32Array.from(sum!, (s) => s / heldFiles.length);
+  // The per-position reference of the interior aggregates: a larger set of normals when given.
+  const referenceDir = option('reference-data', '');
+  let referenceMean = positionMean;
+  if (referenceDir) {
+    const refFiles = await niftiFiles(referenceDir);
+    const refSum = new Float64Array(positionMean.length);
+    for (const f of refFiles) (await encodeWithNll(engine, (await readNifti(join(referenceDir, f))).volume, every)).nll.forEach((v, i) => (refSum[i] += v));
+    referenceMean = Float32Array.from(refSum, (s) => s / refFiles.length);
+    process.stderr.write(`position reference: ${referenceDir} (${refFiles.length} volumes)\n`);
+  }
   const resolve = (spec: string): number => {
     if (spec === 'cal') return cal.lambdaP;
     const m = /^(fg|all)(\d+(?:\.\d+)?)$/.exec(spec);
@@ -118,6 +131,15 @@ async function main(): Promise<void> {
     out.sample('localmax@cal', localMaxExcess(nll, nllShape, cal.lambdaS));
     out.sample('localmax-posmean', localMaxExcess(nll, nllShape, positionMean));
     out.sample('max-fg-nll', Math.max(...selected(nll, fg)));
+    // Interior codes only (the boundary holds the normals' largest NLLs), boxes of the LSR sweep.
+    const interior = interiorCodes(stack.data, stack.count, stack.width, codeSide, 0);
+    const q95 = quantileOfSorted(fgSorted, 0.95);
+    const above = Float32Array.from(nll, (v, i) => (v > q95 && interior[i] === 1 ? 1 : 0));
+    for (const [boxName, box] of Object.entries(INTERIOR_BOXES)) {
+      out.sample(`interior-localmax${boxName}-fg98`, interiorLocalMaxExcess(nll, nllShape, lambdaS.fg98, interior, box));
+      out.sample(`posmean-ref-interior-localmax${boxName}`, interiorLocalMaxExcess(nll, nllShape, referenceMean, interior, box));
+      out.sample(`count${boxName}-q95-interior`, localMaxExcess(above, nllShape, 0, box));
+    }
     const t1 = performance.now();
     seconds.encode += (t1 - t0) / 1000;
     if (sampleOnly) {

@@ -26,7 +26,7 @@ import { restoreCodes } from '../src/score/restoration.js';
 import { changedPixels, restorationWeights, weightedResidualMap, type WeightingRule } from '../src/score/residual-weights.js';
 import { smoothStack, type VoxelSmoothing } from '../src/score/smoothing.js';
 import { scaleIntoUnit } from '../src/score/pixel-score.js';
-import { foregroundCodes, localMaxExcess, selected, topFractionMean } from '../src/score/sample-aggregates.js';
+import { foregroundCodes, interiorCodes, interiorLocalMaxExcess, localMaxExcess, selected, topFractionMean } from '../src/score/sample-aggregates.js';
 import { quantileOfSorted } from '../src/score/held-out.js';
 import { stackToVolume } from '../src/volume/resample.js';
 import { bodyMask, applyMask } from '../src/volume/body-mask.js';
@@ -116,19 +116,6 @@ async function heldOutStatistics(engine: LsrEngine, dir: string, every: number):
     volumes: files.length,
     distances: { fg: Float32Array.from(distanceFg).sort(), positionMean: Float32Array.from(distanceSum!, (s) => s / files.length) },
   };
-}
-
-/** 1 for each code whose whole image patch is foreground (≠ `background`): the brain's interior. */
-function interiorCodes(images: Float32Array, count: number, size: number, codeSide: number, background: number): Uint8Array {
-  const cells = codeSide * codeSide;
-  const out = new Uint8Array(count * cells).fill(1);
-  for (let n = 0; n < count; n++)
-    for (let y = 0; y < size; y++) {
-      const cy = Math.min(codeSide - 1, Math.floor((y * codeSide) / size));
-      for (let x = 0; x < size; x++)
-        if (images[n * size * size + y * size + x] === background) out[n * cells + cy * codeSide + Math.min(codeSide - 1, Math.floor((x * codeSide) / size))] = 0;
-    }
-  return out;
 }
 
 /**
@@ -351,13 +338,10 @@ async function main(): Promise<void> {
       for (const v of distances) distanceSumCase += v;
       addSample('qdist-sum', distanceSumCase);
       addSample('qdist-max', Math.max(...distances));
-      const inside = Float32Array.from(nll, (v, i) => (interior[i] === 1 ? v : lambdaS.fg98));
-      const positionExcess = Float32Array.from(nll, (v, i) => v - positionRef.positionMean[i]!);
-      const positionExcessInterior = Float32Array.from(positionExcess, (v, i) => (interior[i] === 1 ? v : 0));
       for (const [boxName, box] of Object.entries(LOCALMAX_BOXES)) {
-        addSample(`interior-localmax${boxName}-fg98`, localMaxExcess(inside, nllShape, lambdaS.fg98, box));
-        addSample(`posmean-ref-localmax${boxName}`, localMaxExcess(positionExcess, nllShape, 0, box));
-        addSample(`posmean-ref-interior-localmax${boxName}`, localMaxExcess(positionExcessInterior, nllShape, 0, box));
+        addSample(`interior-localmax${boxName}-fg98`, interiorLocalMaxExcess(nll, nllShape, lambdaS.fg98, interior, box));
+        addSample(`posmean-ref-localmax${boxName}`, localMaxExcess(nll, nllShape, positionRef.positionMean, box));
+        addSample(`posmean-ref-interior-localmax${boxName}`, interiorLocalMaxExcess(nll, nllShape, positionRef.positionMean, interior, box));
       }
     }
 

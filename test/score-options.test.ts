@@ -3,7 +3,7 @@ import { changedPixels, restorationWeights, weightedResidualMap } from '../src/s
 import { weightedResidual } from '../src/score/pixel-score.js';
 import { slicesForExtent, stackKernel, parseVoxelKernel, stackStride } from '../src/score/smoothing.js';
 import { bodyMask, applyMask } from '../src/volume/body-mask.js';
-import { foregroundCodes, localMaxExcess, topFractionMean, meanOfLargest } from '../src/score/sample-aggregates.js';
+import { foregroundCodes, interiorCodes, interiorLocalMaxExcess, localMaxExcess, topFractionMean, meanOfLargest } from '../src/score/sample-aggregates.js';
 import { checkSettingKeys, collectSetting, parseSettingList, settingNumber } from '../src/score/settings.js';
 import { applyLsrSettings, PAPER_LSR_SCORING } from '../src/methods/lsr/scoring.js';
 import { parseEntry, commandLine } from '../eval/harness/runner.js';
@@ -121,6 +121,22 @@ describe('sample aggregates', () => {
     const img = new Float32Array(16);
     img[15] = 0.3;
     expect(Array.from(foregroundCodes(img, 1, 4, 2, 0))).toEqual([0, 0, 0, 1]);
+  });
+  it('interiorCodes flags the codes whose whole patch is foreground', () => {
+    const img = new Float32Array(16).fill(0.5);
+    img[0] = 0; // one background pixel in the top-left patch
+    img[10] = 0; // and one in the bottom-right patch
+    expect(Array.from(interiorCodes(img, 1, 4, 2, 0))).toEqual([0, 1, 1, 0]);
+    expect(() => interiorCodes(img, 2, 4, 2, 0)).toThrow(/16 values for 2 slices/);
+  });
+  it('interiorLocalMaxExcess ignores a large value on the boundary', () => {
+    const values = Float32Array.from([9, 1, 2, 1]);
+    const interior = Uint8Array.from([0, 1, 1, 1]);
+    expect(localMaxExcess(values, [4, 1, 1], 1, [1, 1, 1])).toBe(8);
+    expect(interiorLocalMaxExcess(values, [4, 1, 1], 1, interior, [1, 1, 1])).toBe(1);
+    // with a per-position reference, boundary codes count as exactly normal (excess 0)
+    const five = Float32Array.from([9, 1, 2, 3, 0]);
+    expect(interiorLocalMaxExcess(five, [5, 1, 1], new Float32Array(5), Uint8Array.from([0, 1, 1, 1, 1]), [3, 1, 1])).toBe(2);
   });
 });
 

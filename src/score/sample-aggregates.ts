@@ -27,6 +27,37 @@ export function foregroundCodes(images: Float32Array, count: number, size: numbe
   return out;
 }
 
+/**
+ * 1 for each code whose whole image patch is foreground (no pixel equal to `background`): the interior
+ * of the body. Codes on its boundary carry the largest NLLs of normal volumes (misregistration, partial
+ * volume), and so drown a local anomaly's signal in the sample aggregates.
+ */
+export function interiorCodes(images: Float32Array, count: number, size: number, codeSide: number, background: number): Uint8Array {
+  if (images.length !== count * size * size) throw new RangeError(`interiorCodes: ${images.length} values for ${count} slices of ${size}×${size}`);
+  const cells = codeSide * codeSide;
+  const out = new Uint8Array(count * cells).fill(1);
+  for (let n = 0; n < count; n++) {
+    const base = n * size * size;
+    for (let y = 0; y < size; y++) {
+      const cy = Math.min(codeSide - 1, Math.floor((y * codeSide) / size));
+      for (let x = 0; x < size; x++) {
+        if (images[base + y * size + x] === background) out[n * cells + cy * codeSide + Math.min(codeSide - 1, Math.floor((x * codeSide) / size))] = 0;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * `localMaxExcess` over the interior codes only: every other code's excess counts as 0, so a box on
+ * the boundary is scored by the interior codes it holds.
+ */
+export function interiorLocalMaxExcess(values: Float32Array, shape: Shape3, reference: Float32Array | number, interior: Uint8Array, box: Kernel3 = [3, 3, 3]): number {
+  if (interior.length !== values.length) throw new RangeError(`interiorLocalMaxExcess: ${values.length} values, ${interior.length} flags`);
+  const masked = Float32Array.from(values, (v, i) => (interior[i] === 1 ? v : typeof reference === 'number' ? reference : reference[i]!));
+  return localMaxExcess(masked, shape, reference, box);
+}
+
 /** Values where `keep` is 1 (all of them without `keep`). */
 export function selected(values: Float32Array, keep?: Uint8Array): Float32Array {
   if (keep === undefined) return values;
