@@ -81,25 +81,28 @@ def value_names(interp):
 
 
 class Schedule:
-    """Linear warm-up to `lr`, then a cosine to lr·final over the steps the measured speed fits into `seconds`."""
+    """Linear warm-up to `lr` over `warmup` steps, then a cosine to lr·final over the wall time left in
+    `seconds` (or over `max_steps` steps when given: tests). Time, not a step count from a measured rate:
+    on a shared machine the rate changes as other work starts and stops, and a schedule fixed from the
+    first minute's rate either ends early or never anneals."""
 
     def __init__(self, lr, final_ratio, warmup, seconds, max_steps=0):
         self.lr, self.final, self.warmup, self.seconds = lr, lr * final_ratio, warmup, seconds
-        self.total = max_steps or None
-        self.t_half = 0.0
+        self.max_steps = max_steps or None
+        self.t_warm = None
 
     def at(self, step, elapsed, log):
-        if step == self.warmup // 2:
-            self.t_half = elapsed
-        if self.total is None and step == self.warmup:
-            rate = (step - self.warmup // 2) / max(elapsed - self.t_half, 1e-9)
-            self.total = step + int(rate * (self.seconds - elapsed) * 0.97)
-            log(f'{rate:.1f} steps/s after warm-up: {self.total} steps in the budget')
-        if (self.total is not None and step >= self.total) or elapsed > self.seconds:
+        if (self.max_steps is not None and step >= self.max_steps) or elapsed > self.seconds:
             return None
         if step < self.warmup:
             return self.lr * (step + 1) / self.warmup
-        frac = (step - self.warmup) / max(1, (self.total or step + 1) - self.warmup)
+        if self.t_warm is None:
+            self.t_warm = elapsed
+            log(f'warm-up done after {elapsed:.0f} s ({step / max(elapsed, 1e-9):.2f} steps/s); cosine over the {self.seconds - elapsed:.0f} s left')
+        if self.max_steps is not None:
+            frac = (step - self.warmup) / max(1, self.max_steps - self.warmup)
+        else:
+            frac = (elapsed - self.t_warm) / max(1e-9, self.seconds - self.t_warm)
         return self.final + 0.5 * (self.lr - self.final) * (1 + math.cos(math.pi * min(1.0, frac)))
 
 
