@@ -234,7 +234,7 @@ describe.skipIf(!existsSync(TEMPLATE) || !existsSync(LSR_PRODUCER))('GPU trainer
     ]);
     expect(run.status, run.stdout + run.stderr).toBe(0);
     expect(run.stdout).toMatch(/vqvae done: 3 steps, 24 slices/);
-    expect(run.stdout).toMatch(/prior done: 3 steps, 24 maps/);
+    expect(run.stdout).toMatch(/pixelsnail done: 3 steps, 24 maps/);
     for (const [kind, exportDir] of [['vqvae', vq], ['pixelsnail', prior]] as const) {
       const record = JSON.parse(readFileSync(join(out, `${kind}-record.json`), 'utf8')) as { steps: number; parityRelativeError: Record<string, number>; history: { step: number; holdout: Record<string, number> }[] };
       expect(record.steps).toBe(3);
@@ -249,5 +249,35 @@ describe.skipIf(!existsSync(TEMPLATE) || !existsSync(LSR_PRODUCER))('GPU trainer
       expect(Array.from(loadWarmStart(weights, kind, kind, meta.config, layout).weights)).toEqual(Array.from(flat));
     }
     await expect(importTrainedNet(join(vq, 'check.bin'), vq, join(out, 'vqvae-record.json'), tempDir())).rejects.toThrow(/check\.bin holds \d+ bytes, the vqvae layout needs/);
+  });
+
+  it("trains LSGS's transformer on tampered codes of its frozen VQ-VAE, and the result imports", async () => {
+    const python = '/usr/bin/python3';
+    const root = tempDir();
+    const vq = join(root, 'vq');
+    const transformer = join(root, 'transformer');
+    await exportTrainedNet('vqvae', join(ROOT, 'weights', 'brain', 'lsgs'), vq, { meta: { region: 'brain', background: 0 } });
+    await exportTrainedNet('transformer', join(ROOT, 'weights', 'brain', 'lsgs'), transformer, {});
+    const out = join(root, 'out');
+    const run = await runChild(python, [
+      join(ROOT, 'scripts', 'gpu', 'train_lsr.py'), '--vq-export', vq, '--prior-export', transformer, '--batches-js', LSR_PRODUCER, '--node', process.execPath,
+      '--src', TEMPLATE, '--work', join(root, 'pop'), '--out', out, '--volumes', '2', '--holdout-volumes', '2', '--producers', '2', '--chunk', '8',
+      '--vq-minutes', '0', '--prior-batch', '8', '--max-steps', '3', '--warmup', '2', '--eval-every', '3', '--device', 'cpu',
+    ]);
+    expect(run.status, run.stdout + run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/vqvae done: 0 steps/);
+    expect(run.stdout).toMatch(/transformer done: 3 steps, 24 maps/);
+    const record = JSON.parse(readFileSync(join(out, 'transformer-record.json'), 'utf8')) as { tamperFraction: number; beta: number; history: { holdout: Record<string, number> }[] };
+    expect([record.tamperFraction, record.beta]).toEqual([0.1, 0.01]);
+    const held = record.history[1]!.holdout;
+    for (const key of ['loss', 'nllFg', 'ceTampered', 'ceUntampered']) expect(Number.isFinite(held[key]), key).toBe(true);
+    // every map has the same m tampered positions, so the repair loss is exactly (1 − β)·CE(tampered) + β·CE(untampered)
+    expect(held.loss!).toBeCloseTo(0.99 * held.ceTampered! + 0.01 * held.ceUntampered!, 4);
+    const weights = tempDir();
+    await importTrainedNet(join(out, 'transformer-best.f32'), transformer, join(out, 'transformer-record.json'), weights);
+    const meta = JSON.parse(readFileSync(join(transformer, 'meta.json'), 'utf8')) as { config: unknown };
+    const layout = onnxParamLayout({ kind: 'transformer', config: meta.config } as Parameters<typeof onnxParamLayout>[0]);
+    const flat = new Float32Array(new Uint8Array(readFileSync(join(out, 'transformer-best.f32'))).buffer);
+    expect(Array.from(loadWarmStart(weights, 'transformer', 'transformer', meta.config, layout).weights)).toEqual(Array.from(flat));
   });
 });

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""GPU trainer of LSR's two networks: the VQ-VAE, then the PixelSNAIL prior on its codes.
+"""GPU trainer of LSR's two networks: the VQ-VAE, then the PixelSNAIL prior on its codes; or of LSGS's
+transformer on the codes of its (frozen) VQ-VAE, when --prior-export holds a transformer.
 
 As scripts/gpu/train_disyre.py, nothing is re-implemented: export-net.ts exports the exact training
 graphs the ONNX Runtime engine trains (VQ-VAE: L1 + codebook + commitment with the straight-through
@@ -13,10 +14,14 @@ around the graph is done here the same way:
 - dead codes: a code no training position chose since the last re-seed gets an encoder output z of the
   latest batch and zeroed Adam moments (src/train/vqvae-trainer.ts reseedDeadCodes);
 - the prior sees the codes of freshly augmented slices, encoded by the trained VQ-VAE, every step;
+- the LSGS transformer learns to repair tampered maps (src/methods/lsgs/tamper.ts): in every map exactly
+  round(fraction · cells) positions get one of the other K − 1 codes, and the loss weighs tampered positions
+  (1 − β)/m and the rest β/(N − m); the held-out maps are tampered once, with a fixed seed;
 - Adam with the element-wise clip 1; lr: linear warm-up, then cosine to lr·final-ratio over the steps the
   measured speed fits into each phase's budget; the best held-out weights of each phase are kept (by the brain-only metrics below).
 Held-out metrics over the brain only: the VQ-VAE's L1 over foreground pixels (recFg), the prior's NLL over
-codes whose 8×8 patch holds foreground (nllFg).
+codes whose patch holds foreground (nllFg); the transformer is kept by its held-out repair loss, and its
+NLL of the untampered foreground codes (what LSGS scores) is logged beside it.
 
   python3 scripts/gpu/train_lsr.py --vq-export .gpu/lsr-vq --prior-export .gpu/lsr-prior --batches-js .gpu/lsr-batches.mjs \
       --node NODE --src ch2bet.nii.gz --work /tmp/pop --out OUT --vq-minutes 4.5 --prior-minutes 3 --producers 14
@@ -210,6 +215,36 @@ def train_vqvae(args, vq, holdout, train, device):
     return best['weights'], record
 
 
+def tamper_count(cells, fraction):
+    """src/methods/lsgs/tamper.ts tamperCount: round(fraction · cells), at least 1 when fraction > 0."""
+    if fraction <= 0:
+        return 0
+    return min(cells, max(1, int(math.floor(fraction * cells + 0.5))))
+
+
+def tampered_feeds(codes, codebook_size, fraction, beta, gen):
+    """The repair task of src/methods/lsgs/tamper.ts on a batch of code maps [n, h, w]: input codes with
+    exactly m positions per map replaced by another code, the targets, the loss weights and the mask."""
+    n, h, w = codes.shape
+    cells = h * w
+    m = tamper_count(cells, fraction)
+    flat = codes.reshape(n, cells)
+    inputs = flat.clone()
+    tampered = torch.zeros(n, cells, device=codes.device)
+    if m > 0:
+        picks = torch.rand(n, cells, generator=gen).argsort(dim=1)[:, :m].to(codes.device)
+        original = flat.gather(1, picks)
+        other = torch.randint(0, codebook_size - 1, (n, m), generator=gen).to(codes.device, codes.dtype)
+        inputs.scatter_(1, picks, other + (other >= original).to(codes.dtype))
+        tampered.scatter_(1, picks, 1.0)
+    if m == 0 or m == cells:
+        weights = torch.full((n, cells), 1.0 / cells, device=codes.device)
+    else:
+        weights = tampered * ((1 - beta) / m) + (1 - tampered) * (beta / (cells - m))
+    shape = (n, h, w)
+    return {'codes': inputs.reshape(shape), 'targets': codes, 'loss_weights': weights.reshape(shape), 'tampered': tampered.reshape(shape)}
+
+
 def train_prior(args, vq, vq_weights, prior, holdout, train, device):
     vq_interp, vq_params, vq_meta, _ = vq
     cfg_vq = vq_meta['config']
@@ -232,20 +267,37 @@ def train_prior(args, vq, vq_weights, prior, holdout, train, device):
         fg = (image[..., 0] != background).float().unsqueeze(1)
         return torch.nn.functional.max_pool2d(fg, cells).squeeze(1) > 0
 
+    transformer = meta['kind'] == 'transformer'
+    kind = meta['kind']
+    gen = torch.Generator(device='cpu').manual_seed(args.torch_seed + 1)
     held = [({'codes': encode(b), 'position': b['position']}, foreground_codes(b['image'])) for b in holdout]
+    if transformer:  # fixed tampering of the held-out maps
+        held_gen = torch.Generator(device='cpu').manual_seed(args.torch_seed + 2)
+        held = [({**feeds, **tampered_feeds(feeds['codes'], cfg['codebookSize'], args.tamper, args.repair_beta, held_gen)}, fg) for feeds, fg in held]
     flat = torch.from_numpy(start.copy()).to(device).requires_grad_(True)
     opt = torch.optim.Adam([flat], lr=args.prior_lr, betas=(0.9, 0.999), eps=1e-8)
 
     def evaluate():
         total, nll_fg, n_fg = 0.0, 0.0, 0.0
+        extra = {}
         with torch.no_grad():
             pf = params.feeds(flat)
             for feeds, fg in held:
-                out = interp.run({**pf, **feeds, **masks(sites, feeds['position'].shape[0], 0, device, False)})
+                n = feeds['position'].shape[0]
+                out = interp.run({**pf, **feeds, **masks(sites, n, 0, device, False)})
                 total += float(out['loss'])
-                nll_fg += float((out['nll'] * fg).sum())
+                if transformer:
+                    for key in ('ceTampered', 'ceUntampered'):
+                        extra[key] = extra.get(key, 0.0) + float(out[key])
+                    # the untampered maps with weight 1 on foreground codes: loss = Σ CE over them / n
+                    clean = {'codes': feeds['targets'], 'targets': feeds['targets'], 'tampered': torch.zeros_like(feeds['tampered']), 'loss_weights': fg.float()}
+                    nll_fg += float(interp.run({**pf, 'position': feeds['position'], **clean, **masks(sites, n, 0, device, False)})['loss']) * n
+                else:
+                    nll_fg += float((out['nll'] * fg).sum())
                 n_fg += float(fg.sum())
-        return {'loss': total / len(held), 'nllFg': nll_fg / max(n_fg, 1.0)}
+        return {'loss': total / len(held), 'nllFg': nll_fg / max(n_fg, 1.0), **{k: v / len(held) for k, v in extra.items()}}
+
+    select = 'loss' if transformer else 'nllFg'
 
     seconds = args.prior_minutes * 60
     if args.total_minutes > 0:  # what is left of the whole job's budget, less a margin for the records
@@ -253,8 +305,8 @@ def train_prior(args, vq, vq_weights, prior, holdout, train, device):
     sched = Schedule(args.prior_lr, args.final_ratio, args.warmup, seconds, args.max_steps)
     h0 = evaluate()
     history = [{'step': 0, 'seconds': 0.0, 'maps': 0, 'holdout': h0}]
-    best = {'nllFg': h0['nllFg'], 'step': 0, 'weights': start.copy()}
-    log(f'prior step 0: held-out {json.dumps(h0)}')
+    best = {select: h0[select], 'step': 0, 'weights': start.copy()}
+    log(f'{kind} step 0: held-out {json.dumps(h0)}')
     per_step = args.prior_batch // args.chunk
     step, seen, wait = 0, 0, 0.0
     sums, n_sums = 0.0, 0
@@ -268,7 +320,8 @@ def train_prior(args, vq, vq_weights, prior, holdout, train, device):
         wait += time.time() - tw
         n = feeds['position'].shape[0]
         codes = encode(feeds)
-        out = interp.run({**params.feeds(flat), 'codes': codes, 'position': feeds['position'], **masks(sites, n, cfg['dropout'], device, True)})
+        task = tampered_feeds(codes, cfg['codebookSize'], args.tamper, args.repair_beta, gen) if transformer else {'codes': codes}
+        out = interp.run({**params.feeds(flat), **task, 'position': feeds['position'], **masks(sites, n, cfg['dropout'], device, True)})
         adam_step(opt, flat, out['loss'], lr)
         step += 1
         seen += n
@@ -280,20 +333,22 @@ def train_prior(args, vq, vq_weights, prior, holdout, train, device):
                    'holdout': h, 'dataWaitSeconds': round(wait, 1)}
             sums, n_sums = 0.0, 0
             history.append(rec)
-            if h['nllFg'] < best['nllFg']:
-                best = {'nllFg': h['nllFg'], 'step': step, 'weights': flat.detach().cpu().numpy().copy()}
-                best['weights'].tofile(os.path.join(args.out, 'pixelsnail-best.f32'))
-            log(f'prior step {step} ({rec["seconds"]} s, {seen} maps, lr {lr:.2e}, wait {wait:.0f} s): train loss {rec["train"]["loss"]:.4f} '
+            if h[select] < best[select]:
+                best = {select: h[select], 'step': step, 'weights': flat.detach().cpu().numpy().copy()}
+                best['weights'].tofile(os.path.join(args.out, f'{kind}-best.f32'))
+            log(f'{kind} step {step} ({rec["seconds"]} s, {seen} maps, lr {lr:.2e}, wait {wait:.0f} s): train loss {rec["train"]["loss"]:.4f} '
                 f'held-out loss {h["loss"]:.4f} brain NLL {h["nllFg"]:.4f}')
     wall = time.time() - t0
-    best['weights'].tofile(os.path.join(args.out, 'pixelsnail-best.f32'))
-    record = {'kind': 'pixelsnail', 'steps': step, 'batch': args.prior_batch, 'maps': seen, 'trainSeconds': round(wall, 1),
+    best['weights'].tofile(os.path.join(args.out, f'{kind}-best.f32'))
+    task = {'tamperFraction': args.tamper, 'beta': args.repair_beta} if transformer else {}
+    record = {'kind': kind, **task, 'steps': step, 'batch': args.prior_batch, 'maps': seen, 'trainSeconds': round(wall, 1),
               'mapsPerSecond': round(seen / max(wall, 1e-9), 1), 'dataWaitSeconds': round(wait, 1),
               'codes': f'the trained VQ-VAE (vqvae-best.f32) encoding fresh slices every step (augmentation: {args.augment})',
               'adam': {'lr': args.prior_lr, 'lrFinal': args.prior_lr * args.final_ratio, 'warmup': args.warmup, 'schedule': 'linear warm-up, cosine'},
-              'clip': 1, 'dropout': cfg['dropout'], 'start': meta.get('start'), 'selectedBy': 'held-out brain NLL (nllFg)', 'bestStep': best['step'],
-              'bestHoldoutNllFg': best['nllFg'], 'history': history}
-    log(f'prior done: {step} steps, {seen} maps in {wall:.0f} s, best step {best["step"]} held-out brain NLL {best["nllFg"]:.4f}')
+              'clip': 1, 'dropout': cfg['dropout'], 'start': meta.get('start'),
+              'selectedBy': 'held-out repair loss (tampered maps, fixed seed)' if transformer else 'held-out brain NLL (nllFg)', 'bestStep': best['step'],
+              ('bestHoldoutLoss' if transformer else 'bestHoldoutNllFg'): best[select], 'history': history}
+    log(f'{kind} done: {step} steps, {seen} maps in {wall:.0f} s, best step {best["step"]} held-out {select} {best[select]:.4f}')
     return record
 
 
@@ -317,6 +372,8 @@ def main():
     ap.add_argument('--vq-lr', type=float, default=5e-4)
     ap.add_argument('--prior-lr', type=float, default=1e-3)
     ap.add_argument('--final-ratio', type=float, default=0.02)
+    ap.add_argument('--tamper', type=float, default=0.1, help='LSGS transformer: fraction of each map tampered (src/methods/lsgs/tamper.ts)')
+    ap.add_argument('--repair-beta', type=float, default=0.01, help='LSGS transformer: weight β of the untampered positions in the repair loss')
     ap.add_argument('--warmup', type=int, default=200)
     ap.add_argument('--vq-minutes', type=float, default=4.5)
     ap.add_argument('--prior-minutes', type=float, default=3.0)
@@ -339,7 +396,8 @@ def main():
     torch.backends.cudnn.benchmark = True
     vq = load_export(args.vq_export, device)
     prior = load_export(args.prior_export, device)
-    parity = {'vqvae': check(args.vq_export, device, loaded=vq), 'pixelsnail': check(args.prior_export, device, loaded=prior)}
+    prior_kind = prior[2]['kind']
+    parity = {'vqvae': check(args.vq_export, device, loaded=vq), prior_kind: check(args.prior_export, device, loaded=prior)}
     if max(parity.values()) > 1e-3:
         raise SystemExit(f'parity check failed: {parity}')
     size = vq[2]['config']['inputSize']
@@ -359,7 +417,7 @@ def main():
         vq_weights, vq_record = train_vqvae(args, vq, holdout, train, device)
         json.dump({**common, **vq_record}, open(os.path.join(args.out, 'vqvae-record.json'), 'w'), indent=1)
         prior_record = train_prior(args, vq, vq_weights, prior, holdout, train, device)
-        json.dump({**common, **prior_record}, open(os.path.join(args.out, 'pixelsnail-record.json'), 'w'), indent=1)
+        json.dump({**common, **prior_record}, open(os.path.join(args.out, f'{prior_kind}-record.json'), 'w'), indent=1)
     finally:
         train.close()
     log(f'all done after {time.time() - t_start:.0f} s')
