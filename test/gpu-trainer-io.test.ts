@@ -251,6 +251,33 @@ describe.skipIf(!existsSync(TEMPLATE) || !existsSync(LSR_PRODUCER))('GPU trainer
     await expect(importTrainedNet(join(vq, 'check.bin'), vq, join(out, 'vqvae-record.json'), tempDir())).rejects.toThrow(/check\.bin holds \d+ bytes, the vqvae layout needs/);
   });
 
+  it('trains the VAE a few steps (train_vae.py), and the result imports', async () => {
+    const python = '/usr/bin/python3';
+    const root = tempDir();
+    const vae = join(root, 'vae');
+    await exportTrainedNet('vae', join(ROOT, 'weights', 'brain', 'vae'), vae, { meta: { region: 'brain', background: 0 } });
+    const out = join(root, 'out');
+    const run = await runChild(python, [
+      join(ROOT, 'scripts', 'gpu', 'train_vae.py'), '--export', vae, '--batches-js', LSR_PRODUCER, '--node', process.execPath,
+      '--src', TEMPLATE, '--work', join(root, 'pop'), '--out', out, '--volumes', '2', '--holdout-volumes', '2', '--producers', '2', '--chunk', '8',
+      '--batch', '8', '--max-steps', '3', '--warmup', '2', '--eval-every', '3', '--device', 'cpu',
+    ]);
+    expect(run.status, run.stdout + run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/vae done: 3 steps, 24 slices/);
+    const record = JSON.parse(readFileSync(join(out, 'vae-record.json'), 'utf8')) as { parityRelativeError: Record<string, number>; history: { holdout: Record<string, number> }[] };
+    expect(record.parityRelativeError.vae!).toBeLessThan(1e-4);
+    const held = record.history[1]!.holdout;
+    for (const key of ['loss', 'rec', 'kl', 'recNll', 'recFg']) expect(Number.isFinite(held[key]), key).toBe(true);
+    // the brain-only L1 counts foreground pixels only, where the residual is largest
+    expect(held.recFg!).toBeGreaterThan(held.rec!);
+    const weights = tempDir();
+    await importTrainedNet(join(out, 'vae-best.f32'), vae, join(out, 'vae-record.json'), weights);
+    const meta = JSON.parse(readFileSync(join(vae, 'meta.json'), 'utf8')) as { config: unknown };
+    const layout = onnxParamLayout({ kind: 'vae', config: meta.config } as Parameters<typeof onnxParamLayout>[0]);
+    const flat = new Float32Array(new Uint8Array(readFileSync(join(out, 'vae-best.f32'))).buffer);
+    expect(Array.from(loadWarmStart(weights, 'vae', 'vae', meta.config, layout).weights)).toEqual(Array.from(flat));
+  });
+
   it("trains LSGS's transformer on tampered codes of its frozen VQ-VAE, and the result imports", async () => {
     const python = '/usr/bin/python3';
     const root = tempDir();
