@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from onnx_torch import check, load_export  # noqa: E402  (the shared interpreter beside this script)
 from producers import Producers  # noqa: E402
+from trainer_common import Schedule, adam_step  # noqa: E402
 
 
 def batch_feeds(image, target, mask, cond, size):
@@ -107,13 +108,11 @@ def main():
 
     opt = torch.optim.Adam([flat], lr=args.lr, betas=(0.9, 0.999), eps=1e-8)
     per_step = args.batch // args.chunk
-    budget = args.minutes * 60
-    total_steps = args.max_steps or None
+    sched = Schedule(args.lr, args.lr_final / args.lr, args.warmup, args.minutes * 60, args.max_steps)
     history = []
     best = {'loss': math.inf, 'step': 0}
     step = 0
     seen = 0
-    t_half = 0.0
     wait = 0.0
 
     def evaluate():
@@ -134,32 +133,15 @@ def main():
     t_train = time.time()
     train_sums, train_n = {}, 0
     while True:
-        elapsed = time.time() - t_train
-        if step == args.warmup // 2:
-            t_half = elapsed
-        if total_steps is None and step == args.warmup:
-            rate = (step - args.warmup // 2) / max(elapsed - t_half, 1e-9)
-            total_steps = step + int(rate * (budget - elapsed) * 0.97)
-            print(f'{rate:.1f} steps/s after warm-up: {total_steps} steps in the budget', flush=True)
-        if (total_steps is not None and step >= total_steps) or elapsed > budget:
+        lr = sched.at(step, time.time() - t_train, lambda line: print(line, flush=True))
+        if lr is None:
             break
-        if step < args.warmup:
-            lr = args.lr * (step + 1) / args.warmup
-        else:
-            frac = (step - args.warmup) / max(1, (total_steps or step + 1) - args.warmup)
-            lr = args.lr_final + 0.5 * (args.lr - args.lr_final) * (1 + math.cos(math.pi * min(1.0, frac)))
-        for g in opt.param_groups:
-            g['lr'] = lr
         t0 = time.time()
         recs = train.take(per_step)
         wait += time.time() - t0
         feeds = to_device(recs, size, device)
         out = interp.run({**params.feeds(flat), **feeds})
-        opt.zero_grad(set_to_none=True)
-        out['loss'].backward()
-        with torch.no_grad():
-            flat.grad.clamp_(-1.0, 1.0)
-        opt.step()
+        adam_step(opt, flat, out['loss'], lr)
         step += 1
         seen += args.batch
         for k, v in out.items():
@@ -187,7 +169,7 @@ def main():
         'argv': sys.argv[1:], 'device': torch.cuda.get_device_name(0) if device.type == 'cuda' else 'cpu', 'torch': torch.__version__,
         'start': meta.get('start'), 'parityRelativeError': worst, 'steps': step, 'batch': args.batch, 'slices': seen,
         'trainSeconds': round(wall, 1), 'setupSeconds': round(t_train - t_start, 1), 'slicesPerSecond': round(seen / max(wall, 1e-9), 1),
-        'dataWaitSeconds': round(wait, 1), 'adam': {'lr': args.lr, 'lrFinal': args.lr_final, 'warmup': args.warmup, 'schedule': 'linear warm-up, cosine'},
+        'dataWaitSeconds': round(wait, 1), 'adam': {'lr': args.lr, 'lrFinal': args.lr_final, 'warmup': args.warmup, 'schedule': 'linear warm-up, cosine over the wall time left'},
         'clip': 1, 'region': args.region, 'population': {'seed': args.pop_seed, 'train': args.volumes, 'holdout': args.holdout_volumes},
         'bestStep': best['step'], 'bestHoldoutLoss': best['loss'], 'history': history,
     }

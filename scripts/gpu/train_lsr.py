@@ -17,8 +17,8 @@ around the graph is done here the same way:
 - the LSGS transformer learns to repair tampered maps (src/methods/lsgs/tamper.ts): in every map exactly
   round(fraction · cells) positions get one of the other K − 1 codes, and the loss weighs tampered positions
   (1 − β)/m and the rest β/(N − m); the held-out maps are tampered once, with a fixed seed;
-- Adam with the element-wise clip 1; lr: linear warm-up, then cosine to lr·final-ratio over the steps the
-  measured speed fits into each phase's budget; the best held-out weights of each phase are kept (by the brain-only metrics below).
+- Adam with the element-wise clip 1; lr: linear warm-up, then cosine to lr·final-ratio over the wall time
+  left in each phase's budget (./trainer_common.py); the best held-out weights of each phase are kept (by the brain-only metrics below).
 Held-out metrics over the brain only: the VQ-VAE's L1 over foreground pixels (recFg), the prior's NLL over
 codes whose patch holds foreground (nllFg); the transformer is kept by its held-out repair loss, and its
 NLL of the untampered foreground codes (what LSGS scores) is logged beside it.
@@ -34,12 +34,12 @@ import sys
 import time
 
 import numpy as np
-import onnx
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from onnx_torch import check, load_export  # noqa: E402
 from producers import Producers  # noqa: E402
+from trainer_common import Schedule, adam_step, dropout_sites, log, masks  # noqa: E402
 
 
 def lsr_producers(args, size, seed_prefix, index_sets, mode):
@@ -63,19 +63,6 @@ def to_device(recs, size, device):
     return {'image': images.reshape(n, size, size, 1), 'position': positions}
 
 
-def dropout_sites(export_dir):
-    """(input name, per-sample shape) of every dropout mask input of a training graph."""
-    model = onnx.load(os.path.join(export_dir, 'train.onnx'))
-    return [(i.name, [d.dim_value for d in i.type.tensor_type.shape.dim][1:]) for i in model.graph.input if i.name.startswith('dropout/')]
-
-
-def masks(sites, n, rate, device, training):
-    if not training or rate <= 0:
-        return {name: torch.ones([n] + shape, device=device) for name, shape in sites}
-    keep = 1.0 - rate
-    return {name: torch.bernoulli(torch.full([n] + shape, keep, device=device)) / keep for name, shape in sites}
-
-
 def value_names(interp):
     """Names of two intermediate values of the VQ-VAE graph: the encoder outputs z [N, D] (the input of the
     first stop-gradient that is not a parameter) and x̂ − x (the Sub that reads the image)."""
@@ -83,46 +70,6 @@ def value_names(interp):
     z = next(ins[0] for op, name, ins, outs, at in interp.nodes if op == 'Identity' and name.startswith('stop_gradient') and ins[0] not in params)
     diff = next(outs[0] for op, name, ins, outs, at in interp.nodes if op == 'Sub' and len(ins) == 2 and ins[1] == 'image')
     return z, diff
-
-
-class Schedule:
-    """Linear warm-up to `lr` over `warmup` steps, then a cosine to lr·final over the wall time left in
-    `seconds` (or over `max_steps` steps when given: tests). Time, not a step count from a measured rate:
-    on a shared machine the rate changes as other work starts and stops, and a schedule fixed from the
-    first minute's rate either ends early or never anneals."""
-
-    def __init__(self, lr, final_ratio, warmup, seconds, max_steps=0):
-        self.lr, self.final, self.warmup, self.seconds = lr, lr * final_ratio, warmup, seconds
-        self.max_steps = max_steps or None
-        self.t_warm = None
-
-    def at(self, step, elapsed, log):
-        if (self.max_steps is not None and step >= self.max_steps) or elapsed > self.seconds:
-            return None
-        if step < self.warmup:
-            return self.lr * (step + 1) / self.warmup
-        if self.t_warm is None:
-            self.t_warm = elapsed
-            log(f'warm-up done after {elapsed:.0f} s ({step / max(elapsed, 1e-9):.2f} steps/s); cosine over the {self.seconds - elapsed:.0f} s left')
-        if self.max_steps is not None:
-            frac = (step - self.warmup) / max(1, self.max_steps - self.warmup)
-        else:
-            frac = (elapsed - self.t_warm) / max(1e-9, self.seconds - self.t_warm)
-        return self.final + 0.5 * (self.lr - self.final) * (1 + math.cos(math.pi * min(1.0, frac)))
-
-
-def adam_step(opt, flat, loss, lr):
-    for g in opt.param_groups:
-        g['lr'] = lr
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    with torch.no_grad():
-        flat.grad.clamp_(-1.0, 1.0)
-    opt.step()
-
-
-def log(line):
-    print(line, flush=True)
 
 
 def train_vqvae(args, vq, holdout, train, device):
@@ -209,7 +156,7 @@ def train_vqvae(args, vq, holdout, train, device):
     record = {'kind': 'vqvae', 'steps': step, 'batch': args.vq_batch, 'slices': seen, 'trainSeconds': round(wall, 1),
               'slicesPerSecond': round(seen / max(wall, 1e-9), 1), 'dataWaitSeconds': round(wait, 1), 'reseededCodes': reseeded,
               'reseedEvery': args.reseed_every, 'adam': {'lr': args.vq_lr, 'lrFinal': args.vq_lr * args.final_ratio, 'warmup': args.warmup,
-              'schedule': 'linear warm-up, cosine'}, 'clip': 1, 'dropout': cfg['dropout'], 'start': meta.get('start'),
+              'schedule': 'linear warm-up, cosine over the wall time left'}, 'clip': 1, 'dropout': cfg['dropout'], 'start': meta.get('start'),
               'selectedBy': 'held-out brain L1 (recFg)', 'bestStep': best['step'], 'bestHoldoutRecFg': best['recFg'], 'history': history}
     log(f'vqvae done: {step} steps, {seen} slices in {wall:.0f} s, best step {best["step"]} held-out brain L1 {best["recFg"]:.4f}')
     return best['weights'], record
@@ -344,7 +291,7 @@ def train_prior(args, vq, vq_weights, prior, holdout, train, device):
     record = {'kind': kind, **task, 'steps': step, 'batch': args.prior_batch, 'maps': seen, 'trainSeconds': round(wall, 1),
               'mapsPerSecond': round(seen / max(wall, 1e-9), 1), 'dataWaitSeconds': round(wait, 1),
               'codes': f'the trained VQ-VAE (vqvae-best.f32) encoding fresh slices every step (augmentation: {args.augment})',
-              'adam': {'lr': args.prior_lr, 'lrFinal': args.prior_lr * args.final_ratio, 'warmup': args.warmup, 'schedule': 'linear warm-up, cosine'},
+              'adam': {'lr': args.prior_lr, 'lrFinal': args.prior_lr * args.final_ratio, 'warmup': args.warmup, 'schedule': 'linear warm-up, cosine over the wall time left'},
               'clip': 1, 'dropout': cfg['dropout'], 'start': meta.get('start'),
               'selectedBy': 'held-out repair loss (tampered maps, fixed seed)' if transformer else 'held-out brain NLL (nllFg)', 'bestStep': best['step'],
               ('bestHoldoutLoss' if transformer else 'bestHoldoutNllFg'): best[select], 'history': history}

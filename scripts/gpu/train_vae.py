@@ -25,7 +25,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from onnx_torch import check, load_export  # noqa: E402
-from train_lsr import Schedule, adam_step, dropout_sites, log, lsr_producers, masks, to_device  # noqa: E402
+from train_lsr import lsr_producers, to_device  # noqa: E402
+from trainer_common import Schedule, adam_step, dropout_sites, log, masks  # noqa: E402
 
 
 def value_of_difference(interp):
@@ -99,7 +100,7 @@ def train_vae(args, net, holdout, train, device):
     best['weights'].tofile(os.path.join(args.out, 'vae-best.f32'))
     record = {'kind': 'vae', 'steps': step, 'batch': args.batch, 'slices': seen, 'trainSeconds': round(wall, 1),
               'slicesPerSecond': round(seen / max(wall, 1e-9), 1), 'dataWaitSeconds': round(wait, 1),
-              'adam': {'lr': args.lr, 'lrFinal': args.lr * args.final_ratio, 'warmup': args.warmup, 'schedule': 'linear warm-up, cosine over the wall time'},
+              'adam': {'lr': args.lr, 'lrFinal': args.lr * args.final_ratio, 'warmup': args.warmup, 'schedule': 'linear warm-up, cosine over the wall time left'},
               'clip': 1, 'dropout': cfg['dropout'], 'start': meta.get('start'), 'selectedBy': 'held-out loss (z = μ, dropout off)',
               'bestStep': best['step'], 'bestHoldoutLoss': best['loss'], 'history': history}
     log(f'vae done: {step} steps, {seen} slices in {wall:.0f} s, best step {best["step"]} held-out loss {best["loss"]:.4f}')
