@@ -19,7 +19,7 @@ import { dirname, join } from 'node:path';
 import { readNifti, isNiftiFileName } from '../src/io/nifti.js';
 import { caseSeed } from '../src/mood/run.js';
 import { loadLsrModel } from '../src/methods/lsr/model.js';
-import { encodeVolume, type EncodedVolume } from '../src/score/sample-score.js';
+import { encodeVolume, encodeVolumeWithDistances, type EncodedVolume } from '../src/score/sample-score.js';
 import { decodeDistinct } from '../src/score/decode-distinct.js';
 import { latentGeometry } from '../src/methods/lsr/networks.js';
 import { restoreCodes } from '../src/score/restoration.js';
@@ -73,13 +73,10 @@ interface HeldOut {
 }
 
 async function encodeWithNll(engine: LsrEngine, volume: Volume, every: number) {
-  const encoded = await encodeVolume(engine, volume, 'brain', { every });
+  const { distances, ...encoded } = await encodeVolumeWithDistances(engine, volume, 'brain', { every });
   const nll = await engine.codeNlls(encoded.codes, encoded.stack.positions);
   const { width: codeSide } = latentGeometry(engine.nets.prior);
   const fg = foregroundCodes(encoded.stack.data, encoded.stack.count, encoded.stack.width, codeSide, 0);
-  if (!engine.encodeWithDistances) throw new Error('ablate-lsr needs an engine with encodeWithDistances (--engine onnx)');
-  const { codes, distances } = await engine.encodeWithDistances(encoded.stack.data, encoded.stack.positions);
-  if (codes.some((c, i) => c !== encoded.codes[i])) throw new Error('encodeWithDistances gave other codes than encodeSlices');
   return { encoded, nll, fg, distances };
 }
 

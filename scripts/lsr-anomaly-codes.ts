@@ -16,9 +16,9 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readNifti, isNiftiFileName } from '../src/io/nifti.js';
 import { loadLsrModel } from '../src/methods/lsr/model.js';
-import { encodeVolume } from '../src/score/sample-score.js';
+import { encodeVolumeWithDistances } from '../src/score/sample-score.js';
 import { latentGeometry } from '../src/methods/lsr/networks.js';
-import { foregroundCodes } from '../src/score/sample-aggregates.js';
+import { foregroundCodes, selected } from '../src/score/sample-aggregates.js';
 import { caseGroupsOf } from '../eval/harness/evaluate.js';
 import { TOY_DIRS, type ToySetManifest } from '../eval/inject/toyset.js';
 import type { Volume } from '../src/volume/volume.js';
@@ -53,6 +53,18 @@ export function labelShareOfCodes(label: Volume, zs: readonly number[], side: nu
   return out;
 }
 
+/** Share of `sorted` (ascending) strictly below v: its percentile among them. */
+function rankIn(sorted: Float32Array, v: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid]! < v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo / sorted.length;
+}
+
 async function main(): Promise<void> {
   const setDir = option('set');
   const every = Number(option('every', '8'));
@@ -61,12 +73,10 @@ async function main(): Promise<void> {
   const { engine, calibration: cal } = model;
   const { width: side } = latentGeometry(engine.nets.prior);
   const nllOf = async (volume: Volume) => {
-    const encoded = await encodeVolume(engine, volume, 'brain', { every });
+    const encoded = await encodeVolumeWithDistances(engine, volume, 'brain', { every });
     const nll = await engine.codeNlls(encoded.codes, encoded.stack.positions);
     const fg = foregroundCodes(encoded.stack.data, encoded.stack.count, encoded.stack.width, side, 0);
-    if (!engine.encodeWithDistances) throw new Error('needs the onnx engine');
-    const { distances } = await engine.encodeWithDistances(encoded.stack.data, encoded.stack.positions);
-    return { nll, fg, zs: encoded.stack.zs, distances };
+    return { nll, fg, zs: encoded.stack.zs, distances: encoded.distances };
   };
 
   const heldDir = option('held-out', 'data/pop-brain-holdout');
@@ -91,32 +101,9 @@ async function main(): Promise<void> {
     const { volume: label } = await readNifti(join(setDir, TOY_DIRS.pixel, name));
     const { nll, fg, zs, distances } = await nllOf(volume);
     const share = labelShareOfCodes(label, zs, side);
-    const fgValues: number[] = [];
-    for (let i = 0; i < nll.length; i++) if (fg[i] === 1) fgValues.push(nll[i]!);
-    fgValues.sort((a, b) => a - b);
-    const fgDistances: number[] = [];
-    for (let i = 0; i < nll.length; i++) if (fg[i] === 1) fgDistances.push(distances[i]!);
-    fgDistances.sort((a, b) => a - b);
-    const rankIn = (sorted: number[], v: number): number => {
-      let lo = 0;
-      let hi = sorted.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (sorted[mid]! < v) lo = mid + 1;
-        else hi = mid;
-      }
-      return lo / sorted.length;
-    };
-    const rankOf = (v: number): number => {
-      let lo = 0;
-      let hi = fgValues.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (fgValues[mid]! < v) lo = mid + 1;
-        else hi = mid;
-      }
-      return lo / fgValues.length;
-    };
+    const fgValues = selected(nll, fg).sort();
+    const fgDistances = selected(distances, fg).sort();
+    const rankOf = (v: number): number => rankIn(fgValues, v);
     let n = 0;
     let distanceRank = 0;
     let rank = 0;

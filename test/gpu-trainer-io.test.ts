@@ -216,6 +216,16 @@ describe('torch interpreter of the training graphs', () => {
   });
 });
 
+/** `OUT/<kind>-best.f32` imports as weights that load back to exactly those values. */
+async function expectImportRoundTrip(kind: 'vqvae' | 'pixelsnail' | 'transformer' | 'vae', exportDir: string, out: string): Promise<void> {
+  const weights = tempDir();
+  await importTrainedNet(join(out, `${kind}-best.f32`), exportDir, join(out, `${kind}-record.json`), weights);
+  const meta = JSON.parse(readFileSync(join(exportDir, 'meta.json'), 'utf8')) as { config: unknown };
+  const layout = onnxParamLayout({ kind, config: meta.config } as Parameters<typeof onnxParamLayout>[0]);
+  const flat = new Float32Array(new Uint8Array(readFileSync(join(out, `${kind}-best.f32`))).buffer);
+  expect(Array.from(loadWarmStart(weights, kind, kind, meta.config, layout).weights)).toEqual(Array.from(flat));
+}
+
 describe.skipIf(!existsSync(TEMPLATE) || !existsSync(LSR_PRODUCER))('GPU trainer of LSR (train_lsr.py on CPU torch)', () => {
   it('trains both networks a few steps from their exports and the results import as loadable weights', async () => {
     const python = '/usr/bin/python3';
@@ -241,12 +251,7 @@ describe.skipIf(!existsSync(TEMPLATE) || !existsSync(LSR_PRODUCER))('GPU trainer
       expect(Math.max(...Object.values(record.parityRelativeError))).toBeLessThan(1e-4);
       expect(record.history.map((h) => h.step)).toEqual([0, 3]);
       expect(Object.values(record.history[1]!.holdout).every(Number.isFinite)).toBe(true);
-      const weights = tempDir();
-      await importTrainedNet(join(out, `${kind}-best.f32`), exportDir, join(out, `${kind}-record.json`), weights);
-      const meta = JSON.parse(readFileSync(join(exportDir, 'meta.json'), 'utf8')) as { config: unknown };
-      const layout = onnxParamLayout({ kind, config: meta.config } as Parameters<typeof onnxParamLayout>[0]);
-      const flat = new Float32Array(new Uint8Array(readFileSync(join(out, `${kind}-best.f32`))).buffer);
-      expect(Array.from(loadWarmStart(weights, kind, kind, meta.config, layout).weights)).toEqual(Array.from(flat));
+      await expectImportRoundTrip(kind, exportDir, out);
     }
     await expect(importTrainedNet(join(vq, 'check.bin'), vq, join(out, 'vqvae-record.json'), tempDir())).rejects.toThrow(/check\.bin holds \d+ bytes, the vqvae layout needs/);
   });
@@ -270,12 +275,7 @@ describe.skipIf(!existsSync(TEMPLATE) || !existsSync(LSR_PRODUCER))('GPU trainer
     for (const key of ['loss', 'rec', 'kl', 'recNll', 'recFg']) expect(Number.isFinite(held[key]), key).toBe(true);
     // the brain-only L1 counts foreground pixels only, where the residual is largest
     expect(held.recFg!).toBeGreaterThan(held.rec!);
-    const weights = tempDir();
-    await importTrainedNet(join(out, 'vae-best.f32'), vae, join(out, 'vae-record.json'), weights);
-    const meta = JSON.parse(readFileSync(join(vae, 'meta.json'), 'utf8')) as { config: unknown };
-    const layout = onnxParamLayout({ kind: 'vae', config: meta.config } as Parameters<typeof onnxParamLayout>[0]);
-    const flat = new Float32Array(new Uint8Array(readFileSync(join(out, 'vae-best.f32'))).buffer);
-    expect(Array.from(loadWarmStart(weights, 'vae', 'vae', meta.config, layout).weights)).toEqual(Array.from(flat));
+    await expectImportRoundTrip('vae', vae, out);
   });
 
   it("trains LSGS's transformer on tampered codes of its frozen VQ-VAE, and the result imports", async () => {
@@ -300,11 +300,6 @@ describe.skipIf(!existsSync(TEMPLATE) || !existsSync(LSR_PRODUCER))('GPU trainer
     for (const key of ['loss', 'nllFg', 'ceTampered', 'ceUntampered']) expect(Number.isFinite(held[key]), key).toBe(true);
     // every map has the same m tampered positions, so the repair loss is exactly (1 − β)·CE(tampered) + β·CE(untampered)
     expect(held.loss!).toBeCloseTo(0.99 * held.ceTampered! + 0.01 * held.ceUntampered!, 4);
-    const weights = tempDir();
-    await importTrainedNet(join(out, 'transformer-best.f32'), transformer, join(out, 'transformer-record.json'), weights);
-    const meta = JSON.parse(readFileSync(join(transformer, 'meta.json'), 'utf8')) as { config: unknown };
-    const layout = onnxParamLayout({ kind: 'transformer', config: meta.config } as Parameters<typeof onnxParamLayout>[0]);
-    const flat = new Float32Array(new Uint8Array(readFileSync(join(out, 'transformer-best.f32'))).buffer);
-    expect(Array.from(loadWarmStart(weights, 'transformer', 'transformer', meta.config, layout).weights)).toEqual(Array.from(flat));
+    await expectImportRoundTrip('transformer', transformer, out);
   });
 });

@@ -63,6 +63,28 @@ def to_device(recs, size, device):
     return {'image': images.reshape(n, size, size, 1), 'position': positions}
 
 
+def population_batches(args, size, device, t_start):
+    """The training producers (one shard of the population's volumes each) and the held-out batches, as
+    every trainer of this folder over slices of population `args.pop_seed` draws them."""
+    train_ids = list(range(args.volumes))
+    holdout_ids = list(range(args.volumes, args.volumes + args.holdout_volumes))
+    shards = [train_ids[k::args.producers] for k in range(args.producers)]
+    train = lsr_producers(args, size, f'{args.seed}:train', shards, 'train')
+    held = lsr_producers(args, size, f'{args.seed}:holdout', [holdout_ids[k::2] for k in range(2)], 'holdout')
+    holdout = [to_device([r], size, device) for r in held.drain()]
+    log(f'data ready after {time.time() - t_start:.1f} s: {len(shards)} producers over {args.volumes} volumes, '
+        f'{len(holdout)} held-out batches of {args.chunk} slices from {args.holdout_volumes} volumes')
+    return train, holdout
+
+
+def run_record(args, script, parity, device):
+    """The fields every training record of these trainers starts with."""
+    return {'engine': 'torch-gpu-interpreter', 'script': script, 'argv': sys.argv[1:],
+            'device': torch.cuda.get_device_name(0) if device.type == 'cuda' else 'cpu', 'torch': torch.__version__,
+            'parityRelativeError': parity, 'population': {'seed': args.pop_seed, 'train': args.volumes, 'holdout': args.holdout_volumes},
+            'sliceRule': 'every axial plane with foreground (foreground)', 'augment': args.augment}
+
+
 def value_names(interp):
     """Names of two intermediate values of the VQ-VAE graph: the encoder outputs z [N, D] (the input of the
     first stop-gradient that is not a parameter) and x̂ − x (the Sub that reads the image)."""
@@ -348,18 +370,8 @@ def main():
     if max(parity.values()) > 1e-3:
         raise SystemExit(f'parity check failed: {parity}')
     size = vq[2]['config']['inputSize']
-    train_ids = list(range(args.volumes))
-    holdout_ids = list(range(args.volumes, args.volumes + args.holdout_volumes))
-    shards = [train_ids[k::args.producers] for k in range(args.producers)]
-    train = lsr_producers(args, size, f'{args.seed}:train', shards, 'train')
-    held = lsr_producers(args, size, f'{args.seed}:holdout', [holdout_ids[k::2] for k in range(2)], 'holdout')
-    holdout = [to_device([r], size, device) for r in held.drain()]
-    log(f'data ready after {time.time() - t_start:.1f} s: {len(shards)} producers over {args.volumes} volumes, '
-        f'{len(holdout)} held-out batches of {args.chunk} slices from {args.holdout_volumes} volumes')
-    common = {'engine': 'torch-gpu-interpreter', 'script': 'scripts/gpu/train_lsr.py', 'argv': sys.argv[1:],
-              'device': torch.cuda.get_device_name(0) if device.type == 'cuda' else 'cpu', 'torch': torch.__version__,
-              'parityRelativeError': parity, 'population': {'seed': args.pop_seed, 'train': args.volumes, 'holdout': args.holdout_volumes},
-              'sliceRule': 'every axial plane with foreground (foreground)', 'augment': args.augment}
+    train, holdout = population_batches(args, size, device, t_start)
+    common = run_record(args, 'scripts/gpu/train_lsr.py', parity, device)
     try:
         vq_weights, vq_record = train_vqvae(args, vq, holdout, train, device)
         json.dump({**common, **vq_record}, open(os.path.join(args.out, 'vqvae-record.json'), 'w'), indent=1)

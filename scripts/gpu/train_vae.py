@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from onnx_torch import check, load_export  # noqa: E402
-from train_lsr import lsr_producers, to_device  # noqa: E402
+from train_lsr import population_batches, run_record, to_device  # noqa: E402
 from trainer_common import Schedule, adam_step, dropout_sites, log, masks  # noqa: E402
 
 
@@ -145,18 +145,8 @@ def main():
     if max(parity.values()) > 1e-3:
         raise SystemExit(f'parity check failed: {parity}')
     size = net[2]['config']['inputSize']
-    train_ids = list(range(args.volumes))
-    holdout_ids = list(range(args.volumes, args.volumes + args.holdout_volumes))
-    shards = [train_ids[k::args.producers] for k in range(args.producers)]
-    train = lsr_producers(args, size, f'{args.seed}:train', shards, 'train')
-    held = lsr_producers(args, size, f'{args.seed}:holdout', [holdout_ids[k::2] for k in range(2)], 'holdout')
-    holdout = [to_device([r], size, device) for r in held.drain()]
-    log(f'data ready after {time.time() - t_start:.1f} s: {len(shards)} producers over {args.volumes} volumes, '
-        f'{len(holdout)} held-out batches of {args.chunk} slices from {args.holdout_volumes} volumes')
-    common = {'engine': 'torch-gpu-interpreter', 'script': 'scripts/gpu/train_vae.py', 'argv': sys.argv[1:],
-              'device': torch.cuda.get_device_name(0) if device.type == 'cuda' else 'cpu', 'torch': torch.__version__,
-              'parityRelativeError': parity, 'population': {'seed': args.pop_seed, 'train': args.volumes, 'holdout': args.holdout_volumes},
-              'sliceRule': 'every axial plane with foreground (foreground)', 'augment': args.augment}
+    train, holdout = population_batches(args, size, device, t_start)
+    common = run_record(args, 'scripts/gpu/train_vae.py', parity, device)
     try:
         record = train_vae(args, net, holdout, train, device)
         json.dump({**common, **record}, open(os.path.join(args.out, 'vae-record.json'), 'w'), indent=1)

@@ -36,6 +36,19 @@ export async function encodeVolume(engine: SliceEncoder, volume: Volume, region:
   return { stack, codes, preprocessSeconds: (t1 - t0) / 1000, encodeSeconds: (performance.now() - t1) / 1000 };
 }
 
+/**
+ * `encodeVolume` through an engine that also gives each code's quantisation distance ‖z − e‖², in the
+ * same encoder pass (src/score/quantisation-distance.ts).
+ */
+export async function encodeVolumeWithDistances(engine: LsrEngine, volume: Volume, region: Region, slices?: SliceSelection): Promise<EncodedVolume & { readonly distances: Float32Array }> {
+  if (!engine.encodeWithDistances) throw new Error(`the ${engine.name} engine does not expose the encoder output: quantisation distances need the onnx engine`);
+  const t0 = performance.now();
+  const stack = preprocessForModel(volume, { region, slices, size: engine.nets.vqvae.cfg.inputSize });
+  const t1 = performance.now();
+  const { codes, distances } = await engine.encodeWithDistances(stack.data, stack.positions);
+  return { stack, codes, distances, preprocessSeconds: (t1 - t0) / 1000, encodeSeconds: (performance.now() - t1) / 1000 };
+}
+
 /** Σ of the NLL values above λs (strictly), in float64. */
 export function rawSampleScore(nll: Float32Array, lambdaS: number): number {
   let sum = 0;
