@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { readNifti, isNiftiFileName } from '../src/io/nifti.js';
 import { loadDisyreModel } from '../src/methods/disyre/model.js';
 import { disyreRawSampleScore, disyreVolumePixels, type DisyreVolumeMap } from '../src/methods/disyre/score.js';
-import { ReferenceAccumulator, referenceOnStack, standardisedMap, type ResidualReference } from '../src/methods/disyre/reference.js';
+import { ReferenceAccumulator, referenceOnStack, standardisedMap, type ResidualReference } from '../src/score/place-reference.js';
 import { smoothStack, stackStride, type VoxelKernel } from '../src/score/smoothing.js';
 import { applyMask, bodyMask } from '../src/volume/body-mask.js';
 import { preprocessForModel } from '../src/volume/preprocess.js';

@@ -4,7 +4,7 @@
  * any stack geometry, and the standardised map z = max(0, (m − μ) / (σ + floor)) mapped into [0, 1).
  */
 import { describe, expect, it } from 'vitest';
-import { ReferenceAccumulator, referenceOnStack, standardisedMap } from '../src/methods/disyre/reference.js';
+import { ReferenceAccumulator, referenceOnStack, standardisedMap } from '../src/score/place-reference.js';
 
 /** A stack geometry of `count` slices evenly spread over the depth (positions in [−0.5, 0.5]). */
 function geometry(count: number, side: number) {

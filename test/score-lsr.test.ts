@@ -11,6 +11,7 @@ import { registerCalibrate } from '../src/cli/calibrate.js';
 import { calibrateLsr, writeLsrCalibration } from '../src/methods/lsr/calibrate.js';
 import { calibrationPath, loadLsrModel, lsrPredictor, readLsrCalibration } from '../src/methods/lsr/model.js';
 import { disposeLsrNetworks, loadLsrNetworks } from '../src/methods/lsr/networks.js';
+import { priorFingerprint, readLsrNllReference } from '../src/methods/lsr/nll-reference.js';
 import { saveTinyNetworks, tinyBrain, tinyNetworks } from './helpers/score-fixtures.js';
 
 const root = mkdtempSync(join(tmpdir(), 'moodlsr-score-lsr-'));
@@ -30,7 +31,7 @@ beforeAll(async () => {
   for (let i = 0; i < 3; i++) await writeNifti(join(normals, `normal_${i}.nii.gz`), tinyBrain(shape, 100 + i));
   await writeNifti(join(cases, 'a.nii.gz'), tinyBrain(shape, 200, true));
   await writeNifti(join(cases, 'b.nii.gz'), tinyBrain(shape, 201));
-  const calibration = await calibrateLsr({
+  const { calibration } = await calibrateLsr({
     weightsDir: weights,
     files: readdirSync(normals).map((f) => join(normals, f)),
     region: 'brain',
@@ -95,6 +96,52 @@ describe('lsr calibration', () => {
     expect(Math.min(...sum.sampleCalibration.normalScores)).toBeGreaterThan(Math.max(...local.sampleCalibration.normalScores));
     await expect(run(sumDir, ['--set', 'lambdaS=3'])).rejects.toThrow(/scoring keys/);
     await expect(run(sumDir, ['--set', 'sample=top'])).rejects.toThrow(/sample=top is not calibrated/);
+  });
+
+  it('calibrate lsr --reference-data builds the NLL reference that sample=interior scores against', async () => {
+    const dir = join(root, 'cli-interior');
+    const nets = tinyNetworks(21);
+    saveTinyNetworks(dir, nets);
+    disposeLsrNetworks(nets);
+    const refs = join(root, 'reference-normals');
+    mkdirSync(refs);
+    for (let i = 0; i < 2; i++) await writeNifti(join(refs, `ref_${i}.nii.gz`), tinyBrain(shape, 400 + i));
+    const run = async (extra: string[]): Promise<void> => {
+      const program = new Command().exitOverride();
+      registerCalibrate(program);
+      await program.parseAsync(['calibrate', 'lsr', '--weights', dir, '--data', normals, '--slices', 'every:6', '--copies', '2', '--pixel-volumes', '0', '--workers', '0', ...extra], { from: 'user' });
+    };
+    await expect(run(['--set', 'sample=interior'])).rejects.toThrow(/sample=interior needs the prior's NLL reference/);
+    await expect(run(['--set', 'sample=interior', '--reference-data', normals])).rejects.toThrow(/share 3 volume/);
+    await run(['--set', 'sample=interior', '--reference-data', refs]);
+    const record = readLsrNllReference(dir)!;
+    expect(record.files).toHaveLength(2);
+    expect(record.prior).toBe(priorFingerprint(dir));
+    expect(record.reference.volumes).toBe(2);
+    // NLLs are positive, so is their mean at every place the reference holds
+    expect(record.reference.mean.some((v) => v > 0)).toBe(true);
+    const cal = readLsrCalibration(dir);
+    expect(cal.scoring?.sample).toBe('interior');
+    expect(cal.heldOut?.nllReferenceVolumes).toBe(2);
+    const model = await loadLsrModel(dir, { engine: 'tfjs' });
+    const predictor = lsrPredictor(model, { workers: 0 });
+    try {
+      const logs: string[] = [];
+      const score = await predictor.sampleScore!(tinyBrain(shape, 200, true), { name: 'a.nii.gz', seed: 0, log: (l) => logs.push(l) });
+      expect(score).toBeGreaterThanOrEqual(0);
+      expect(score).toBeLessThanOrEqual(1);
+      expect(logs.some((l) => /lsr sample \(.*, interior\)/.test(l))).toBe(true);
+    } finally {
+      await predictor.dispose?.();
+    }
+    // without the reference the aggregate is refused with the file it needs
+    unlinkSync(join(dir, 'lsr-nll-reference.json'));
+    const bare = lsrPredictor(await loadLsrModel(dir, { engine: 'tfjs' }), { workers: 0 });
+    try {
+      await expect(bare.sampleScore!(tinyBrain(shape, 201), { name: 'b.nii.gz', seed: 0, log: silent })).rejects.toThrow(/lsr-nll-reference\.json/);
+    } finally {
+      await bare.dispose?.();
+    }
   });
 });
 

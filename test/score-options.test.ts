@@ -3,7 +3,8 @@ import { changedPixels, restorationWeights, weightedResidualMap } from '../src/s
 import { weightedResidual } from '../src/score/pixel-score.js';
 import { slicesForExtent, stackKernel, parseVoxelKernel, stackStride } from '../src/score/smoothing.js';
 import { bodyMask, applyMask } from '../src/volume/body-mask.js';
-import { foregroundCodes, interiorCodes, interiorLocalMaxExcess, localMaxExcess, topFractionMean, meanOfLargest } from '../src/score/sample-aggregates.js';
+import { ReferenceAccumulator, referenceOnStack } from '../src/score/place-reference.js';
+import { foregroundCodes, interiorCodes, interiorLocalMaxExcess, interiorReferenceExcess, localMaxExcess, topFractionMean, meanOfLargest } from '../src/score/sample-aggregates.js';
 import { checkSettingKeys, collectSetting, parseSettingList, settingNumber } from '../src/score/settings.js';
 import { applyLsrSettings, PAPER_LSR_SCORING } from '../src/methods/lsr/scoring.js';
 import { parseEntry, commandLine } from '../eval/harness/runner.js';
@@ -137,6 +138,27 @@ describe('sample aggregates', () => {
     // with a per-position reference, boundary codes count as exactly normal (excess 0)
     const five = Float32Array.from([9, 1, 2, 3, 0]);
     expect(interiorLocalMaxExcess(five, [5, 1, 1], new Float32Array(5), Uint8Array.from([0, 1, 1, 1, 1]), [3, 1, 1])).toBe(2);
+  });
+  it('interior excess over a place reference: a place unlikely in every normal volume no longer outranks an anomaly', () => {
+    // one 8×8 slice of body (no background pixel) encoded as 4×4 codes; NLL 1 everywhere
+    const codes = { images: new Float32Array(64).fill(0.5), size: 8, positions: Float32Array.from([0]), codeSide: 4, background: 0 };
+    const normalPlace = new Float32Array(16).fill(1);
+    normalPlace[5] = 6; // a place every normal volume scores high
+    const anomaly = normalPlace.slice();
+    anomaly[10] = 4; // a case with an unlikely code elsewhere
+    const box: [number, number, number] = [1, 1, 1];
+    expect(localMaxExcess(anomaly, [4, 4, 1], 1, box)).toBe(5); // the raw maximum is the normal place
+    expect(interiorReferenceExcess(anomaly, codes, normalPlace, box)).toBe(3); // against the reference: the anomaly
+    expect(interiorReferenceExcess(normalPlace, codes, normalPlace, box)).toBe(0);
+    expect(() => interiorReferenceExcess(new Float32Array(15), codes, normalPlace, box)).toThrow(/15 NLLs for 1 slices/);
+  });
+  it('the reference of normal NLL maps, read back at their own places, is their mean', () => {
+    const geometry = { count: 2, height: 4, width: 4, positions: Float32Array.from([-0.25, 0.25]) };
+    const a = Float32Array.from({ length: 32 }, (_, i) => (i % 7) + 1);
+    const b = Float32Array.from({ length: 32 }, (_, i) => (i % 5) + 2);
+    const ref = new ReferenceAccumulator(4, 4, [4, 4, 2]).add(a, geometry).add(b, geometry).result();
+    const { mean } = referenceOnStack(ref, geometry);
+    for (let i = 0; i < 32; i++) expect(mean[i]).toBeCloseTo((a[i]! + b[i]!) / 2, 5);
   });
 });
 

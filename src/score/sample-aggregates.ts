@@ -118,3 +118,31 @@ export function meanOfLargest(values: Float32Array, k: number): number {
   for (let i = 0; i < k; i++) sum += candidates[i]!;
   return sum / k;
 }
+
+/** The box of the `interior` sample aggregate, in codes [x, y, slices] (docs/quality.md: 5×5×3 was best of 1–5). */
+export const INTERIOR_BOX: Kernel3 = [5, 5, 3];
+
+/** What `interiorReferenceExcess` needs of the encoded stack and the code grid. */
+export interface CodeStack {
+  /** Normalised slices [count, size, size] at the encoder's input size, and their positions. */
+  readonly images: Float32Array;
+  readonly size: number;
+  readonly positions: Float32Array;
+  /** Code grid side (the prior's latent width = height). */
+  readonly codeSide: number;
+  /** Normalised intensity of the background. */
+  readonly background: number;
+}
+
+/**
+ * The `interior` sample aggregate: the maximum over positions of the `box` mean of (NLL − the mean NLL
+ * that normal volumes have at that place), over the codes whose patch is all body. `meanAtCodes` is the
+ * reference's mean on this stack's code grid (`referenceOnStack`). Places where every normal volume
+ * holds unlikely codes no longer outrank a compact anomaly elsewhere.
+ */
+export function interiorReferenceExcess(nll: Float32Array, codes: CodeStack, meanAtCodes: Float32Array, box: Kernel3 = INTERIOR_BOX): number {
+  const count = codes.positions.length;
+  if (nll.length !== count * codes.codeSide * codes.codeSide) throw new RangeError(`interiorReferenceExcess: ${nll.length} NLLs for ${count} slices of ${codes.codeSide}² codes`);
+  const interior = interiorCodes(codes.images, count, codes.size, codes.codeSide, codes.background);
+  return interiorLocalMaxExcess(nll, [codes.codeSide, codes.codeSide, count], meanAtCodes, interior, box);
+}

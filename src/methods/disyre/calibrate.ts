@@ -11,7 +11,7 @@ import type { Region } from '../../volume/normalise.js';
 import type { EngineChoice } from '../../inference/engine-choice.js';
 import { DISYRE_CALIBRATION_FORMAT, DISYRE_CALIBRATION_VERSION, disyreVolumeScores, loadDisyreModel, readDisyreReference, requireMapSource, type DisyreCalibration, type DisyreReferenceRecord } from './model.js';
 import { disyreRawSampleScore } from './score.js';
-import { ReferenceAccumulator, type ResidualReference } from './reference.js';
+import { ReferenceAccumulator, type ResidualReference } from '../../score/place-reference.js';
 import type { Volume } from '../../volume/volume.js';
 import type { DisyreScoring } from './settings.js';
 import { disposeParams } from '../../models/params.js';

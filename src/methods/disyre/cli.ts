@@ -1,8 +1,8 @@
 /** `moodlsr train disyre` and `moodlsr calibrate disyre`. */
-import path from 'node:path';
 import type { Command } from 'commander';
 import { collect, parseInteger, parseNumber, stderrLog } from '../../cli/common.js';
 import { parseRegion } from '../../cli/train-options.js';
+import { referenceFilesOf } from '../../cli/calibrate-options.js';
 import { ENGINE_HELP, parseEngineChoice } from '../../inference/engine-choice.js';
 import { collectSetting } from '../../score/settings.js';
 import { listNiftiFiles } from '../../train/dataset.js';
@@ -107,10 +107,7 @@ export function registerDisyreCalibrate(calibrate: Command): void {
       const { DEFAULT_DISYRE_SCORING, disyreScoring } = await import('./settings.js');
       const { calibrateDisyre } = await import('./calibrate.js');
       const { writeDisyreCalibration, writeDisyreReference } = await import('./model.js');
-      const referenceFiles = flags.referenceData.length > 0 ? await listNiftiFiles(flags.referenceData) : [];
-      if (flags.referenceData.length > 0 && referenceFiles.length === 0) throw new Error(`--reference-data: no NIfTI files in ${flags.referenceData.join(', ')}`);
-      const both = referenceFiles.filter((f) => files.some((g) => path.resolve(g) === path.resolve(f)));
-      if (both.length > 0) throw new Error(`--reference-data and --data share ${both.length} volume(s) (${both[0]}): the calibration needs normals the reference did not see`);
+      const referenceFiles = await referenceFilesOf(flags.referenceData, files);
       const { calibration, builtReference } = await calibrateDisyre({
         weightsDir: flags.weights,
         files,

@@ -36,8 +36,8 @@ import { conditionInput } from './embedding.js';
 import { emitDisyreForward } from './emit-unet.js';
 import { disyreRawSampleScore, disyreStackMap, disyreVolumePixels, restorationMaps, type DisyreVolumeMap, type Restorer } from './score.js';
 import { completeDisyreScoring, disyreScoring, isDisyreScoring, type DisyreScoring } from './settings.js';
-import { readTensorBundle, writeTensorBundle } from '../../io/tensor-bundle.js';
-import type { ResidualReference } from './reference.js';
+import { readPlaceReference, writePlaceReference } from '../../score/place-reference-file.js';
+import type { ResidualReference } from '../../score/place-reference.js';
 import { disyreHeads, disyreParamSpecs } from './unet.js';
 
 export const DISYRE_CALIBRATION_FILE = 'disyre-calibration.json';
@@ -94,45 +94,17 @@ export interface DisyreReferenceRecord {
 
 /** The reference of a weights folder, or null when it has none; a damaged one is an error naming its file. */
 export function readDisyreReference(dir: string): DisyreReferenceRecord | null {
-  if (!existsSync(manifestPath(dir, DISYRE_REFERENCE_NAME))) return null;
-  const bundle = readTensorBundle(dir, DISYRE_REFERENCE_NAME, DISYRE_REFERENCE_KIND);
-  const file = manifestPath(dir, DISYRE_REFERENCE_NAME);
-  const config = bundle.config as { grid?: unknown; volumes?: unknown; scoring?: unknown; files?: unknown };
-  const grid = config.grid;
-  if (!Array.isArray(grid) || grid.length !== 3 || !grid.every((n) => Number.isInteger(n) && n >= 1)) throw new InputFileError(file, 'config.grid must be three positive integers');
-  const scoring = completeDisyreScoring(config.scoring);
-  if (!isDisyreScoring(scoring)) throw new InputFileError(file, 'config.scoring is missing or malformed');
-  const cells = grid[0] * grid[1] * grid[2];
-  const tensor = (name: string): Float32Array => {
-    const t = bundle.tensors.get(name);
-    if (!t || t.values.length !== cells) throw new InputFileError(file, `tensor ${name} must hold ${cells} values (grid ${grid.join('×')})`);
-    return t.values;
-  };
-  return {
-    reference: { grid: grid as unknown as ResidualReference['grid'], mean: tensor('mean'), sd: tensor('sd'), volumes: Number(config.volumes) },
-    scoring,
-    files: Array.isArray(config.files) ? (config.files as string[]) : [],
-  };
+  const stored = readPlaceReference(dir, DISYRE_REFERENCE_NAME, DISYRE_REFERENCE_KIND);
+  if (stored === null) return null;
+  const scoring = completeDisyreScoring(stored.config.scoring);
+  if (!isDisyreScoring(scoring)) throw new InputFileError(stored.file, 'config.scoring is missing or malformed');
+  const files = stored.config.files;
+  return { reference: stored.reference, scoring, files: Array.isArray(files) ? (files as string[]) : [] };
 }
 
 /** Writes the reference as float16 next to the weights (atomic: binary first, then the manifest). */
 export async function writeDisyreReference(dir: string, record: DisyreReferenceRecord): Promise<string> {
-  const { grid, mean, sd, volumes } = record.reference;
-  const shape = [grid[2], grid[1], grid[0]];
-  const files = await writeTensorBundle(
-    dir,
-    DISYRE_REFERENCE_NAME,
-    {
-      kind: DISYRE_REFERENCE_KIND,
-      config: { grid: [...grid], volumes, scoring: record.scoring, files: record.files },
-      tensors: new Map([
-        ['mean', { shape, values: mean }],
-        ['sd', { shape, values: sd }],
-      ]),
-    },
-    { dtype: 'float16' },
-  );
-  return files.manifest;
+  return writePlaceReference(dir, DISYRE_REFERENCE_NAME, DISYRE_REFERENCE_KIND, record.reference, { scoring: record.scoring, files: record.files });
 }
 
 export interface DisyreNetwork {

@@ -20,7 +20,7 @@ import { stackToVolume } from '../../volume/resample.js';
 import { stackShape, type SliceStack } from '../../volume/slices.js';
 import type { Shape3 } from '../../volume/volume.js';
 import type { DisyreScoring } from './settings.js';
-import { referenceOnStack, standardisedMap, type ResidualReference } from './reference.js';
+import { referenceOnStack, standardisedMap, type ResidualReference } from '../../score/place-reference.js';
 
 /** One network pass over `count` slices at level t: x̂ (count × S × S) and the segmentation head's probabilities (null without the head). */
 export interface Restoration {

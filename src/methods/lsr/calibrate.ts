@@ -6,7 +6,8 @@
  *   a typical brain code); `thresholdCodes: 'all'` gives the earlier recipe. The paper's 7 and 5 nats
  *   were such percentiles for its model; ours depend on the trained prior, so they are measured;
  * - the sample-score calibration (monotone, untied) fitted on the held-out raw sample scores of the
- *   chosen aggregate (`scoring.sample`: the paper's sum above λs, or the local maximum of NLL − λs);
+ *   chosen aggregate (`scoring.sample`: the paper's sum above λs, the local maximum of NLL − λs, or
+ *   the interior excess over the prior's NLL reference, built from `referenceFiles`);
  * - pixelScale c of AS / (AS + c): the 99th percentile of the smoothed restoration score over the
  *   foreground of the first `pixelVolumes` held-out volumes (0 volumes: c = 1 normalised unit).
  * Percentiles interpolate linearly between order statistics (numpy's default).
@@ -31,7 +32,7 @@ import {
 } from './model.js';
 import type { LsrScoring } from './scoring.js';
 import { createLsrEngine, type EngineChoice, type LsrEngine } from './engine.js';
-import { describeNllThresholds, heldOutCodeNlls, heldOutPixelScale, nllProvenance, nllThresholds } from '../../score/held-out.js';
+import { describeNllThresholds, forEachUsableVolume, heldOutCodeNlls, heldOutPixelScale, nllProvenance, nllThresholds } from '../../score/held-out.js';
 import { chunkRunners } from '../../inference/method-runtime.js';
 import { disposeLsrNetworks, latentGeometry, loadLsrNetworks } from './networks.js';
 import { RESIDUAL_TEMPERATURE } from '../../score/pixel-score.js';
@@ -39,6 +40,8 @@ import { encodeVolume } from '../../score/sample-score.js';
 import { foregroundCodes, localMaxExcess } from '../../score/sample-aggregates.js';
 import { normalisedBackground } from '../../volume/preprocess.js';
 import { normalisationFor } from '../../volume/normalise.js';
+import { ReferenceAccumulator, type ResidualReference } from '../../score/place-reference.js';
+import { interiorSampleRaw, priorFingerprint, readLsrNllReference, type LsrNllReference } from './nll-reference.js';
 
 export { PIXEL_LAMBDA_QUANTILE, PIXEL_SCALE_QUANTILE, quantile, quantileOfSorted, SAMPLE_LAMBDA_QUANTILE } from '../../score/held-out.js';
 
@@ -64,11 +67,22 @@ export interface CalibrateLsrOptions {
   readonly workers?: number;
   /** Inference engine (default 'auto': ONNX Runtime when it loads, else TF.js). */
   readonly engine?: EngineChoice;
+  /**
+   * Other normal volumes (not `files`, not trained on) to build the prior's NLL reference from, for
+   * sample=interior (none: the weights folder's reference is used, when that aggregate is chosen).
+   */
+  readonly referenceFiles?: readonly string[];
   readonly log: (line: string) => void;
 }
 
+export interface LsrCalibrationResult {
+  readonly calibration: LsrCalibration;
+  /** The NLL reference built from `referenceFiles`, to be written next to the weights (null: none built). */
+  readonly builtReference: LsrNllReference | null;
+}
+
 /** Measures λs, λp, the sample calibration and the pixel scale on held-out normals (does not write). */
-export async function calibrateLsr(opts: CalibrateLsrOptions): Promise<LsrCalibration> {
+export async function calibrateLsr(opts: CalibrateLsrOptions): Promise<LsrCalibrationResult> {
   const tf = await initEngine();
   const nets = loadLsrNetworks(opts.weightsDir);
   let engine: LsrEngine | null = null;
@@ -81,22 +95,45 @@ export async function calibrateLsr(opts: CalibrateLsrOptions): Promise<LsrCalibr
     const thresholdCodes = opts.thresholdCodes ?? 'foreground';
     const scoring = opts.scoring;
     if (scoring?.sample === 'top') {
-      throw new Error('calibrate lsr: sample=top is not calibrated on held-out normals (it needs every volume restored); calibrate with sum or localmax and choose top with predict --set sample=top');
+      throw new Error('calibrate lsr: sample=top is not calibrated on held-out normals (it needs every volume restored); calibrate with sum, localmax or interior and choose top with predict --set sample=top');
+    }
+    const { width: codeSide, height: codeRows } = latentGeometry(active.nets.prior);
+    const background = normalisedBackground(normalisationFor(opts.region));
+    let builtReference: LsrNllReference | null = null;
+    let reference: ResidualReference | null = null;
+    if (opts.referenceFiles !== undefined && opts.referenceFiles.length > 0) {
+      const acc = new ReferenceAccumulator(codeRows, codeSide);
+      const used: string[] = [];
+      await forEachUsableVolume(opts.referenceFiles, opts.log, async (volume, file) => {
+        const encoded = await encodeVolume(active, volume, opts.region, slices);
+        acc.add(await active.codeNlls(encoded.codes, encoded.stack.positions), { count: encoded.stack.count, height: codeRows, width: codeSide, positions: encoded.stack.positions });
+        used.push(file);
+        opts.log(`NLL reference ${used.length}/${opts.referenceFiles!.length}: ${file}`);
+      });
+      reference = acc.result();
+      builtReference = { reference, prior: priorFingerprint(opts.weightsDir), files: used };
+    } else if (scoring?.sample === 'interior') {
+      reference = readLsrNllReference(opts.weightsDir)?.reference ?? null;
+    }
+    if (scoring?.sample === 'interior' && reference === null) {
+      throw new Error(`calibrate lsr: sample=interior needs the prior's NLL reference: give --reference-data DIR (normal volumes other than --data) or keep ${opts.weightsDir}/lsr-nll-reference.json`);
     }
     const foreground: Uint8Array[] = [];
     const gridShapes: [number, number, number][] = [];
-    const background = normalisedBackground(normalisationFor(opts.region));
+    const interiorRaw: number[] = [];
     const { perVolume, kept } = await heldOutCodeNlls(opts.files, opts.pixelVolumes ?? 2, opts.log, async (volume) => {
       const encoded = await encodeVolume(active, volume, opts.region, slices);
-      const { width: codeSide, height: codeRows } = latentGeometry(active.nets.prior);
       gridShapes.push([codeSide, codeRows, encoded.stack.count]);
       foreground.push(foregroundCodes(encoded.stack.data, encoded.stack.count, encoded.stack.width, codeSide, background));
-      return active.codeNlls(encoded.codes, encoded.stack.positions);
+      const nll = await active.codeNlls(encoded.codes, encoded.stack.positions);
+      if (reference !== null && scoring?.sample === 'interior') interiorRaw.push(interiorSampleRaw(nll, encoded.stack, codeSide, background, reference));
+      return nll;
     });
     const t = nllThresholds(perVolume, thresholdCodes === 'foreground' ? foreground : undefined);
     opts.log(`thresholds over ${thresholdCodes === 'foreground' ? 'the codes whose patch holds foreground' : 'all codes'}`);
-    const rawSample = scoring?.sample === 'localmax' ? perVolume.map((nll, i) => localMaxExcess(nll, gridShapes[i]!, t.lambdaS)) : t.raw;
-    if (scoring?.sample === 'localmax') opts.log(`raw local-maximum sample scores ${rawSample.map((r) => r.toFixed(3)).join(', ')}`);
+    const rawSample =
+      scoring?.sample === 'localmax' ? perVolume.map((nll, i) => localMaxExcess(nll, gridShapes[i]!, t.lambdaS)) : scoring?.sample === 'interior' ? interiorRaw : t.raw;
+    if (scoring?.sample === 'localmax' || scoring?.sample === 'interior') opts.log(`raw ${scoring.sample} sample scores ${rawSample.map((r) => r.toFixed(3)).join(', ')}`);
     let resampled = 0;
     let copyPositions = 0;
     opts.log(describeNllThresholds(t, perVolume.length, 'λp'));
@@ -108,7 +145,7 @@ export async function calibrateLsr(opts: CalibrateLsrOptions): Promise<LsrCalibr
       copyPositions += result.stats.slices * result.stats.copies * result.stats.positions;
       return { normalised: result.encoded.stack.data, smoothed: result.smoothed, wallSeconds: result.timings.restoreWall, description: describeRestoration(result.stats) };
     });
-    return validateLsrCalibration({
+    const calibration = validateLsrCalibration({
       format: LSR_CALIBRATION_FORMAT,
       version: LSR_CALIBRATION_VERSION,
       region: opts.region,
@@ -125,8 +162,10 @@ export async function calibrateLsr(opts: CalibrateLsrOptions): Promise<LsrCalibr
         thresholdCodes,
         // Share of (slice, copy, position) triples resampled at λp on the pixel-scale volumes.
         ...(copyPositions > 0 ? { resampledShare: resampled / copyPositions } : {}),
+        ...(builtReference !== null ? { nllReferenceVolumes: builtReference.files.length } : {}),
       },
     });
+    return { calibration, builtReference };
   } finally {
     await engine?.dispose();
     disposeLsrNetworks(nets);

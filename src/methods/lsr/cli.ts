@@ -1,6 +1,6 @@
 /** `moodlsr train prior` and `moodlsr calibrate lsr`. */
 import type { Command } from 'commander';
-import { parseSliceSelection, type CalibrateLsrCliOptions as SharedCalibrateOptions } from '../../cli/calibrate-options.js';
+import { parseSliceSelection, referenceFilesOf, type CalibrateLsrCliOptions as SharedCalibrateOptions } from '../../cli/calibrate-options.js';
 import { collect, parseInteger, parseNumber, stderrLog } from '../../cli/common.js';
 import { addDropoutOption, addNetworkOptions, commonOptions, parsePreset, type NetworkTrainFlags } from '../../cli/train-options.js';
 import { ENGINE_HELP, parseEngineChoice } from '../../inference/engine-choice.js';
@@ -12,6 +12,7 @@ import { DEFAULT_PRIOR_BATCH, DEFAULT_PRIOR_EPOCHS } from '../../train/defaults.
 interface CalibrateLsrCliOptions extends SharedCalibrateOptions {
   thresholdCodes: string;
   set: Record<string, string>;
+  referenceData: string[];
 }
 
 export function registerLsrTrain(train: Command): void {
@@ -49,6 +50,7 @@ export function registerLsrCalibrate(calibrate: Command): void {
     .option('--workers <n>', 'worker threads for the restorations with TF.js on wasm (0 = in-process; default one per core)', parseInteger('--workers', 0))
     .option('--engine <name>', ENGINE_HELP, 'auto')
     .option('--set <key=value>', `scoring chain stored with the calibration (repeatable; keys: ${LSR_SCORING_KEYS.join(', ')}; default: the shipped chain, see src/methods/lsr/scoring.ts)`, collectSetting, {})
+    .option('--reference-data <dir>', "folder (or file) of other normal volumes (not trained on, not --data) to build the prior's per-place NLL reference from → WEIGHTS/lsr-nll-reference.json/.bin, for sample=interior (repeatable)", collect, [])
     .action(async (opts: CalibrateLsrCliOptions) => {
       if (opts.region !== 'brain' && opts.region !== 'abdom') throw new Error(`--region must be brain or abdom, got "${opts.region}"`);
       if (opts.thresholdCodes !== 'foreground' && opts.thresholdCodes !== 'all') throw new Error(`--threshold-codes must be foreground or all, got "${opts.thresholdCodes}"`);
@@ -59,7 +61,8 @@ export function registerLsrCalibrate(calibrate: Command): void {
       if (files.length === 0) throw new Error(`no NIfTI files in ${opts.data.join(', ')}`);
       const log = stderrLog('calibrate lsr: ');
       const { calibrateLsr, writeLsrCalibration } = await import('./calibrate.js');
-      const calibration = await calibrateLsr({
+      const referenceFiles = await referenceFilesOf(opts.referenceData, files);
+      const { calibration, builtReference } = await calibrateLsr({
         weightsDir: opts.weights,
         files,
         region: opts.region === 'brain' ? 'brain' : 'abdomen',
@@ -71,8 +74,13 @@ export function registerLsrCalibrate(calibrate: Command): void {
         seed: opts.seed,
         workers: opts.workers,
         engine,
+        referenceFiles,
         log,
       });
+      if (builtReference !== null) {
+        const { writeLsrNllReference } = await import('./nll-reference.js');
+        log(`wrote ${await writeLsrNllReference(opts.weights, builtReference)} (${builtReference.files.length} volumes)`);
+      }
       const file = writeLsrCalibration(opts.weights, calibration);
       log(`wrote ${file} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
     });

@@ -41,6 +41,8 @@ import { localMaxExcess, topFractionMean } from '../../score/sample-aggregates.j
 import { applySampleCalibration } from '../../score/calibration.js';
 import type { Settings } from '../../score/settings.js';
 import { applyMask, bodyMask } from '../../volume/body-mask.js';
+import type { ResidualReference } from '../../score/place-reference.js';
+import { interiorSampleRaw, priorFingerprint, readLsrNllReference } from './nll-reference.js';
 import { applyLsrSettings, isLsrScoring, PAPER_LSR_SCORING, type LsrScoring } from './scoring.js';
 
 export { defaultWorkerCount } from '../../inference/method-runtime.js';
@@ -256,6 +258,16 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
   );
   const { slices, copies, scoring } = cal;
   const runners = chunkRunners(model.engine, opts.workers, inProcessRunner(model.engine), (workers) => createLsrPool(model.dir, workers));
+  let reference: ResidualReference | null = null;
+  /** The prior's NLL reference of the weights folder (read once; sample=interior only). */
+  function nllReference(ctx: CaseContext): ResidualReference {
+    if (reference !== null) return reference;
+    const record = readLsrNllReference(model.dir);
+    if (record === null) throw new Error(`lsr sample=interior needs ${path.join(model.dir, 'lsr-nll-reference.json')}: build it with calibrate lsr --reference-data DIR`);
+    if (record.prior !== priorFingerprint(model.dir)) ctx.log(`warning: ${path.join(model.dir, 'lsr-nll-reference.json')} was built with another prior; rebuild it (calibrate lsr --reference-data DIR)`);
+    reference = record.reference;
+    return reference;
+  }
 
   async function pixelMap(volume: Volume, ctx: CaseContext): Promise<Float32Array> {
     const { run, chunks } = await runners.get();
@@ -294,6 +306,10 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
       if (scoring.sample === 'localmax') {
         const { width, height } = latentGeometry(model.engine.nets.prior);
         raw = localMaxExcess(result.nll, [width, height, encoded.stack.count], cal.lambdaS);
+        score = applySampleCalibration(cal.sampleCalibration, raw);
+      } else if (scoring.sample === 'interior') {
+        const background = normalisedBackground(normalisationFor(cal.region));
+        raw = interiorSampleRaw(result.nll, encoded.stack, latentGeometry(model.engine.nets.prior).width, background, nllReference(ctx));
         score = applySampleCalibration(cal.sampleCalibration, raw);
       }
       ctx.log(

@@ -12,9 +12,11 @@ export type LsrMask = ChainMask;
 /**
  * Sample aggregates: 'sum' (the paper: Σ NLL above λs), 'localmax' (max over positions of the 3×3×3
  * mean of NLL − λs over the code grid), 'top' (mean of the top `sampleTop` fraction of the pixel map,
- * inside the mask; costs a full pixel score).
+ * inside the mask; costs a full pixel score), 'interior' (max over positions of the 5×5×3 mean of
+ * NLL − the normal volumes' mean NLL at that place, over the codes whose patch is all body; needs the
+ * NLL reference, `calibrate lsr --reference-data`).
  */
-export const LSR_SAMPLE_AGGREGATES = ['sum', 'localmax', 'top'] as const;
+export const LSR_SAMPLE_AGGREGATES = ['sum', 'localmax', 'top', 'interior'] as const;
 export type LsrSampleAggregate = (typeof LSR_SAMPLE_AGGREGATES)[number];
 
 /** The shared chain (smoothing in voxels, mask, sample aggregate) plus how the restorations are weighed. */

@@ -1,19 +1,19 @@
 /**
- * The normal residual reference of DISYRE's map: what the network gets wrong on normal anatomy, per
- * place. A restoration network that is not perfect leaves residuals at the same structures of every
- * normal case (edges, sulci, the skull), and at some places they vary more than at others; the raw
- * map ranks those places above a faint anomaly elsewhere. The reference holds, per place, the mean μ
- * and the standard deviation σ of the smoothed stack map over normal volumes, and the case's map
- * becomes z = max(0, (m − μ) / (σ + floor)) — the excess over what is normal *there*, in units of how
- * much it varies there.
+ * A per-place reference of a stack map over normal volumes: what a method scores on normal anatomy,
+ * place by place. DISYRE uses it for its residual (a restoration network that is not perfect leaves
+ * residuals at the same structures of every normal case: edges, sulci, the skull), LSR for the prior's
+ * code NLLs (some places hold unlikely codes in every normal volume). The raw map ranks those places
+ * above a faint anomaly elsewhere. The reference holds, per place, the mean μ and the standard
+ * deviation σ of the map over normal volumes; `standardisedMap` gives z = max(0, (m − μ) / (σ + floor))
+ * — the excess over what is normal *there*, in units of how much it varies there.
  *
- * Places are a fixed grid over the network's slice plane and the normalised slice position (the
- * stack's `positions`, so any depth and any `every` share one reference): in-plane the stack's own
- * pixels averaged in blocks down to `grid[0] × grid[1]`, along z `grid[2]` bins filled with linear
- * (tent) weights. Values between cell centres are interpolated trilinearly. Pure functions over typed
- * arrays; `ReferenceAccumulator` adds one normal volume's map at a time (flat memory).
+ * Places are a fixed grid over the stack's plane and the normalised slice position (the stack's
+ * `positions`, so any depth and any `every` share one reference): in-plane the stack's own pixels
+ * averaged in blocks down to `grid[0] × grid[1]`, along z `grid[2]` bins filled with linear (tent)
+ * weights. Values between cell centres are interpolated trilinearly. Pure functions over typed arrays;
+ * `ReferenceAccumulator` adds one normal volume's map at a time (flat memory).
  */
-import type { SliceStack } from '../../volume/slices.js';
+import type { SliceStack } from '../volume/slices.js';
 
 export type ReferenceGrid = readonly [gx: number, gy: number, gz: number];
 

@@ -1,0 +1,50 @@
+/**
+ * LSR's normal NLL reference: the mean (and spread) of the prior's code NLL per place over normal
+ * volumes (src/score/place-reference.ts on the code grid), stored next to the weights as
+ * `lsr-nll-reference.json/.bin` by `calibrate lsr --reference-data DIR`. The `interior` sample
+ * aggregate subtracts it, so places where every normal volume holds unlikely codes (the cerebellum's
+ * folds, the ventricles' edges) stop outranking a compact anomaly.
+ */
+import { readFileSync } from 'node:fs';
+import { manifestPath } from '../../io/tensor-bundle.js';
+import { referenceOnStack, type ResidualReference } from '../../score/place-reference.js';
+import { readPlaceReference, writePlaceReference } from '../../score/place-reference-file.js';
+import { interiorReferenceExcess } from '../../score/sample-aggregates.js';
+import type { SliceStack } from '../../volume/slices.js';
+import { PRIOR_NAME } from './networks.js';
+
+export const LSR_NLL_REFERENCE_NAME = 'lsr-nll-reference';
+export const LSR_NLL_REFERENCE_KIND = 'lsr-nll-reference';
+
+export interface LsrNllReference {
+  readonly reference: ResidualReference;
+  /** binarySha256 of the prior the NLLs came from (a reference of another prior does not apply). */
+  readonly prior: string;
+  readonly files: readonly string[];
+}
+
+/** The prior's fingerprint: the SHA-256 its manifest records for its binary ('' when it records none). */
+export function priorFingerprint(weightsDir: string): string {
+  const manifest = JSON.parse(readFileSync(manifestPath(weightsDir, PRIOR_NAME), 'utf8')) as { binarySha256?: unknown };
+  return typeof manifest.binarySha256 === 'string' ? manifest.binarySha256 : '';
+}
+
+export function readLsrNllReference(weightsDir: string): LsrNllReference | null {
+  const stored = readPlaceReference(weightsDir, LSR_NLL_REFERENCE_NAME, LSR_NLL_REFERENCE_KIND);
+  if (stored === null) return null;
+  const { prior, files } = stored.config;
+  return { reference: stored.reference, prior: typeof prior === 'string' ? prior : '', files: Array.isArray(files) ? (files as string[]) : [] };
+}
+
+export async function writeLsrNllReference(weightsDir: string, record: LsrNllReference): Promise<string> {
+  return writePlaceReference(weightsDir, LSR_NLL_REFERENCE_NAME, LSR_NLL_REFERENCE_KIND, record.reference, { prior: record.prior, files: record.files });
+}
+
+/**
+ * The raw `interior` sample score of one encoded volume: NLL − the reference's mean at each code
+ * (trilinear on the code grid at the stack's slice positions), boxed over the interior codes.
+ */
+export function interiorSampleRaw(nll: Float32Array, stack: Pick<SliceStack, 'data' | 'width' | 'count' | 'positions'>, codeSide: number, background: number, reference: ResidualReference): number {
+  const { mean } = referenceOnStack(reference, { count: stack.count, height: codeSide, width: codeSide, positions: stack.positions });
+  return interiorReferenceExcess(nll, { images: stack.data, size: stack.width, positions: stack.positions, codeSide, background }, mean);
+}
