@@ -32,6 +32,7 @@ import { stackToVolume } from '../src/volume/resample.js';
 import { bodyMask, applyMask } from '../src/volume/body-mask.js';
 import { RESIDUAL_REFERENCE_MODES, relativeResidual, residualReference } from '../src/score/normal-residual.js';
 import type { Kernel3 } from '../src/volume/pool3d.js';
+import { ReferenceAccumulator, referenceOnStack, standardisedMap, type ResidualReference } from '../src/score/place-reference.js';
 import type { LsrCalibration } from '../src/methods/lsr/model.js';
 import { ScoreHistogram } from '../eval/metrics/index.js';
 import { caseGroupsOf, pixelResult, sampleResult, type CaseResult, type EvalResult } from '../eval/harness/evaluate.js';
@@ -60,6 +61,9 @@ const LOCALMAX_BOXES: Record<string, Kernel3> = { '1x1x1': [1, 1, 1], '3x3x1': [
 const REFERENCE_DILATION: Kernel3 = [9, 9, 1];
 /** Floor added to the reference in the `divide` mode (residual units of z-scored intensity). */
 const REFERENCE_FLOOR = 0.05;
+/** σ floors of the `+z` standardisation (residual units), and its squash scale (DISYRE's). */
+const PLACE_FLOORS = [0.02, 0.05, 0.1];
+const PLACE_Z_SCALE = 10;
 
 interface HeldOut {
   readonly quantiles: { fg: Float32Array; all: Float32Array };
@@ -223,6 +227,27 @@ async function normalResidualReferences(engine: LsrEngine, dir: string, every: n
   return out;
 }
 
+/**
+ * Per-place reference (src/score/place-reference.ts) of the paper-smoothed residual stack per rule over
+ * normal volumes, for the `+z` variant: the map standardised as DISYRE's is.
+ */
+async function placeResidualReferences(engine: LsrEngine, dir: string, every: number, lambdaP: number, cal: Pick<LsrCalibration, 'copies' | 'k'>, runSeed: number): Promise<Map<WeightingRule, ResidualReference>> {
+  const files = (await readdir(dir)).filter(isNiftiFileName).sort();
+  const acc = new Map<WeightingRule, ReferenceAccumulator>();
+  for (const f of files) {
+    const { volume } = await readNifti(join(dir, f));
+    const encoded = await encodeVolume(engine, volume, 'brain', { every });
+    const stack = encoded.stack;
+    const r = await residualMaps(engine, encoded, lambdaP, cal, caseSeed(runSeed, f));
+    for (const [rule, map] of r.maps) {
+      const smoothed = smoothStack(map, stack.count, stack.height, stack.width, SMOOTHINGS.paper!, every);
+      (acc.get(rule) ?? acc.set(rule, new ReferenceAccumulator(stack.height, stack.width)).get(rule)!).add(smoothed, stack);
+    }
+    process.stderr.write(`place reference: ${f}\n`);
+  }
+  return new Map([...acc].map(([rule, a]) => [rule, a.result()]));
+}
+
 async function main(): Promise<void> {
   const setDir = option('set');
   const weights = option('weights', 'weights/brain/lsr');
@@ -245,6 +270,9 @@ async function main(): Promise<void> {
   const positionRef = referenceDir ? await heldOutStatistics(engine, referenceDir, every) : held;
   process.stderr.write(`position reference: ${referenceDir || 'held-out'} (${positionRef.volumes} volumes)\n`);
   const normalReference = sampleOnly || process.argv.includes('--no-reference') ? undefined : await normalResidualReferences(engine, option('held-out', 'data/pop-brain-holdout'), every, lambdaP, cal, runSeed);
+  // The residual's per-place reference over other normals (the `+z` variant), when given.
+  const placeDir = option('place-reference-data', '');
+  const placeReference = sampleOnly || !placeDir ? undefined : await placeResidualReferences(engine, placeDir, every, lambdaP, cal, runSeed);
 
   const manifest = JSON.parse(await readFile(join(setDir, 'manifest.json'), 'utf8')) as ToySetManifest;
   const groups = caseGroupsOf(manifest);
@@ -365,6 +393,16 @@ async function main(): Promise<void> {
           if ((suffix !== '' || Number.isFinite(lambdaP)) && smoothName === 'inplane') continue;
           if (suffix !== '' && smoothName !== 'paper') continue;
           const smoothed = smoothStack(as, stack.count, size, size, smoothing, every);
+          if (suffix === '' && smoothName === 'paper' && placeReference?.has(rule)) {
+            const at = referenceOnStack(placeReference.get(rule)!, stack);
+            for (const floor of PLACE_FLOORS) {
+              const z = stackToVolume({ data: standardisedMap(smoothed, at.mean, at.sd, floor, PLACE_Z_SCALE), count: stack.count, height: size, width: size, zs: stack.zs }, volume.shape);
+              applyMask(z, mask);
+              const key = `${rule}+z${floor}/paper/body`;
+              addPixel(key, new ScoreHistogram().add(z, labels));
+              addSample(`top${TOP_FRACTION}:${key}`, topFractionMean(z, TOP_FRACTION, mask));
+            }
+          }
           const map = scaleIntoUnit(stackToVolume({ data: smoothed, count: stack.count, height: size, width: size, zs: stack.zs }, volume.shape), suffix === '+divide' ? 1 : cal.pixelScale);
           for (const m of MASKS) {
             if ((suffix !== '' || Number.isFinite(lambdaP)) && m === 'none') continue;

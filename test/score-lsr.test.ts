@@ -9,7 +9,7 @@ import { readNifti, writeNifti } from '../src/io/nifti.js';
 import { runPrediction } from '../src/mood/run.js';
 import { registerCalibrate } from '../src/cli/calibrate.js';
 import { calibrateLsr, writeLsrCalibration } from '../src/methods/lsr/calibrate.js';
-import { calibrationPath, loadLsrModel, lsrPredictor, readLsrCalibration } from '../src/methods/lsr/model.js';
+import { calibrationPath, combinedSampleRaw, loadLsrModel, lsrPredictor, readLsrCalibration } from '../src/methods/lsr/model.js';
 import { disposeLsrNetworks, loadLsrNetworks } from '../src/methods/lsr/networks.js';
 import { priorFingerprint, readLsrNllReference } from '../src/methods/lsr/nll-reference.js';
 import { saveTinyNetworks, tinyBrain, tinyNetworks } from './helpers/score-fixtures.js';
@@ -133,6 +133,22 @@ describe('lsr calibration', () => {
       expect(logs.some((l) => /lsr sample \(.*, interior\)/.test(l))).toBe(true);
     } finally {
       await predictor.dispose?.();
+    }
+    // the combined aggregate: both parts calibrated; its raw score is the larger calibrated part
+    await run(['--set', 'sample=sum+interior']);
+    const both = readLsrCalibration(dir);
+    expect(Object.keys(both.sampleParts ?? {}).sort()).toEqual(['interior', 'sum']);
+    expect(both.sampleParts!.interior!.normalScores).toEqual(cal.sampleCalibration.normalScores);
+    for (const raw of both.sampleCalibration.normalScores) expect(raw).toBeGreaterThanOrEqual(0.25 - 1e-12);
+    expect(combinedSampleRaw([['sum', 1e9], ['interior', -1e9]], both)).toBeGreaterThan(0.99);
+    expect(() => combinedSampleRaw([['localmax', 1]], both)).toThrow(/no sampleParts.localmax/);
+    const combined = lsrPredictor(await loadLsrModel(dir, { engine: 'tfjs' }), { workers: 0 });
+    try {
+      const score = await combined.sampleScore!(tinyBrain(shape, 200, true), { name: 'a.nii.gz', seed: 0, log: silent });
+      expect(score).toBeGreaterThanOrEqual(0);
+      expect(score).toBeLessThanOrEqual(1);
+    } finally {
+      await combined.dispose?.();
     }
     // without the reference the aggregate is refused with the file it needs
     unlinkSync(join(dir, 'lsr-nll-reference.json'));

@@ -5,6 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { InputFileError } from '../errors.js';
+import { roundToFloat16 } from '../io/float16.js';
 import { manifestPath, readTensorBundle, writeTensorBundle } from '../io/tensor-bundle.js';
 import type { ResidualReference } from './place-reference.js';
 
@@ -34,6 +35,11 @@ export function readPlaceReference(dir: string, name: string, kind: string): Sto
     config,
     file,
   };
+}
+
+/** The reference as a reader of its float16 file gets it (so a calibration scores with exactly what predict will read). */
+export function asStored(reference: ResidualReference): ResidualReference {
+  return { ...reference, mean: roundToFloat16(reference.mean), sd: roundToFloat16(reference.sd) };
 }
 
 /** Writes the reference as float16 (atomic: binary first, then the manifest); returns the manifest's path. */

@@ -12,6 +12,7 @@ import type { EngineChoice } from '../../inference/engine-choice.js';
 import { DISYRE_CALIBRATION_FORMAT, DISYRE_CALIBRATION_VERSION, disyreVolumeScores, loadDisyreModel, readDisyreReference, requireMapSource, type DisyreCalibration, type DisyreReferenceRecord } from './model.js';
 import { disyreRawSampleScore } from './score.js';
 import { ReferenceAccumulator, type ResidualReference } from '../../score/place-reference.js';
+import { asStored } from '../../score/place-reference-file.js';
 import type { Volume } from '../../volume/volume.js';
 import type { DisyreScoring } from './settings.js';
 import { disposeParams } from '../../models/params.js';
@@ -67,7 +68,7 @@ export async function calibrateDisyre(opts: CalibrateDisyreOptions): Promise<Cal
         opts.log(`reference ${usedForReference.length}/${opts.referenceFiles.length}: ${file} (network ${scores.seconds.network.toFixed(1)} s)`);
       }
       if (acc === null) throw new InputFileError(opts.referenceFiles.join(', '), 'no usable normal volume for the residual reference');
-      reference = acc.result();
+      reference = asStored(acc.result());
       builtReference = { reference, scoring: opts.scoring, files: usedForReference };
     } else if (opts.scoring.reference) {
       reference = readDisyreReference(opts.weightsDir)?.reference ?? null;

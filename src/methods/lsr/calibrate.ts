@@ -17,7 +17,7 @@ import { initEngine } from '../../engine/backend.js';
 import { inferenceSliceSelection } from '../../volume/preprocess.js';
 import type { Region } from '../../volume/normalise.js';
 import type { SliceSelection } from '../../volume/slices.js';
-import { fitSampleCalibration } from '../../score/calibration.js';
+import { fitSampleCalibration, type SampleCalibration } from '../../score/calibration.js';
 import {
   calibrationPath,
   createLsrPool,
@@ -26,11 +26,12 @@ import {
   inProcessRunner,
   LSR_CALIBRATION_FORMAT,
   LSR_CALIBRATION_VERSION,
+  combinedSampleRaw,
   pixelScoreStack,
   validateLsrCalibration,
   type LsrCalibration,
 } from './model.js';
-import type { LsrScoring } from './scoring.js';
+import { LSR_SAMPLE_PARTS, needsNllReference, type LsrScoring } from './scoring.js';
 import { createLsrEngine, type EngineChoice, type LsrEngine } from './engine.js';
 import { describeNllThresholds, forEachUsableVolume, heldOutCodeNlls, heldOutPixelScale, nllProvenance, nllThresholds } from '../../score/held-out.js';
 import { chunkRunners } from '../../inference/method-runtime.js';
@@ -41,6 +42,7 @@ import { foregroundCodes, localMaxExcess } from '../../score/sample-aggregates.j
 import { normalisedBackground } from '../../volume/preprocess.js';
 import { normalisationFor } from '../../volume/normalise.js';
 import { ReferenceAccumulator, type ResidualReference } from '../../score/place-reference.js';
+import { asStored } from '../../score/place-reference-file.js';
 import { interiorSampleRaw, priorFingerprint, readLsrNllReference, type LsrNllReference } from './nll-reference.js';
 
 export { PIXEL_LAMBDA_QUANTILE, PIXEL_SCALE_QUANTILE, quantile, quantileOfSorted, SAMPLE_LAMBDA_QUANTILE } from '../../score/held-out.js';
@@ -110,13 +112,13 @@ export async function calibrateLsr(opts: CalibrateLsrOptions): Promise<LsrCalibr
         used.push(file);
         opts.log(`NLL reference ${used.length}/${opts.referenceFiles!.length}: ${file}`);
       });
-      reference = acc.result();
+      reference = asStored(acc.result());
       builtReference = { reference, prior: priorFingerprint(opts.weightsDir), files: used };
-    } else if (scoring?.sample === 'interior') {
+    } else if (scoring !== undefined && needsNllReference(scoring.sample)) {
       reference = readLsrNllReference(opts.weightsDir)?.reference ?? null;
     }
-    if (scoring?.sample === 'interior' && reference === null) {
-      throw new Error(`calibrate lsr: sample=interior needs the prior's NLL reference: give --reference-data DIR (normal volumes other than --data) or keep ${opts.weightsDir}/lsr-nll-reference.json`);
+    if (scoring !== undefined && needsNllReference(scoring.sample) && reference === null) {
+      throw new Error(`calibrate lsr: sample=${scoring.sample} needs the prior's NLL reference: give --reference-data DIR (normal volumes other than --data) or keep ${opts.weightsDir}/lsr-nll-reference.json`);
     }
     const foreground: Uint8Array[] = [];
     const gridShapes: [number, number, number][] = [];
@@ -126,14 +128,27 @@ export async function calibrateLsr(opts: CalibrateLsrOptions): Promise<LsrCalibr
       gridShapes.push([codeSide, codeRows, encoded.stack.count]);
       foreground.push(foregroundCodes(encoded.stack.data, encoded.stack.count, encoded.stack.width, codeSide, background));
       const nll = await active.codeNlls(encoded.codes, encoded.stack.positions);
-      if (reference !== null && scoring?.sample === 'interior') interiorRaw.push(interiorSampleRaw(nll, encoded.stack, codeSide, background, reference));
+      if (reference !== null && scoring !== undefined && needsNllReference(scoring.sample)) interiorRaw.push(interiorSampleRaw(nll, encoded.stack, codeSide, background, reference));
       return nll;
     });
     const t = nllThresholds(perVolume, thresholdCodes === 'foreground' ? foreground : undefined);
     opts.log(`thresholds over ${thresholdCodes === 'foreground' ? 'the codes whose patch holds foreground' : 'all codes'}`);
-    const rawSample =
-      scoring?.sample === 'localmax' ? perVolume.map((nll, i) => localMaxExcess(nll, gridShapes[i]!, t.lambdaS)) : scoring?.sample === 'interior' ? interiorRaw : t.raw;
-    if (scoring?.sample === 'localmax' || scoring?.sample === 'interior') opts.log(`raw ${scoring.sample} sample scores ${rawSample.map((r) => r.toFixed(3)).join(', ')}`);
+    const rawOf: Record<'sum' | 'localmax' | 'interior', () => number[]> = {
+      sum: () => t.raw,
+      localmax: () => perVolume.map((nll, i) => localMaxExcess(nll, gridShapes[i]!, t.lambdaS)),
+      interior: () => interiorRaw,
+    };
+    const aggregate = scoring?.sample ?? 'sum';
+    const partNames = LSR_SAMPLE_PARTS[aggregate];
+    let sampleParts: Record<string, SampleCalibration> | undefined;
+    let rawSample: number[];
+    if (partNames !== undefined) {
+      sampleParts = Object.fromEntries(partNames.map((part) => [part, fitSampleCalibration(rawOf[part as keyof typeof rawOf]())]));
+      rawSample = perVolume.map((_, i) => combinedSampleRaw(partNames.map((part) => [part, rawOf[part as keyof typeof rawOf]()[i]!]), { sampleParts }));
+    } else {
+      rawSample = rawOf[aggregate as keyof typeof rawOf]();
+    }
+    if (aggregate !== 'sum') opts.log(`raw ${aggregate} sample scores ${rawSample.map((r) => r.toFixed(3)).join(', ')}`);
     let resampled = 0;
     let copyPositions = 0;
     opts.log(describeNllThresholds(t, perVolume.length, 'λp'));
@@ -155,6 +170,7 @@ export async function calibrateLsr(opts: CalibrateLsrOptions): Promise<LsrCalibr
       lambdaS: t.lambdaS,
       lambdaP: t.lambdaP,
       sampleCalibration: fitSampleCalibration(rawSample),
+      ...(sampleParts !== undefined ? { sampleParts } : {}),
       pixelScale: scale,
       ...(scoring ? { scoring } : {}),
       heldOut: {

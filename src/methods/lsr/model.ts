@@ -43,7 +43,7 @@ import type { Settings } from '../../score/settings.js';
 import { applyMask, bodyMask } from '../../volume/body-mask.js';
 import type { ResidualReference } from '../../score/place-reference.js';
 import { interiorSampleRaw, priorFingerprint, readLsrNllReference } from './nll-reference.js';
-import { applyLsrSettings, isLsrScoring, PAPER_LSR_SCORING, type LsrScoring } from './scoring.js';
+import { applyLsrSettings, isLsrScoring, LSR_SAMPLE_PARTS, PAPER_LSR_SCORING, type LsrSampleAggregate, type LsrScoring } from './scoring.js';
 
 export { defaultWorkerCount } from '../../inference/method-runtime.js';
 
@@ -67,6 +67,11 @@ export interface LsrCalibration {
   /** λp (nats): codes above it are resampled in the restoration (90th percentile). */
   readonly lambdaP: number;
   readonly sampleCalibration: SampleCalibration;
+  /**
+   * For a combined aggregate (sample=sum+interior): each part's calibration on the same held-out
+   * normals; the raw combined score is the largest calibrated part, then `sampleCalibration` applies.
+   */
+  readonly sampleParts?: Readonly<Record<string, SampleCalibration>>;
   /** c of the pixel map AS / (AS + c), in normalised intensity units. */
   readonly pixelScale: number;
   /** Weighting, smoothing, mask and sample aggregate (absent: the paper's chain, PAPER_LSR_SCORING). */
@@ -92,6 +97,9 @@ export function validateLsrCalibration(raw: unknown): LsrCalibration {
   }
   if (typeof c.pixelScale !== 'number' || !(c.pixelScale > 0) || !Number.isFinite(c.pixelScale)) throw new Error('pixelScale must be a positive number');
   if (!isSampleCalibration(c.sampleCalibration)) throw new Error('sampleCalibration is missing or malformed');
+  if (c.sampleParts !== undefined && (c.sampleParts === null || typeof c.sampleParts !== 'object' || !Object.values(c.sampleParts).every(isSampleCalibration))) {
+    throw new Error('sampleParts must map aggregate names to sample calibrations');
+  }
   if (c.scoring !== undefined && !isLsrScoring(c.scoring)) throw new Error('scoring is malformed (weighting, smoothing {min, avg}, mask, sample, sampleTop)');
   return c as LsrCalibration;
 }
@@ -302,16 +310,15 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
       }
       const encoded = await encodeVolume(model.engine, volume, cal.region, slices);
       const result = await sampleScoreOfCodes(model.engine, encoded, cal.lambdaS, cal.sampleCalibration);
-      let { raw, score } = result;
-      if (scoring.sample === 'localmax') {
+      const rawOf = (aggregate: LsrSampleAggregate): number => {
         const { width, height } = latentGeometry(model.engine.nets.prior);
-        raw = localMaxExcess(result.nll, [width, height, encoded.stack.count], cal.lambdaS);
-        score = applySampleCalibration(cal.sampleCalibration, raw);
-      } else if (scoring.sample === 'interior') {
-        const background = normalisedBackground(normalisationFor(cal.region));
-        raw = interiorSampleRaw(result.nll, encoded.stack, latentGeometry(model.engine.nets.prior).width, background, nllReference(ctx));
-        score = applySampleCalibration(cal.sampleCalibration, raw);
-      }
+        if (aggregate === 'localmax') return localMaxExcess(result.nll, [width, height, encoded.stack.count], cal.lambdaS);
+        if (aggregate === 'interior') return interiorSampleRaw(result.nll, encoded.stack, width, normalisedBackground(normalisationFor(cal.region)), nllReference(ctx));
+        return result.raw;
+      };
+      const parts = LSR_SAMPLE_PARTS[scoring.sample];
+      const raw = parts !== undefined ? combinedSampleRaw(parts.map((part) => [part, rawOf(part)]), cal) : rawOf(scoring.sample);
+      const score = applySampleCalibration(cal.sampleCalibration, raw);
       ctx.log(
         `lsr sample (${model.engine.name}, ${scoring.sample}): raw ${raw.toFixed(2)} → ${score.toFixed(4)}; preprocess ${formatSeconds(encoded.preprocessSeconds)}, ` +
           `encode ${formatSeconds(encoded.encodeSeconds)}, prior ${formatSeconds(result.priorSeconds)}`,
@@ -325,6 +332,17 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
       disposeLsrNetworks(model.nets);
     },
   };
+}
+
+/** The raw score of a combined aggregate: the largest of its parts' calibrated scores (`sampleParts`). */
+export function combinedSampleRaw(parts: readonly (readonly [string, number])[], cal: Pick<LsrCalibration, 'sampleParts'>): number {
+  let best = -Infinity;
+  for (const [name, raw] of parts) {
+    const partCalibration = cal.sampleParts?.[name];
+    if (partCalibration === undefined) throw new Error(`the calibration has no sampleParts.${name}: recalibrate with calibrate lsr --set sample=${parts.map(([n]) => n).join('+')}`);
+    best = Math.max(best, applySampleCalibration(partCalibration, raw));
+  }
+  return best;
 }
 
 /** For the METHODS registry. */

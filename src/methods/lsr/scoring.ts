@@ -14,9 +14,19 @@ export type LsrMask = ChainMask;
  * mean of NLL − λs over the code grid), 'top' (mean of the top `sampleTop` fraction of the pixel map,
  * inside the mask; costs a full pixel score), 'interior' (max over positions of the 5×5×3 mean of
  * NLL − the normal volumes' mean NLL at that place, over the codes whose patch is all body; needs the
- * NLL reference, `calibrate lsr --reference-data`).
+ * NLL reference, `calibrate lsr --reference-data`), 'sum+interior' (the larger of the two, each
+ * through its own calibration on the held-out normals: the sum sees shifted and intensity-changed
+ * spheres, the interior excess reflected and noisy ones).
  */
-export const LSR_SAMPLE_AGGREGATES = ['sum', 'localmax', 'top', 'interior'] as const;
+export const LSR_SAMPLE_AGGREGATES = ['sum', 'localmax', 'top', 'interior', 'sum+interior'] as const;
+
+/** The aggregates whose score combines others' calibrated scores, with their parts. */
+export const LSR_SAMPLE_PARTS: Readonly<Partial<Record<LsrSampleAggregate, readonly LsrSampleAggregate[]>>> = Object.freeze({ 'sum+interior': ['sum', 'interior'] });
+
+/** Aggregates that read the prior's NLL reference (lsr-nll-reference.json). */
+export function needsNllReference(sample: LsrSampleAggregate): boolean {
+  return sample === 'interior' || sample === 'sum+interior';
+}
 export type LsrSampleAggregate = (typeof LSR_SAMPLE_AGGREGATES)[number];
 
 /** The shared chain (smoothing in voxels, mask, sample aggregate) plus how the restorations are weighed. */
