@@ -11,7 +11,8 @@ import { registerCalibrate } from '../src/cli/calibrate.js';
 import { calibrateLsr, writeLsrCalibration } from '../src/methods/lsr/calibrate.js';
 import { calibrationPath, combinedSampleRaw, loadLsrModel, lsrPredictor, readLsrCalibration } from '../src/methods/lsr/model.js';
 import { disposeLsrNetworks, loadLsrNetworks } from '../src/methods/lsr/networks.js';
-import { priorFingerprint, readLsrNllReference } from '../src/methods/lsr/nll-reference.js';
+import { networksFingerprint, priorFingerprint, readLsrNllReference } from '../src/methods/lsr/nll-reference.js';
+import { readLsrResidualReference } from '../src/methods/lsr/residual-reference.js';
 import { saveTinyNetworks, tinyBrain, tinyNetworks } from './helpers/score-fixtures.js';
 
 const root = mkdtempSync(join(tmpdir(), 'moodlsr-score-lsr-'));
@@ -155,6 +156,54 @@ describe('lsr calibration', () => {
     const bare = lsrPredictor(await loadLsrModel(dir, { engine: 'tfjs' }), { workers: 0 });
     try {
       await expect(bare.sampleScore!(tinyBrain(shape, 201), { name: 'b.nii.gz', seed: 0, log: silent })).rejects.toThrow(/lsr-nll-reference\.json/);
+    } finally {
+      await bare.dispose?.();
+    }
+  });
+});
+
+describe('lsr normal residual reference', () => {
+  it('calibrate lsr --set reference=on builds it, and the pixel map is the standardised excess over it', async () => {
+    const dir = join(root, 'cli-residual');
+    const nets = tinyNetworks(21);
+    saveTinyNetworks(dir, nets);
+    disposeLsrNetworks(nets);
+    const refs = join(root, 'residual-normals');
+    mkdirSync(refs);
+    for (let i = 0; i < 2; i++) await writeNifti(join(refs, `ref_${i}.nii.gz`), tinyBrain(shape, 500 + i));
+    const run = async (extra: string[]): Promise<void> => {
+      const program = new Command().exitOverride();
+      registerCalibrate(program);
+      await program.parseAsync(['calibrate', 'lsr', '--weights', dir, '--data', normals, '--slices', 'every:6', '--copies', '2', '--pixel-volumes', '1', '--workers', '0', '--engine', 'tfjs', ...extra], { from: 'user' });
+    };
+    await expect(run(['--set', 'reference=on'])).rejects.toThrow(/reference=on needs the normal residual reference/);
+    await expect(run(['--set', 'reference=maybe'])).rejects.toThrow(/expected on or off/);
+    await run(['--set', 'reference=on', '--set', 'referenceFloor=0.05', '--reference-data', refs]);
+    const record = readLsrResidualReference(dir)!;
+    expect(record.files).toHaveLength(2);
+    expect(record.networks).toBe(networksFingerprint(dir));
+    const cal = readLsrCalibration(dir);
+    expect(cal.scoring).toMatchObject({ reference: true, referenceFloor: 0.05 });
+    expect(record.recipe).toMatchObject({ lambdaP: cal.lambdaP, copies: 2, weighting: cal.scoring!.weighting });
+    const volume = tinyBrain(shape, 200, true);
+    const ctx = { name: 'a.nii.gz', seed: 5, log: silent };
+    const standardised = lsrPredictor(await loadLsrModel(dir, { engine: 'tfjs' }), { workers: 0 });
+    const plain = lsrPredictor(await loadLsrModel(dir, { engine: 'tfjs' }), { workers: 0, settings: { reference: 'off' } });
+    try {
+      const z = await standardised.pixelScore!(volume, ctx);
+      const raw = await plain.pixelScore!(volume, ctx);
+      expect(z.every((v) => v >= 0 && v < 1)).toBe(true);
+      // the same restorations: the standardised map is zero wherever the raw one is, and differs elsewhere
+      for (let i = 0; i < raw.length; i++) if (raw[i] === 0) expect(z[i]).toBe(0);
+      expect(Array.from(z)).not.toEqual(Array.from(raw));
+    } finally {
+      await standardised.dispose?.();
+      await plain.dispose?.();
+    }
+    unlinkSync(join(dir, 'lsr-residual-reference.json'));
+    const bare = lsrPredictor(await loadLsrModel(dir, { engine: 'tfjs' }), { workers: 0 });
+    try {
+      await expect(bare.pixelScore!(volume, ctx)).rejects.toThrow(/lsr-residual-reference\.json/);
     } finally {
       await bare.dispose?.();
     }

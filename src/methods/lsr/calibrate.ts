@@ -43,7 +43,11 @@ import { normalisedBackground } from '../../volume/preprocess.js';
 import { normalisationFor } from '../../volume/normalise.js';
 import { ReferenceAccumulator, type ResidualReference } from '../../score/place-reference.js';
 import { asStored } from '../../score/place-reference-file.js';
-import { interiorSampleRaw, priorFingerprint, readLsrNllReference, type LsrNllReference } from './nll-reference.js';
+import { interiorSampleRaw, networksFingerprint, priorFingerprint, readLsrNllReference, type LsrNllReference } from './nll-reference.js';
+import { readLsrResidualReference, type LsrResidualReference } from './residual-reference.js';
+
+/** Seeds of the reference normals' restorations: apart from the held-out volumes' (seed + index). */
+const RESIDUAL_REFERENCE_SEED_OFFSET = 100_000;
 
 export { PIXEL_LAMBDA_QUANTILE, PIXEL_SCALE_QUANTILE, quantile, quantileOfSorted, SAMPLE_LAMBDA_QUANTILE } from '../../score/held-out.js';
 
@@ -81,6 +85,8 @@ export interface LsrCalibrationResult {
   readonly calibration: LsrCalibration;
   /** The NLL reference built from `referenceFiles`, to be written next to the weights (null: none built). */
   readonly builtReference: LsrNllReference | null;
+  /** The residual reference built from `referenceFiles` when the scoring standardises by one (null: none built). */
+  readonly builtResidualReference: LsrResidualReference | null;
 }
 
 /** Measures λs, λp, the sample calibration and the pixel scale on held-out normals (does not write). */
@@ -153,8 +159,31 @@ export async function calibrateLsr(opts: CalibrateLsrOptions): Promise<LsrCalibr
     let copyPositions = 0;
     opts.log(describeNllThresholds(t, perVolume.length, 'λp'));
     const runners = chunkRunners(active, opts.workers, inProcessRunner(active), (workers) => createLsrPool(opts.weightsDir, workers));
+    const chain = scoring ? { weighting: scoring.weighting, ...(scoring.smoothing ? { smoothing: scoring.smoothing } : {}) } : {};
+    let builtResidualReference: LsrResidualReference | null = null;
+    if (scoring?.reference && !(opts.referenceFiles !== undefined && opts.referenceFiles.length > 0) && readLsrResidualReference(opts.weightsDir) === null) {
+      throw new Error(`calibrate lsr: reference=on needs the normal residual reference: give --reference-data DIR (normal volumes other than --data) or keep ${opts.weightsDir}/lsr-residual-reference.json`);
+    }
+    if (scoring?.reference && opts.referenceFiles !== undefined && opts.referenceFiles.length > 0) {
+      // The residual reference: each reference normal restored as predict restores a case.
+      let acc: ReferenceAccumulator | null = null;
+      const used: string[] = [];
+      const { run, chunks } = await runners.get();
+      await forEachUsableVolume(opts.referenceFiles, opts.log, async (volume, file, i) => {
+        const result = await pixelScoreStack(active, volume, { region: opts.region, slices, copies, k, lambdaP: t.lambdaP, seed: opts.seed + RESIDUAL_REFERENCE_SEED_OFFSET + i, chunks, ...chain }, run);
+        acc ??= new ReferenceAccumulator(result.encoded.stack.height, result.encoded.stack.width);
+        acc.add(result.smoothed, result.encoded.stack);
+        used.push(file);
+        opts.log(`residual reference ${used.length}/${opts.referenceFiles!.length}: ${file} restored in ${result.timings.restoreWall.toFixed(1)} s`);
+      });
+      builtResidualReference = {
+        reference: asStored(acc!.result()),
+        recipe: { lambdaP: t.lambdaP, copies, k, weighting: scoring.weighting, smoothing: scoring.smoothing ?? null },
+        networks: networksFingerprint(opts.weightsDir),
+        files: used,
+      };
+    }
     const scale = await heldOutPixelScale(kept, opts.region, opts.log, runners, async (volume, i, { run, chunks }) => {
-      const chain = scoring ? { weighting: scoring.weighting, ...(scoring.smoothing ? { smoothing: scoring.smoothing } : {}) } : {};
       const result = await pixelScoreStack(active, volume, { region: opts.region, slices, copies, k, lambdaP: t.lambdaP, seed: opts.seed + i, chunks, ...chain }, run);
       resampled += result.stats.resampled;
       copyPositions += result.stats.slices * result.stats.copies * result.stats.positions;
@@ -179,9 +208,10 @@ export async function calibrateLsr(opts: CalibrateLsrOptions): Promise<LsrCalibr
         // Share of (slice, copy, position) triples resampled at λp on the pixel-scale volumes.
         ...(copyPositions > 0 ? { resampledShare: resampled / copyPositions } : {}),
         ...(builtReference !== null ? { nllReferenceVolumes: builtReference.files.length } : {}),
+        ...(builtResidualReference !== null ? { residualReferenceVolumes: builtResidualReference.files.length } : {}),
       },
     });
-    return { calibration, builtReference };
+    return { calibration, builtReference, builtResidualReference };
   } finally {
     await engine?.dispose();
     disposeLsrNetworks(nets);

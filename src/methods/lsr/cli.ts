@@ -50,7 +50,7 @@ export function registerLsrCalibrate(calibrate: Command): void {
     .option('--workers <n>', 'worker threads for the restorations with TF.js on wasm (0 = in-process; default one per core)', parseInteger('--workers', 0))
     .option('--engine <name>', ENGINE_HELP, 'auto')
     .option('--set <key=value>', `scoring chain stored with the calibration (repeatable; keys: ${LSR_SCORING_KEYS.join(', ')}; default: the shipped chain, see src/methods/lsr/scoring.ts)`, collectSetting, {})
-    .option('--reference-data <dir>', "folder (or file) of other normal volumes (not trained on, not --data) to build the prior's per-place NLL reference from → WEIGHTS/lsr-nll-reference.json/.bin, for sample=interior (repeatable)", collect, [])
+    .option('--reference-data <dir>', "folder (or file) of other normal volumes (not trained on, not --data) to build the prior's per-place NLL reference from → WEIGHTS/lsr-nll-reference.json/.bin, for sample=interior, and with --set reference=on the normal residual reference → WEIGHTS/lsr-residual-reference.json/.bin (repeatable)", collect, [])
     .action(async (opts: CalibrateLsrCliOptions) => {
       if (opts.region !== 'brain' && opts.region !== 'abdom') throw new Error(`--region must be brain or abdom, got "${opts.region}"`);
       if (opts.thresholdCodes !== 'foreground' && opts.thresholdCodes !== 'all') throw new Error(`--threshold-codes must be foreground or all, got "${opts.thresholdCodes}"`);
@@ -62,7 +62,7 @@ export function registerLsrCalibrate(calibrate: Command): void {
       const log = stderrLog('calibrate lsr: ');
       const { calibrateLsr, writeLsrCalibration } = await import('./calibrate.js');
       const referenceFiles = await referenceFilesOf(opts.referenceData, files);
-      const { calibration, builtReference } = await calibrateLsr({
+      const { calibration, builtReference, builtResidualReference } = await calibrateLsr({
         weightsDir: opts.weights,
         files,
         region: opts.region === 'brain' ? 'brain' : 'abdomen',
@@ -80,6 +80,10 @@ export function registerLsrCalibrate(calibrate: Command): void {
       if (builtReference !== null) {
         const { writeLsrNllReference } = await import('./nll-reference.js');
         log(`wrote ${await writeLsrNllReference(opts.weights, builtReference)} (${builtReference.files.length} volumes)`);
+      }
+      if (builtResidualReference !== null) {
+        const { writeLsrResidualReference } = await import('./residual-reference.js');
+        log(`wrote ${await writeLsrResidualReference(opts.weights, builtResidualReference)} (${builtResidualReference.files.length} volumes)`);
       }
       const file = writeLsrCalibration(opts.weights, calibration);
       log(`wrote ${file} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);

@@ -42,7 +42,9 @@ import { applySampleCalibration } from '../../score/calibration.js';
 import type { Settings } from '../../score/settings.js';
 import { applyMask, bodyMask } from '../../volume/body-mask.js';
 import type { ResidualReference } from '../../score/place-reference.js';
-import { interiorSampleRaw, priorFingerprint, readLsrNllReference } from './nll-reference.js';
+import { interiorSampleRaw, networksFingerprint, priorFingerprint, readLsrNllReference } from './nll-reference.js';
+import { readLsrResidualReference, recipeDifferences, standardisedResidual } from './residual-reference.js';
+import { stackToVolume } from '../../volume/resample.js';
 import { applyLsrSettings, isLsrScoring, LSR_SAMPLE_PARTS, PAPER_LSR_SCORING, type LsrSampleAggregate, type LsrScoring } from './scoring.js';
 
 export { defaultWorkerCount } from '../../inference/method-runtime.js';
@@ -277,6 +279,20 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
     return reference;
   }
 
+  let residual: ResidualReference | null = null;
+  /** The normal residual reference of the weights folder (read once; reference=on only). */
+  function residualReference(ctx: CaseContext): ResidualReference {
+    if (residual !== null) return residual;
+    const file = path.join(model.dir, 'lsr-residual-reference.json');
+    const record = readLsrResidualReference(model.dir);
+    if (record === null) throw new Error(`lsr reference=on needs ${file}: build it with calibrate lsr --reference-data DIR --set reference=on`);
+    const differs = recipeDifferences(record.recipe, { lambdaP: cal.lambdaP, copies, k: cal.k, weighting: scoring.weighting, smoothing: scoring.smoothing ?? null });
+    if (record.networks !== networksFingerprint(model.dir)) differs.push('networks');
+    if (differs.length > 0) ctx.log(`warning: ${file} was built with other ${differs.join(', ')}; its standardisation is approximate (rebuild it: calibrate lsr --reference-data DIR --set reference=on)`);
+    residual = record.reference;
+    return residual;
+  }
+
   async function pixelMap(volume: Volume, ctx: CaseContext): Promise<Float32Array> {
     const { run, chunks } = await runners.get();
     const result = await pixelScoreStack(
@@ -286,7 +302,10 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
       run,
     );
     const t0 = performance.now();
-    const map = stackScoresToVolume(result.smoothed, result.encoded.stack, volume.shape, cal.pixelScale);
+    const stack = result.encoded.stack;
+    const map = scoring.reference
+      ? stackToVolume({ ...stack, data: standardisedResidual(result.smoothed, stack, residualReference(ctx), scoring.referenceFloor) }, volume.shape)
+      : stackScoresToVolume(result.smoothed, stack, volume.shape, cal.pixelScale);
     if (scoring.mask === 'body') applyMask(map, bodyMask(volume.data, volume.shape));
     const t = { ...result.timings, resample: (performance.now() - t0) / 1000 };
     ctx.log(

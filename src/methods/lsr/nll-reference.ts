@@ -11,7 +11,7 @@ import { referenceOnStack, type ResidualReference } from '../../score/place-refe
 import { readPlaceReference, writePlaceReference } from '../../score/place-reference-file.js';
 import { interiorReferenceExcess } from '../../score/sample-aggregates.js';
 import type { SliceStack } from '../../volume/slices.js';
-import { PRIOR_NAME } from './networks.js';
+import { PRIOR_NAME, VQVAE_NAME } from './networks.js';
 
 export const LSR_NLL_REFERENCE_NAME = 'lsr-nll-reference';
 export const LSR_NLL_REFERENCE_KIND = 'lsr-nll-reference';
@@ -23,10 +23,20 @@ export interface LsrNllReference {
   readonly files: readonly string[];
 }
 
-/** The prior's fingerprint: the SHA-256 its manifest records for its binary ('' when it records none). */
-export function priorFingerprint(weightsDir: string): string {
-  const manifest = JSON.parse(readFileSync(manifestPath(weightsDir, PRIOR_NAME), 'utf8')) as { binarySha256?: unknown };
+/** A network's fingerprint: the SHA-256 its manifest records for its binary ('' when it records none). */
+export function networkFingerprint(weightsDir: string, name: string): string {
+  const manifest = JSON.parse(readFileSync(manifestPath(weightsDir, name), 'utf8')) as { binarySha256?: unknown };
   return typeof manifest.binarySha256 === 'string' ? manifest.binarySha256 : '';
+}
+
+/** The prior's fingerprint (what the NLLs depend on). */
+export function priorFingerprint(weightsDir: string): string {
+  return networkFingerprint(weightsDir, PRIOR_NAME);
+}
+
+/** Both networks' fingerprints (what a restoration residual depends on). */
+export function networksFingerprint(weightsDir: string): string {
+  return `${networkFingerprint(weightsDir, VQVAE_NAME)}+${priorFingerprint(weightsDir)}`;
 }
 
 export function readLsrNllReference(weightsDir: string): LsrNllReference | null {

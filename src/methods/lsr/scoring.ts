@@ -32,7 +32,20 @@ export type LsrSampleAggregate = (typeof LSR_SAMPLE_AGGREGATES)[number];
 /** The shared chain (smoothing in voxels, mask, sample aggregate) plus how the restorations are weighed. */
 export interface LsrScoring extends ScoringChain<LsrSampleAggregate> {
   readonly weighting: WeightingRule;
+  /**
+   * Standardise the smoothed map by the normal residual reference of the weights folder
+   * (lsr-residual-reference.json, `calibrate lsr --reference-data … --set reference=on`):
+   * z = max(0, (m − μ) / (σ + referenceFloor)) per place, into [0, 1) as u / (1 + u), u = z / 10.
+   * Absent = off.
+   */
+  readonly reference?: boolean;
+  /** σ floor of that standardisation, in residual units of normalised intensity (default 0.02). */
+  readonly referenceFloor?: number;
 }
+
+export const DEFAULT_RESIDUAL_REFERENCE_FLOOR = 0.02;
+/** z ↦ u / (1 + u), u = z / scale (monotone: ranks are those of z; DISYRE's default). */
+export const RESIDUAL_Z_SCALE = 10;
 
 export const PAPER_LSR_SCORING: LsrScoring = Object.freeze({
   weighting: 'softmax',
@@ -49,7 +62,13 @@ export const PAPER_LSR_SCORING: LsrScoring = Object.freeze({
 export const DEFAULT_LSR_SCORING: LsrScoring = Object.freeze({ ...PAPER_LSR_SCORING, sample: 'localmax' });
 
 export function isLsrScoring(x: unknown): x is LsrScoring {
-  return isScoringChain(x, LSR_SAMPLE_AGGREGATES) && isWeightingRule((x as Partial<LsrScoring>).weighting);
+  const s = x as Partial<LsrScoring>;
+  return (
+    isScoringChain(x, LSR_SAMPLE_AGGREGATES) &&
+    isWeightingRule(s.weighting) &&
+    (s.reference === undefined || typeof s.reference === 'boolean') &&
+    (s.referenceFloor === undefined || (typeof s.referenceFloor === 'number' && s.referenceFloor > 0 && Number.isFinite(s.referenceFloor)))
+  );
 }
 
 export const LSR_SETTINGS: readonly SettingSpec[] = Object.freeze([
@@ -64,6 +83,8 @@ export const LSR_SETTINGS: readonly SettingSpec[] = Object.freeze([
   { key: 'mask', help: `final map mask: ${LSR_MASKS.join(', ')}` },
   { key: 'sample', help: `sample aggregate: ${LSR_SAMPLE_AGGREGATES.join(', ')}` },
   { key: 'sampleTop', help: 'fraction of the pixel map averaged by sample=top' },
+  { key: 'reference', help: 'on or off: standardise the pixel map by the normal residual reference of the weights (lsr-residual-reference.json; default off)' },
+  { key: 'referenceFloor', help: `σ floor of that standardisation (> 0, default ${DEFAULT_RESIDUAL_REFERENCE_FLOOR})` },
 ]);
 
 /** What the overrides act on (the fields of a calibration). */
@@ -90,6 +111,17 @@ export function applyLsrSettings<T extends LsrScoringParameters>(base: T, settin
       scoring = { ...scoring, weighting: settingChoice(key, value, WEIGHTING_RULES) };
       continue;
     }
+    if (key === 'reference') {
+      if (value !== 'on' && value !== 'off') throw new Error(`--set reference: expected on or off, got "${value}"`);
+      scoring = { ...scoring, reference: value === 'on' };
+      continue;
+    }
+    if (key === 'referenceFloor') {
+      const floor = settingNumber(key, value, 0);
+      if (!(floor > 0)) throw new Error(`--set referenceFloor: expected a positive number, got "${value}"`);
+      scoring = { ...scoring, referenceFloor: floor };
+      continue;
+    }
     const next = applyChainSetting(scoring, key, value, LSR_SAMPLE_AGGREGATES);
     if (next === undefined) throw new Error(`--set ${key}: lsr has no such setting (known: ${LSR_SETTINGS.map((s) => s.key).join(', ')})`);
     scoring = next;
@@ -98,7 +130,7 @@ export function applyLsrSettings<T extends LsrScoringParameters>(base: T, settin
 }
 
 /** The keys of LSR_SETTINGS that choose the scoring chain (the others are numbers the calibration measures). */
-export const LSR_SCORING_KEYS: readonly string[] = Object.freeze(['weighting', 'minPool', 'avgPool', 'mask', 'sample', 'sampleTop']);
+export const LSR_SCORING_KEYS: readonly string[] = Object.freeze(['weighting', 'minPool', 'avgPool', 'mask', 'sample', 'sampleTop', 'reference', 'referenceFloor']);
 
 /** The scoring chain `base` with `settings` applied; only the scoring keys are accepted (for `calibrate lsr --set`). */
 export function lsrScoringFromSettings(base: LsrScoring, settings: Settings): LsrScoring {

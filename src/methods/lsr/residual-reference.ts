@@ -1,0 +1,62 @@
+/**
+ * LSR's normal residual reference: the per-place mean and spread of the smoothed restoration residual
+ * over normal volumes (src/score/place-reference.ts on the slice plane), stored next to the weights as
+ * `lsr-residual-reference.json/.bin` by `calibrate lsr --reference-data DIR --set reference=on`. The
+ * VQ-VAE reconstructs edges, sulci and the skull imperfectly in every case; standardising by what it
+ * gets wrong on normal anatomy at each place leaves the anomalies' excess (as DISYRE's map does).
+ */
+import { referenceOnStack, standardisedMap, type ResidualReference } from '../../score/place-reference.js';
+import { readPlaceReference, writePlaceReference } from '../../score/place-reference-file.js';
+import type { SliceStack } from '../../volume/slices.js';
+import { DEFAULT_RESIDUAL_REFERENCE_FLOOR, RESIDUAL_Z_SCALE, type LsrScoring } from './scoring.js';
+
+export const LSR_RESIDUAL_REFERENCE_NAME = 'lsr-residual-reference';
+export const LSR_RESIDUAL_REFERENCE_KIND = 'lsr-residual-reference';
+
+/** What shaped the maps the reference averages (a map made otherwise is standardised only approximately). */
+export interface ResidualMapRecipe {
+  readonly lambdaP: number;
+  readonly copies: number;
+  readonly k: number;
+  readonly weighting: LsrScoring['weighting'];
+  readonly smoothing: LsrScoring['smoothing'] | null;
+}
+
+export interface LsrResidualReference {
+  readonly reference: ResidualReference;
+  readonly recipe: ResidualMapRecipe;
+  /** binarySha256 of the prior and of the VQ-VAE the residuals came from. */
+  readonly networks: string;
+  readonly files: readonly string[];
+}
+
+export function readLsrResidualReference(weightsDir: string): LsrResidualReference | null {
+  const stored = readPlaceReference(weightsDir, LSR_RESIDUAL_REFERENCE_NAME, LSR_RESIDUAL_REFERENCE_KIND);
+  if (stored === null) return null;
+  const { recipe, networks, files } = stored.config;
+  return {
+    reference: stored.reference,
+    recipe: recipe as ResidualMapRecipe,
+    networks: typeof networks === 'string' ? networks : '',
+    files: Array.isArray(files) ? (files as string[]) : [],
+  };
+}
+
+export async function writeLsrResidualReference(weightsDir: string, record: LsrResidualReference): Promise<string> {
+  return writePlaceReference(weightsDir, LSR_RESIDUAL_REFERENCE_NAME, LSR_RESIDUAL_REFERENCE_KIND, record.reference, {
+    recipe: record.recipe,
+    networks: record.networks,
+    files: record.files,
+  });
+}
+
+/** The names of the recipe's fields where `a` and `b` differ. */
+export function recipeDifferences(a: ResidualMapRecipe, b: ResidualMapRecipe): string[] {
+  return (Object.keys(a) as (keyof ResidualMapRecipe)[]).filter((key) => JSON.stringify(a[key]) !== JSON.stringify(b[key]));
+}
+
+/** The smoothed stack map standardised by the reference at each of the stack's places, in [0, 1). */
+export function standardisedResidual(smoothed: Float32Array, stack: Pick<SliceStack, 'count' | 'height' | 'width' | 'positions'>, reference: ResidualReference, floor = DEFAULT_RESIDUAL_REFERENCE_FLOOR): Float32Array {
+  const at = referenceOnStack(reference, stack);
+  return standardisedMap(smoothed, at.mean, at.sd, floor, RESIDUAL_Z_SCALE);
+}
