@@ -4,6 +4,7 @@ import { weightedResidual } from '../src/score/pixel-score.js';
 import { slicesForExtent, stackKernel, parseVoxelKernel, stackStride } from '../src/score/smoothing.js';
 import { bodyMask, applyMask } from '../src/volume/body-mask.js';
 import { ReferenceAccumulator, referenceOnStack } from '../src/score/place-reference.js';
+import { standardisedResidual, ZERO_EXCESS_BAND } from '../src/methods/lsr/residual-reference.js';
 import { foregroundCodes, interiorCodes, interiorLocalMaxExcess, interiorReferenceExcess, localMaxExcess, topFractionMean, meanOfLargest } from '../src/score/sample-aggregates.js';
 import { checkSettingKeys, collectSetting, parseSettingList, settingNumber } from '../src/score/settings.js';
 import { applyLsrSettings, PAPER_LSR_SCORING } from '../src/methods/lsr/scoring.js';
@@ -151,6 +152,18 @@ describe('sample aggregates', () => {
     expect(interiorReferenceExcess(anomaly, codes, normalPlace, box)).toBe(3); // against the reference: the anomaly
     expect(interiorReferenceExcess(normalPlace, codes, normalPlace, box)).toBe(0);
     expect(() => interiorReferenceExcess(new Float32Array(15), codes, normalPlace, box)).toThrow(/15 NLLs for 1 slices/);
+  });
+  it('standardisedResidual: excess over the reference above the band in its own order, the rest below it in raw order', () => {
+    const stack = { count: 1, height: 2, width: 2, positions: Float32Array.from([0]) };
+    const normal = Float32Array.from([0.1, 0.1, 0.5, 0.5]);
+    const ref = new ReferenceAccumulator(2, 2, [2, 2, 1]).add(normal, stack).add(normal, stack).result(); // σ = 0
+    const out = standardisedResidual(Float32Array.from([0.3, 0.05, 0.4, 0]), stack, ref, 0.1, 0.02);
+    const u = (0.2 / 0.02) / 10;
+    expect(out[0]).toBeCloseTo(ZERO_EXCESS_BAND + (1 - ZERO_EXCESS_BAND) * (u / (1 + u)), 6); // excess 0.2 over 0.1
+    expect(out[1]).toBeCloseTo(ZERO_EXCESS_BAND * (0.05 / 0.15), 6); // below the reference: raw order, in the band
+    expect(out[2]).toBeCloseTo(ZERO_EXCESS_BAND * (0.4 / 0.5), 6); // below its (larger) reference
+    expect(out[3]).toBe(0);
+    expect(out[2]).toBeLessThan(out[0]!);
   });
   it('the reference of normal NLL maps, read back at their own places, is their mean', () => {
     const geometry = { count: 2, height: 4, width: 4, positions: Float32Array.from([-0.25, 0.25]) };

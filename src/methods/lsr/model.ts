@@ -304,7 +304,7 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
     const t0 = performance.now();
     const stack = result.encoded.stack;
     const map = scoring.reference
-      ? stackToVolume({ ...stack, data: standardisedResidual(result.smoothed, stack, residualReference(ctx), scoring.referenceFloor) }, volume.shape)
+      ? stackToVolume({ ...stack, data: standardisedResidual(result.smoothed, stack, residualReference(ctx), cal.pixelScale, scoring.referenceFloor) }, volume.shape)
       : stackScoresToVolume(result.smoothed, stack, volume.shape, cal.pixelScale);
     if (scoring.mask === 'body') applyMask(map, bodyMask(volume.data, volume.shape));
     const t = { ...result.timings, resample: (performance.now() - t0) / 1000 };

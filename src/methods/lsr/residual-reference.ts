@@ -55,8 +55,27 @@ export function recipeDifferences(a: ResidualMapRecipe, b: ResidualMapRecipe): s
   return (Object.keys(a) as (keyof ResidualMapRecipe)[]).filter((key) => JSON.stringify(a[key]) !== JSON.stringify(b[key]));
 }
 
-/** The smoothed stack map standardised by the reference at each of the stack's places, in [0, 1). */
-export function standardisedResidual(smoothed: Float32Array, stack: Pick<SliceStack, 'count' | 'height' | 'width' | 'positions'>, reference: ResidualReference, floor = DEFAULT_RESIDUAL_REFERENCE_FLOOR): Float32Array {
+/** The band [0, ZERO_EXCESS_BAND) holds the places with no excess over the reference, ordered by their raw residual. */
+export const ZERO_EXCESS_BAND = 0.01;
+
+/**
+ * The smoothed stack map standardised by the reference at each of the stack's places, in [0, 1).
+ * Places with an excess over the reference map affinely into [ZERO_EXCESS_BAND, 1) (their order is the
+ * standardised one); the rest, about nine in ten voxels of a normal brain, would all tie at 0, so they
+ * keep the order of their raw residual v / (v + pixelScale) inside [0, ZERO_EXCESS_BAND).
+ */
+export function standardisedResidual(
+  smoothed: Float32Array,
+  stack: Pick<SliceStack, 'count' | 'height' | 'width' | 'positions'>,
+  reference: ResidualReference,
+  pixelScale: number,
+  floor = DEFAULT_RESIDUAL_REFERENCE_FLOOR,
+): Float32Array {
   const at = referenceOnStack(reference, stack);
-  return standardisedMap(smoothed, at.mean, at.sd, floor, RESIDUAL_Z_SCALE);
+  const z = standardisedMap(smoothed, at.mean, at.sd, floor, RESIDUAL_Z_SCALE);
+  for (let i = 0; i < z.length; i++) {
+    const v = smoothed[i]!;
+    z[i] = z[i]! > 0 ? ZERO_EXCESS_BAND + (1 - ZERO_EXCESS_BAND) * z[i]! : v > 0 ? (ZERO_EXCESS_BAND * v) / (v + pixelScale) : 0;
+  }
+  return z;
 }
