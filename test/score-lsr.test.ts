@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Command } from 'commander';
 import { initEngine } from '../src/engine/backend.js';
+import { applySampleCalibration } from '../src/score/calibration.js';
 import { InputFileError } from '../src/errors.js';
 import { readNifti, writeNifti } from '../src/io/nifti.js';
 import { runPrediction } from '../src/mood/run.js';
@@ -151,13 +152,32 @@ describe('lsr calibration', () => {
     } finally {
       await combined.dispose?.();
     }
-    // without the reference the aggregate is refused with the file it needs
-    unlinkSync(join(dir, 'lsr-nll-reference.json'));
-    const bare = lsrPredictor(await loadLsrModel(dir, { engine: 'tfjs' }), { workers: 0 });
+    // another aggregate at predict time takes its part's calibration: the same score as the interior calibration gives
+    const interiorOnly = lsrPredictor(await loadLsrModel(dir, { engine: 'tfjs' }), { workers: 0, settings: { sample: 'interior' } });
+    const logs: string[] = [];
     try {
-      await expect(bare.sampleScore!(tinyBrain(shape, 201), { name: 'b.nii.gz', seed: 0, log: silent })).rejects.toThrow(/lsr-nll-reference\.json/);
+      const fromPart = await interiorOnly.sampleScore!(tinyBrain(shape, 200, true), { name: 'a.nii.gz', seed: 0, log: (l) => logs.push(l) });
+      const rawLine = logs.find((l) => /interior\): raw/.test(l))!;
+      const raw = Number(/raw (-?[0-9.]+)/.exec(rawLine)![1]);
+      expect(fromPart).toBeCloseTo(applySampleCalibration(both.sampleParts!.interior!, raw), 2);
+      expect(logs.some((l) => /warning/.test(l))).toBe(false);
     } finally {
-      await bare.dispose?.();
+      await interiorOnly.dispose?.();
+    }
+    // a combined calibration without its parts is refused when read
+    const text = readFileSync(join(dir, 'lsr-calibration.json'), 'utf8');
+    const { sampleParts: _dropped, ...withoutParts } = JSON.parse(text) as Record<string, unknown>;
+    writeFileSync(join(dir, 'lsr-calibration.json'), JSON.stringify(withoutParts));
+    await expect(loadLsrModel(dir, { engine: 'tfjs' })).rejects.toThrow(/needs sampleParts for sum and interior/);
+    writeFileSync(join(dir, 'lsr-calibration.json'), text);
+    // without the reference the predictor is refused when built, naming the file it needs
+    unlinkSync(join(dir, 'lsr-nll-reference.json'));
+    const model2 = await loadLsrModel(dir, { engine: 'tfjs' });
+    try {
+      expect(() => lsrPredictor(model2, { workers: 0 })).toThrow(/lsr-nll-reference\.json/);
+    } finally {
+      await model2.engine.dispose();
+      disposeLsrNetworks(model2.nets);
     }
   });
 });
@@ -208,12 +228,14 @@ describe('lsr normal residual reference', () => {
       await standardised.dispose?.();
       await plain.dispose?.();
     }
+    await expect(run(['--set', 'reference=on', '--set', 'referenceFloor=inf'])).rejects.toThrow(/positive finite number/);
     unlinkSync(join(dir, 'lsr-residual-reference.json'));
-    const bare = lsrPredictor(await loadLsrModel(dir, { engine: 'tfjs' }), { workers: 0 });
+    const model = await loadLsrModel(dir, { engine: 'tfjs' });
     try {
-      await expect(bare.pixelScore!(volume, ctx)).rejects.toThrow(/lsr-residual-reference\.json/);
+      expect(() => lsrPredictor(model, { workers: 0 })).toThrow(/lsr-residual-reference\.json/);
     } finally {
-      await bare.dispose?.();
+      await model.engine.dispose();
+      disposeLsrNetworks(model.nets);
     }
   });
 });

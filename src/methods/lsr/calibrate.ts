@@ -126,6 +126,9 @@ export async function calibrateLsr(opts: CalibrateLsrOptions): Promise<LsrCalibr
     if (scoring !== undefined && needsNllReference(scoring.sample) && reference === null) {
       throw new Error(`calibrate lsr: sample=${scoring.sample} needs the prior's NLL reference: give --reference-data DIR (normal volumes other than --data) or keep ${opts.weightsDir}/lsr-nll-reference.json`);
     }
+    if (scoring?.reference && !(opts.referenceFiles !== undefined && opts.referenceFiles.length > 0) && readLsrResidualReference(opts.weightsDir) === null) {
+      throw new Error(`calibrate lsr: reference=on needs the normal residual reference: give --reference-data DIR (normal volumes other than --data) or keep ${opts.weightsDir}/lsr-residual-reference.json`);
+    }
     const foreground: Uint8Array[] = [];
     const gridShapes: [number, number, number][] = [];
     const interiorRaw: number[] = [];
@@ -161,21 +164,23 @@ export async function calibrateLsr(opts: CalibrateLsrOptions): Promise<LsrCalibr
     const runners = chunkRunners(active, opts.workers, inProcessRunner(active), (workers) => createLsrPool(opts.weightsDir, workers));
     const chain = scoring ? { weighting: scoring.weighting, ...(scoring.smoothing ? { smoothing: scoring.smoothing } : {}) } : {};
     let builtResidualReference: LsrResidualReference | null = null;
-    if (scoring?.reference && !(opts.referenceFiles !== undefined && opts.referenceFiles.length > 0) && readLsrResidualReference(opts.weightsDir) === null) {
-      throw new Error(`calibrate lsr: reference=on needs the normal residual reference: give --reference-data DIR (normal volumes other than --data) or keep ${opts.weightsDir}/lsr-residual-reference.json`);
-    }
     if (scoring?.reference && opts.referenceFiles !== undefined && opts.referenceFiles.length > 0) {
       // The residual reference: each reference normal restored as predict restores a case.
       let acc: ReferenceAccumulator | null = null;
       const used: string[] = [];
-      const { run, chunks } = await runners.get();
-      await forEachUsableVolume(opts.referenceFiles, opts.log, async (volume, file, i) => {
-        const result = await pixelScoreStack(active, volume, { region: opts.region, slices, copies, k, lambdaP: t.lambdaP, seed: opts.seed + RESIDUAL_REFERENCE_SEED_OFFSET + i, chunks, ...chain }, run);
-        acc ??= new ReferenceAccumulator(result.encoded.stack.height, result.encoded.stack.width);
-        acc.add(result.smoothed, result.encoded.stack);
-        used.push(file);
-        opts.log(`residual reference ${used.length}/${opts.referenceFiles!.length}: ${file} restored in ${result.timings.restoreWall.toFixed(1)} s`);
-      });
+      try {
+        const { run, chunks } = await runners.get();
+        await forEachUsableVolume(opts.referenceFiles, opts.log, async (volume, file, i) => {
+          const result = await pixelScoreStack(active, volume, { region: opts.region, slices, copies, k, lambdaP: t.lambdaP, seed: opts.seed + RESIDUAL_REFERENCE_SEED_OFFSET + i, chunks, ...chain }, run);
+          acc ??= new ReferenceAccumulator(result.encoded.stack.height, result.encoded.stack.width);
+          acc.add(result.smoothed, result.encoded.stack);
+          used.push(file);
+          opts.log(`residual reference ${used.length}/${opts.referenceFiles!.length}: ${file} restored in ${result.timings.restoreWall.toFixed(1)} s`);
+        });
+      } catch (err) {
+        await runners.close();
+        throw err;
+      }
       builtResidualReference = {
         reference: asStored(acc!.result()),
         recipe: { lambdaP: t.lambdaP, copies, k, weighting: scoring.weighting, smoothing: scoring.smoothing ?? null },

@@ -42,10 +42,12 @@ import { applySampleCalibration } from '../../score/calibration.js';
 import type { Settings } from '../../score/settings.js';
 import { applyMask, bodyMask } from '../../volume/body-mask.js';
 import type { ResidualReference } from '../../score/place-reference.js';
-import { interiorSampleRaw, networksFingerprint, priorFingerprint, readLsrNllReference } from './nll-reference.js';
-import { readLsrResidualReference, recipeDifferences, standardisedResidual } from './residual-reference.js';
+import { interiorSampleRaw, LSR_NLL_REFERENCE_NAME, networksFingerprint, priorFingerprint, readLsrNllReference } from './nll-reference.js';
+import { LSR_RESIDUAL_REFERENCE_NAME, readLsrResidualReference, recipeDifferences, standardisedResidual } from './residual-reference.js';
+import { manifestPath } from '../../io/tensor-bundle.js';
+import { InputFileError } from '../../errors.js';
 import { stackToVolume } from '../../volume/resample.js';
-import { applyLsrSettings, isLsrScoring, LSR_SAMPLE_PARTS, PAPER_LSR_SCORING, type LsrSampleAggregate, type LsrScoring } from './scoring.js';
+import { applyLsrSettings, isLsrScoring, LSR_SAMPLE_PARTS, needsNllReference, PAPER_LSR_SCORING, type LsrSampleAggregate, type LsrScoring } from './scoring.js';
 
 export { defaultWorkerCount } from '../../inference/method-runtime.js';
 
@@ -102,7 +104,9 @@ export function validateLsrCalibration(raw: unknown): LsrCalibration {
   if (c.sampleParts !== undefined && (c.sampleParts === null || typeof c.sampleParts !== 'object' || !Object.values(c.sampleParts).every(isSampleCalibration))) {
     throw new Error('sampleParts must map aggregate names to sample calibrations');
   }
-  if (c.scoring !== undefined && !isLsrScoring(c.scoring)) throw new Error('scoring is malformed (weighting, smoothing {min, avg}, mask, sample, sampleTop)');
+  if (c.scoring !== undefined && !isLsrScoring(c.scoring)) throw new Error('scoring is malformed (weighting, smoothing {min, avg}, mask, sample, sampleTop, reference, referenceFloor)');
+  const parts = c.scoring !== undefined ? LSR_SAMPLE_PARTS[c.scoring.sample] : undefined;
+  if (parts !== undefined && !parts.every((p) => c.sampleParts?.[p] !== undefined)) throw new Error(`sample=${c.scoring!.sample} needs sampleParts for ${parts.join(' and ')}`);
   return c as LsrCalibration;
 }
 
@@ -268,32 +272,46 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
   );
   const { slices, copies, scoring } = cal;
   const runners = chunkRunners(model.engine, opts.workers, inProcessRunner(model.engine), (workers) => createLsrPool(model.dir, workers));
-  let reference: ResidualReference | null = null;
-  /** The prior's NLL reference of the weights folder (read once; sample=interior only). */
-  function nllReference(ctx: CaseContext): ResidualReference {
-    if (reference !== null) return reference;
+  // The references the chosen chain reads, loaded now: a missing one fails before any case is scored.
+  const warnings: string[] = [];
+  let nllRef: ResidualReference | null = null;
+  if (needsNllReference(scoring.sample)) {
+    const file = manifestPath(model.dir, LSR_NLL_REFERENCE_NAME);
     const record = readLsrNllReference(model.dir);
-    if (record === null) throw new Error(`lsr sample=interior needs ${path.join(model.dir, 'lsr-nll-reference.json')}: build it with calibrate lsr --reference-data DIR`);
-    if (record.prior !== priorFingerprint(model.dir)) ctx.log(`warning: ${path.join(model.dir, 'lsr-nll-reference.json')} was built with another prior; rebuild it (calibrate lsr --reference-data DIR)`);
-    reference = record.reference;
-    return reference;
+    if (record === null) throw new InputFileError(file, `lsr sample=${scoring.sample} needs it: build it with calibrate lsr --reference-data DIR`);
+    if (record.prior !== priorFingerprint(model.dir)) warnings.push(`warning: ${file} was built with another prior; rebuild it (calibrate lsr --reference-data DIR)`);
+    nllRef = record.reference;
   }
-
-  let residual: ResidualReference | null = null;
-  /** The normal residual reference of the weights folder (read once; reference=on only). */
-  function residualReference(ctx: CaseContext): ResidualReference {
-    if (residual !== null) return residual;
-    const file = path.join(model.dir, 'lsr-residual-reference.json');
+  let residualRef: ResidualReference | null = null;
+  if (scoring.reference) {
+    const file = manifestPath(model.dir, LSR_RESIDUAL_REFERENCE_NAME);
     const record = readLsrResidualReference(model.dir);
-    if (record === null) throw new Error(`lsr reference=on needs ${file}: build it with calibrate lsr --reference-data DIR --set reference=on`);
+    if (record === null) throw new InputFileError(file, 'lsr reference=on needs it: build it with calibrate lsr --reference-data DIR --set reference=on');
     const differs = recipeDifferences(record.recipe, { lambdaP: cal.lambdaP, copies, k: cal.k, weighting: scoring.weighting, smoothing: scoring.smoothing ?? null });
     if (record.networks !== networksFingerprint(model.dir)) differs.push('networks');
-    if (differs.length > 0) ctx.log(`warning: ${file} was built with other ${differs.join(', ')}; its standardisation is approximate (rebuild it: calibrate lsr --reference-data DIR --set reference=on)`);
-    residual = record.reference;
-    return residual;
+    if (differs.length > 0) warnings.push(`warning: ${file} was built with other ${differs.join(', ')}; its standardisation is approximate (rebuild it: calibrate lsr --reference-data DIR --set reference=on)`);
+    residualRef = record.reference;
   }
+  // A sample aggregate other than the calibrated one takes its part's calibration when there is one.
+  const calibratedSample = base.scoring?.sample ?? PAPER_LSR_SCORING.sample;
+  let sampleCalibration = cal.sampleCalibration;
+  if (scoring.sample !== calibratedSample) {
+    const part = cal.sampleParts?.[scoring.sample];
+    if (part !== undefined) sampleCalibration = part;
+    else warnings.push(`warning: sample=${scoring.sample} is scored with the calibration of sample=${calibratedSample} (ranks hold, the [0, 1] values do not): recalibrate with calibrate lsr --set sample=${scoring.sample}`);
+  }
+  const parts = LSR_SAMPLE_PARTS[scoring.sample];
+  const missingParts = (parts ?? []).filter((p) => cal.sampleParts?.[p] === undefined);
+  if (missingParts.length > 0) throw new InputFileError(calibrationPath(model.dir), `sample=${scoring.sample} needs sampleParts.${missingParts.join(', sampleParts.')}: recalibrate with calibrate lsr --set sample=${scoring.sample}`);
+  let warned = false;
+  const warnOnce = (ctx: CaseContext): void => {
+    if (warned) return;
+    warned = true;
+    for (const w of warnings) ctx.log(w);
+  };
 
   async function pixelMap(volume: Volume, ctx: CaseContext): Promise<Float32Array> {
+    warnOnce(ctx);
     const { run, chunks } = await runners.get();
     const result = await pixelScoreStack(
       model.engine,
@@ -304,7 +322,7 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
     const t0 = performance.now();
     const stack = result.encoded.stack;
     const map = scoring.reference
-      ? stackToVolume({ ...stack, data: standardisedResidual(result.smoothed, stack, residualReference(ctx), cal.pixelScale, scoring.referenceFloor) }, volume.shape)
+      ? stackToVolume({ ...stack, data: standardisedResidual(result.smoothed, stack, residualRef!, cal.pixelScale, scoring.referenceFloor) }, volume.shape)
       : stackScoresToVolume(result.smoothed, stack, volume.shape, cal.pixelScale);
     if (scoring.mask === 'body') applyMask(map, bodyMask(volume.data, volume.shape));
     const t = { ...result.timings, resample: (performance.now() - t0) / 1000 };
@@ -320,10 +338,11 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
     name: 'lsr',
     tasks: ['sample', 'pixel'],
     async sampleScore(volume: Volume, ctx: CaseContext): Promise<number> {
+      warnOnce(ctx);
       if (scoring.sample === 'top') {
         const map = await pixelMap(volume, ctx);
         const raw = topFractionMean(map, scoring.sampleTop, scoring.mask === 'body' ? bodyMask(volume.data, volume.shape) : undefined);
-        const score = applySampleCalibration(cal.sampleCalibration, raw);
+        const score = applySampleCalibration(sampleCalibration, raw);
         ctx.log(`lsr sample (top ${scoring.sampleTop} of the pixel map): raw ${raw.toFixed(4)} → ${score.toFixed(4)}`);
         return score;
       }
@@ -332,12 +351,11 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
       const rawOf = (aggregate: LsrSampleAggregate): number => {
         const { width, height } = latentGeometry(model.engine.nets.prior);
         if (aggregate === 'localmax') return localMaxExcess(result.nll, [width, height, encoded.stack.count], cal.lambdaS);
-        if (aggregate === 'interior') return interiorSampleRaw(result.nll, encoded.stack, width, normalisedBackground(normalisationFor(cal.region)), nllReference(ctx));
+        if (aggregate === 'interior') return interiorSampleRaw(result.nll, encoded.stack, width, normalisedBackground(normalisationFor(cal.region)), nllRef!);
         return result.raw;
       };
-      const parts = LSR_SAMPLE_PARTS[scoring.sample];
       const raw = parts !== undefined ? combinedSampleRaw(parts.map((part) => [part, rawOf(part)]), cal) : rawOf(scoring.sample);
-      const score = applySampleCalibration(cal.sampleCalibration, raw);
+      const score = applySampleCalibration(sampleCalibration, raw);
       ctx.log(
         `lsr sample (${model.engine.name}, ${scoring.sample}): raw ${raw.toFixed(2)} → ${score.toFixed(4)}; preprocess ${formatSeconds(encoded.preprocessSeconds)}, ` +
           `encode ${formatSeconds(encoded.encodeSeconds)}, prior ${formatSeconds(result.priorSeconds)}`,

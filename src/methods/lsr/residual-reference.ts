@@ -7,6 +7,7 @@
  */
 import { referenceOnStack, standardisedMap, type ResidualReference } from '../../score/place-reference.js';
 import { readPlaceReference, writePlaceReference } from '../../score/place-reference-file.js';
+import { InputFileError } from '../../errors.js';
 import type { SliceStack } from '../../volume/slices.js';
 import { DEFAULT_RESIDUAL_REFERENCE_FLOOR, RESIDUAL_Z_SCALE, type LsrScoring } from './scoring.js';
 
@@ -34,12 +35,22 @@ export function readLsrResidualReference(weightsDir: string): LsrResidualReferen
   const stored = readPlaceReference(weightsDir, LSR_RESIDUAL_REFERENCE_NAME, LSR_RESIDUAL_REFERENCE_KIND);
   if (stored === null) return null;
   const { recipe, networks, files } = stored.config;
+  if (!isRecipe(recipe)) throw new InputFileError(stored.file, 'config.recipe must hold lambdaP, copies, k, weighting and smoothing (the maps the reference averages)');
   return {
     reference: stored.reference,
-    recipe: recipe as ResidualMapRecipe,
+    // λp = ∞ (no resampling) is null in JSON
+    recipe: { ...recipe, lambdaP: recipe.lambdaP ?? Infinity },
     networks: typeof networks === 'string' ? networks : '',
     files: Array.isArray(files) ? (files as string[]) : [],
   };
+}
+
+function isRecipe(x: unknown): x is ResidualMapRecipe {
+  const r = x as Partial<ResidualMapRecipe> | null;
+  return (
+    r !== null && typeof r === 'object' && (typeof r.lambdaP === 'number' || r.lambdaP === null) && typeof r.copies === 'number' && typeof r.k === 'number' &&
+    typeof r.weighting === 'string' && (r.smoothing === null || (typeof r.smoothing === 'object' && r.smoothing !== undefined))
+  );
 }
 
 export async function writeLsrResidualReference(weightsDir: string, record: LsrResidualReference): Promise<string> {

@@ -118,7 +118,7 @@ export function applyLsrSettings<T extends LsrScoringParameters>(base: T, settin
     }
     if (key === 'referenceFloor') {
       const floor = settingNumber(key, value, 0);
-      if (!(floor > 0)) throw new Error(`--set referenceFloor: expected a positive number, got "${value}"`);
+      if (!(floor > 0 && Number.isFinite(floor))) throw new Error(`--set referenceFloor: expected a positive finite number, got "${value}"`);
       scoring = { ...scoring, referenceFloor: floor };
       continue;
     }
