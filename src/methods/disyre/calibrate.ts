@@ -11,8 +11,8 @@ import type { Region } from '../../volume/normalise.js';
 import type { EngineChoice } from '../../inference/engine-choice.js';
 import { DISYRE_CALIBRATION_FORMAT, DISYRE_CALIBRATION_VERSION, disyreVolumeScores, loadDisyreModel, readDisyreReference, requireMapSource, type DisyreCalibration, type DisyreReferenceRecord } from './model.js';
 import { disyreRawSampleScore } from './score.js';
-import { ReferenceAccumulator, type ResidualReference } from '../../score/place-reference.js';
-import { asStored } from '../../score/place-reference-file.js';
+import type { ResidualReference } from '../../score/place-reference.js';
+import { buildPlaceReference } from '../../score/place-reference-build.js';
 import type { Volume } from '../../volume/volume.js';
 import type { DisyreScoring } from './settings.js';
 import { disposeParams } from '../../models/params.js';
@@ -56,20 +56,12 @@ export async function calibrateDisyre(opts: CalibrateDisyreOptions): Promise<Cal
   try {
     requireMapSource(model.net.cfg, opts.scoring, opts.weightsDir);
     if (opts.referenceFiles !== undefined && opts.referenceFiles.length > 0) {
-      let acc: ReferenceAccumulator | null = null;
-      const usedForReference: string[] = [];
-      for (const file of opts.referenceFiles) {
-        const volume = await readUsable(file, opts.log);
-        if (volume === null) continue;
+      const built = await buildPlaceReference(opts.referenceFiles, 'reference', opts.log, async (volume) => {
         const scores = await disyreVolumeScores(model, volume, { ...opts.scoring, map: 'residual' }, null);
-        acc ??= new ReferenceAccumulator(scores.stack.height, scores.stack.width);
-        acc.add(scores.stackMap, scores.stack);
-        usedForReference.push(file);
-        opts.log(`reference ${usedForReference.length}/${opts.referenceFiles.length}: ${file} (network ${scores.seconds.network.toFixed(1)} s)`);
-      }
-      if (acc === null) throw new InputFileError(opts.referenceFiles.join(', '), 'no usable normal volume for the residual reference');
-      reference = asStored(acc.result());
-      builtReference = { reference, scoring: opts.scoring, files: usedForReference };
+        return { map: scores.stackMap, stack: scores.stack, note: `network ${scores.seconds.network.toFixed(1)} s` };
+      });
+      reference = built.reference;
+      builtReference = { reference, scoring: opts.scoring, files: built.files };
     } else if (opts.scoring.reference) {
       reference = readDisyreReference(opts.weightsDir)?.reference ?? null;
     }

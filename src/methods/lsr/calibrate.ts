@@ -33,7 +33,7 @@ import {
 } from './model.js';
 import { LSR_SAMPLE_PARTS, needsNllReference, type LsrScoring } from './scoring.js';
 import { createLsrEngine, type EngineChoice, type LsrEngine } from './engine.js';
-import { describeNllThresholds, forEachUsableVolume, heldOutCodeNlls, heldOutPixelScale, nllProvenance, nllThresholds } from '../../score/held-out.js';
+import { describeNllThresholds, heldOutCodeNlls, heldOutPixelScale, nllProvenance, nllThresholds } from '../../score/held-out.js';
 import { chunkRunners } from '../../inference/method-runtime.js';
 import { disposeLsrNetworks, latentGeometry, loadLsrNetworks } from './networks.js';
 import { RESIDUAL_TEMPERATURE } from '../../score/pixel-score.js';
@@ -41,8 +41,8 @@ import { encodeVolume } from '../../score/sample-score.js';
 import { foregroundCodes, localMaxExcess } from '../../score/sample-aggregates.js';
 import { normalisedBackground } from '../../volume/preprocess.js';
 import { normalisationFor } from '../../volume/normalise.js';
-import { ReferenceAccumulator, type ResidualReference } from '../../score/place-reference.js';
-import { asStored } from '../../score/place-reference-file.js';
+import type { ResidualReference } from '../../score/place-reference.js';
+import { buildPlaceReference } from '../../score/place-reference-build.js';
 import { interiorSampleRaw, networksFingerprint, priorFingerprint, readLsrNllReference, type LsrNllReference } from './nll-reference.js';
 import { readLsrResidualReference, type LsrResidualReference } from './residual-reference.js';
 
@@ -110,16 +110,13 @@ export async function calibrateLsr(opts: CalibrateLsrOptions): Promise<LsrCalibr
     let builtReference: LsrNllReference | null = null;
     let reference: ResidualReference | null = null;
     if (opts.referenceFiles !== undefined && opts.referenceFiles.length > 0) {
-      const acc = new ReferenceAccumulator(codeRows, codeSide);
-      const used: string[] = [];
-      await forEachUsableVolume(opts.referenceFiles, opts.log, async (volume, file) => {
+      const built = await buildPlaceReference(opts.referenceFiles, 'NLL reference', opts.log, async (volume) => {
         const encoded = await encodeVolume(active, volume, opts.region, slices);
-        acc.add(await active.codeNlls(encoded.codes, encoded.stack.positions), { count: encoded.stack.count, height: codeRows, width: codeSide, positions: encoded.stack.positions });
-        used.push(file);
-        opts.log(`NLL reference ${used.length}/${opts.referenceFiles!.length}: ${file}`);
+        const map = await active.codeNlls(encoded.codes, encoded.stack.positions);
+        return { map, stack: { count: encoded.stack.count, height: codeRows, width: codeSide, positions: encoded.stack.positions } };
       });
-      reference = asStored(acc.result());
-      builtReference = { reference, prior: priorFingerprint(opts.weightsDir), files: used };
+      reference = built.reference;
+      builtReference = { reference, prior: priorFingerprint(opts.weightsDir), files: built.files };
     } else if (scoring !== undefined && needsNllReference(scoring.sample)) {
       reference = readLsrNllReference(opts.weightsDir)?.reference ?? null;
     }
@@ -166,27 +163,23 @@ export async function calibrateLsr(opts: CalibrateLsrOptions): Promise<LsrCalibr
     let builtResidualReference: LsrResidualReference | null = null;
     if (scoring?.reference && opts.referenceFiles !== undefined && opts.referenceFiles.length > 0) {
       // The residual reference: each reference normal restored as predict restores a case.
-      let acc: ReferenceAccumulator | null = null;
-      const used: string[] = [];
       try {
         const { run, chunks } = await runners.get();
-        await forEachUsableVolume(opts.referenceFiles, opts.log, async (volume, file, i) => {
+        const referenceFiles = opts.referenceFiles;
+        const built = await buildPlaceReference(referenceFiles, 'residual reference', opts.log, async (volume, i) => {
           const result = await pixelScoreStack(active, volume, { region: opts.region, slices, copies, k, lambdaP: t.lambdaP, seed: opts.seed + RESIDUAL_REFERENCE_SEED_OFFSET + i, chunks, ...chain }, run);
-          acc ??= new ReferenceAccumulator(result.encoded.stack.height, result.encoded.stack.width);
-          acc.add(result.smoothed, result.encoded.stack);
-          used.push(file);
-          opts.log(`residual reference ${used.length}/${opts.referenceFiles!.length}: ${file} restored in ${result.timings.restoreWall.toFixed(1)} s`);
+          return { map: result.smoothed, stack: result.encoded.stack, note: `restored in ${result.timings.restoreWall.toFixed(1)} s` };
         });
+        builtResidualReference = {
+          reference: built.reference,
+          recipe: { lambdaP: t.lambdaP, copies, k, weighting: scoring.weighting, smoothing: scoring.smoothing ?? null },
+          networks: networksFingerprint(opts.weightsDir),
+          files: built.files,
+        };
       } catch (err) {
         await runners.close();
         throw err;
       }
-      builtResidualReference = {
-        reference: asStored(acc!.result()),
-        recipe: { lambdaP: t.lambdaP, copies, k, weighting: scoring.weighting, smoothing: scoring.smoothing ?? null },
-        networks: networksFingerprint(opts.weightsDir),
-        files: used,
-      };
     }
     const scale = await heldOutPixelScale(kept, opts.region, opts.log, runners, async (volume, i, { run, chunks }) => {
       const result = await pixelScoreStack(active, volume, { region: opts.region, slices, copies, k, lambdaP: t.lambdaP, seed: opts.seed + i, chunks, ...chain }, run);
