@@ -149,8 +149,9 @@ export async function calibrateLsr(opts: CalibrateLsrOptions): Promise<LsrCalibr
     let sampleParts: Record<string, SampleCalibration> | undefined;
     let rawSample: number[];
     if (partNames !== undefined) {
-      sampleParts = Object.fromEntries(partNames.map((part) => [part, fitSampleCalibration(rawOf[part as keyof typeof rawOf]())]));
-      rawSample = perVolume.map((_, i) => combinedSampleRaw(partNames.map((part) => [part, rawOf[part as keyof typeof rawOf]()[i]!]), { sampleParts }));
+      const partRaws = partNames.map((part) => rawOf[part as keyof typeof rawOf]());
+      sampleParts = Object.fromEntries(partNames.map((part, j) => [part, fitSampleCalibration(partRaws[j]!)]));
+      rawSample = perVolume.map((_, i) => combinedSampleRaw(partNames.map((part, j) => [part, partRaws[j]![i]!]), { sampleParts }));
     } else {
       rawSample = rawOf[aggregate as keyof typeof rawOf]();
     }
