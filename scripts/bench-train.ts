@@ -5,10 +5,11 @@
  * 2 threads), measured in one run. A step is what the trainer does: forward, backward, gradient
  * value clip at 1, Adam.
  *
- *   npx tsc -p tsconfig.json && node dist/scripts/bench-train.js [--quick | --reference] [--steps N] [--no-torch]
+ *   npx tsc -p tsconfig.json && node dist/scripts/bench-train.js [--quick | --reference] [--steps N] [--no-torch | --torch-only]
  *
  * --quick: compact presets only; --reference: reference presets only. Prints a markdown table; medians of N steps (default 3) after one
- * warm-up step. Random inputs (throughput does not depend on the values).
+ * warm-up step. Random inputs (throughput does not depend on the values). --torch-only: PyTorch alone, one
+ * JSON line per network in `moodlsr bench train --json`'s fields (scripts/bench-train-engines.sh).
  */
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
@@ -30,6 +31,7 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const referenceOnly = args.includes('--reference');
 const withTorch = !args.includes('--no-torch');
+const torchOnly = args.includes('--torch-only');
 const stepsArg = args.indexOf('--steps');
 const steps = stepsArg >= 0 ? Number(args[stepsArg + 1]) : 3;
 
@@ -114,7 +116,23 @@ function timeTorch(list: Job[]): Map<string, number> {
   return out;
 }
 
+function torchJsonLines(): void {
+  const list = jobs();
+  const load0 = os.loadavg()[0]!;
+  const torch = timeTorch(list);
+  for (const job of list) {
+    const s = torch.get(job.name);
+    if (s === undefined) continue;
+    const net = job.model.kind === 'vqvae' ? 'vqvae' : 'prior';
+    const unit = job.model.kind === 'vqvae' ? 'slices' : 'maps';
+    process.stdout.write(
+      JSON.stringify({ net, engine: 'pytorch', preset: job.name.includes('compact') ? 'compact' : 'reference', batch: job.batch, steps, unit, seconds_per_step: s, items_per_second: job.batch / s, threads: 2, load_start: load0, load_end: os.loadavg()[0]! }) + '\n',
+    );
+  }
+}
+
 async function main(): Promise<void> {
+  if (torchOnly) return torchJsonLines();
   const info = await initEngine({ prefer: 'wasm' });
   if (info.backend !== 'wasm') throw new Error('this benchmark needs the wasm backend');
   const load0 = os.loadavg()[0]!;

@@ -9,6 +9,7 @@ import { convVjpOptions, registeredOperators } from '../src/onnx/autodiff/vjp.js
 import { emitConv, emitGroupNorm, emitUpsampleNearest2x, feature, type HostParams } from '../src/onnx/emit-blocks.js';
 import { conv, groupNorm } from '../src/models/blocks.js';
 import { upsampleNearest2x } from '../src/engine/upsample.js';
+import { backward } from '../src/onnx/autodiff/backward.js';
 import { checkGradients, lossGraph, randomInput, type FloatInput } from './helpers/onnx-grad.js';
 import type { GraphBuilder, Value } from '../src/onnx/graph.js';
 
@@ -59,6 +60,23 @@ describe('ONNX autodiff: per-operator gradients vs finite differences', () => {
       const e = g.expand(x.c!, g.ints([2, 4, 3, 3]));
       return { value: g.concat([g.reshape(strided, [2, 16]), g.reshape(r, [2, 40]), g.reshape(g.mul(e, x.a!), [2, 36])], 1), shape: [2, 92] };
     });
+  });
+
+  it('Slices of disjoint blocks of one value: their gradients are joined by one Concat, not summed as full-size pads', async () => {
+    // The prior's first causal convolution: per tap, a block of channels at a spatial offset; here with a gap in the channels.
+    const inputs = { a: inp([2, 3, 4, 9], 'blocks') };
+    const build: Build = (g, x) => {
+      const tap = (ky: number, kx: number, c: number) => g.slice(x.a!, [ky, kx, c], [ky + 2, kx + 3, c + 2], [1, 2, 3]);
+      return { value: g.add(g.add(tap(0, 0, 0), tap(1, 1, 2)), g.mul(tap(0, 1, 6), tap(1, 0, 4))), shape: [2, 2, 3, 2] };
+    };
+    await expectFd(inputs, build);
+    const { model } = backward(lossGraph(inputs, build), 'loss', ['a'], { inputShapes: { a: inputs.a.shape } });
+    const ops = model.graph.nodes.map((n) => `${n.opType}:${n.name}`);
+    expect(ops.filter((o) => o.startsWith('Concat:grad/join'))).toHaveLength(1);
+    expect(ops.filter((o) => o.startsWith('Sum:'))).toHaveLength(0);
+    // the four full-size pads are gone (pruned), only pads of the blocks' other axes remain
+    const padShapes = model.graph.nodes.filter((n) => n.opType === 'Pad').length;
+    expect(padShapes).toBe(4);
   });
 
   it('MatMul (batched, broadcast), Softmax, LogSoftmax, ReduceSum, ReduceMean', async () => {

@@ -154,6 +154,11 @@ class GraphInterpreter:
             if not given and at.get('noop_with_empty_axes', 0):
                 return x[0]
             return x[0].sum(dim=reduce_axes(x[0], given), keepdim=bool(at.get('keepdims', 1)))
+        if op == 'ReduceLogSumExp':
+            axes = reduce_axes(x[0], list(at.get('axes', [])))
+            return torch.logsumexp(x[0], dim=axes, keepdim=bool(at.get('keepdims', 1)))
+        if op == 'Equal':
+            return x[0] == x[1]
         if op == 'Softmax':
             return torch.softmax(x[0], dim=at.get('axis', -1))
         if op == 'LogSoftmax':

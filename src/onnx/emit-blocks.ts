@@ -343,6 +343,20 @@ export type PriorOutput = 'logits' | 'nll';
  * src/models/blocks.ts nllFromLogits: −Σ_k log softmax · oneHot over the last (contiguous) axis of logits
  * [B, h, w, K] against code maps [B, h, w] int32 → [B, h, w]. Shared by every prior over code maps.
  */
+/**
+ * The same NLL from NCHW logits [B, K, h, w]: logsumexp over the code axis minus the code's logit. Training
+ * graphs use it: no [B, K, h, w] log-softmax is materialised (ONNX Runtime moves the NHWC transpose behind a
+ * log-softmax, which then runs over a non-contiguous axis), and the one-hot comes from one broadcast Equal.
+ */
+export function emitNllFromLogitsNchw(g: GraphBuilder, logits: Feature, codes: Value): Value {
+  const k = logits.channels;
+  const codeRange = g.initializer('code_range', [1, k, 1, 1], Int32Array.from({ length: k }, (_, i) => i));
+  const oneHot = g.node('Cast', [g.node('Equal', [g.reshape(codes, [-1, 1, logits.height, logits.width]), codeRange])], { to: 1 });
+  const lse = g.node('ReduceLogSumExp', [logits.value], { axes: [1], keepdims: 0 });
+  const logits_ = logits.value;
+  return g.sub(lse, g.reduceSum(g.mul(logits_, oneHot), [1], false));
+}
+
 export function emitNllFromLogits(g: GraphBuilder, logits: Value, codes: Value, k: number): Value {
   const identity = new Float32Array(k * k);
   for (let i = 0; i < k; i++) identity[i * k + i] = 1;

@@ -11,6 +11,7 @@ import { DataType } from '../../onnx/onnx-proto.js';
 import { GraphBuilder, type Value } from '../../onnx/graph.js';
 import {
   emitNllFromLogits,
+  emitNllFromLogitsNchw,
   type PriorOutput,
   emitAdd,
   emitBatchBroadcast,
@@ -102,7 +103,12 @@ function emitCausalAttention(g: GraphBuilder, params: HostParams, prefix: string
 
 
 /** `dropout`: training graphs' channel dropout after each gated block's hidden ELU (as pixelsnail.ts). */
-export function emitPixelSnail(params: HostParams, cfg: PixelSnailConfig, output: PriorOutput, dropout?: DropoutHook): GraphBuilder {
+/**
+ * `nllForm`: 'logsumexp' (training graphs) computes the NLL from the NCHW logits without a log-softmax
+ * (./emit-blocks.ts emitNllFromLogitsNchw); the default keeps the log-softmax form the scoring graphs were
+ * calibrated with.
+ */
+export function emitPixelSnail(params: HostParams, cfg: PixelSnailConfig, output: PriorOutput, dropout?: DropoutHook, nllForm: 'logsoftmax' | 'logsumexp' = 'logsoftmax'): GraphBuilder {
   const g = new GraphBuilder(`pixelsnail_${output}`);
   const { height: h, width: w, codebookSize: k } = cfg;
   const codes = g.input('codes', DataType.INT32, ['batch', h, w]);
@@ -124,7 +130,12 @@ export function emitPixelSnail(params: HostParams, cfg: PixelSnailConfig, output
       l = emitGatedCausal(g, params, `block${b}.out`, 'pointwise', l, posColumn, cfg, attended, dropout);
     }
   }
-  const logits = g.transpose(emitConv(g, params, 'out', emitElu(g, l)).value, [0, 2, 3, 1]);
+  const logitsNchw = emitConv(g, params, 'out', emitElu(g, l));
+  if (output === 'nll' && nllForm === 'logsumexp') {
+    g.output(emitNllFromLogitsNchw(g, logitsNchw, codes), 'nll', DataType.FLOAT, ['batch', h, w]);
+    return g;
+  }
+  const logits = g.transpose(logitsNchw.value, [0, 2, 3, 1]);
   if (output === 'logits') {
     g.output(logits, 'logits', DataType.FLOAT, ['batch', h, w, k]);
   } else {

@@ -11,7 +11,7 @@ import { dropoutInputs, type DropoutSite, type TrainingGraph } from '../../train
 
 export function emitPriorTraining(params: HostParams, cfg: PixelSnailConfig, opts: { dropout: boolean }): TrainingGraph {
   const sites: DropoutSite[] = [];
-  const g = emitPixelSnail(params, cfg, 'nll', opts.dropout && cfg.dropout > 0 ? dropoutInputs(sites, 'enc') : undefined);
+  const g = emitPixelSnail(params, cfg, 'nll', opts.dropout && cfg.dropout > 0 ? dropoutInputs(sites, 'enc') : undefined, 'logsumexp');
   g.output(g.node('ReduceMean', ['nll'], { keepdims: 0 }), 'loss', DataType.FLOAT, []);
   return { model: g.build({ producerVersion: 'train' }), dropout: sites };
 }

@@ -9,7 +9,7 @@
  */
 import { DataType, type OnnxModel } from '../onnx-proto.js';
 import type { GraphBuilder, Value } from '../graph.js';
-import { GraphEditor } from './editor.js';
+import { attr, GraphEditor } from './editor.js';
 import { inferShapes, type Shape, type ShapeInfo } from './shapes.js';
 import { NON_DIFFERENTIABLE, vjpOf } from './vjp.js';
 
@@ -66,7 +66,10 @@ export function backward(model: OnnxModel, loss: string, params: readonly string
   const gradOf = (v: string): string | undefined => {
     const parts = grads.get(v);
     if (parts === undefined) return undefined;
-    if (parts.length > 1) grads.set(v, [e.node('Sum', parts, {}, 'grad/accumulate')]);
+    if (parts.length > 1) {
+      const joined = joinPaddedParts(e, parts, info.shapes.get(v)!);
+      grads.set(v, [joined.length > 1 ? e.node('Sum', joined, {}, 'grad/accumulate') : joined[0]!]);
+    }
     return grads.get(v)![0];
   };
   const seed = e.node('Expand', [e.scalar(1), e.ints([...lossShape])], {}, 'grad/seed');
@@ -102,6 +105,41 @@ export function backward(model: OnnxModel, loss: string, params: readonly string
     gradients.set(p, name);
   }
   return { model: e.build(), gradients, info };
+}
+
+/**
+ * Gradient parts that are pads of disjoint blocks of one value (the VJPs of Slices that split it,
+ * e.g. the taps of a convolution folded into an embedding table) joined by one Concat along the
+ * axis where the blocks do not overlap, each padded only along the other axes: two passes over the
+ * value instead of a full-size Pad per part and a Sum over all of them. Other parts are returned as
+ * they are, for the caller to sum.
+ */
+export function joinPaddedParts(e: GraphEditor, parts: readonly string[], shape: Shape): string[] {
+  const padded = parts.filter((p) => e.paddedGradients.has(p));
+  if (padded.length < 2) return [...parts];
+  const rank = shape.length;
+  const blocks = padded.map((p) => {
+    const { inner, pads } = e.paddedGradients.get(p)!;
+    return { inner, pads, range: (axis: number): [number, number] => [pads[axis]!, shape[axis]! - pads[axis + rank]!] };
+  });
+  for (let axis = 0; axis < rank; axis++) {
+    const sorted = [...blocks].sort((a, b) => a.range(axis)[0] - b.range(axis)[0]);
+    if (!sorted.every((b, i) => i === 0 || sorted[i - 1]!.range(axis)[1] <= b.range(axis)[0])) continue;
+    const pieces: string[] = [];
+    let cursor = 0;
+    const gap = (length: number) => e.zeros(shape.map((d, i) => (i === axis ? length : d)));
+    for (const b of sorted) {
+      const [start, end] = b.range(axis);
+      if (start > cursor) pieces.push(gap(start - cursor));
+      const others = b.pads.map((p, i) => (i % rank === axis ? 0 : p));
+      pieces.push(others.some((p) => p !== 0) ? e.node('Pad', [b.inner, e.ints(others)], { mode: { kind: 'string', value: 'constant' } }) : b.inner);
+      cursor = end;
+    }
+    if (cursor < shape[axis]!) pieces.push(gap(shape[axis]! - cursor));
+    const joined = e.node('Concat', pieces, { axis: attr.int(axis) }, 'grad/join');
+    return [joined, ...parts.filter((p) => !e.paddedGradients.has(p))];
+  }
+  return [...parts];
 }
 
 /** The same model with the named float initializers turned into graph inputs (their values are fed per run). */

@@ -61,6 +61,11 @@ export class GraphEditor {
   readonly initializers: OnnxTensor[];
   readonly inputs: OnnxValueInfo[];
   readonly outputs: OnnxValueInfo[];
+  /**
+   * Gradients that are a constant Pad of a smaller value (the VJP of Slice), by the Pad's output:
+   * ./backward.ts joins several such parts of one value with a Concat instead of summing full-size pads.
+   */
+  readonly paddedGradients = new Map<string, { inner: string; pads: readonly number[] }>();
   private readonly used = new Set<string>();
   private readonly constants = new Map<string, string>();
 
@@ -133,10 +138,20 @@ export class GraphEditor {
     this.outputs.push(info);
   }
 
+  /** The model, without nodes none of whose outputs is used (e.g. pads a joined gradient replaced). */
   build(): OnnxModel {
+    const needed = new Set<string>(this.outputs.map((o) => o.name));
+    const kept: OnnxNode[] = [];
+    for (let k = this.nodes.length - 1; k >= 0; k--) {
+      const n = this.nodes[k]!;
+      if (!n.outputs.some((o) => needed.has(o))) continue;
+      kept.push(n);
+      for (const i of n.inputs) needed.add(i);
+    }
+    kept.reverse();
     return {
       ...this.model,
-      graph: { name: this.model.graph.name, nodes: this.nodes, initializers: this.initializers, inputs: this.inputs, outputs: this.outputs },
+      graph: { name: this.model.graph.name, nodes: kept, initializers: this.initializers.filter((t) => needed.has(t.name)), inputs: this.inputs, outputs: this.outputs },
     };
   }
 }

@@ -254,6 +254,7 @@ function inferNode(node: OnnxNode, info: ShapeInfo): void {
       return;
     }
     case 'ReduceSum':
+    case 'ReduceLogSumExp':
     case 'ReduceMean':
     case 'ReduceMax': {
       const src = inShape(0);

@@ -283,7 +283,11 @@ registerVjp('Slice', (ctx) => {
   if (cut.length > 0) {
     g = e.node('Slice', [g, e.ints(cut.map(() => 0)), e.ints(cut.map((c) => c.keep)), e.ints(cut.map((c) => c.axis))]);
   }
-  if (pads.some((p) => p !== 0)) g = e.node('Pad', [g, e.ints(pads)], { mode: { kind: 'string', value: 'constant' } });
+  if (pads.some((p) => p !== 0)) {
+    const inner = g;
+    g = e.node('Pad', [inner, e.ints(pads)], { mode: { kind: 'string', value: 'constant' } });
+    e.paddedGradients.set(g, { inner, pads });
+  }
   return [g];
 });
 registerVjp('DepthToSpace', (ctx) => {
@@ -330,6 +334,16 @@ function reduction(scaled: boolean): Vjp {
   };
 }
 registerVjp('ReduceSum', reduction(false));
+/** y = log Σ exp(x) over the axes: dx = dy · exp(x − y) (the softmax over those axes). */
+registerVjp('ReduceLogSumExp', (ctx) => {
+  const e = ctx.e;
+  const x = shapeOf(ctx, ctx.node.inputs[0]!);
+  const axes = reductionAxes(ctx.node, ctx.info);
+  const kept = e.ints(x.map((d, i) => (axes.includes(i) ? 1 : d)));
+  const y = e.node('Reshape', [ctx.node.outputs[0]!, kept]);
+  const softmax = e.node('Exp', [sub(e, ctx.node.inputs[0]!, y)]);
+  return [mul(e, softmax, e.node('Reshape', [dy0(ctx), kept])), undefined];
+});
 registerVjp('ReduceMean', reduction(true));
 
 function swapLast(e: GraphEditor, v: string, rank: number): string {

@@ -1,0 +1,113 @@
+/**
+ * Where a training step's time goes on ONNX Runtime: builds one network's gradient graph as the
+ * trainer does (../src/train/onnx-runner.ts), runs it with ONNX Runtime's profiler on random inputs
+ * of the compact brain preset, and prints the kernel time per operator type and the slowest nodes
+ * (median over the profiled steps, the first run excluded).
+ *   npx tsc -p tsconfig.json && node dist/scripts/profile-train.js --net vqvae|prior [--steps 4] [--threads 1] [--top 25] [--save-optimized FILE.onnx]
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { backward } from '../src/onnx/autodiff/backward.js';
+import type { Shape } from '../src/onnx/autodiff/shapes.js';
+import { bindingValues } from '../src/onnx/autodiff/trainable.js';
+import { encodeModel } from '../src/onnx/onnx-proto.js';
+import { requireOnnxRuntime, type OrtTensor } from '../src/onnx/runtime.js';
+import { benchModel, randomTrainBatch, type BenchNet } from '../src/train/bench-train.js';
+import { flattenParams, initModel, paramLayout } from '../src/train/loop-worker.js';
+import { disposeParams } from '../src/models/params.js';
+import { dropoutMasks } from '../src/train/onnx-dropout.js';
+import { onnxNetFor } from '../src/train/onnx-nets.js';
+
+interface ProfileEvent {
+  cat: string;
+  name: string;
+  dur: number;
+  args?: { op_name?: string; input_type_shape?: Record<string, number[]>[]; output_type_shape?: Record<string, number[]>[] };
+}
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1]! : fallback;
+}
+
+async function main(): Promise<void> {
+  const net = arg('net', 'vqvae') as BenchNet;
+  const steps = Number(arg('steps', '4'));
+  const threads = Number(arg('threads', '1'));
+  const top = Number(arg('top', '25'));
+  const ort = await requireOnnxRuntime();
+  const { model, batch: count } = benchModel(net, 'compact');
+  const onnx = onnxNetFor(model);
+  const layout = paramLayout(model);
+  const params = initModel(model, 1);
+  const weights = flattenParams(params, layout);
+  disposeParams(params);
+  const batch = randomTrainBatch(model, count);
+  const data = onnx.feeds(ort, batch);
+  const extra = onnx.trainFeeds?.(ort, batch, 1) ?? { feeds: {}, shapes: {} };
+  const inputShapes: Record<string, Shape> = { ...data.shapes, ...extra.shapes };
+  for (const site of onnx.train.dropout) inputShapes[site.input] = [count, ...site.shape];
+  const { model: withGrads } = backward(onnx.train.model, 'loss', onnx.train.bindings.map((b) => b.input), { inputShapes });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'moodlsr-profile-'));
+  const session = await ort.InferenceSession.create(encodeModel(withGrads), {
+    executionProviders: ['cpu'],
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    enableProfiling: true,
+    profileFilePrefix: path.join(dir, 'step'),
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
+    ...(arg('save-optimized', '') !== '' ? { optimizedModelFilePath: arg('save-optimized', '') } : {}),
+  });
+  const feeds: Record<string, OrtTensor> = { ...data.feeds, ...extra.feeds };
+  for (const b of onnx.train.bindings) feeds[b.input] = new ort.Tensor('float32', bindingValues(b, weights), [...b.dims]);
+  const masks = dropoutMasks(onnx.train.dropout, count, onnx.dropoutRate, 1);
+  for (const site of onnx.train.dropout) feeds[site.input] = new ort.Tensor('float32', masks.get(site.input)!, [count, ...site.shape]);
+  const wall: number[] = [];
+  for (let i = 0; i <= steps; i++) {
+    const t0 = performance.now();
+    await session.run(feeds);
+    wall.push(performance.now() - t0);
+  }
+  session.endProfiling();
+  await session.release();
+  const written = fs.readdirSync(dir).filter((f) => f.endsWith('.json'));
+  if (written.length !== 1) throw new Error(`profile-train: expected one profile in ${dir}, found ${written.length}`);
+  const events = JSON.parse(fs.readFileSync(path.join(dir, written[0]!), 'utf8')) as ProfileEvent[];
+  const runs = events.filter((ev) => ev.cat === 'Session' && ev.name === 'model_run');
+  const kernels = events.filter((ev) => ev.cat === 'Node' && ev.name.endsWith('_kernel_time'));
+  const perRun = kernels.length / runs.length;
+  const measured = kernels.slice(perRun); // drop the first run
+  const byOp = new Map<string, number>();
+  const byNode = new Map<string, { op: string; us: number; shapes: string }>();
+  for (const ev of measured) {
+    const op = ev.args?.op_name ?? '?';
+    byOp.set(op, (byOp.get(op) ?? 0) + ev.dur / steps);
+    const node = ev.name.replace(/_kernel_time$/, '');
+    const dims = (list: Record<string, number[]>[] | undefined) => (list ?? []).map((t) => `[${Object.values(t)[0]?.join('×') ?? ''}]`).join(' ');
+    const cur = byNode.get(node) ?? { op, us: 0, shapes: `${dims(ev.args?.input_type_shape)} → ${dims(ev.args?.output_type_shape)}` };
+    cur.us += ev.dur / steps;
+    byNode.set(node, cur);
+  }
+  const total = [...byOp.values()].reduce((a, b) => a + b, 0);
+  const phase = new Map<string, number>();
+  for (const [node, { op, us }] of byNode) {
+    const key = `${node.startsWith('grad/') ? 'backward' : 'forward '} ${op}`;
+    phase.set(key, (phase.get(key) ?? 0) + us);
+  }
+  const sortedWall = wall.slice(1).sort((a, b) => a - b);
+  console.log(`${net} batch ${count}, ${threads} thread(s), ${perRun} kernels per run; wall median ${sortedWall[Math.floor(sortedWall.length / 2)]!.toFixed(0)} ms, kernels ${(total / 1000).toFixed(0)} ms, load ${os.loadavg()[0]!.toFixed(2)}`);
+  for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1])) console.log(`  ${op.padEnd(24)} ${(us / 1000).toFixed(1).padStart(8)} ms ${((100 * us) / total).toFixed(1).padStart(5)} %`);
+  console.log('by phase (backward = nodes the autodiff appended):');
+  for (const [key, us] of [...phase].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${key.padEnd(34)} ${(us / 1000).toFixed(1).padStart(8)} ms`);
+  console.log('slowest nodes:');
+  for (const [node, { op, us, shapes }] of [...byNode].sort((a, b) => b[1].us - a[1].us).slice(0, top)) console.log(`  ${(us / 1000).toFixed(1).padStart(8)} ms  ${op.padEnd(20)} ${node}  ${shapes}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
