@@ -24,14 +24,16 @@ import { decodeDistinct } from '../src/score/decode-distinct.js';
 import { latentGeometry } from '../src/methods/lsr/networks.js';
 import { restoreCodes } from '../src/score/restoration.js';
 import { changedPixels, restorationWeights, weightedResidualMap, type WeightingRule } from '../src/score/residual-weights.js';
-import { smoothStack, type VoxelSmoothing } from '../src/score/smoothing.js';
+import { smoothStack, stackKernel, type VoxelSmoothing } from '../src/score/smoothing.js';
 import { scaleIntoUnit } from '../src/score/pixel-score.js';
 import { foregroundCodes, interiorCodes, interiorLocalMaxExcess, localMaxExcess, selected, topFractionMean } from '../src/score/sample-aggregates.js';
 import { quantileOfSorted } from '../src/score/held-out.js';
 import { stackToVolume } from '../src/volume/resample.js';
 import { bodyMask, applyMask } from '../src/volume/body-mask.js';
 import { RESIDUAL_REFERENCE_MODES, relativeResidual, residualReference } from '../src/score/normal-residual.js';
-import type { Kernel3 } from '../src/volume/pool3d.js';
+import { avgPool3d, type Kernel3 } from '../src/volume/pool3d.js';
+import { readLsrResidualReference, standardisedResidual } from '../src/methods/lsr/residual-reference.js';
+import { readLsrNllReference } from '../src/methods/lsr/nll-reference.js';
 import { ReferenceAccumulator, referenceOnStack, standardisedMap, type ResidualReference } from '../src/score/place-reference.js';
 import type { LsrCalibration } from '../src/methods/lsr/model.js';
 import { ScoreHistogram } from '../eval/metrics/index.js';
@@ -64,6 +66,29 @@ const REFERENCE_FLOOR = 0.05;
 /** σ floors of the `+z` standardisation (residual units), and its squash scale (DISYRE's). */
 const PLACE_FLOORS = [0.02, 0.05, 0.1];
 const PLACE_Z_SCALE = 10;
+/**
+ * `--product-gate`: the product's pixel map (the weights' own residual reference, floor 0.02) times a gate
+ * from the code NLL's excess over the weights' NLL reference, g = 1 − exp(−max(0, excess) / T) per code,
+ * upsampled to the stack and averaged with the paper's kernel: map × (f + (1 − f) · g).
+ */
+const GATE_SCALES = [0.5, 1, 2];
+const GATE_FLOORS = [0.05, 0.25];
+
+/** The code-level gate per stack pixel (nearest upsampling, then the paper's averaging kernel). */
+function codeGateStack(excess: Float32Array, codeSide: number, count: number, size: number, scale: number, every: number): Float32Array {
+  const block = size / codeSide;
+  const out = new Float32Array(count * size * size);
+  for (let s = 0; s < count; s++) {
+    for (let y = 0; y < size; y++) {
+      const cy = Math.floor(y / block);
+      for (let x = 0; x < size; x++) {
+        const e = excess[(s * codeSide + cy) * codeSide + Math.floor(x / block)]!;
+        out[(s * size + y) * size + x] = e > 0 ? 1 - Math.exp(-e / scale) : 0;
+      }
+    }
+  }
+  return avgPool3d(out, [size, size, count], stackKernel(SMOOTHINGS.paper!.avg, every));
+}
 
 interface HeldOut {
   readonly quantiles: { fg: Float32Array; all: Float32Array };
@@ -274,6 +299,12 @@ async function main(): Promise<void> {
   const placeDir = option('place-reference-data', '');
   const placeReference = sampleOnly || !placeDir ? undefined : await placeResidualReferences(engine, placeDir, every, lambdaP, cal, runSeed);
 
+  const productGate = process.argv.includes('--product-gate');
+  const productRefs = productGate
+    ? { residual: readLsrResidualReference(weights)?.reference, nll: readLsrNllReference(weights)?.reference }
+    : undefined;
+  if (productGate && (productRefs?.residual === undefined || productRefs.nll === undefined)) throw new Error(`--product-gate needs ${weights}/lsr-residual-reference and lsr-nll-reference`);
+
   const manifest = JSON.parse(await readFile(join(setDir, 'manifest.json'), 'utf8')) as ToySetManifest;
   const groups = caseGroupsOf(manifest);
   let names = (await readdir(join(setDir, TOY_DIRS.image))).filter(isNiftiFileName).sort();
@@ -382,6 +413,28 @@ async function main(): Promise<void> {
     const t1 = t0 + r.restoreSeconds * 1000;
     const t2 = performance.now();
     const mask = bodyMask(volume.data, volume.shape);
+    if (productRefs !== undefined) {
+      const raw = r.maps.get('softmax')!;
+      const smoothed = smoothStack(raw, stack.count, size, size, SMOOTHINGS.paper!, every);
+      const toVolume = (data: Float32Array) => {
+        const v = stackToVolume({ data, count: stack.count, height: size, width: size, zs: stack.zs }, volume.shape);
+        applyMask(v, mask);
+        return v;
+      };
+      const band = standardisedResidual(smoothed, stack, productRefs.residual!, cal.pixelScale, 0.02);
+      addPixel('product', new ScoreHistogram().add(toVolume(band), labels));
+      const refMean = referenceOnStack(productRefs.nll!, { count: stack.count, height: codeSide, width: codeSide, positions: stack.positions }).mean;
+      const excess = Float32Array.from(nll, (v, i) => v - refMean[i]!);
+      for (const scale of GATE_SCALES) {
+        const gate = codeGateStack(excess, codeSide, stack.count, size, scale, every);
+        addPixel(`gate${scale}`, new ScoreHistogram().add(toVolume(Float32Array.from(gate, (g) => 0.999 * g)), labels));
+        for (const floor of GATE_FLOORS) {
+          addPixel(`product×gate${scale}f${floor}`, new ScoreHistogram().add(toVolume(Float32Array.from(band, (b, i) => b * (floor + (1 - floor) * gate[i]!))), labels));
+        }
+      }
+      process.stderr.write(`${n + 1}/${names.length} ${name} (${group.kind}): restore ${r.restoreSeconds.toFixed(1)} s (product gate variants)\n`);
+      continue;
+    }
     for (const [rule, raw] of r.maps) {
       const references: [string, Float32Array][] = [['', raw]];
       const normal = normalReference?.get(rule);
