@@ -15,6 +15,7 @@ import type { Pad4 } from '../models/blocks.js';
 import { groupsFor } from '../models/blocks.js';
 import type { ParamMap } from '../models/params.js';
 import { GraphBuilder, type Value } from './graph.js';
+import { DataType } from './onnx-proto.js';
 
 /** Host copies of a model's parameters, by name. */
 export type HostParams = ReadonlyMap<string, HostTensor>;
@@ -351,10 +352,9 @@ export type PriorOutput = 'logits' | 'nll';
 export function emitNllFromLogitsNchw(g: GraphBuilder, logits: Feature, codes: Value): Value {
   const k = logits.channels;
   const codeRange = g.initializer('code_range', [1, k, 1, 1], Int32Array.from({ length: k }, (_, i) => i));
-  const oneHot = g.node('Cast', [g.node('Equal', [g.reshape(codes, [-1, 1, logits.height, logits.width]), codeRange])], { to: 1 });
+  const oneHot = g.node('Cast', [g.node('Equal', [g.reshape(codes, [-1, 1, logits.height, logits.width]), codeRange])], { to: DataType.FLOAT });
   const lse = g.node('ReduceLogSumExp', [logits.value], { axes: [1], keepdims: 0 });
-  const logits_ = logits.value;
-  return g.sub(lse, g.reduceSum(g.mul(logits_, oneHot), [1], false));
+  return g.sub(lse, g.reduceSum(g.mul(logits.value, oneHot), [1], false));
 }
 
 export function emitNllFromLogits(g: GraphBuilder, logits: Value, codes: Value, k: number): Value {
