@@ -34,6 +34,7 @@ import { RESIDUAL_REFERENCE_MODES, relativeResidual, residualReference } from '.
 import { avgPool3d, type Kernel3 } from '../src/volume/pool3d.js';
 import { readLsrResidualReference, standardisedResidual } from '../src/methods/lsr/residual-reference.js';
 import { readLsrNllReference } from '../src/methods/lsr/nll-reference.js';
+import { DEFAULT_RESIDUAL_REFERENCE_FLOOR } from '../src/methods/lsr/scoring.js';
 import { ReferenceAccumulator, referenceOnStack, standardisedMap, type ResidualReference } from '../src/score/place-reference.js';
 import type { LsrCalibration } from '../src/methods/lsr/model.js';
 import { ScoreHistogram } from '../eval/metrics/index.js';
@@ -67,7 +68,7 @@ const REFERENCE_FLOOR = 0.05;
 const PLACE_FLOORS = [0.02, 0.05, 0.1];
 const PLACE_Z_SCALE = 10;
 /**
- * `--product-gate`: the product's pixel map (the weights' own residual reference, floor 0.02) times a gate
+ * `--product-gate`: the product's pixel map (the weights' own residual reference, the default σ floor) times a gate
  * from the code NLL's excess over the weights' NLL reference, g = 1 − exp(−max(0, excess) / T) per code,
  * upsampled to the stack and averaged with the paper's kernel: map × (f + (1 − f) · g).
  */
@@ -294,12 +295,13 @@ async function main(): Promise<void> {
   const referenceDir = option('reference-data', '');
   const positionRef = referenceDir ? await heldOutStatistics(engine, referenceDir, every) : held;
   process.stderr.write(`position reference: ${referenceDir || 'held-out'} (${positionRef.volumes} volumes)\n`);
-  const normalReference = sampleOnly || process.argv.includes('--no-reference') ? undefined : await normalResidualReferences(engine, option('held-out', 'data/pop-brain-holdout'), every, lambdaP, cal, runSeed);
+  // --product-gate scores only the product's map with the weights' own references: no other reference is built.
+  const productGate = process.argv.includes('--product-gate');
+  const normalReference = sampleOnly || productGate || process.argv.includes('--no-reference') ? undefined : await normalResidualReferences(engine, option('held-out', 'data/pop-brain-holdout'), every, lambdaP, cal, runSeed);
   // The residual's per-place reference over other normals (the `+z` variant), when given.
   const placeDir = option('place-reference-data', '');
-  const placeReference = sampleOnly || !placeDir ? undefined : await placeResidualReferences(engine, placeDir, every, lambdaP, cal, runSeed);
+  const placeReference = sampleOnly || productGate || !placeDir ? undefined : await placeResidualReferences(engine, placeDir, every, lambdaP, cal, runSeed);
 
-  const productGate = process.argv.includes('--product-gate');
   const productRefs = productGate
     ? { residual: readLsrResidualReference(weights)?.reference, nll: readLsrNllReference(weights)?.reference }
     : undefined;
@@ -421,7 +423,7 @@ async function main(): Promise<void> {
         applyMask(v, mask);
         return v;
       };
-      const band = standardisedResidual(smoothed, stack, productRefs.residual!, cal.pixelScale, 0.02);
+      const band = standardisedResidual(smoothed, stack, productRefs.residual!, cal.pixelScale, DEFAULT_RESIDUAL_REFERENCE_FLOOR);
       addPixel('product', new ScoreHistogram().add(toVolume(band), labels));
       const refMean = referenceOnStack(productRefs.nll!, { count: stack.count, height: codeSide, width: codeSide, positions: stack.positions }).mean;
       const excess = Float32Array.from(nll, (v, i) => v - refMean[i]!);

@@ -23,6 +23,7 @@ import { flattenParams, initModel, paramLayout, type ModelSpec, type TrainBatch 
 
 interface Job {
   name: string;
+  preset: 'compact' | 'reference';
   model: ModelSpec;
   batch: number;
 }
@@ -39,11 +40,11 @@ function jobs(): Job[] {
   const list: Job[] = [];
   const vq = (preset: 'compact' | 'reference', batch: number): void => {
     const config: VqvaeConfig = vqvaePreset(preset, 'brain');
-    list.push({ name: `VQ-VAE ${preset} brain (${config.inputSize}²)`, model: { kind: 'vqvae', config }, batch });
+    list.push({ name: `VQ-VAE ${preset} brain (${config.inputSize}²)`, preset, model: { kind: 'vqvae', config }, batch });
   };
   const prior = (preset: 'compact' | 'reference', batch: number): void => {
     const config: PixelSnailConfig = pixelsnailPreset(preset, 'brain');
-    list.push({ name: `PixelSNAIL ${preset} brain (${config.height}×${config.width})`, model: { kind: 'pixelsnail', config }, batch });
+    list.push({ name: `PixelSNAIL ${preset} brain (${config.height}×${config.width})`, preset, model: { kind: 'pixelsnail', config }, batch });
   };
   if (!referenceOnly) {
     vq('compact', 8);
@@ -126,7 +127,7 @@ function torchJsonLines(): void {
     const net = job.model.kind === 'vqvae' ? 'vqvae' : 'prior';
     const unit = job.model.kind === 'vqvae' ? 'slices' : 'maps';
     process.stdout.write(
-      JSON.stringify({ net, engine: 'pytorch', preset: job.name.includes('compact') ? 'compact' : 'reference', batch: job.batch, steps, unit, seconds_per_step: s, items_per_second: job.batch / s, threads: 2, load_start: load0, load_end: os.loadavg()[0]! }) + '\n',
+      JSON.stringify({ net, engine: 'pytorch', preset: job.preset, batch: job.batch, steps, unit, seconds_per_step: s, items_per_second: job.batch / s, threads: 2, load_start: load0, load_end: os.loadavg()[0]! }) + '\n',
     );
   }
 }

@@ -341,10 +341,6 @@ export function emitConvGlu(g: GraphBuilder, params: HostParams, prefix: string,
 export type PriorOutput = 'logits' | 'nll';
 
 /**
- * src/models/blocks.ts nllFromLogits: −Σ_k log softmax · oneHot over the last (contiguous) axis of logits
- * [B, h, w, K] against code maps [B, h, w] int32 → [B, h, w]. Shared by every prior over code maps.
- */
-/**
  * The same NLL from NCHW logits [B, K, h, w]: logsumexp over the code axis minus the code's logit. Training
  * graphs use it: no [B, K, h, w] log-softmax is materialised (ONNX Runtime moves the NHWC transpose behind a
  * log-softmax, which then runs over a non-contiguous axis), and the one-hot comes from one broadcast Equal.
@@ -357,6 +353,10 @@ export function emitNllFromLogitsNchw(g: GraphBuilder, logits: Feature, codes: V
   return g.sub(lse, g.reduceSum(g.mul(logits.value, oneHot), [1], false));
 }
 
+/**
+ * src/models/blocks.ts nllFromLogits: −Σ_k log softmax · oneHot over the last (contiguous) axis of logits
+ * [B, h, w, K] against code maps [B, h, w] int32 → [B, h, w]. Shared by every prior over code maps.
+ */
 export function emitNllFromLogits(g: GraphBuilder, logits: Value, codes: Value, k: number): Value {
   const identity = new Float32Array(k * k);
   for (let i = 0; i < k; i++) identity[i * k + i] = 1;

@@ -102,11 +102,11 @@ function emitCausalAttention(g: GraphBuilder, params: HostParams, prefix: string
 }
 
 
-/** `dropout`: training graphs' channel dropout after each gated block's hidden ELU (as pixelsnail.ts). */
 /**
+ * `dropout`: training graphs' channel dropout after each gated block's hidden ELU (as pixelsnail.ts).
  * `nllForm`: 'logsumexp' (training graphs) computes the NLL from the NCHW logits without a log-softmax
- * (./emit-blocks.ts emitNllFromLogitsNchw); the default keeps the log-softmax form the scoring graphs were
- * calibrated with.
+ * (../../onnx/emit-blocks.ts emitNllFromLogitsNchw); the default keeps the log-softmax form the scoring
+ * graphs were calibrated with.
  */
 export function emitPixelSnail(params: HostParams, cfg: PixelSnailConfig, output: PriorOutput, dropout?: DropoutHook, nllForm: 'logsoftmax' | 'logsumexp' = 'logsoftmax'): GraphBuilder {
   const g = new GraphBuilder(`pixelsnail_${output}`);
