@@ -23,6 +23,8 @@ import { readNifti, writeNifti } from '../src/io/nifti.js';
 import { float16BitsToFloat32 } from '../src/io/float16.js';
 import { deriveSeed, TRAIN_SALT } from '../eval/inject/seeds.js';
 import { makeNormalVariant, prepareSource } from '../eval/inject/variants.js';
+import { makeAbdomenPhantom } from '../eval/phantom/abdomen.js';
+import { abdomenTrainSeed } from '../eval/phantom/population.js';
 import { openVolumeFolder } from '../src/train/dataset.js';
 import { createRng } from '../src/engine/random.js';
 import { DEFAULT_CORRUPTION } from '../src/methods/disyre/corrupt.js';
@@ -147,6 +149,30 @@ describe.skipIf(!existsSync(TEMPLATE) || !existsSync(LSR_PRODUCER))('GPU batch p
       expect(worstHalfError(halvesOf(train.stdout, b * record, plane), batch.images)).toBeLessThanOrEqual(2 ** -11);
       expect(positionsOf(train.stdout, b * record)).toEqual(Array.from(batch.positions));
     }
+  });
+});
+
+describe.skipIf(!existsSync(LSR_PRODUCER))('GPU batch producer of LSR, abdomen', () => {
+  it('writes the held-out slices of the abdominal phantom the CPU trainer would open', async () => {
+    const size = 160;
+    const count = 8;
+    const plane = count * size * size;
+    const run = runBinary([LSR_PRODUCER, '--region', 'abdom', '--src', 'unused', '--pop-seed', '7', '--indices', '3', '--seed', 'test',
+      '--batch', String(count), '--size', String(size), '--work', join(tempDir(), 'pop'), '--mode', 'holdout']);
+    const dir = tempDir();
+    await writeNifti(join(dir, 'normal_0003.nii'), makeAbdomenPhantom({ size: 512, seed: abdomenTrainSeed(7, 3) }).volume, { dtype: 'float32' });
+    const folder = await openVolumeFolder([dir], { region: 'abdomen', size, sliceRule: 'foreground' });
+    const want = holdoutImageBatches(folder.files.map((f) => f.stack), HOLDOUT_SLICES_PER_VOLUME, count);
+    const held = await run;
+    expect(held.status, held.stderr).toBe(0);
+    expect(held.stdout.length).toBe(want.length * (plane * 2 + count * 4));
+    expect(worstHalfError(halvesOf(held.stdout, 0, plane), want[0]!.images)).toBeLessThanOrEqual(2 ** -11);
+  });
+
+  it('names the region it does not know', async () => {
+    const run = await runBinary([LSR_PRODUCER, '--region', 'chest', '--src', 'unused', '--pop-seed', '7', '--indices', '3', '--seed', 't', '--work', join(tempDir(), 'pop')]);
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toMatch(/--region chest is not brain or abdom/);
   });
 });
 

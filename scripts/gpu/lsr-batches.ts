@@ -1,7 +1,7 @@
 /**
  * Batch producer of the GPU trainer of LSR's networks (scripts/gpu/train_lsr.py): one process makes its
- * share of a normal brain population (the `population` command's variants, same seeds), opens it as the
- * VQ-VAE trainer does (src/train/common.ts prepareData: the model's slice size, the region's
+ * share of a normal population (brain: the `population` command's variants of the template; abdom: the
+ * `phantom` command's phantoms; same seeds as scripts/gpu/disyre-batches.ts), opens it as the VQ-VAE trainer does (src/train/common.ts prepareData: the model's slice size, the region's
  * normalisation, every axial plane that holds foreground) and writes batches to stdout:
  * - `train`: forever, slices drawn by the trainer's own sampler with the paper's augmentation
  *   (src/train/sampler.ts sampleBatch, src/train/augment.ts);
@@ -9,7 +9,7 @@
  *   spread slices per volume), then it ends.
  * Bundled with esbuild into one file so that a bare machine with only a node binary runs it (prepare.sh).
  *
- *   node lsr-batches.mjs --src ch2bet.nii.gz --work DIR --pop-seed 7 --indices 0,5,10 --seed S --batch 16 --size 128 [--mode holdout] [--augment none]
+ *   node lsr-batches.mjs [--region brain|abdom] --src ch2bet.nii.gz --work DIR --pop-seed 7 --indices 0,5,10 --seed S --batch 16 --size 128 [--mode holdout] [--augment none]
  *
  * Record per batch (little endian): images as float16 [B, S, S]; positions as float32 [B]. A holdout
  * stream whose slice count is not a multiple of B is padded by repeating its last slice (the trainer
@@ -21,6 +21,9 @@ import { readNifti, writeNifti } from '../../src/io/nifti.js';
 import { halves, writeAll } from './record-stream.js';
 import { deriveSeed, TRAIN_SALT } from '../../eval/inject/seeds.js';
 import { makeNormalVariant, prepareSource } from '../../eval/inject/variants.js';
+import { makeAbdomenPhantom } from '../../eval/phantom/abdomen.js';
+import { abdomenTrainSeed } from '../../eval/phantom/population.js';
+import type { Volume } from '../../src/volume/volume.js';
 import { openVolumeFolder } from '../../src/train/dataset.js';
 import { createRng } from '../../src/engine/random.js';
 import { augmentOptionsFor } from '../../src/train/augment.js';
@@ -43,13 +46,19 @@ async function main(): Promise<void> {
   const augmentPreset = option('augment', 'paper');
   if (augmentPreset !== 'paper' && augmentPreset !== 'none') throw new Error(`lsr-batches: --augment ${augmentPreset} is not paper or none`);
   if (mode !== 'train' && mode !== 'holdout') throw new Error(`lsr-batches: --mode ${mode} is not train or holdout`);
+  const region = option('region', 'brain');
+  if (region !== 'brain' && region !== 'abdom') throw new Error(`lsr-batches: --region ${region} is not brain or abdom`);
+  const datasetRegion = region === 'brain' ? 'brain' : 'abdomen';
   await mkdir(work, { recursive: true });
-  const source = prepareSource((await readNifti(option('src'))).volume);
+  const source = region === 'brain' ? prepareSource((await readNifti(option('src'))).volume) : null;
+  const variant = (i: number): Volume =>
+    source !== null
+      ? makeNormalVariant(source, { size: 256, seed: deriveSeed(TRAIN_SALT, popSeed, 'normal', i) }).volume
+      : makeAbdomenPhantom({ size: 512, seed: abdomenTrainSeed(popSeed, i) }).volume;
   for (const i of indices) {
-    const volume = makeNormalVariant(source, { size: 256, seed: deriveSeed(TRAIN_SALT, popSeed, 'normal', i) }).volume;
-    await writeNifti(join(work, `normal_${String(i).padStart(4, '0')}.nii`), volume, { dtype: 'float32' });
+    await writeNifti(join(work, `normal_${String(i).padStart(4, '0')}.nii`), variant(i), { dtype: 'float32' });
   }
-  const folder = await openVolumeFolder([work], { region: 'brain', size, sliceRule: 'foreground', log: (line) => process.stderr.write(`lsr-batches: ${line}\n`) });
+  const folder = await openVolumeFolder([work], { region: datasetRegion, size, sliceRule: 'foreground', log: (line) => process.stderr.write(`lsr-batches: ${line}\n`) });
   await rm(work, { recursive: true, force: true }); // the stacks are in memory now
   const stacks = folder.files.map((f) => f.stack);
   process.stderr.write(`lsr-batches ${seed}: ${stacks.length} volumes, ${stacks.reduce((a, s) => a + s.count, 0)} slices\n`);
@@ -66,7 +75,7 @@ async function main(): Promise<void> {
     }
     return;
   }
-  const augment = augmentOptionsFor(augmentPreset, 'brain');
+  const augment = augmentOptionsFor(augmentPreset, datasetRegion);
   const volumesPerBatch = Math.min(stacks.length, batch);
   const slicesPerVolume = Math.ceil(batch / volumesPerBatch);
   const rng = createRng(`${seed}:train`);

@@ -52,7 +52,7 @@ def lsr_producers(args, size, seed_prefix, index_sets, mode):
 
     commands = [[args.node, args.batches_js, '--src', args.src, '--work', os.path.join(args.work, f'{mode}-{k}'),
                  '--pop-seed', str(args.pop_seed), '--indices', ','.join(map(str, indices)), '--seed', f'{seed_prefix}:{k}',
-                 '--batch', str(args.chunk), '--size', str(size), '--mode', mode, '--augment', args.augment] for k, indices in enumerate(index_sets)]
+                 '--batch', str(args.chunk), '--size', str(size), '--mode', mode, '--augment', args.augment, '--region', args.region] for k, indices in enumerate(index_sets)]
     return Producers(commands, 2 * s2 + 4 * args.chunk, parse)
 
 
@@ -81,7 +81,7 @@ def run_record(args, script, parity, device):
     """The fields every training record of these trainers starts with."""
     return {'engine': 'torch-gpu-interpreter', 'script': script, 'argv': sys.argv[1:],
             'device': torch.cuda.get_device_name(0) if device.type == 'cuda' else 'cpu', 'torch': torch.__version__,
-            'parityRelativeError': parity, 'population': {'seed': args.pop_seed, 'train': args.volumes, 'holdout': args.holdout_volumes},
+            'parityRelativeError': parity, 'population': {'region': args.region, 'seed': args.pop_seed, 'train': args.volumes, 'holdout': args.holdout_volumes},
             'sliceRule': 'every axial plane with foreground (foreground)', 'augment': args.augment}
 
 
@@ -330,6 +330,7 @@ def main():
     ap.add_argument('--src', required=True)
     ap.add_argument('--work', required=True)
     ap.add_argument('--out', required=True)
+    ap.add_argument('--region', default='brain', choices=['brain', 'abdom'], help='brain: variants of --src; abdom: phantoms (--src unused)')
     ap.add_argument('--pop-seed', type=int, default=7)
     ap.add_argument('--volumes', type=int, default=96)
     ap.add_argument('--holdout-volumes', type=int, default=8)

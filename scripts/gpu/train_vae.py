@@ -115,6 +115,7 @@ def main():
     ap.add_argument('--src', required=True)
     ap.add_argument('--work', required=True)
     ap.add_argument('--out', required=True)
+    ap.add_argument('--region', default='brain', choices=['brain', 'abdom'], help='brain: variants of --src; abdom: phantoms (--src unused)')
     ap.add_argument('--pop-seed', type=int, default=7)
     ap.add_argument('--volumes', type=int, default=96)
     ap.add_argument('--holdout-volumes', type=int, default=8)
