@@ -12,14 +12,8 @@
  * Record per batch (little endian): image, target, mask as float16 [B, S, S]; cond as float32 [B, 2E].
  */
 import { mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { readNifti, writeNifti } from '../../src/io/nifti.js';
 import { halves, writeAll } from './record-stream.js';
-import { deriveSeed, TRAIN_SALT } from '../../eval/inject/seeds.js';
-import { makeNormalVariant, prepareSource } from '../../eval/inject/variants.js';
-import { makeAbdomenPhantom } from '../../eval/phantom/abdomen.js';
-import { abdomenTrainSeed } from '../../eval/phantom/population.js';
-import type { Volume } from '../../src/volume/volume.js';
+import { datasetRegionOf, producerRegion, writeTrainingNormals } from './training-population.js';
 import { openVolumeFolder } from '../../src/train/dataset.js';
 import { createRng } from '../../src/engine/random.js';
 import { DEFAULT_CORRUPTION } from '../../src/methods/disyre/corrupt.js';
@@ -38,21 +32,11 @@ async function main(): Promise<void> {
   const embedDim = Number(option('embed', '32'));
   const mode = option('mode', 'train');
   const batches = Number(option('batches', '0'));
-  const region = option('region', 'brain');
-  if (region !== 'brain' && region !== 'abdom') throw new Error(`disyre-batches: --region ${region} is not brain or abdom`);
+  const region = producerRegion(option('region', 'brain'), 'disyre-batches');
   await mkdir(work, { recursive: true });
-  // brain: the `population` command's variants of the template; abdom: the `phantom` command's phantoms (512³)
-  const source = region === 'brain' ? prepareSource((await readNifti(option('src'))).volume) : null;
-  const variant = (i: number): Volume =>
-    source !== null
-      ? makeNormalVariant(source, { size: 256, seed: deriveSeed(TRAIN_SALT, popSeed, 'normal', i) }).volume
-      : makeAbdomenPhantom({ size: 512, seed: abdomenTrainSeed(popSeed, i) }).volume;
-  for (const i of indices) {
-    const volume = variant(i);
-    await writeNifti(join(work, `normal_${String(i).padStart(4, '0')}.nii`), volume, { dtype: 'float32' });
-  }
+  await writeTrainingNormals(region, option('src'), popSeed, indices, work);
   const folder = await openVolumeFolder([work], {
-    region: region === 'brain' ? 'brain' : 'abdomen',
+    region: datasetRegionOf(region),
     size,
     normalisation: RAW_INTENSITIES,
     maxSlicesPerVolume: DISYRE_SLICE_RULES.slicesPerVolume,

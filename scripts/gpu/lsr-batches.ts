@@ -1,8 +1,8 @@
 /**
  * Batch producer of the GPU trainer of LSR's networks (scripts/gpu/train_lsr.py): one process makes its
- * share of a normal population (brain: the `population` command's variants of the template; abdom: the
- * `phantom` command's phantoms; same seeds as scripts/gpu/disyre-batches.ts), opens it as the VQ-VAE trainer does (src/train/common.ts prepareData: the model's slice size, the region's
- * normalisation, every axial plane that holds foreground) and writes batches to stdout:
+ * share of a normal population (training-population.ts: brain variants of the template or abdominal
+ * phantoms), opens it as the VQ-VAE trainer does (src/train/common.ts prepareData: the model's slice
+ * size, the region's normalisation, every axial plane that holds foreground) and writes batches to stdout:
  * - `train`: forever, slices drawn by the trainer's own sampler with the paper's augmentation
  *   (src/train/sampler.ts sampleBatch, src/train/augment.ts);
  * - `holdout`: the fixed unaugmented held-out slices of the CPU trainer (`holdoutImageBatches`: 8 evenly
@@ -16,14 +16,8 @@
  * weights every record equally, so holdout counts are chosen to divide evenly: 8 volumes × 8 slices).
  */
 import { mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { readNifti, writeNifti } from '../../src/io/nifti.js';
 import { halves, writeAll } from './record-stream.js';
-import { deriveSeed, TRAIN_SALT } from '../../eval/inject/seeds.js';
-import { makeNormalVariant, prepareSource } from '../../eval/inject/variants.js';
-import { makeAbdomenPhantom } from '../../eval/phantom/abdomen.js';
-import { abdomenTrainSeed } from '../../eval/phantom/population.js';
-import type { Volume } from '../../src/volume/volume.js';
+import { datasetRegionOf, producerRegion, writeTrainingNormals } from './training-population.js';
 import { openVolumeFolder } from '../../src/train/dataset.js';
 import { createRng } from '../../src/engine/random.js';
 import { augmentOptionsFor } from '../../src/train/augment.js';
@@ -46,18 +40,10 @@ async function main(): Promise<void> {
   const augmentPreset = option('augment', 'paper');
   if (augmentPreset !== 'paper' && augmentPreset !== 'none') throw new Error(`lsr-batches: --augment ${augmentPreset} is not paper or none`);
   if (mode !== 'train' && mode !== 'holdout') throw new Error(`lsr-batches: --mode ${mode} is not train or holdout`);
-  const region = option('region', 'brain');
-  if (region !== 'brain' && region !== 'abdom') throw new Error(`lsr-batches: --region ${region} is not brain or abdom`);
-  const datasetRegion = region === 'brain' ? 'brain' : 'abdomen';
+  const region = producerRegion(option('region', 'brain'), 'lsr-batches');
+  const datasetRegion = datasetRegionOf(region);
   await mkdir(work, { recursive: true });
-  const source = region === 'brain' ? prepareSource((await readNifti(option('src'))).volume) : null;
-  const variant = (i: number): Volume =>
-    source !== null
-      ? makeNormalVariant(source, { size: 256, seed: deriveSeed(TRAIN_SALT, popSeed, 'normal', i) }).volume
-      : makeAbdomenPhantom({ size: 512, seed: abdomenTrainSeed(popSeed, i) }).volume;
-  for (const i of indices) {
-    await writeNifti(join(work, `normal_${String(i).padStart(4, '0')}.nii`), variant(i), { dtype: 'float32' });
-  }
+  await writeTrainingNormals(region, option('src'), popSeed, indices, work);
   const folder = await openVolumeFolder([work], { region: datasetRegion, size, sliceRule: 'foreground', log: (line) => process.stderr.write(`lsr-batches: ${line}\n`) });
   await rm(work, { recursive: true, force: true }); // the stacks are in memory now
   const stacks = folder.files.map((f) => f.stack);
