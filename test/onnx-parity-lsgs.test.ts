@@ -20,7 +20,7 @@ import { emitTransformer } from '../src/methods/lsgs/emit-transformer.js';
 import { createSession, requireOnnxRuntime } from '../src/onnx/runtime.js';
 import { calibrateLsgs, writeLsgsCalibration } from '../src/methods/lsgs/calibrate.js';
 import { createLsgsEngine } from '../src/methods/lsgs/engine.js';
-import { loadLsgsModel, lsgsPredictor, readLsgsCalibration } from '../src/methods/lsgs/model.js';
+import { loadLsgsModel, lsgsPredictor, readLsgsCalibration, type LsgsCalibration } from '../src/methods/lsgs/model.js';
 import { disposeLsgsNetworks, loadLsgsNetworks, type LsgsNetworks, type TransformerNetwork } from '../src/methods/lsgs/networks.js';
 import { disposeLsrNetworks } from '../src/methods/lsr/networks.js';
 import { preprocessForModel } from '../src/volume/preprocess.js';
@@ -199,12 +199,12 @@ describe('MOOD outputs of predict --method lsgs with both engines', () => {
     for (let i = 0; i < 2; i++) await writeNifti(join(normals, `normal_${i}.nii.gz`), tinyBrain(shape, 100 + i));
     await writeNifti(join(cases, 'a.nii.gz'), tinyBrain(shape, 200, true));
     await writeNifti(join(cases, 'b.nii.gz'), tinyBrain(shape, 201));
-    const calibrations = [];
+    const calibrations: LsgsCalibration[] = [];
     for (const engine of ['tfjs', 'onnx'] as const) {
       const files = ['normal_0.nii.gz', 'normal_1.nii.gz'].map((f) => join(normals, f));
-      calibrations.push(await calibrateLsgs({ weightsDir: weights, files, region: 'brain', slices: { every: 4 }, copies: 3, rounds: 2, pixelVolumes: 1, seed: 0, workers: 0, engine, log: silent }));
+      calibrations.push((await calibrateLsgs({ weightsDir: weights, files, region: 'brain', slices: { every: 4 }, copies: 3, rounds: 2, pixelVolumes: 1, seed: 0, workers: 0, engine, log: silent })).calibration);
     }
-    const [tfjsCal, onnxCal] = calibrations as [Awaited<ReturnType<typeof calibrateLsgs>>, Awaited<ReturnType<typeof calibrateLsgs>>];
+    const [tfjsCal, onnxCal] = calibrations as [LsgsCalibration, LsgsCalibration];
     expect(Math.abs(onnxCal.lambdaS - tfjsCal.lambdaS)).toBeLessThan(1e-4 * Math.max(1, Math.abs(tfjsCal.lambdaS)));
     expect(Math.abs(onnxCal.lambdaP - tfjsCal.lambdaP)).toBeLessThan(1e-4 * Math.max(1, Math.abs(tfjsCal.lambdaP)));
     // λ below every NLL: every code is resampled, so every slice gets a residual.

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -22,6 +22,8 @@ import { Command } from 'commander';
 import { registerCalibrate } from '../src/cli/calibrate.js';
 import { bodyMask } from '../src/volume/body-mask.js';
 import { applySampleCalibration } from '../src/score/calibration.js';
+import { lsgsNetworksFingerprint, readLsgsNllReference, readLsgsResidualReference, transformerFingerprint } from '../src/methods/lsgs/references.js';
+import { ZERO_EXCESS_BAND } from '../src/score/residual-reference.js';
 
 const root = mkdtempSync(join(tmpdir(), 'moodlsr-score-lsgs-'));
 const weights = join(root, 'weights');
@@ -72,7 +74,7 @@ beforeAll(async () => {
   for (let i = 0; i < 3; i++) await writeNifti(join(normals, `normal_${i}.nii.gz`), tinyBrain(shape, 100 + i));
   await writeNifti(join(cases, 'a.nii.gz'), tinyBrain(shape, 200, true));
   await writeNifti(join(cases, 'b.nii.gz'), tinyBrain(shape, 201));
-  const calibration = await calibrateLsgs({
+  const { calibration } = await calibrateLsgs({
     weightsDir: weights,
     files: readdirSync(normals).map((f) => join(normals, f)),
     region: 'brain',
@@ -175,6 +177,120 @@ describe('lsgs calibration', () => {
       await predictor.dispose?.();
     }
   });
+});
+
+describe('lsgs normal references', () => {
+  const calibrate = async (dir: string, extra: string[]): Promise<void> => {
+    const program = new Command().exitOverride();
+    registerCalibrate(program);
+    const stderr = process.stderr.write;
+    process.stderr.write = (() => true) as typeof process.stderr.write;
+    try {
+      await program.parseAsync(['calibrate', 'lsgs', '--weights', dir, '--data', normals, '--slices', 'every:4', '--copies', '2', '--rounds', '2', '--workers', '0', '--engine', 'tfjs', ...extra], { from: 'user' });
+    } finally {
+      process.stderr.write = stderr;
+    }
+  };
+
+  it('calibrate lsgs --reference-data builds the NLL reference; interior and sum+interior score against it', async () => {
+    const dir = join(root, 'weights-interior');
+    saveTinyLsgs(dir, 21);
+    const refs = join(root, 'lsgs-reference-normals');
+    mkdirSync(refs);
+    for (let i = 0; i < 2; i++) await writeNifti(join(refs, `ref_${i}.nii.gz`), tinyBrain(shape, 400 + i));
+    await expect(calibrate(dir, ['--pixel-volumes', '0', '--set', 'sample=interior'])).rejects.toThrow(/sample=interior needs the transformer's NLL reference/);
+    await expect(calibrate(dir, ['--pixel-volumes', '0', '--set', 'sample=interior', '--reference-data', normals])).rejects.toThrow(/share 3 volume/);
+    await calibrate(dir, ['--pixel-volumes', '0', '--set', 'sample=interior', '--reference-data', refs]);
+    const record = readLsgsNllReference(dir)!;
+    expect(record.files).toHaveLength(2);
+    expect(record.prior).toBe(transformerFingerprint(dir));
+    expect(record.reference.mean.some((v) => v > 0)).toBe(true);
+    const interior = readLsgsCalibration(dir);
+    expect(interior.scoring?.sample).toBe('interior');
+    expect(interior.heldOut?.nllReferenceVolumes).toBe(2);
+    // the combined aggregate: both parts calibrated on the same normals, the raw score is the larger calibrated part
+    await calibrate(dir, ['--pixel-volumes', '0', '--set', 'sample=sum+interior']);
+    const both = readLsgsCalibration(dir);
+    expect(Object.keys(both.sampleParts ?? {}).sort()).toEqual(['interior', 'sum']);
+    expect(both.sampleParts!.interior!.normalScores).toEqual(interior.sampleCalibration.normalScores);
+    for (const raw of both.sampleCalibration.normalScores) expect(raw).toBeGreaterThanOrEqual(0.25 - 1e-12);
+    const volume = tinyBrain(shape, 200, true);
+    const combined = lsgsPredictor(await loadLsgsModel(dir, { engine: 'tfjs' }), { workers: 0 });
+    const interiorOnly = lsgsPredictor(await loadLsgsModel(dir, { engine: 'tfjs' }), { workers: 0, settings: { sample: 'interior' } });
+    try {
+      const score = await combined.sampleScore!(volume, { name: 'a.nii.gz', seed: 0, log: silent });
+      expect(score).toBeGreaterThanOrEqual(0);
+      expect(score).toBeLessThanOrEqual(1);
+      // another aggregate at predict time takes its part's calibration, without a warning
+      const logs: string[] = [];
+      const fromPart = await interiorOnly.sampleScore!(volume, { name: 'a.nii.gz', seed: 0, log: (l) => logs.push(l) });
+      const raw = Number(/raw (-?[0-9.]+)/.exec(logs.find((l) => /interior\): raw/.test(l))!)![1]);
+      expect(fromPart).toBeCloseTo(applySampleCalibration(both.sampleParts!.interior!, raw), 2);
+      expect(logs.some((l) => /warning/.test(l))).toBe(false);
+    } finally {
+      await combined.dispose?.();
+      await interiorOnly.dispose?.();
+    }
+    // a combined calibration without its parts is refused when read; a missing reference when the predictor is built
+    const text = readFileSync(join(dir, 'lsgs-calibration.json'), 'utf8');
+    const { sampleParts: _dropped, ...withoutParts } = JSON.parse(text) as Record<string, unknown>;
+    writeFileSync(join(dir, 'lsgs-calibration.json'), JSON.stringify(withoutParts));
+    await expect(loadLsgsModel(dir, { engine: 'tfjs' })).rejects.toThrow(/needs sampleParts for sum and interior/);
+    writeFileSync(join(dir, 'lsgs-calibration.json'), text);
+    unlinkSync(join(dir, 'lsgs-nll-reference.json'));
+    const model = await loadLsgsModel(dir, { engine: 'tfjs' });
+    try {
+      expect(() => lsgsPredictor(model, { workers: 0 })).toThrow(/lsgs-nll-reference\.json/);
+    } finally {
+      await model.engine.dispose();
+      disposeLsgsNetworks(model.nets);
+    }
+  }, 60_000);
+
+  it('calibrate lsgs --set reference=on builds the residual reference; the pixel map is the standardised excess over it', async () => {
+    const dir = join(root, 'weights-residual');
+    saveTinyLsgs(dir, 21);
+    const refs = join(root, 'lsgs-residual-normals');
+    mkdirSync(refs);
+    for (let i = 0; i < 2; i++) await writeNifti(join(refs, `ref_${i}.nii.gz`), tinyBrain(shape, 500 + i));
+    await expect(calibrate(dir, ['--pixel-volumes', '1', '--set', 'reference=on'])).rejects.toThrow(/reference=on needs the normal residual reference/);
+    await calibrate(dir, ['--pixel-volumes', '1', '--set', 'reference=on', '--set', 'referenceFloor=0.05', '--reference-data', refs]);
+    const record = readLsgsResidualReference(dir)!;
+    expect(record.files).toHaveLength(2);
+    expect(record.networks).toBe(lsgsNetworksFingerprint(dir));
+    const cal = readLsgsCalibration(dir);
+    expect(cal.scoring).toMatchObject({ reference: true, referenceFloor: 0.05 });
+    expect(record.recipe).toMatchObject({ lambdaP: cal.lambdaP, copies: 2, rounds: 2, foregroundMask: true });
+    const volume = tinyBrain(shape, 200, true);
+    const ctx = { name: 'a.nii.gz', seed: 5, log: silent };
+    const standardised = lsgsPredictor(await loadLsgsModel(dir, { engine: 'tfjs' }), { workers: 0, settings: { lambda: '-1' } });
+    const plain = lsgsPredictor(await loadLsgsModel(dir, { engine: 'tfjs' }), { workers: 0, settings: { lambda: '-1', reference: 'off' } });
+    try {
+      const z = await standardised.pixelScore!(volume, ctx);
+      const raw = await plain.pixelScore!(volume, ctx);
+      expect(z.every((v) => v >= 0 && v < 1)).toBe(true);
+      // the same restorations: zero where the raw map is; places without excess keep the raw order below the band
+      let inBand = 0;
+      for (let i = 0; i < raw.length; i++) {
+        if (raw[i] === 0) expect(z[i]).toBe(0);
+        if (z[i]! > 0 && z[i]! < ZERO_EXCESS_BAND) inBand++;
+      }
+      expect(raw.some((v) => v > 0)).toBe(true);
+      expect(inBand + z.filter((v) => v >= ZERO_EXCESS_BAND).length).toBeGreaterThan(0);
+      expect(Array.from(z)).not.toEqual(Array.from(raw));
+    } finally {
+      await standardised.dispose?.();
+      await plain.dispose?.();
+    }
+    unlinkSync(join(dir, 'lsgs-residual-reference.json'));
+    const model = await loadLsgsModel(dir, { engine: 'tfjs' });
+    try {
+      expect(() => lsgsPredictor(model, { workers: 0 })).toThrow(/lsgs-residual-reference\.json/);
+    } finally {
+      await model.engine.dispose();
+      disposeLsgsNetworks(model.nets);
+    }
+  }, 60_000);
 });
 
 describe('lsgs --set overrides at predict time', () => {

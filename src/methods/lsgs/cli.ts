@@ -1,6 +1,6 @@
 /** `moodlsr train aggregate`, `moodlsr train transformer` and `moodlsr calibrate lsgs`. */
 import type { Command } from 'commander';
-import { parseSliceSelection, type CalibrateLsrCliOptions } from '../../cli/calibrate-options.js';
+import { parseSliceSelection, referenceFilesOf, type CalibrateLsrCliOptions } from '../../cli/calibrate-options.js';
 import { collect, parseInteger, parseNumber, stderrLog } from '../../cli/common.js';
 import { addNetworkOptions, commonOptions, parsePreset, type NetworkTrainFlags } from '../../cli/train-options.js';
 import { ENGINE_HELP, parseEngineChoice } from '../../inference/engine-choice.js';
@@ -63,6 +63,7 @@ interface CalibrateLsgsCliOptions extends CalibrateLsrCliOptions {
   foregroundMask: boolean;
   thresholdCodes: string;
   set: Record<string, string>;
+  referenceData: string[];
 }
 
 export function registerLsgsCalibrate(calibrate: Command): void {
@@ -82,6 +83,7 @@ export function registerLsgsCalibrate(calibrate: Command): void {
     .option('--engine <name>', ENGINE_HELP, 'auto')
     .option('--threshold-codes <c>', 'codes the λ quantiles are taken over: foreground (patch holds foreground) or all', 'foreground')
     .option('--set <key=value>', `scoring chain stored with the calibration (repeatable; keys: ${LSGS_SCORING_KEYS.join(', ')}; default: src/methods/lsgs/scoring.ts DEFAULT_LSGS_SCORING)`, collectSetting, {})
+    .option('--reference-data <dir>', "folder (or file) of other normal volumes (not trained on, not --data) to build the transformer's per-place NLL reference from → WEIGHTS/lsgs-nll-reference.json/.bin, for sample=interior and sum+interior, and with --set reference=on the normal residual reference → WEIGHTS/lsgs-residual-reference.json/.bin (repeatable)", collect, [])
     .action(async (opts: CalibrateLsgsCliOptions) => {
       if (opts.region !== 'brain' && opts.region !== 'abdom') throw new Error(`--region must be brain or abdom, got "${opts.region}"`);
       if (opts.thresholdCodes !== 'foreground' && opts.thresholdCodes !== 'all') throw new Error(`--threshold-codes must be foreground or all, got "${opts.thresholdCodes}"`);
@@ -91,7 +93,8 @@ export function registerLsgsCalibrate(calibrate: Command): void {
       if (files.length === 0) throw new Error(`no NIfTI files in ${opts.data.join(', ')}`);
       const log = stderrLog('calibrate lsgs: ');
       const { calibrateLsgs, writeLsgsCalibration } = await import('./calibrate.js');
-      const calibration = await calibrateLsgs({
+      const referenceFiles = await referenceFilesOf(opts.referenceData, files);
+      const { calibration, builtReference, builtResidualReference } = await calibrateLsgs({
         weightsDir: opts.weights,
         files,
         region: opts.region === 'brain' ? 'brain' : 'abdomen',
@@ -105,8 +108,12 @@ export function registerLsgsCalibrate(calibrate: Command): void {
         seed: opts.seed,
         workers: opts.workers,
         engine: parseEngineChoice(opts.engine),
+        referenceFiles,
         log,
       });
+      const { writeLsgsNllReference, writeLsgsResidualReference } = await import('./references.js');
+      if (builtReference !== null) log(`wrote ${await writeLsgsNllReference(opts.weights, builtReference)} (${builtReference.files.length} volumes)`);
+      if (builtResidualReference !== null) log(`wrote ${await writeLsgsResidualReference(opts.weights, builtResidualReference)} (${builtResidualReference.files.length} volumes)`);
       const file = writeLsgsCalibration(opts.weights, calibration);
       log(`wrote ${file} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
     });

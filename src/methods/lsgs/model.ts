@@ -45,6 +45,14 @@ import { localMaxExcess, topFractionMean } from '../../score/sample-aggregates.j
 import type { Settings } from '../../score/settings.js';
 import { applyMask, bodyMask } from '../../volume/body-mask.js';
 import { applyLsgsSettings, isLsgsScoring, ORIGINAL_LSGS_SCORING, type LsgsScoring } from './scoring.js';
+import { combinedSampleRaw, needsNllReference, samplePartsOf, samplePartsProblem, type SampleParts } from '../../score/reference-chain.js';
+import { interiorSampleRaw } from '../../score/code-nll-reference.js';
+import { recipeDifferences, standardisedResidual } from '../../score/residual-reference.js';
+import type { ResidualReference } from '../../score/place-reference.js';
+import { manifestPath } from '../../io/tensor-bundle.js';
+import { InputFileError } from '../../errors.js';
+import { stackToVolume } from '../../volume/resample.js';
+import { LSGS_NLL_REFERENCE, LSGS_RESIDUAL_REFERENCE, lsgsNetworksFingerprint, readLsgsNllReference, readLsgsResidualReference, transformerFingerprint } from './references.js';
 
 export const LSGS_CALIBRATION_FILE = 'lsgs-calibration.json';
 export const LSGS_CALIBRATION_FORMAT = 'moodlsr-lsgs-calibration';
@@ -70,9 +78,14 @@ export interface LsgsCalibration {
   /** Zero the pixel score outside the input's foreground before smoothing. */
   readonly foregroundMask: boolean;
   readonly sampleCalibration: SampleCalibration;
+  /**
+   * For a combined aggregate (sample=sum+interior): each part's calibration on the same held-out
+   * normals; the raw combined score is the largest calibrated part, then `sampleCalibration` applies.
+   */
+  readonly sampleParts?: SampleParts;
   /** c of the pixel map AS / (AS + c), in normalised intensity units. */
   readonly pixelScale: number;
-  /** Smoothing, mask and sample aggregate (absent: the original chain, ORIGINAL_LSGS_SCORING). */
+  /** Smoothing, mask, sample aggregate and residual reference (absent: the original chain, ORIGINAL_LSGS_SCORING). */
   readonly scoring?: LsgsScoring;
   readonly heldOut?: Record<string, unknown>;
 }
@@ -95,7 +108,9 @@ export function validateLsgsCalibration(raw: unknown): LsgsCalibration {
   if (typeof c.foregroundMask !== 'boolean') throw new Error('foregroundMask must be true or false');
   if (typeof c.pixelScale !== 'number' || !(c.pixelScale > 0) || !Number.isFinite(c.pixelScale)) throw new Error('pixelScale must be a positive number');
   if (!isSampleCalibration(c.sampleCalibration)) throw new Error('sampleCalibration is missing or malformed');
-  if (c.scoring !== undefined && !isLsgsScoring(c.scoring)) throw new Error('scoring is malformed (smoothing {min, avg}, mask, sample, sampleTop)');
+  if (c.scoring !== undefined && !isLsgsScoring(c.scoring)) throw new Error('scoring is malformed (smoothing {min, avg}, mask, sample, sampleTop, reference, referenceFloor)');
+  const partsProblem = samplePartsProblem(c.sampleParts, c.scoring?.sample);
+  if (partsProblem !== null) throw new Error(partsProblem);
   return c as LsgsCalibration;
 }
 
@@ -234,8 +249,16 @@ export function lsgsPredictor(model: LsgsModel, opts: LsgsPredictorOptions = {})
   );
   const { slices, copies, rounds, scoring } = cal;
   const runners = chunkRunners(model.engine, opts.workers, inProcessLsgsRunner(model.engine), (workers) => createLsgsPool(model.dir, workers));
+  const refs = chainReferences(model.dir, cal, base.scoring?.sample ?? ORIGINAL_LSGS_SCORING.sample);
+  let warned = false;
+  const warnOnce = (ctx: CaseContext): void => {
+    if (warned) return;
+    warned = true;
+    for (const w of refs.warnings) ctx.log(w);
+  };
 
   async function pixelMap(volume: Volume, ctx: CaseContext): Promise<Float32Array> {
+    warnOnce(ctx);
     const { run, chunks } = await runners.get();
     const result = await lsgsPixelStack(
       model.engine,
@@ -254,7 +277,10 @@ export function lsgsPredictor(model: LsgsModel, opts: LsgsPredictorOptions = {})
       },
       run,
     );
-    const map = stackScoresToVolume(result.smoothed, result.encoded.stack, volume.shape, cal.pixelScale);
+    const stack = result.encoded.stack;
+    const map = refs.residual !== null
+      ? stackToVolume({ ...stack, data: standardisedResidual(result.smoothed, stack, refs.residual, cal.pixelScale, scoring.referenceFloor) }, volume.shape)
+      : stackScoresToVolume(result.smoothed, stack, volume.shape, cal.pixelScale);
     if (scoring.mask === 'body') applyMask(map, bodyMask(volume.data, volume.shape));
     ctx.log(`lsgs pixel (${model.engine.name}): encode ${result.encoded.encodeSeconds.toFixed(2)} s, restore+decode ${result.restoreWall.toFixed(2)} s wall (restore ${result.restoreSeconds.toFixed(2)} s, decode ${result.decodeSeconds.toFixed(2)} s of ${result.decodedMaps} maps); ${describeLsgsRestoration(result.stats)}`);
     return map;
@@ -264,10 +290,11 @@ export function lsgsPredictor(model: LsgsModel, opts: LsgsPredictorOptions = {})
     name: 'lsgs',
     tasks: ['sample', 'pixel'],
     async sampleScore(volume: Volume, ctx: CaseContext): Promise<number> {
+      warnOnce(ctx);
       if (scoring.sample === 'top') {
         const map = await pixelMap(volume, ctx);
         const raw = topFractionMean(map, scoring.sampleTop, scoring.mask === 'body' ? bodyMask(volume.data, volume.shape) : undefined);
-        const score = applySampleCalibration(cal.sampleCalibration, raw);
+        const score = applySampleCalibration(refs.sampleCalibration, raw);
         ctx.log(`lsgs sample (top ${scoring.sampleTop} of the pixel map): raw ${raw.toFixed(4)} → ${score.toFixed(4)}`);
         return score;
       }
@@ -275,8 +302,14 @@ export function lsgsPredictor(model: LsgsModel, opts: LsgsPredictorOptions = {})
       const t0 = performance.now();
       const nll = await model.engine.transformer.nlls(encoded.codes, encoded.stack.positions);
       const { height, width } = model.engine.nets.transformer.cfg;
-      const raw = scoring.sample === 'localmax' ? localMaxExcess(nll, [width, height, encoded.stack.count], cal.lambdaS) : rawSampleScore(nll, cal.lambdaS);
-      const score = applySampleCalibration(cal.sampleCalibration, raw);
+      const rawOf = (aggregate: string): number => {
+        if (aggregate === 'localmax') return localMaxExcess(nll, [width, height, encoded.stack.count], cal.lambdaS);
+        if (aggregate === 'interior') return interiorSampleRaw(nll, encoded.stack, width, normalisedBackground(normalisationFor(cal.region)), refs.nll!);
+        return rawSampleScore(nll, cal.lambdaS);
+      };
+      const parts = samplePartsOf(scoring.sample);
+      const raw = parts !== undefined ? combinedSampleRaw(parts.map((part) => [part, rawOf(part)]), cal.sampleParts, 'lsgs') : rawOf(scoring.sample);
+      const score = applySampleCalibration(refs.sampleCalibration, raw);
       ctx.log(`lsgs sample (${model.engine.name}${scoring.sample === 'sum' ? '' : `, ${scoring.sample}`}): raw ${raw.toFixed(2)} → ${score.toFixed(4)}; encode ${encoded.encodeSeconds.toFixed(2)} s, transformer ${((performance.now() - t0) / 1000).toFixed(2)} s`);
       return score;
     },
@@ -287,6 +320,51 @@ export function lsgsPredictor(model: LsgsModel, opts: LsgsPredictorOptions = {})
       disposeLsgsNetworks(model.nets);
     },
   };
+}
+
+interface ChainReferences {
+  /** The transformer's per-place NLL reference, when the sample aggregate reads it. */
+  readonly nll: ResidualReference | null;
+  /** The residual reference, when the chain standardises the pixel map by it. */
+  readonly residual: ResidualReference | null;
+  /** The calibration the chosen sample aggregate's raw score goes through. */
+  readonly sampleCalibration: SampleCalibration;
+  readonly warnings: readonly string[];
+}
+
+/** The references the chosen chain reads, loaded when the predictor is built: a missing one fails before any case is scored. */
+function chainReferences(dir: string, cal: LsgsCalibration & { readonly scoring: LsgsScoring }, calibratedSample: LsgsScoring['sample']): ChainReferences {
+  const { scoring } = cal;
+  const warnings: string[] = [];
+  let nll: ResidualReference | null = null;
+  if (needsNllReference(scoring.sample)) {
+    const file = manifestPath(dir, LSGS_NLL_REFERENCE.name);
+    const record = readLsgsNllReference(dir);
+    if (record === null) throw new InputFileError(file, `lsgs sample=${scoring.sample} needs it: build it with calibrate lsgs --reference-data DIR`);
+    if (record.prior !== transformerFingerprint(dir)) warnings.push(`warning: ${file} was built with another transformer; rebuild it (calibrate lsgs --reference-data DIR)`);
+    nll = record.reference;
+  }
+  let residual: ResidualReference | null = null;
+  if (scoring.reference) {
+    const file = manifestPath(dir, LSGS_RESIDUAL_REFERENCE.name);
+    const record = readLsgsResidualReference(dir);
+    if (record === null) throw new InputFileError(file, 'lsgs reference=on needs it: build it with calibrate lsgs --reference-data DIR --set reference=on');
+    const differs = recipeDifferences(record.recipe, { lambdaP: cal.lambdaP, copies: cal.copies, rounds: cal.rounds, k: cal.k, foregroundMask: cal.foregroundMask, smoothing: scoring.smoothing ?? null });
+    if (record.networks !== lsgsNetworksFingerprint(dir)) differs.push('networks');
+    if (differs.length > 0) warnings.push(`warning: ${file} was built with other ${differs.join(', ')}; its standardisation is approximate (rebuild it: calibrate lsgs --reference-data DIR --set reference=on)`);
+    residual = record.reference;
+  }
+  const parts = samplePartsOf(scoring.sample);
+  const missing = (parts ?? []).filter((p) => cal.sampleParts?.[p] === undefined);
+  if (missing.length > 0) throw new InputFileError(lsgsCalibrationPath(dir), `sample=${scoring.sample} needs sampleParts.${missing.join(', sampleParts.')}: recalibrate with calibrate lsgs --set sample=${scoring.sample}`);
+  // A sample aggregate other than the calibrated one takes its part's calibration when there is one.
+  let sampleCalibration = cal.sampleCalibration;
+  if (scoring.sample !== calibratedSample) {
+    const part = cal.sampleParts?.[scoring.sample];
+    if (part !== undefined) sampleCalibration = part;
+    else warnings.push(`warning: sample=${scoring.sample} is scored with the calibration of sample=${calibratedSample} (ranks hold, the [0, 1] values do not): recalibrate with calibrate lsgs --set sample=${scoring.sample}`);
+  }
+  return { nll, residual, sampleCalibration, warnings };
 }
 
 /** For the METHODS registry. */

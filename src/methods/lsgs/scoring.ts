@@ -5,17 +5,21 @@
  * calibration's numbers (λs, λ, copies, rounds, k, slice stride, the stack's foreground mask).
  */
 import { settingChoice, settingInteger, settingNumber, type SettingSpec, type Settings } from '../../score/settings.js';
-import { applyChainSetting, applyRestorationSetting, type RestorationNumbers, chainFromSettings, chainSettingSpecs, CHAIN_KEYS, DEFAULT_SAMPLE_TOP, isScoringChain, type ScoringChain } from '../../score/scoring-chain.js';
+import { applyChainSetting, applyRestorationSetting, type RestorationNumbers, chainSettingSpecs, CHAIN_KEYS, DEFAULT_SAMPLE_TOP, isScoringChain, type ScoringChain } from '../../score/scoring-chain.js';
+import { applyReferenceSetting, isReferenceScoring, REFERENCE_KEYS, REFERENCE_SAMPLE_AGGREGATES, referenceSettingSpecs, type ReferenceScoring } from '../../score/reference-chain.js';
 
 /**
  * Sample aggregates: 'sum' (Σ NLL above λs over every code, the original), 'localmax' (max over code
  * positions of the 3×3×3 mean of NLL − λs), 'top' (mean of the top `sampleTop` fraction of the pixel
- * map, inside the mask; costs a full restoration).
+ * map, inside the mask; costs a full restoration), 'interior' and 'sum+interior' (the excess over the
+ * normals' per-place NLL, and the larger calibrated score of it and the sum; they need
+ * lsgs-nll-reference.json, `calibrate lsgs --reference-data DIR`; src/score/reference-chain.ts).
  */
-export const LSGS_SAMPLE_AGGREGATES = ['sum', 'localmax', 'top'] as const;
+export const LSGS_SAMPLE_AGGREGATES = ['sum', 'localmax', 'top', ...REFERENCE_SAMPLE_AGGREGATES] as const;
 export type LsgsSampleAggregate = (typeof LSGS_SAMPLE_AGGREGATES)[number];
 
-export type LsgsScoring = ScoringChain<LsgsSampleAggregate>;
+/** `reference`: the residual standardisation by lsgs-residual-reference.json (src/score/reference-chain.ts). */
+export type LsgsScoring = ScoringChain<LsgsSampleAggregate> & ReferenceScoring;
 
 /** The chain of a calibration without `scoring`: the paper's kernels in slices, no body mask, the sum. */
 export const ORIGINAL_LSGS_SCORING: LsgsScoring = Object.freeze({ mask: 'none', sample: 'sum', sampleTop: DEFAULT_SAMPLE_TOP });
@@ -24,7 +28,7 @@ export const ORIGINAL_LSGS_SCORING: LsgsScoring = Object.freeze({ mask: 'none', 
 export const DEFAULT_LSGS_SCORING: LsgsScoring = ORIGINAL_LSGS_SCORING;
 
 export function isLsgsScoring(x: unknown): x is LsgsScoring {
-  return isScoringChain(x, LSGS_SAMPLE_AGGREGATES);
+  return isScoringChain(x, LSGS_SAMPLE_AGGREGATES) && isReferenceScoring(x);
 }
 
 export const LSGS_SETTINGS: readonly SettingSpec[] = Object.freeze([
@@ -35,7 +39,8 @@ export const LSGS_SETTINGS: readonly SettingSpec[] = Object.freeze([
   { key: 'k', help: 'temperature of the softmax weights' },
   { key: 'every', help: 'score every n-th axial slice' },
   { key: 'foregroundMask', help: 'zero the residual outside the input foreground before smoothing: true or false' },
-  ...chainSettingSpecs(LSGS_SAMPLE_AGGREGATES, 'sum of NLL above λs, local maximum of NLL − λs, top fraction of the pixel map'),
+  ...chainSettingSpecs(LSGS_SAMPLE_AGGREGATES, 'sum of NLL above λs, local maximum of NLL − λs, top fraction of the pixel map, excess over the normals\' NLL, the larger of sum and interior'),
+  ...referenceSettingSpecs('lsgs-residual-reference.json'),
 ]);
 
 /** What the overrides act on (the fields of a calibration). */
@@ -71,7 +76,7 @@ export function applyLsgsSettings<T extends LsgsScoringParameters>(base: T, sett
         out = { ...out, foregroundMask: settingChoice(key, value, ['true', 'false'] as const) === 'true' };
         break;
       default: {
-        const next = applyChainSetting(scoring, key, value, LSGS_SAMPLE_AGGREGATES);
+        const next = applyReferenceSetting(scoring, key, value) ?? applyChainSetting(scoring, key, value, LSGS_SAMPLE_AGGREGATES);
         if (next === undefined) throw new Error(`--set ${key}: lsgs has no such setting (known: ${LSGS_SETTINGS.map((s) => s.key).join(', ')})`);
         scoring = next;
       }
@@ -81,9 +86,15 @@ export function applyLsgsSettings<T extends LsgsScoringParameters>(base: T, sett
 }
 
 /** The keys `calibrate lsgs --set` takes (the others are numbers the calibration measures, or have their own options). */
-export const LSGS_SCORING_KEYS = CHAIN_KEYS;
+export const LSGS_SCORING_KEYS: readonly string[] = Object.freeze([...CHAIN_KEYS, ...REFERENCE_KEYS]);
 
 /** The chain `base` with `settings` applied; only the scoring keys are accepted (for `calibrate lsgs --set`). */
 export function lsgsScoringFromSettings(base: LsgsScoring, settings: Settings): LsgsScoring {
-  return chainFromSettings(base, settings, LSGS_SAMPLE_AGGREGATES, 'lsgs', 'λs and λ are measured; copies, rounds and slices have their own options');
+  let scoring = base;
+  for (const [key, value] of Object.entries(settings)) {
+    const next = LSGS_SCORING_KEYS.includes(key) ? (applyReferenceSetting(scoring, key, value) ?? applyChainSetting(scoring, key, value, LSGS_SAMPLE_AGGREGATES)) : undefined;
+    if (next === undefined) throw new Error(`--set ${key}: calibrate lsgs takes only the scoring keys (${LSGS_SCORING_KEYS.join(', ')}); λs and λ are measured; copies, rounds and slices have their own options`);
+    scoring = next;
+  }
+  return scoring;
 }

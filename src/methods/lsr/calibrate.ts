@@ -17,7 +17,7 @@ import { initEngine } from '../../engine/backend.js';
 import { inferenceSliceSelection } from '../../volume/preprocess.js';
 import type { Region } from '../../volume/normalise.js';
 import type { SliceSelection } from '../../volume/slices.js';
-import { fitSampleCalibration, type SampleCalibration } from '../../score/calibration.js';
+import { fitSampleCalibration } from '../../score/calibration.js';
 import {
   calibrationPath,
   createLsrPool,
@@ -26,12 +26,12 @@ import {
   inProcessRunner,
   LSR_CALIBRATION_FORMAT,
   LSR_CALIBRATION_VERSION,
-  combinedSampleRaw,
   pixelScoreStack,
   validateLsrCalibration,
   type LsrCalibration,
 } from './model.js';
-import { LSR_SAMPLE_PARTS, needsNllReference, type LsrScoring } from './scoring.js';
+import { needsNllReference, type LsrScoring } from './scoring.js';
+import { heldOutSampleRaws } from '../../score/reference-chain.js';
 import { createLsrEngine, type EngineChoice, type LsrEngine } from './engine.js';
 import { describeNllThresholds, heldOutCodeNlls, heldOutPixelScale, nllProvenance, nllThresholds } from '../../score/held-out.js';
 import { chunkRunners } from '../../inference/method-runtime.js';
@@ -145,16 +145,7 @@ export async function calibrateLsr(opts: CalibrateLsrOptions): Promise<LsrCalibr
       interior: () => interiorRaw,
     };
     const aggregate = scoring?.sample ?? 'sum';
-    const partNames = LSR_SAMPLE_PARTS[aggregate];
-    let sampleParts: Record<string, SampleCalibration> | undefined;
-    let rawSample: number[];
-    if (partNames !== undefined) {
-      const partRaws = partNames.map((part) => rawOf[part as keyof typeof rawOf]());
-      sampleParts = Object.fromEntries(partNames.map((part, j) => [part, fitSampleCalibration(partRaws[j]!)]));
-      rawSample = perVolume.map((_, i) => combinedSampleRaw(partNames.map((part, j) => [part, partRaws[j]![i]!]), { sampleParts }));
-    } else {
-      rawSample = rawOf[aggregate as keyof typeof rawOf]();
-    }
+    const { raw: rawSample, sampleParts } = heldOutSampleRaws(aggregate, (part) => rawOf[part as keyof typeof rawOf](), 'lsr', fitSampleCalibration);
     if (aggregate !== 'sum') opts.log(`raw ${aggregate} sample scores ${rawSample.map((r) => r.toFixed(3)).join(', ')}`);
     let resampled = 0;
     let copyPositions = 0;

@@ -42,12 +42,13 @@ import { applySampleCalibration } from '../../score/calibration.js';
 import type { Settings } from '../../score/settings.js';
 import { applyMask, bodyMask } from '../../volume/body-mask.js';
 import type { ResidualReference } from '../../score/place-reference.js';
+import { combinedSampleRaw as combinedPartsRaw, samplePartsOf, samplePartsProblem, type SampleParts } from '../../score/reference-chain.js';
 import { interiorSampleRaw, LSR_NLL_REFERENCE_NAME, networksFingerprint, priorFingerprint, readLsrNllReference } from './nll-reference.js';
 import { LSR_RESIDUAL_REFERENCE_NAME, readLsrResidualReference, recipeDifferences, standardisedResidual } from './residual-reference.js';
 import { manifestPath } from '../../io/tensor-bundle.js';
 import { InputFileError } from '../../errors.js';
 import { stackToVolume } from '../../volume/resample.js';
-import { applyLsrSettings, isLsrScoring, LSR_SAMPLE_PARTS, needsNllReference, PAPER_LSR_SCORING, type LsrSampleAggregate, type LsrScoring } from './scoring.js';
+import { applyLsrSettings, isLsrScoring, needsNllReference, PAPER_LSR_SCORING, type LsrScoring } from './scoring.js';
 
 export { defaultWorkerCount } from '../../inference/method-runtime.js';
 
@@ -75,7 +76,7 @@ export interface LsrCalibration {
    * For a combined aggregate (sample=sum+interior): each part's calibration on the same held-out
    * normals; the raw combined score is the largest calibrated part, then `sampleCalibration` applies.
    */
-  readonly sampleParts?: Readonly<Record<string, SampleCalibration>>;
+  readonly sampleParts?: SampleParts;
   /** c of the pixel map AS / (AS + c), in normalised intensity units. */
   readonly pixelScale: number;
   /** Weighting, smoothing, mask and sample aggregate (absent: the paper's chain, PAPER_LSR_SCORING). */
@@ -101,12 +102,9 @@ export function validateLsrCalibration(raw: unknown): LsrCalibration {
   }
   if (typeof c.pixelScale !== 'number' || !(c.pixelScale > 0) || !Number.isFinite(c.pixelScale)) throw new Error('pixelScale must be a positive number');
   if (!isSampleCalibration(c.sampleCalibration)) throw new Error('sampleCalibration is missing or malformed');
-  if (c.sampleParts !== undefined && (c.sampleParts === null || typeof c.sampleParts !== 'object' || !Object.values(c.sampleParts).every(isSampleCalibration))) {
-    throw new Error('sampleParts must map aggregate names to sample calibrations');
-  }
   if (c.scoring !== undefined && !isLsrScoring(c.scoring)) throw new Error('scoring is malformed (weighting, smoothing {min, avg}, mask, sample, sampleTop, reference, referenceFloor)');
-  const parts = c.scoring !== undefined ? LSR_SAMPLE_PARTS[c.scoring.sample] : undefined;
-  if (parts !== undefined && !parts.every((p) => c.sampleParts?.[p] !== undefined)) throw new Error(`sample=${c.scoring!.sample} needs sampleParts for ${parts.join(' and ')}`);
+  const partsProblem = samplePartsProblem(c.sampleParts, c.scoring?.sample);
+  if (partsProblem !== null) throw new Error(partsProblem);
   return c as LsrCalibration;
 }
 
@@ -300,7 +298,7 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
     if (part !== undefined) sampleCalibration = part;
     else warnings.push(`warning: sample=${scoring.sample} is scored with the calibration of sample=${calibratedSample} (ranks hold, the [0, 1] values do not): recalibrate with calibrate lsr --set sample=${scoring.sample}`);
   }
-  const parts = LSR_SAMPLE_PARTS[scoring.sample];
+  const parts = samplePartsOf(scoring.sample);
   const missingParts = (parts ?? []).filter((p) => cal.sampleParts?.[p] === undefined);
   if (missingParts.length > 0) throw new InputFileError(calibrationPath(model.dir), `sample=${scoring.sample} needs sampleParts.${missingParts.join(', sampleParts.')}: recalibrate with calibrate lsr --set sample=${scoring.sample}`);
   let warned = false;
@@ -348,7 +346,7 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
       }
       const encoded = await encodeVolume(model.engine, volume, cal.region, slices);
       const result = await sampleScoreOfCodes(model.engine, encoded, cal.lambdaS, cal.sampleCalibration);
-      const rawOf = (aggregate: LsrSampleAggregate): number => {
+      const rawOf = (aggregate: string): number => {
         const { width, height } = latentGeometry(model.engine.nets.prior);
         if (aggregate === 'localmax') return localMaxExcess(result.nll, [width, height, encoded.stack.count], cal.lambdaS);
         if (aggregate === 'interior') return interiorSampleRaw(result.nll, encoded.stack, width, normalisedBackground(normalisationFor(cal.region)), nllRef!);
@@ -373,13 +371,7 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
 
 /** The raw score of a combined aggregate: the largest of its parts' calibrated scores (`sampleParts`). */
 export function combinedSampleRaw(parts: readonly (readonly [string, number])[], cal: Pick<LsrCalibration, 'sampleParts'>): number {
-  let best = -Infinity;
-  for (const [name, raw] of parts) {
-    const partCalibration = cal.sampleParts?.[name];
-    if (partCalibration === undefined) throw new Error(`the calibration has no sampleParts.${name}: recalibrate with calibrate lsr --set sample=${parts.map(([n]) => n).join('+')}`);
-    best = Math.max(best, applySampleCalibration(partCalibration, raw));
-  }
-  return best;
+  return combinedPartsRaw(parts, cal.sampleParts, 'lsr');
 }
 
 /** For the METHODS registry. */

@@ -1,33 +1,18 @@
 /**
- * LSR's normal NLL reference: the mean (and spread) of the prior's code NLL per place over normal
- * volumes (src/score/place-reference.ts on the code grid), stored next to the weights as
- * `lsr-nll-reference.json/.bin` by `calibrate lsr --reference-data DIR`. The `interior` sample
- * aggregate subtracts it, so places where every normal volume holds unlikely codes (the cerebellum's
- * folds, the ventricles' edges) stop outranking a compact anomaly.
+ * LSR's normal NLL reference (src/score/code-nll-reference.ts): the prior's code NLL per place over
+ * normal volumes, stored next to the weights as `lsr-nll-reference.json/.bin` by
+ * `calibrate lsr --reference-data DIR`, for the `interior` sample aggregates.
  */
-import { readFileSync } from 'node:fs';
-import { manifestPath } from '../../io/tensor-bundle.js';
-import { referenceOnStack, type ResidualReference } from '../../score/place-reference.js';
-import { readPlaceReference, writePlaceReference } from '../../score/place-reference-file.js';
-import { interiorReferenceExcess } from '../../score/sample-aggregates.js';
-import type { SliceStack } from '../../volume/slices.js';
+import { networkFingerprint, readCodeNllReference, writeCodeNllReference, type CodeNllReference, type ReferenceFileName } from '../../score/code-nll-reference.js';
 import { PRIOR_NAME, VQVAE_NAME } from './networks.js';
+
+export { interiorSampleRaw, networkFingerprint } from '../../score/code-nll-reference.js';
 
 export const LSR_NLL_REFERENCE_NAME = 'lsr-nll-reference';
 export const LSR_NLL_REFERENCE_KIND = 'lsr-nll-reference';
+const FILE: ReferenceFileName = { name: LSR_NLL_REFERENCE_NAME, kind: LSR_NLL_REFERENCE_KIND };
 
-export interface LsrNllReference {
-  readonly reference: ResidualReference;
-  /** binarySha256 of the prior the NLLs came from (a reference of another prior does not apply). */
-  readonly prior: string;
-  readonly files: readonly string[];
-}
-
-/** A network's fingerprint: the SHA-256 its manifest records for its binary ('' when it records none). */
-export function networkFingerprint(weightsDir: string, name: string): string {
-  const manifest = JSON.parse(readFileSync(manifestPath(weightsDir, name), 'utf8')) as { binarySha256?: unknown };
-  return typeof manifest.binarySha256 === 'string' ? manifest.binarySha256 : '';
-}
+export type LsrNllReference = CodeNllReference;
 
 /** The prior's fingerprint (what the NLLs depend on). */
 export function priorFingerprint(weightsDir: string): string {
@@ -40,21 +25,9 @@ export function networksFingerprint(weightsDir: string): string {
 }
 
 export function readLsrNllReference(weightsDir: string): LsrNllReference | null {
-  const stored = readPlaceReference(weightsDir, LSR_NLL_REFERENCE_NAME, LSR_NLL_REFERENCE_KIND);
-  if (stored === null) return null;
-  const { prior, files } = stored.config;
-  return { reference: stored.reference, prior: typeof prior === 'string' ? prior : '', files: Array.isArray(files) ? (files as string[]) : [] };
+  return readCodeNllReference(weightsDir, FILE);
 }
 
 export async function writeLsrNllReference(weightsDir: string, record: LsrNllReference): Promise<string> {
-  return writePlaceReference(weightsDir, LSR_NLL_REFERENCE_NAME, LSR_NLL_REFERENCE_KIND, record.reference, { prior: record.prior, files: record.files });
-}
-
-/**
- * The raw `interior` sample score of one encoded volume: NLL − the reference's mean at each code
- * (trilinear on the code grid at the stack's slice positions), boxed over the interior codes.
- */
-export function interiorSampleRaw(nll: Float32Array, stack: Pick<SliceStack, 'data' | 'width' | 'count' | 'positions'>, codeSide: number, background: number, reference: ResidualReference): number {
-  const { mean } = referenceOnStack(reference, { count: stack.count, height: codeSide, width: codeSide, positions: stack.positions });
-  return interiorReferenceExcess(nll, { images: stack.data, size: stack.width, positions: stack.positions, codeSide, background }, mean);
+  return writeCodeNllReference(weightsDir, FILE, record);
 }

@@ -6,6 +6,9 @@
 import { isWeightingRule, WEIGHTING_RULES, type WeightingRule } from '../../score/residual-weights.js';
 import { settingChoice, settingNumber, type SettingSpec, type Settings } from '../../score/settings.js';
 import { applyChainSetting, applyRestorationSetting, type RestorationNumbers, CHAIN_MASKS, DEFAULT_SAMPLE_TOP, isScoringChain, type ChainMask, type ScoringChain } from '../../score/scoring-chain.js';
+import { applyReferenceSetting, isReferenceScoring, REFERENCE_KEYS, REFERENCE_SAMPLE_AGGREGATES, referenceSettingSpecs, type ReferenceScoring } from '../../score/reference-chain.js';
+
+export { DEFAULT_RESIDUAL_REFERENCE_FLOOR, needsNllReference, RESIDUAL_Z_SCALE } from '../../score/reference-chain.js';
 
 export const LSR_MASKS = CHAIN_MASKS;
 export type LsrMask = ChainMask;
@@ -18,34 +21,14 @@ export type LsrMask = ChainMask;
  * through its own calibration on the held-out normals: the sum sees shifted and intensity-changed
  * spheres, the interior excess reflected and noisy ones).
  */
-export const LSR_SAMPLE_AGGREGATES = ['sum', 'localmax', 'top', 'interior', 'sum+interior'] as const;
-
-/** The aggregates whose score combines others' calibrated scores, with their parts. */
-export const LSR_SAMPLE_PARTS: Readonly<Partial<Record<LsrSampleAggregate, readonly LsrSampleAggregate[]>>> = Object.freeze({ 'sum+interior': ['sum', 'interior'] });
-
-/** Aggregates that read the prior's NLL reference (lsr-nll-reference.json). */
-export function needsNllReference(sample: LsrSampleAggregate): boolean {
-  return sample === 'interior' || sample === 'sum+interior';
-}
+export const LSR_SAMPLE_AGGREGATES = ['sum', 'localmax', 'top', ...REFERENCE_SAMPLE_AGGREGATES] as const;
 export type LsrSampleAggregate = (typeof LSR_SAMPLE_AGGREGATES)[number];
 
 /** The shared chain (smoothing in voxels, mask, sample aggregate) plus how the restorations are weighed. */
-export interface LsrScoring extends ScoringChain<LsrSampleAggregate> {
+/** `reference`: the residual standardisation by lsr-residual-reference.json (src/score/reference-chain.ts). */
+export interface LsrScoring extends ScoringChain<LsrSampleAggregate>, ReferenceScoring {
   readonly weighting: WeightingRule;
-  /**
-   * Standardise the smoothed map by the normal residual reference of the weights folder
-   * (lsr-residual-reference.json, `calibrate lsr --reference-data … --set reference=on`):
-   * z = max(0, (m − μ) / (σ + referenceFloor)) per place, into [0, 1) as u / (1 + u), u = z / 10.
-   * Absent = off.
-   */
-  readonly reference?: boolean;
-  /** σ floor of that standardisation, in residual units of normalised intensity (default 0.02). */
-  readonly referenceFloor?: number;
 }
-
-export const DEFAULT_RESIDUAL_REFERENCE_FLOOR = 0.02;
-/** z ↦ u / (1 + u), u = z / scale (monotone: ranks are those of z; DISYRE's default). */
-export const RESIDUAL_Z_SCALE = 10;
 
 export const PAPER_LSR_SCORING: LsrScoring = Object.freeze({
   weighting: 'softmax',
@@ -63,12 +46,7 @@ export const DEFAULT_LSR_SCORING: LsrScoring = Object.freeze({ ...PAPER_LSR_SCOR
 
 export function isLsrScoring(x: unknown): x is LsrScoring {
   const s = x as Partial<LsrScoring>;
-  return (
-    isScoringChain(x, LSR_SAMPLE_AGGREGATES) &&
-    isWeightingRule(s.weighting) &&
-    (s.reference === undefined || typeof s.reference === 'boolean') &&
-    (s.referenceFloor === undefined || (typeof s.referenceFloor === 'number' && s.referenceFloor > 0 && Number.isFinite(s.referenceFloor)))
-  );
+  return isScoringChain(x, LSR_SAMPLE_AGGREGATES) && isWeightingRule(s.weighting) && isReferenceScoring(x);
 }
 
 export const LSR_SETTINGS: readonly SettingSpec[] = Object.freeze([
@@ -83,8 +61,7 @@ export const LSR_SETTINGS: readonly SettingSpec[] = Object.freeze([
   { key: 'mask', help: `final map mask: ${LSR_MASKS.join(', ')}` },
   { key: 'sample', help: `sample aggregate: ${LSR_SAMPLE_AGGREGATES.join(', ')}` },
   { key: 'sampleTop', help: 'fraction of the pixel map averaged by sample=top' },
-  { key: 'reference', help: 'on or off: standardise the pixel map by the normal residual reference of the weights (lsr-residual-reference.json; default off)' },
-  { key: 'referenceFloor', help: `σ floor of that standardisation (> 0, default ${DEFAULT_RESIDUAL_REFERENCE_FLOOR})` },
+  ...referenceSettingSpecs('lsr-residual-reference.json'),
 ]);
 
 /** What the overrides act on (the fields of a calibration). */
@@ -111,18 +88,7 @@ export function applyLsrSettings<T extends LsrScoringParameters>(base: T, settin
       scoring = { ...scoring, weighting: settingChoice(key, value, WEIGHTING_RULES) };
       continue;
     }
-    if (key === 'reference') {
-      if (value !== 'on' && value !== 'off') throw new Error(`--set reference: expected on or off, got "${value}"`);
-      scoring = { ...scoring, reference: value === 'on' };
-      continue;
-    }
-    if (key === 'referenceFloor') {
-      const floor = settingNumber(key, value, 0);
-      if (!(floor > 0 && Number.isFinite(floor))) throw new Error(`--set referenceFloor: expected a positive finite number, got "${value}"`);
-      scoring = { ...scoring, referenceFloor: floor };
-      continue;
-    }
-    const next = applyChainSetting(scoring, key, value, LSR_SAMPLE_AGGREGATES);
+    const next = applyReferenceSetting(scoring, key, value) ?? applyChainSetting(scoring, key, value, LSR_SAMPLE_AGGREGATES);
     if (next === undefined) throw new Error(`--set ${key}: lsr has no such setting (known: ${LSR_SETTINGS.map((s) => s.key).join(', ')})`);
     scoring = next;
   }
@@ -130,7 +96,7 @@ export function applyLsrSettings<T extends LsrScoringParameters>(base: T, settin
 }
 
 /** The keys of LSR_SETTINGS that choose the scoring chain (the others are numbers the calibration measures). */
-export const LSR_SCORING_KEYS: readonly string[] = Object.freeze(['weighting', 'minPool', 'avgPool', 'mask', 'sample', 'sampleTop', 'reference', 'referenceFloor']);
+export const LSR_SCORING_KEYS: readonly string[] = Object.freeze(['weighting', 'minPool', 'avgPool', 'mask', 'sample', 'sampleTop', ...REFERENCE_KEYS]);
 
 /** The scoring chain `base` with `settings` applied; only the scoring keys are accepted (for `calibrate lsr --set`). */
 export function lsrScoringFromSettings(base: LsrScoring, settings: Settings): LsrScoring {
