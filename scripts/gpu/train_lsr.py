@@ -39,7 +39,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from onnx_torch import check, load_export  # noqa: E402
 from producers import Producers  # noqa: E402
-from trainer_common import Schedule, adam_step, dropout_sites, log, masks  # noqa: E402
+from trainer_common import Schedule, adam_step, add_population_args, dropout_sites, log, masks  # noqa: E402
 
 
 def lsr_producers(args, size, seed_prefix, index_sets, mode):
@@ -325,17 +325,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--vq-export', required=True)
     ap.add_argument('--prior-export', required=True)
-    ap.add_argument('--batches-js', required=True)
-    ap.add_argument('--node', default='node')
-    ap.add_argument('--src', required=True)
-    ap.add_argument('--work', required=True)
     ap.add_argument('--out', required=True)
-    ap.add_argument('--region', default='brain', choices=['brain', 'abdom'], help='brain: variants of --src; abdom: phantoms (--src unused)')
-    ap.add_argument('--pop-seed', type=int, default=7)
-    ap.add_argument('--volumes', type=int, default=96)
-    ap.add_argument('--holdout-volumes', type=int, default=8)
-    ap.add_argument('--producers', type=int, default=14)
-    ap.add_argument('--chunk', type=int, default=16, help='slices per producer record')
+    add_population_args(ap)
     ap.add_argument('--augment', default='paper', choices=['paper', 'none'], help='augmentation of the training slices (both phases)')
     ap.add_argument('--vq-batch', type=int, default=128)
     ap.add_argument('--prior-batch', type=int, default=128)

@@ -1,6 +1,6 @@
 """What every trainer in scripts/gpu shares around its interpreted graph: the learning-rate schedule, the
-Adam step with the element-wise gradient clip of the CPU loop (src/train/loop.ts), the dropout masks fed
-as inputs (src/train/onnx-dropout.ts), and the log line."""
+population options of the batch producers, the Adam step with the element-wise gradient clip of the CPU
+loop (src/train/loop.ts), the dropout masks fed as inputs (src/train/onnx-dropout.ts), and the log line."""
 import math
 import os
 
@@ -10,6 +10,20 @@ import torch
 
 def log(line):
     print(line, flush=True)
+
+
+def add_population_args(ap):
+    """The options of the normal population the batch producers (lsr-batches.mjs) make and slice."""
+    ap.add_argument('--batches-js', required=True)
+    ap.add_argument('--node', default='node')
+    ap.add_argument('--src', required=True)
+    ap.add_argument('--work', required=True)
+    ap.add_argument('--region', default='brain', choices=['brain', 'abdom'], help='brain: variants of --src; abdom: phantoms (--src unused)')
+    ap.add_argument('--pop-seed', type=int, default=7)
+    ap.add_argument('--volumes', type=int, default=96)
+    ap.add_argument('--holdout-volumes', type=int, default=8)
+    ap.add_argument('--producers', type=int, default=14)
+    ap.add_argument('--chunk', type=int, default=16, help='slices per producer record')
 
 
 def dropout_sites(export_dir):
