@@ -7,7 +7,8 @@
  *   (./residual-reference.ts), with a σ floor `referenceFloor`.
  * Both references are built from normal volumes by the method's `calibrate … --reference-data DIR`.
  */
-import { applySampleCalibration, isSampleCalibration, type SampleCalibration } from './calibration.js';
+import { InputFileError } from '../errors.js';
+import { applySampleCalibration, fitSampleCalibration, isSampleCalibration, type SampleCalibration } from './calibration.js';
 import { settingNumber, type SettingSpec } from './settings.js';
 
 /** The aggregates every code-prior method adds to its own: they read the prior's NLL reference. */
@@ -101,12 +102,35 @@ export function combinedSampleRaw(parts: readonly (readonly [string, number])[],
  * Fits the sample calibration of `aggregate` from the held-out raw scores of each plain aggregate
  * (`rawOf`): a combined aggregate gets its parts' calibrations and the raw scores of the combination.
  */
-export function heldOutSampleRaws(aggregate: string, rawOf: (part: string) => number[], method: string, fit: (raw: number[]) => SampleCalibration): { raw: number[]; sampleParts?: SampleParts } {
+export function heldOutSampleRaws(aggregate: string, rawOf: (part: string) => number[], method: string): { raw: number[]; sampleParts?: SampleParts } {
   const partNames = samplePartsOf(aggregate);
   if (partNames === undefined) return { raw: rawOf(aggregate) };
   const partRaws = partNames.map((part) => rawOf(part));
-  const sampleParts: SampleParts = Object.fromEntries(partNames.map((part, j) => [part, fit(partRaws[j]!)]));
+  const sampleParts: SampleParts = Object.fromEntries(partNames.map((part, j) => [part, fitSampleCalibration(partRaws[j]!)]));
   const count = partRaws[0]!.length;
   const raw = Array.from({ length: count }, (_, i) => combinedSampleRaw(partNames.map((part, j) => [part, partRaws[j]![i]!]), sampleParts, method));
   return { raw, sampleParts };
+}
+
+/**
+ * The calibration a predictor applies to the raw score of `sample`: the stored one for the calibrated
+ * aggregate, else that aggregate's part calibration when the file holds one, else the stored one with a
+ * warning. A combined `sample` whose parts the file lacks is refused, naming `calibrationFile`.
+ */
+export function sampleCalibrationFor(
+  cal: { readonly sampleCalibration: SampleCalibration; readonly sampleParts?: SampleParts },
+  sample: string,
+  calibratedSample: string,
+  method: string,
+  calibrationFile: string,
+): { sampleCalibration: SampleCalibration; warning: string | null } {
+  const missing = (samplePartsOf(sample) ?? []).filter((p) => cal.sampleParts?.[p] === undefined);
+  if (missing.length > 0) throw new InputFileError(calibrationFile, `sample=${sample} needs sampleParts.${missing.join(', sampleParts.')}: recalibrate with calibrate ${method} --set sample=${sample}`);
+  if (sample === calibratedSample) return { sampleCalibration: cal.sampleCalibration, warning: null };
+  const part = cal.sampleParts?.[sample];
+  if (part !== undefined) return { sampleCalibration: part, warning: null };
+  return {
+    sampleCalibration: cal.sampleCalibration,
+    warning: `warning: sample=${sample} is scored with the calibration of sample=${calibratedSample} (ranks hold, the [0, 1] values do not): recalibrate with calibrate ${method} --set sample=${sample}`,
+  };
 }

@@ -147,7 +147,7 @@ export async function calibrateLsgs(opts: CalibrateLsgsOptions): Promise<LsgsCal
       interior: () => interiorRaw,
     };
     const aggregate = scoring?.sample ?? 'sum';
-    const { raw: rawSample, sampleParts } = heldOutSampleRaws(aggregate, (part) => rawOf[part]!(), 'lsgs', fitSampleCalibration);
+    const { raw: rawSample, sampleParts } = heldOutSampleRaws(aggregate, (part) => rawOf[part]!(), 'lsgs');
     if (aggregate !== 'sum') opts.log(`raw ${aggregate} sample scores ${rawSample.map((r) => r.toFixed(3)).join(', ')}`);
 
     const lambdaP = t.lambdaP;

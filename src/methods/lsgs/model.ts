@@ -45,7 +45,7 @@ import { localMaxExcess, topFractionMean } from '../../score/sample-aggregates.j
 import type { Settings } from '../../score/settings.js';
 import { applyMask, bodyMask } from '../../volume/body-mask.js';
 import { applyLsgsSettings, isLsgsScoring, ORIGINAL_LSGS_SCORING, type LsgsScoring } from './scoring.js';
-import { combinedSampleRaw, needsNllReference, samplePartsOf, samplePartsProblem, type SampleParts } from '../../score/reference-chain.js';
+import { combinedSampleRaw, needsNllReference, sampleCalibrationFor, samplePartsOf, samplePartsProblem, type SampleParts } from '../../score/reference-chain.js';
 import { interiorSampleRaw } from '../../score/code-nll-reference.js';
 import { recipeDifferences, standardisedResidual } from '../../score/residual-reference.js';
 import type { ResidualReference } from '../../score/place-reference.js';
@@ -354,16 +354,9 @@ function chainReferences(dir: string, cal: LsgsCalibration & { readonly scoring:
     if (differs.length > 0) warnings.push(`warning: ${file} was built with other ${differs.join(', ')}; its standardisation is approximate (rebuild it: calibrate lsgs --reference-data DIR --set reference=on)`);
     residual = record.reference;
   }
-  const parts = samplePartsOf(scoring.sample);
-  const missing = (parts ?? []).filter((p) => cal.sampleParts?.[p] === undefined);
-  if (missing.length > 0) throw new InputFileError(lsgsCalibrationPath(dir), `sample=${scoring.sample} needs sampleParts.${missing.join(', sampleParts.')}: recalibrate with calibrate lsgs --set sample=${scoring.sample}`);
-  // A sample aggregate other than the calibrated one takes its part's calibration when there is one.
-  let sampleCalibration = cal.sampleCalibration;
-  if (scoring.sample !== calibratedSample) {
-    const part = cal.sampleParts?.[scoring.sample];
-    if (part !== undefined) sampleCalibration = part;
-    else warnings.push(`warning: sample=${scoring.sample} is scored with the calibration of sample=${calibratedSample} (ranks hold, the [0, 1] values do not): recalibrate with calibrate lsgs --set sample=${scoring.sample}`);
-  }
+  const chosen = sampleCalibrationFor(cal, scoring.sample, calibratedSample, 'lsgs', lsgsCalibrationPath(dir));
+  if (chosen.warning !== null) warnings.push(chosen.warning);
+  const { sampleCalibration } = chosen;
   return { nll, residual, sampleCalibration, warnings };
 }
 

@@ -145,7 +145,7 @@ export async function calibrateLsr(opts: CalibrateLsrOptions): Promise<LsrCalibr
       interior: () => interiorRaw,
     };
     const aggregate = scoring?.sample ?? 'sum';
-    const { raw: rawSample, sampleParts } = heldOutSampleRaws(aggregate, (part) => rawOf[part as keyof typeof rawOf](), 'lsr', fitSampleCalibration);
+    const { raw: rawSample, sampleParts } = heldOutSampleRaws(aggregate, (part) => rawOf[part as keyof typeof rawOf](), 'lsr');
     if (aggregate !== 'sum') opts.log(`raw ${aggregate} sample scores ${rawSample.map((r) => r.toFixed(3)).join(', ')}`);
     let resampled = 0;
     let copyPositions = 0;

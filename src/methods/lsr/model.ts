@@ -42,7 +42,7 @@ import { applySampleCalibration } from '../../score/calibration.js';
 import type { Settings } from '../../score/settings.js';
 import { applyMask, bodyMask } from '../../volume/body-mask.js';
 import type { ResidualReference } from '../../score/place-reference.js';
-import { combinedSampleRaw as combinedPartsRaw, samplePartsOf, samplePartsProblem, type SampleParts } from '../../score/reference-chain.js';
+import { combinedSampleRaw as combinedPartsRaw, sampleCalibrationFor, samplePartsOf, samplePartsProblem, type SampleParts } from '../../score/reference-chain.js';
 import { interiorSampleRaw, LSR_NLL_REFERENCE_NAME, networksFingerprint, priorFingerprint, readLsrNllReference } from './nll-reference.js';
 import { LSR_RESIDUAL_REFERENCE_NAME, readLsrResidualReference, recipeDifferences, standardisedResidual } from './residual-reference.js';
 import { manifestPath } from '../../io/tensor-bundle.js';
@@ -290,17 +290,10 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
     if (differs.length > 0) warnings.push(`warning: ${file} was built with other ${differs.join(', ')}; its standardisation is approximate (rebuild it: calibrate lsr --reference-data DIR --set reference=on)`);
     residualRef = record.reference;
   }
-  // A sample aggregate other than the calibrated one takes its part's calibration when there is one.
-  const calibratedSample = base.scoring?.sample ?? PAPER_LSR_SCORING.sample;
-  let sampleCalibration = cal.sampleCalibration;
-  if (scoring.sample !== calibratedSample) {
-    const part = cal.sampleParts?.[scoring.sample];
-    if (part !== undefined) sampleCalibration = part;
-    else warnings.push(`warning: sample=${scoring.sample} is scored with the calibration of sample=${calibratedSample} (ranks hold, the [0, 1] values do not): recalibrate with calibrate lsr --set sample=${scoring.sample}`);
-  }
   const parts = samplePartsOf(scoring.sample);
-  const missingParts = (parts ?? []).filter((p) => cal.sampleParts?.[p] === undefined);
-  if (missingParts.length > 0) throw new InputFileError(calibrationPath(model.dir), `sample=${scoring.sample} needs sampleParts.${missingParts.join(', sampleParts.')}: recalibrate with calibrate lsr --set sample=${scoring.sample}`);
+  const chosen = sampleCalibrationFor(cal, scoring.sample, base.scoring?.sample ?? PAPER_LSR_SCORING.sample, 'lsr', calibrationPath(model.dir));
+  const sampleCalibration = chosen.sampleCalibration;
+  if (chosen.warning !== null) warnings.push(chosen.warning);
   let warned = false;
   const warnOnce = (ctx: CaseContext): void => {
     if (warned) return;
