@@ -45,12 +45,10 @@ import { localMaxExcess, topFractionMean } from '../../score/sample-aggregates.j
 import type { Settings } from '../../score/settings.js';
 import { applyMask, bodyMask } from '../../volume/body-mask.js';
 import { applyLsgsSettings, isLsgsScoring, ORIGINAL_LSGS_SCORING, type LsgsScoring } from './scoring.js';
-import { combinedSampleRaw, needsNllReference, sampleCalibrationFor, samplePartsOf, samplePartsProblem, type SampleParts } from '../../score/reference-chain.js';
+import { combinedSampleRaw, sampleCalibrationFor, samplePartsOf, samplePartsProblem, type SampleParts } from '../../score/reference-chain.js';
 import { interiorSampleRaw } from '../../score/code-nll-reference.js';
-import { recipeDifferences, standardisedResidual } from '../../score/residual-reference.js';
-import type { ResidualReference } from '../../score/place-reference.js';
-import { manifestPath } from '../../io/tensor-bundle.js';
-import { InputFileError } from '../../errors.js';
+import { standardisedResidual } from '../../score/residual-reference.js';
+import { loadChainReferences, type LoadedChainReferences } from '../../score/chain-references.js';
 import { stackToVolume } from '../../volume/resample.js';
 import { LSGS_NLL_REFERENCE, LSGS_RESIDUAL_REFERENCE, lsgsNetworksFingerprint, readLsgsNllReference, readLsgsResidualReference, transformerFingerprint } from './references.js';
 
@@ -322,42 +320,35 @@ export function lsgsPredictor(model: LsgsModel, opts: LsgsPredictorOptions = {})
   };
 }
 
-interface ChainReferences {
-  /** The transformer's per-place NLL reference, when the sample aggregate reads it. */
-  readonly nll: ResidualReference | null;
-  /** The residual reference, when the chain standardises the pixel map by it. */
-  readonly residual: ResidualReference | null;
+interface ChainReferences extends LoadedChainReferences {
   /** The calibration the chosen sample aggregate's raw score goes through. */
   readonly sampleCalibration: SampleCalibration;
-  readonly warnings: readonly string[];
 }
 
 /** The references the chosen chain reads, loaded when the predictor is built: a missing one fails before any case is scored. */
 function chainReferences(dir: string, cal: LsgsCalibration & { readonly scoring: LsgsScoring }, calibratedSample: LsgsScoring['sample']): ChainReferences {
   const { scoring } = cal;
-  const warnings: string[] = [];
-  let nll: ResidualReference | null = null;
-  if (needsNllReference(scoring.sample)) {
-    const file = manifestPath(dir, LSGS_NLL_REFERENCE.name);
-    const record = readLsgsNllReference(dir);
-    if (record === null) throw new InputFileError(file, `lsgs sample=${scoring.sample} needs it: build it with calibrate lsgs --reference-data DIR`);
-    if (record.prior !== transformerFingerprint(dir)) warnings.push(`warning: ${file} was built with another transformer; rebuild it (calibrate lsgs --reference-data DIR)`);
-    nll = record.reference;
-  }
-  let residual: ResidualReference | null = null;
-  if (scoring.reference) {
-    const file = manifestPath(dir, LSGS_RESIDUAL_REFERENCE.name);
-    const record = readLsgsResidualReference(dir);
-    if (record === null) throw new InputFileError(file, 'lsgs reference=on needs it: build it with calibrate lsgs --reference-data DIR --set reference=on');
-    const differs = recipeDifferences(record.recipe, { lambdaP: cal.lambdaP, copies: cal.copies, rounds: cal.rounds, k: cal.k, foregroundMask: cal.foregroundMask, smoothing: scoring.smoothing ?? null });
-    if (record.networks !== lsgsNetworksFingerprint(dir)) differs.push('networks');
-    if (differs.length > 0) warnings.push(`warning: ${file} was built with other ${differs.join(', ')}; its standardisation is approximate (rebuild it: calibrate lsgs --reference-data DIR --set reference=on)`);
-    residual = record.reference;
-  }
+  const loaded = loadChainReferences(
+    {
+      method: 'lsgs',
+      weightsDir: dir,
+      nllFile: LSGS_NLL_REFERENCE,
+      readNll: readLsgsNllReference,
+      priorName: 'transformer',
+      priorFingerprint: transformerFingerprint,
+      residualFile: LSGS_RESIDUAL_REFERENCE,
+      readResidual: readLsgsResidualReference,
+      networksFingerprint: lsgsNetworksFingerprint,
+    },
+    {
+      sample: scoring.sample,
+      reference: scoring.reference === true,
+      recipe: { lambdaP: cal.lambdaP, copies: cal.copies, rounds: cal.rounds, k: cal.k, foregroundMask: cal.foregroundMask, smoothing: scoring.smoothing ?? null },
+    },
+  );
   const chosen = sampleCalibrationFor(cal, scoring.sample, calibratedSample, 'lsgs', lsgsCalibrationPath(dir));
-  if (chosen.warning !== null) warnings.push(chosen.warning);
-  const { sampleCalibration } = chosen;
-  return { nll, residual, sampleCalibration, warnings };
+  const warnings = chosen.warning !== null ? [...loaded.warnings, chosen.warning] : loaded.warnings;
+  return { ...loaded, sampleCalibration: chosen.sampleCalibration, warnings };
 }
 
 /** For the METHODS registry. */

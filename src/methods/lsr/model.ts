@@ -41,12 +41,10 @@ import { localMaxExcess, topFractionMean } from '../../score/sample-aggregates.j
 import { applySampleCalibration } from '../../score/calibration.js';
 import type { Settings } from '../../score/settings.js';
 import { applyMask, bodyMask } from '../../volume/body-mask.js';
-import type { ResidualReference } from '../../score/place-reference.js';
 import { combinedSampleRaw as combinedPartsRaw, sampleCalibrationFor, samplePartsOf, samplePartsProblem, type SampleParts } from '../../score/reference-chain.js';
-import { interiorSampleRaw, LSR_NLL_REFERENCE_NAME, networksFingerprint, priorFingerprint, readLsrNllReference } from './nll-reference.js';
-import { LSR_RESIDUAL_REFERENCE_NAME, readLsrResidualReference, recipeDifferences, standardisedResidual } from './residual-reference.js';
-import { manifestPath } from '../../io/tensor-bundle.js';
-import { InputFileError } from '../../errors.js';
+import { interiorSampleRaw, LSR_NLL_REFERENCE_FILE, networksFingerprint, priorFingerprint, readLsrNllReference } from './nll-reference.js';
+import { LSR_RESIDUAL_REFERENCE_FILE, readLsrResidualReference, standardisedResidual, type ResidualMapRecipe } from './residual-reference.js';
+import { loadChainReferences, type ChainReferenceSources } from '../../score/chain-references.js';
 import { stackToVolume } from '../../volume/resample.js';
 import { applyLsrSettings, isLsrScoring, needsNllReference, PAPER_LSR_SCORING, type LsrScoring } from './scoring.js';
 
@@ -262,6 +260,21 @@ export function describeRestoration(stats: RestorationStats): string {
   );
 }
 
+/** Where LSR keeps its normal references (built by `calibrate lsr --reference-data DIR`). */
+function lsrChainReferences(weightsDir: string): ChainReferenceSources<ResidualMapRecipe> {
+  return {
+    method: 'lsr',
+    weightsDir,
+    nllFile: LSR_NLL_REFERENCE_FILE,
+    readNll: readLsrNllReference,
+    priorName: 'prior',
+    priorFingerprint,
+    residualFile: LSR_RESIDUAL_REFERENCE_FILE,
+    readResidual: readLsrResidualReference,
+    networksFingerprint,
+  };
+}
+
 export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): Predictor {
   const base = model.calibration;
   const cal = applyLsrSettings(
@@ -271,25 +284,14 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
   const { slices, copies, scoring } = cal;
   const runners = chunkRunners(model.engine, opts.workers, inProcessRunner(model.engine), (workers) => createLsrPool(model.dir, workers));
   // The references the chosen chain reads, loaded now: a missing one fails before any case is scored.
-  const warnings: string[] = [];
-  let nllRef: ResidualReference | null = null;
-  if (needsNllReference(scoring.sample)) {
-    const file = manifestPath(model.dir, LSR_NLL_REFERENCE_NAME);
-    const record = readLsrNllReference(model.dir);
-    if (record === null) throw new InputFileError(file, `lsr sample=${scoring.sample} needs it: build it with calibrate lsr --reference-data DIR`);
-    if (record.prior !== priorFingerprint(model.dir)) warnings.push(`warning: ${file} was built with another prior; rebuild it (calibrate lsr --reference-data DIR)`);
-    nllRef = record.reference;
-  }
-  let residualRef: ResidualReference | null = null;
-  if (scoring.reference) {
-    const file = manifestPath(model.dir, LSR_RESIDUAL_REFERENCE_NAME);
-    const record = readLsrResidualReference(model.dir);
-    if (record === null) throw new InputFileError(file, 'lsr reference=on needs it: build it with calibrate lsr --reference-data DIR --set reference=on');
-    const differs = recipeDifferences(record.recipe, { lambdaP: cal.lambdaP, copies, k: cal.k, weighting: scoring.weighting, smoothing: scoring.smoothing ?? null });
-    if (record.networks !== networksFingerprint(model.dir)) differs.push('networks');
-    if (differs.length > 0) warnings.push(`warning: ${file} was built with other ${differs.join(', ')}; its standardisation is approximate (rebuild it: calibrate lsr --reference-data DIR --set reference=on)`);
-    residualRef = record.reference;
-  }
+  const refs = loadChainReferences(lsrChainReferences(model.dir), {
+    sample: scoring.sample,
+    reference: scoring.reference === true,
+    recipe: { lambdaP: cal.lambdaP, copies, k: cal.k, weighting: scoring.weighting, smoothing: scoring.smoothing ?? null },
+  });
+  const warnings: string[] = [...refs.warnings];
+  const nllRef = refs.nll;
+  const residualRef = refs.residual;
   const parts = samplePartsOf(scoring.sample);
   const chosen = sampleCalibrationFor(cal, scoring.sample, base.scoring?.sample ?? PAPER_LSR_SCORING.sample, 'lsr', calibrationPath(model.dir));
   const sampleCalibration = chosen.sampleCalibration;

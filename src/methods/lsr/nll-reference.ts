@@ -10,7 +10,7 @@ export { interiorSampleRaw, networkFingerprint } from '../../score/code-nll-refe
 
 export const LSR_NLL_REFERENCE_NAME = 'lsr-nll-reference';
 export const LSR_NLL_REFERENCE_KIND = 'lsr-nll-reference';
-const FILE: ReferenceFileName = { name: LSR_NLL_REFERENCE_NAME, kind: LSR_NLL_REFERENCE_KIND };
+export const LSR_NLL_REFERENCE_FILE: ReferenceFileName = Object.freeze({ name: LSR_NLL_REFERENCE_NAME, kind: LSR_NLL_REFERENCE_KIND });
 
 export type LsrNllReference = CodeNllReference;
 
@@ -25,9 +25,9 @@ export function networksFingerprint(weightsDir: string): string {
 }
 
 export function readLsrNllReference(weightsDir: string): LsrNllReference | null {
-  return readCodeNllReference(weightsDir, FILE);
+  return readCodeNllReference(weightsDir, LSR_NLL_REFERENCE_FILE);
 }
 
 export async function writeLsrNllReference(weightsDir: string, record: LsrNllReference): Promise<string> {
-  return writeCodeNllReference(weightsDir, FILE, record);
+  return writeCodeNllReference(weightsDir, LSR_NLL_REFERENCE_FILE, record);
 }

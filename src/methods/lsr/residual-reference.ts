@@ -10,7 +10,7 @@ export { recipeDifferences, standardisedResidual, ZERO_EXCESS_BAND } from '../..
 
 export const LSR_RESIDUAL_REFERENCE_NAME = 'lsr-residual-reference';
 export const LSR_RESIDUAL_REFERENCE_KIND = 'lsr-residual-reference';
-const FILE: ReferenceFileName = { name: LSR_RESIDUAL_REFERENCE_NAME, kind: LSR_RESIDUAL_REFERENCE_KIND };
+export const LSR_RESIDUAL_REFERENCE_FILE: ReferenceFileName = Object.freeze({ name: LSR_RESIDUAL_REFERENCE_NAME, kind: LSR_RESIDUAL_REFERENCE_KIND });
 
 /** What shaped the maps the reference averages (a map made otherwise is standardised only approximately). */
 export interface ResidualMapRecipe {
@@ -36,9 +36,9 @@ const RECIPE: RecipeReader<ResidualMapRecipe> = {
 };
 
 export function readLsrResidualReference(weightsDir: string): LsrResidualReference | null {
-  return readResidualReference(weightsDir, FILE, RECIPE);
+  return readResidualReference(weightsDir, LSR_RESIDUAL_REFERENCE_FILE, RECIPE);
 }
 
 export async function writeLsrResidualReference(weightsDir: string, record: LsrResidualReference): Promise<string> {
-  return writeResidualReference(weightsDir, FILE, record);
+  return writeResidualReference(weightsDir, LSR_RESIDUAL_REFERENCE_FILE, record);
 }
