@@ -1,9 +1,9 @@
 /**
- * Diagnostic: does LSGS's transformer score anomalies better when it cannot see the code it scores?
- * The product's NLL is −log p(sᵢ | the whole map, sᵢ included). Here every code is also scored with itself
- * hidden: the positions of one of 16 interleaved groups ((y mod 4, x mod 4)) are replaced by random codes
- * (the tampering the transformer was trained to repair) and the original code's NLL is read there; 16 passes
- * per map. Both NLL maps get the same sample aggregates (sum above λs, local maximum of NLL − λs, with λs the
+ * Diagnostic: does LSGS's transformer score anomalies better when it cannot see the code it scores, or the
+ * anomaly's other codes? The product's NLL is −log p(sᵢ | the whole map, sᵢ included). Here every code is
+ * also scored hidden (SCHEMES: one code of each 4×4 tile at a time, or a whole 4×4 or 8×8 block at a time):
+ * the hidden positions are replaced by random codes (the tampering the transformer was trained to repair)
+ * and the original code's NLL is read there. Every NLL map gets the same sample aggregates (sum above λs, local maximum of NLL − λs, with λs the
  * 98th percentile over the held-out normals' foreground codes of that scoring), and the AUROC of each over the
  * set's cases, overall and per kind.
  *
@@ -20,49 +20,70 @@ import { quantileOfSorted } from '../src/score/held-out.js';
 import type { Volume } from '../src/volume/volume.js';
 import { niftiFiles, option, setCases, writeJson } from './ablate-common.js';
 
-const GROUP_SIDE = 4;
+/**
+ * How codes are hidden: `interleaved` hides one of 16 interleaved groups ((y mod 4, x mod 4)) per pass, so a
+ * hidden code still sees its neighbours; `blockB` hides one B×B block of the grid per pass (every block of
+ * the slice stack at once), so a code inside a contiguous anomaly no longer sees the anomaly's other codes.
+ */
+const SCHEMES = ['interleaved', 'block4', 'block8'] as const;
+type Scheme = (typeof SCHEMES)[number];
+const WHICH = ['visible', ...SCHEMES] as const;
+type Which = (typeof WHICH)[number];
+
+/** The passes of a scheme: each pass lists the in-plane positions it hides. */
+function passesOf(scheme: Scheme, side: number): number[][] {
+  const passes: number[][] = [];
+  const add = (key: (y: number, x: number) => number, count: number): void => {
+    for (let g = 0; g < count; g++) passes.push([]);
+    for (let p = 0; p < side * side; p++) passes[key(Math.floor(p / side), p % side)]!.push(p);
+  };
+  if (scheme === 'interleaved') add((y, x) => (y % 4) * 4 + (x % 4), 16);
+  else {
+    const b = scheme === 'block4' ? 4 : 8;
+    const per = Math.ceil(side / b);
+    add((y, x) => Math.floor(y / b) * per + Math.floor(x / b), per * per);
+  }
+  return passes;
+}
 
 interface Scored {
-  readonly visible: Float32Array;
-  readonly hidden: Float32Array;
+  readonly nll: Record<Which, Float32Array>;
   readonly fg: Uint8Array;
   readonly grid: [number, number, number];
 }
 
-async function scoreBoth(engine: LsgsEngine, volume: Volume, every: number, seed: string): Promise<Scored> {
+async function scoreAll(engine: LsgsEngine, volume: Volume, every: number, seed: string): Promise<Scored> {
   const encoded = await encodeForLsgs(engine, volume, 'brain', { every });
   const { codes, stack } = encoded;
   const cfg = engine.nets.transformer.cfg;
   const side = cfg.width;
   const plane = cfg.height * cfg.width;
-  const visible = await engine.transformer.nlls(codes, stack.positions);
-  const hidden = new Float32Array(codes.length);
-  const rng = createRng(seed);
-  for (let g = 0; g < GROUP_SIDE * GROUP_SIDE; g++) {
-    const tampered = Int32Array.from(codes);
-    const members: number[] = [];
-    for (let p = 0; p < plane; p++) {
-      const y = Math.floor(p / side);
-      const x = p % side;
-      if ((y % GROUP_SIDE) * GROUP_SIDE + (x % GROUP_SIDE) === g) members.push(p);
-    }
-    for (let s = 0; s < stack.count; s++) for (const p of members) tampered[s * plane + p] = Math.floor(rng.next() * cfg.codebookSize);
-    const logits = await engine.transformer.logits(tampered, stack.positions);
-    const k = cfg.codebookSize;
-    for (let s = 0; s < stack.count; s++) {
-      for (const p of members) {
-        const i = s * plane + p;
-        const row = logits.subarray(i * k, (i + 1) * k);
-        let max = -Infinity;
-        for (const v of row) max = Math.max(max, v);
-        let sum = 0;
-        for (const v of row) sum += Math.exp(v - max);
-        hidden[i] = max + Math.log(sum) - row[codes[i]!]!;
+  const k = cfg.codebookSize;
+  const nll = { visible: await engine.transformer.nlls(codes, stack.positions) } as Record<Which, Float32Array>;
+  for (const scheme of SCHEMES) {
+    const hidden = new Float32Array(codes.length);
+    const rng = createRng(`${seed}:${scheme}`);
+    for (const members of passesOf(scheme, side)) {
+      // hidden = replaced by random codes, the tampering the transformer was trained to repair
+      const tampered = Int32Array.from(codes);
+      for (let s = 0; s < stack.count; s++) for (const p of members) tampered[s * plane + p] = Math.floor(rng.next() * k);
+      const logits = await engine.transformer.logits(tampered, stack.positions);
+      for (let s = 0; s < stack.count; s++) {
+        for (const p of members) {
+          const i = s * plane + p;
+          const row = logits.subarray(i * k, (i + 1) * k);
+          let max = -Infinity;
+          for (const v of row) max = Math.max(max, v);
+          let sum = 0;
+          for (const v of row) sum += Math.exp(v - max);
+          hidden[i] = max + Math.log(sum) - row[codes[i]!]!;
+        }
       }
     }
+    nll[scheme] = hidden;
   }
   const fg = foregroundCodes(stack.data, stack.count, stack.width, side, 0);
-  return { visible, hidden, fg, grid: [side, cfg.height, stack.count] };
+  return { nll, fg, grid: [side, cfg.height, stack.count] };
 }
 
 function auroc(scores: readonly number[], labels: readonly number[]): number {
@@ -87,26 +108,22 @@ async function main(): Promise<void> {
   const model = await loadLsgsModel(weights, { engine: 'onnx' });
   const { engine, calibration: cal } = model;
   const every = typeof cal.slices === 'object' && 'every' in cal.slices ? cal.slices.every : 8;
-  const held = { visible: [] as number[], hidden: [] as number[] };
+  const held = Object.fromEntries(WHICH.map((w) => [w, [] as number[]])) as Record<Which, number[]>;
   for (const f of await niftiFiles(heldDir)) {
-    const r = await scoreBoth(engine, (await readNifti(join(heldDir, f))).volume, every, `held:${f}`);
+    const r = await scoreAll(engine, (await readNifti(join(heldDir, f))).volume, every, `held:${f}`);
     r.fg.forEach((on, i) => {
       if (on !== 1) return;
-      held.visible.push(r.visible[i]!);
-      held.hidden.push(r.hidden[i]!);
+      for (const w of WHICH) held[w].push(r.nll[w][i]!);
     });
   }
-  const lambdaS = {
-    visible: quantileOfSorted(Float32Array.from(held.visible).sort(), 0.98),
-    hidden: quantileOfSorted(Float32Array.from(held.hidden).sort(), 0.98),
-  };
-  process.stderr.write(`λs (98th percentile of held-out foreground codes): visible ${lambdaS.visible.toFixed(3)}, hidden ${lambdaS.hidden.toFixed(3)}\n`);
+  const lambdaS = Object.fromEntries(WHICH.map((w) => [w, quantileOfSorted(Float32Array.from(held[w]).sort(), 0.98)])) as Record<Which, number>;
+  process.stderr.write(`λs (98th percentile of held-out foreground codes): ${WHICH.map((w) => `${w} ${lambdaS[w].toFixed(3)}`).join(', ')}\n`);
   const rows: { name: string; kind: string; label: number; scores: Record<string, number> }[] = [];
   for await (const c of setCases(setDir)) {
-    const r = await scoreBoth(engine, c.volume, every, `case:${c.name}`);
+    const r = await scoreAll(engine, c.volume, every, `case:${c.name}`);
     const scores: Record<string, number> = {};
-    for (const which of ['visible', 'hidden'] as const) {
-      const nll = r[which];
+    for (const which of WHICH) {
+      const nll = r.nll[which];
       let sum = 0;
       for (const v of nll) if (v > lambdaS[which]) sum += v;
       scores[`${which}/sum`] = sum;
