@@ -45,12 +45,12 @@ import { localMaxExcess, topFractionMean } from '../../score/sample-aggregates.j
 import type { Settings } from '../../score/settings.js';
 import { applyMask, bodyMask } from '../../volume/body-mask.js';
 import { applyLsgsSettings, isLsgsScoring, ORIGINAL_LSGS_SCORING, type LsgsScoring } from './scoring.js';
-import { combinedSampleRaw, sampleCalibrationFor, samplePartsOf, samplePartsProblem, type SampleParts } from '../../score/reference-chain.js';
+import { combinedSampleRaw, samplePartsOf, samplePartsProblem, type SampleParts } from '../../score/reference-chain.js';
 import { interiorSampleRaw } from '../../score/code-nll-reference.js';
 import { standardisedResidual } from '../../score/residual-reference.js';
-import { loadChainReferences, type LoadedChainReferences } from '../../score/chain-references.js';
+import { loadChainReferences, type ChainReferenceSources } from '../../score/chain-references.js';
 import { stackToVolume } from '../../volume/resample.js';
-import { LSGS_NLL_REFERENCE, LSGS_RESIDUAL_REFERENCE, lsgsNetworksFingerprint, readLsgsNllReference, readLsgsResidualReference, transformerFingerprint } from './references.js';
+import { LSGS_NLL_REFERENCE, LSGS_RESIDUAL_REFERENCE, lsgsNetworksFingerprint, readLsgsNllReference, readLsgsResidualReference, transformerFingerprint, type LsgsResidualRecipe } from './references.js';
 
 export const LSGS_CALIBRATION_FILE = 'lsgs-calibration.json';
 export const LSGS_CALIBRATION_FORMAT = 'moodlsr-lsgs-calibration';
@@ -247,7 +247,14 @@ export function lsgsPredictor(model: LsgsModel, opts: LsgsPredictorOptions = {})
   );
   const { slices, copies, rounds, scoring } = cal;
   const runners = chunkRunners(model.engine, opts.workers, inProcessLsgsRunner(model.engine), (workers) => createLsgsPool(model.dir, workers));
-  const refs = chainReferences(model.dir, cal, base.scoring?.sample ?? ORIGINAL_LSGS_SCORING.sample);
+  // The references the chosen chain reads, loaded now: a missing one fails before any case is scored.
+  const refs = loadChainReferences(lsgsChainReferences(model.dir), {
+    sample: scoring.sample,
+    reference: scoring.reference === true,
+    recipe: { lambdaP: cal.lambdaP, copies: cal.copies, rounds: cal.rounds, k: cal.k, foregroundMask: cal.foregroundMask, smoothing: scoring.smoothing ?? null },
+    calibration: cal,
+    calibratedSample: base.scoring?.sample ?? ORIGINAL_LSGS_SCORING.sample,
+  });
   let warned = false;
   const warnOnce = (ctx: CaseContext): void => {
     if (warned) return;
@@ -320,35 +327,20 @@ export function lsgsPredictor(model: LsgsModel, opts: LsgsPredictorOptions = {})
   };
 }
 
-interface ChainReferences extends LoadedChainReferences {
-  /** The calibration the chosen sample aggregate's raw score goes through. */
-  readonly sampleCalibration: SampleCalibration;
-}
-
-/** The references the chosen chain reads, loaded when the predictor is built: a missing one fails before any case is scored. */
-function chainReferences(dir: string, cal: LsgsCalibration & { readonly scoring: LsgsScoring }, calibratedSample: LsgsScoring['sample']): ChainReferences {
-  const { scoring } = cal;
-  const loaded = loadChainReferences(
-    {
-      method: 'lsgs',
-      weightsDir: dir,
-      nllFile: LSGS_NLL_REFERENCE,
-      readNll: readLsgsNllReference,
-      priorName: 'transformer',
-      priorFingerprint: transformerFingerprint,
-      residualFile: LSGS_RESIDUAL_REFERENCE,
-      readResidual: readLsgsResidualReference,
-      networksFingerprint: lsgsNetworksFingerprint,
-    },
-    {
-      sample: scoring.sample,
-      reference: scoring.reference === true,
-      recipe: { lambdaP: cal.lambdaP, copies: cal.copies, rounds: cal.rounds, k: cal.k, foregroundMask: cal.foregroundMask, smoothing: scoring.smoothing ?? null },
-    },
-  );
-  const chosen = sampleCalibrationFor(cal, scoring.sample, calibratedSample, 'lsgs', lsgsCalibrationPath(dir));
-  const warnings = chosen.warning !== null ? [...loaded.warnings, chosen.warning] : loaded.warnings;
-  return { ...loaded, sampleCalibration: chosen.sampleCalibration, warnings };
+/** Where LSGS keeps its normal references (built by `calibrate lsgs --reference-data DIR`) and its calibration. */
+function lsgsChainReferences(weightsDir: string): ChainReferenceSources<LsgsResidualRecipe> {
+  return {
+    method: 'lsgs',
+    weightsDir,
+    nllFile: LSGS_NLL_REFERENCE,
+    readNll: readLsgsNllReference,
+    priorName: 'transformer',
+    priorFingerprint: transformerFingerprint,
+    residualFile: LSGS_RESIDUAL_REFERENCE,
+    readResidual: readLsgsResidualReference,
+    networksFingerprint: lsgsNetworksFingerprint,
+    calibrationFile: lsgsCalibrationPath(weightsDir),
+  };
 }
 
 /** For the METHODS registry. */

@@ -41,12 +41,12 @@ import { localMaxExcess, topFractionMean } from '../../score/sample-aggregates.j
 import { applySampleCalibration } from '../../score/calibration.js';
 import type { Settings } from '../../score/settings.js';
 import { applyMask, bodyMask } from '../../volume/body-mask.js';
-import { combinedSampleRaw as combinedPartsRaw, sampleCalibrationFor, samplePartsOf, samplePartsProblem, type SampleParts } from '../../score/reference-chain.js';
+import { combinedSampleRaw as combinedPartsRaw, samplePartsOf, samplePartsProblem, type SampleParts } from '../../score/reference-chain.js';
 import { interiorSampleRaw, LSR_NLL_REFERENCE_FILE, networksFingerprint, priorFingerprint, readLsrNllReference } from './nll-reference.js';
 import { LSR_RESIDUAL_REFERENCE_FILE, readLsrResidualReference, standardisedResidual, type ResidualMapRecipe } from './residual-reference.js';
 import { loadChainReferences, type ChainReferenceSources } from '../../score/chain-references.js';
 import { stackToVolume } from '../../volume/resample.js';
-import { applyLsrSettings, isLsrScoring, needsNllReference, PAPER_LSR_SCORING, type LsrScoring } from './scoring.js';
+import { applyLsrSettings, isLsrScoring, PAPER_LSR_SCORING, type LsrScoring } from './scoring.js';
 
 export { defaultWorkerCount } from '../../inference/method-runtime.js';
 
@@ -260,7 +260,7 @@ export function describeRestoration(stats: RestorationStats): string {
   );
 }
 
-/** Where LSR keeps its normal references (built by `calibrate lsr --reference-data DIR`). */
+/** Where LSR keeps its normal references (built by `calibrate lsr --reference-data DIR`) and its calibration. */
 function lsrChainReferences(weightsDir: string): ChainReferenceSources<ResidualMapRecipe> {
   return {
     method: 'lsr',
@@ -272,6 +272,7 @@ function lsrChainReferences(weightsDir: string): ChainReferenceSources<ResidualM
     residualFile: LSR_RESIDUAL_REFERENCE_FILE,
     readResidual: readLsrResidualReference,
     networksFingerprint,
+    calibrationFile: calibrationPath(weightsDir),
   };
 }
 
@@ -288,14 +289,13 @@ export function lsrPredictor(model: LsrModel, opts: LsrPredictorOptions = {}): P
     sample: scoring.sample,
     reference: scoring.reference === true,
     recipe: { lambdaP: cal.lambdaP, copies, k: cal.k, weighting: scoring.weighting, smoothing: scoring.smoothing ?? null },
+    calibration: cal,
+    calibratedSample: base.scoring?.sample ?? PAPER_LSR_SCORING.sample,
   });
-  const warnings: string[] = [...refs.warnings];
+  const { warnings, sampleCalibration } = refs;
   const nllRef = refs.nll;
   const residualRef = refs.residual;
   const parts = samplePartsOf(scoring.sample);
-  const chosen = sampleCalibrationFor(cal, scoring.sample, base.scoring?.sample ?? PAPER_LSR_SCORING.sample, 'lsr', calibrationPath(model.dir));
-  const sampleCalibration = chosen.sampleCalibration;
-  if (chosen.warning !== null) warnings.push(chosen.warning);
   let warned = false;
   const warnOnce = (ctx: CaseContext): void => {
     if (warned) return;
