@@ -40,6 +40,14 @@ export async function* setCases(setDir: string, limit = 0): AsyncGenerator<Ablat
   }
 }
 
+/**
+ * A strictly increasing map of the real line into (0, 1): raw sample aggregates are unbounded and the
+ * evaluation clips scores to [0, 1], so they go through it first (ranks, hence AP and AUROC, are unchanged).
+ */
+export function rankPreservingSquash(x: number): number {
+  return 0.5 + Math.atan(x) / Math.PI;
+}
+
 /** Sample scores and pixel histograms per variant, in case order. */
 export class AblationCollector {
   readonly sampleScores = new Map<string, number[]>();
@@ -71,20 +79,15 @@ export class AblationCollector {
     (this.pixelHist.get(key) ?? this.pixelHist.set(key, []).get(key)!).push(new ScoreHistogram().add(map, labels));
   }
 
-  /**
-   * MOOD-exact summaries with `bootstrap` resamples (seed 14). Raw aggregates are unbounded and the
-   * evaluation clips to [0, 1], so sample scores go through a strictly increasing squash first (ranks,
-   * hence AP and AUROC, are unchanged).
-   */
+  /** MOOD-exact summaries with `bootstrap` resamples (seed 14); sample scores through rankPreservingSquash. */
   summaries(bootstrap: number): { sample: Record<string, unknown>; pixel: Record<string, unknown> } {
-    const squash = (x: number): number => 0.5 + Math.atan(x) / Math.PI;
     const perCase = (scores: number[]): CaseResult[] =>
       this.names.map((name, i) => ({ name: name.replace(/\.nii(\.gz)?$/, ''), ...(this.groups.get(name) ?? {}), label: this.sampleLabels[i]!, score: scores[i]!, status: 'ok' as const }));
     const summarise = (r: EvalResult) => ({ ap: r.ap, auroc: r.auroc, best_dice: r.best_dice, ci: r.ci, per_kind: r.per_kind, per_size: r.per_size });
     const o = { bootstrap, seed: 14 };
     const sample: Record<string, unknown> = {};
     for (const [key, raw] of this.sampleScores) {
-      const scores = raw.map(squash);
+      const scores = raw.map(rankPreservingSquash);
       sample[key] = summarise(sampleResult(scores, this.sampleLabels, perCase(scores), o));
     }
     const pixel: Record<string, unknown> = {};

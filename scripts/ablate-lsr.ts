@@ -38,6 +38,7 @@ import { DEFAULT_RESIDUAL_REFERENCE_FLOOR } from '../src/methods/lsr/scoring.js'
 import { ReferenceAccumulator, referenceOnStack, standardisedMap, type ResidualReference } from '../src/score/place-reference.js';
 import type { LsrCalibration } from '../src/methods/lsr/model.js';
 import { ScoreHistogram } from '../eval/metrics/index.js';
+import { rankPreservingSquash } from './ablate-common.js';
 import { caseGroupsOf, pixelResult, sampleResult, type CaseResult, type EvalResult } from '../eval/harness/evaluate.js';
 import { TOY_DIRS, type ToySetManifest } from '../eval/inject/toyset.js';
 import type { LsrEngine } from '../src/methods/lsr/engine-types.js';
@@ -476,10 +477,7 @@ async function main(): Promise<void> {
     process.stderr.write(`${n + 1}/${names.length} ${name} (${group.kind}): restore ${((t1 - t0) / 1000).toFixed(1)} s, decode ${((t2 - t1) / 1000).toFixed(1)} s, post ${((t3 - t2) / 1000).toFixed(1)} s\n`);
   }
 
-  // Raw aggregates are unbounded (and may be negative); the evaluation clips to [0, 1] as the organisers
-  // do, so they go through a strictly increasing squash first (ranks, hence AP and AUROC, are unchanged).
-  const squash = (x: number): number => 0.5 + Math.atan(x) / Math.PI;
-  for (const [key, scores] of sampleScores) sampleScores.set(key, scores.map(squash));
+  for (const [key, scores] of sampleScores) sampleScores.set(key, scores.map(rankPreservingSquash));
   const perCase = (scores: number[]): CaseResult[] =>
     names.map((name, i) => ({ name: name.replace(/\.nii(\.gz)?$/, ''), ...(groups.get(name) ?? {}), label: sampleLabels[i]!, score: scores[i]!, status: 'ok' as const }));
   const summarise = (r: EvalResult) => ({ ap: r.ap, auroc: r.auroc, best_dice: r.best_dice, ci: r.ci, per_kind: r.per_kind, per_size: r.per_size });

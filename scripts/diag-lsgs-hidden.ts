@@ -18,7 +18,8 @@ import type { LsgsEngine } from '../src/methods/lsgs/engine-types.js';
 import { foregroundCodes, localMaxExcess } from '../src/score/sample-aggregates.js';
 import { quantileOfSorted } from '../src/score/held-out.js';
 import type { Volume } from '../src/volume/volume.js';
-import { niftiFiles, option, setCases, writeJson } from './ablate-common.js';
+import { niftiFiles, option, rankPreservingSquash, setCases, writeJson } from './ablate-common.js';
+import { sampleAuroc } from '../eval/metrics/samples.js';
 
 /**
  * How codes are hidden: `interleaved` hides one of 16 interleaved groups ((y mod 4, x mod 4)) per pass, so a
@@ -86,18 +87,9 @@ async function scoreAll(engine: LsgsEngine, volume: Volume, every: number, seed:
   return { nll, fg, grid: [side, cfg.height, stack.count] };
 }
 
+/** AUROC of raw (unbounded) aggregates with the evaluation's own metric. */
 function auroc(scores: readonly number[], labels: readonly number[]): number {
-  let pairs = 0;
-  let wins = 0;
-  for (let i = 0; i < scores.length; i++) {
-    if (labels[i] !== 1) continue;
-    for (let j = 0; j < scores.length; j++) {
-      if (labels[j] !== 0) continue;
-      pairs++;
-      wins += scores[i]! > scores[j]! ? 1 : scores[i] === scores[j] ? 0.5 : 0;
-    }
-  }
-  return wins / pairs;
+  return sampleAuroc(scores.map(rankPreservingSquash), labels);
 }
 
 async function main(): Promise<void> {
