@@ -3,7 +3,7 @@
  * trainer does (../src/train/onnx-runner.ts), runs it with ONNX Runtime's profiler on random inputs
  * of the compact brain preset, and prints the kernel time per operator type and the slowest nodes
  * (median over the profiled steps, the first run excluded).
- *   npx tsc -p tsconfig.json && node dist/scripts/profile-train.js --net vqvae|prior [--steps 4] [--threads 1] [--top 25] [--save-optimized FILE.onnx]
+ *   npx tsc -p tsconfig.json && node dist/scripts/profile-train.js --net vqvae|prior [--steps 4] [--threads 1] [--batch N] [--top 25] [--save-optimized FILE.onnx]
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -37,7 +37,8 @@ async function main(): Promise<void> {
   const threads = Number(arg('threads', '1'));
   const top = Number(arg('top', '25'));
   const ort = await requireOnnxRuntime();
-  const { model, batch: count } = benchModel(net, 'compact');
+  const { model, batch: presetBatch } = benchModel(net, 'compact');
+  const count = Number(arg('batch', String(presetBatch)));
   const onnx = onnxNetFor(model);
   const layout = paramLayout(model);
   const params = initModel(model, 1);
@@ -98,7 +99,7 @@ async function main(): Promise<void> {
     phase.set(key, (phase.get(key) ?? 0) + us);
   }
   const sortedWall = wall.slice(1).sort((a, b) => a - b);
-  console.log(`${net} batch ${count}, ${threads} thread(s), ${perRun} kernels per run; wall median ${sortedWall[Math.floor(sortedWall.length / 2)]!.toFixed(0)} ms, kernels ${(total / 1000).toFixed(0)} ms, load ${os.loadavg()[0]!.toFixed(2)}`);
+  console.log(`${net} batch ${count}, ${threads} thread(s), ${perRun} kernels per run; wall median ${sortedWall[Math.floor(sortedWall.length / 2)]!.toFixed(0)} ms (min ${sortedWall[0]!.toFixed(0)}), kernels ${(total / 1000).toFixed(0)} ms, load ${os.loadavg()[0]!.toFixed(2)}`);
   for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1])) console.log(`  ${op.padEnd(24)} ${(us / 1000).toFixed(1).padStart(8)} ms ${((100 * us) / total).toFixed(1).padStart(5)} %`);
   console.log('by phase (backward = nodes the autodiff appended):');
   for (const [key, us] of [...phase].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${key.padEnd(34)} ${(us / 1000).toFixed(1).padStart(8)} ms`);

@@ -5,11 +5,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { convVjpOptions, registeredOperators } from '../src/onnx/autodiff/vjp.js';
+import { convVjpOptions, patchFloats, registeredOperators } from '../src/onnx/autodiff/vjp.js';
 import { emitConv, emitGroupNorm, emitUpsampleNearest2x, feature, type HostParams } from '../src/onnx/emit-blocks.js';
 import { conv, groupNorm } from '../src/models/blocks.js';
 import { upsampleNearest2x } from '../src/engine/upsample.js';
-import { backward } from '../src/onnx/autodiff/backward.js';
+import * as backwardModule from '../src/onnx/autodiff/backward.js';
+
+const { backward } = backwardModule;
 import { checkGradients, lossGraph, randomInput, type FloatInput } from './helpers/onnx-grad.js';
 import type { GraphBuilder, Value } from '../src/onnx/graph.js';
 
@@ -98,15 +100,20 @@ describe('ONNX autodiff: per-operator gradients vs finite differences', () => {
   });
 
   it.each([
-    ['per-tap products', Number.POSITIVE_INFINITY],
-    ['one im2col', 0],
-  ])('Conv: 3×3 same, 5×5 stride 2 same (TF padding), 7×7, 1×1 with bias; weight gradient by %s', async (_, threshold) => {
-    const saved = convVjpOptions.im2colMinOutputPixels;
+    ['per-tap products', Number.POSITIVE_INFINITY, 'auto'],
+    ['the input\'s patches', 0, 'input-patches'],
+    ['dy\'s patches (stride 1)', 0, 'gradient-patches'],
+    ['shifts split between input and dy (stride 1)', 0, 'separable'],
+    ['the form writing the fewest patches', 0, 'auto'],
+  ] as const)('Conv: 3×3 same, 3×3 uneven pads, 5×5 stride 2 same (TF padding), 7×7, 1×1 with bias; weight gradient by %s', async (_, threshold, form) => {
+    const saved = { ...convVjpOptions };
     convVjpOptions.im2colMinOutputPixels = threshold;
+    convVjpOptions.weightGradient = form;
     try {
       const wShape = (kh: number, cin: number, cout: number) => [cout, cin, kh, kh];
       for (const [kh, stride, pads, size] of [
         [3, 1, [1, 1, 1, 1], 6],
+        [3, 1, [0, 1, 2, 0], 5],
         [5, 2, [1, 1, 2, 2], 6],
         [5, 2, [2, 2, 2, 2], 7],
         [7, 1, [3, 3, 3, 3], 5],
@@ -115,13 +122,27 @@ describe('ONNX autodiff: per-operator gradients vs finite differences', () => {
         const inputs = { x: inp([2, 3, size, size], `conv-x-${kh}`), w: inp(wShape(kh, 3, 4), `conv-w-${kh}`, 0.3), b: inp([4], `conv-b-${kh}`) };
         await expectFd(inputs, (g, v) => {
           const y = g.node('Conv', [v.x!, v.w!, v.b!], { kernel_shape: [kh, kh], strides: [stride, stride], pads: [...pads], dilations: [1, 1], group: 1 });
-          const out = Math.floor((size + pads[0] + pads[2] - kh) / stride) + 1;
-          return { value: y, shape: [2, 4, out, out] };
+          const rows = Math.floor((size + pads[0] + pads[2] - kh) / stride) + 1;
+          const cols = Math.floor((size + pads[1] + pads[3] - kh) / stride) + 1;
+          return { value: y, shape: [2, 4, rows, cols] };
         });
       }
     } finally {
-      convVjpOptions.im2colMinOutputPixels = saved;
+      Object.assign(convVjpOptions, saved);
     }
+  });
+
+  it('patchFloats: the weight gradient writes the fewer patches', () => {
+    const geometry = (cin: number, cout: number, kh: number, stride: number, pad: number, size: number) => {
+      const out = Math.floor((size + 2 * pad - kh) / stride) + 1;
+      return { kh, kw: kh, strides: [stride, stride], pads: [pad, pad, pad, pad], cin, cout, batch: 8, inSize: [size, size], outSize: [out, out] };
+    };
+    // 16 → 8 channels, 3×3: dy's patches and the split shifts write half of the input's patches.
+    expect(patchFloats(geometry(16, 8, 3, 1, 1, 128))).toEqual({ 'input-patches': 144 * 128 * 128, 'gradient-patches': 72 * 128 * 128, separable: 72 * 128 * 128 });
+    // The 7×7 stem (2 → 8): 14 + 56 shifted planes against 98 patches.
+    expect(patchFloats(geometry(2, 8, 7, 1, 3, 128))).toEqual({ 'input-patches': 98 * 128 * 128, 'gradient-patches': 392 * 128 * 128, separable: 70 * 128 * 128 });
+    // Strided: only the input's patches.
+    expect(patchFloats(geometry(8, 16, 5, 2, 2, 128))).toEqual({ 'input-patches': 200 * 64 * 64, 'gradient-patches': null, separable: null });
   });
 
   it('InstanceNormalization (GroupNorm), Resize nearest 2×, DepthToSpace, LayerNormalization', async () => {
@@ -135,6 +156,34 @@ describe('ONNX autodiff: per-operator gradients vs finite differences', () => {
       const ln = g.node('LayerNormalization', [v.x!, v.t!, g.initializer('ln_b', [3], Float32Array.of(0.1, 0, -0.2))], { axis: -1, epsilon: { float: 1e-5 } });
       return { value: g.concat([g.reshape(up, [2, -1]), g.reshape(d2s, [2, -1]), g.reshape(ln, [2, -1])], 1), shape: [2, 144 + 36 + 36] };
     }, 5e-3);
+  });
+});
+
+describe('ONNX autodiff: GroupNorm + affine differentiated as one unit', () => {
+  const params: HostParams = new Map([
+    ['n.g', { shape: [6], values: Float32Array.of(1.3, -0.4, 0.8, 2.1, 0.05, -1.2) }],
+    ['n.b', { shape: [6], values: Float32Array.of(0.2, -0.1, 0.7, 0, -0.5, 0.3) }],
+  ]);
+  const inputs = { x: inp([2, 6, 4, 5], 'gn-x', 3) };
+  const chainModel = () => {
+    const { initializersToInputs } = backwardModule;
+    const model = lossGraph(inputs, (g, v) => ({ value: emitGroupNorm(g, params, 'n', feature(v.x!, 6, 4, 5), 3).value, shape: [2, 6, 4, 5] }));
+    return initializersToInputs(model, ['n.g', 'n.b']);
+  };
+  const feeds = () => ({ ...inputs, 'n.g': { shape: [6, 1, 1], values: params.get('n.g')!.values }, 'n.b': { shape: [6, 1, 1], values: params.get('n.b')!.values } });
+
+  it('rewrites the chain as LayerNormalization + BatchNormalization and matches finite differences', async () => {
+    const model = chainModel();
+    const shapes = Object.fromEntries(Object.entries(feeds()).map(([k, v]) => [k, v.shape]));
+    const fused = backward(model, 'loss', ['x', 'n.g', 'n.b'], { inputShapes: shapes }).model.graph.nodes.map((n) => n.opType);
+    expect(fused).toContain('LayerNormalization');
+    expect(fused).toContain('BatchNormalization');
+    expect(fused).not.toContain('InstanceNormalization');
+    const plain = backward(model, 'loss', ['x', 'n.g', 'n.b'], { inputShapes: shapes, fuseGroupNorm: false }).model.graph.nodes.map((n) => n.opType);
+    expect(plain).toContain('InstanceNormalization');
+    expect(plain).not.toContain('BatchNormalization');
+    const { worst } = await checkGradients(model, feeds());
+    expect(worst).toBeLessThan(FD_TOLERANCE);
   });
 });
 

@@ -10,6 +10,7 @@
 import { DataType, type OnnxModel } from '../onnx-proto.js';
 import type { GraphBuilder, Value } from '../graph.js';
 import { attr, GraphEditor } from './editor.js';
+import { findGroupNormChains, groupNormChainVjp, type GroupNormChain } from './fuse-groupnorm.js';
 import { inferShapes, type Shape, type ShapeInfo } from './shapes.js';
 import { NON_DIFFERENTIABLE, vjpOf } from './vjp.js';
 
@@ -27,6 +28,8 @@ export function gradientName(param: string): string {
 export interface BackwardOptions {
   /** Concrete shapes of the graph inputs with symbolic dimensions (training graphs run at a fixed batch). */
   inputShapes: Readonly<Record<string, Shape>>;
+  /** Differentiate GroupNorm + affine chains as one unit (./fuse-groupnorm.ts; default true). */
+  fuseGroupNorm?: boolean;
 }
 
 export interface BackwardResult {
@@ -72,13 +75,31 @@ export function backward(model: OnnxModel, loss: string, params: readonly string
     }
     return grads.get(v)![0];
   };
+  const chains = new Map<(typeof nodes)[number], GroupNormChain>();
+  if (opts.fuseGroupNorm ?? true) for (const chain of findGroupNormChains(nodes, info)) chains.set(chain.shift, chain);
+  const isFloatActive = (v: string) => v !== '' && active.has(v) && info.kinds.get(v) === 'float';
+  const addGrad = (input: string, g: string) => {
+    const list = grads.get(input);
+    if (list === undefined) grads.set(input, [g]);
+    else list.push(g);
+  };
   const seed = e.node('Expand', [e.scalar(1), e.ints([...lossShape])], {}, 'grad/seed');
   grads.set(loss, [seed]);
 
   for (let k = nodes.length - 1; k >= 0; k--) {
     const node = nodes[k]!;
     if (!node.outputs.some((o) => active.has(o) && needed.has(o) && grads.has(o))) continue;
-    const needs = node.inputs.map((i) => i !== '' && active.has(i) && info.kinds.get(i) === 'float');
+    const chain = chains.get(node);
+    if (chain !== undefined) {
+      const chainNeeds = { x: isFloatActive(chain.x), gamma: isFloatActive(chain.gamma), beta: isFloatActive(chain.beta) };
+      if (!chainNeeds.x && !chainNeeds.gamma && !chainNeeds.beta) continue;
+      const d = groupNormChainVjp(e, chain, gradOf(node.outputs[0]!)!, chainNeeds);
+      if (d.x !== undefined) addGrad(chain.x, d.x);
+      if (d.gamma !== undefined) addGrad(chain.gamma, d.gamma);
+      if (d.beta !== undefined) addGrad(chain.beta, d.beta);
+      continue;
+    }
+    const needs = node.inputs.map(isFloatActive);
     if (!needs.some(Boolean)) continue;
     const vjp = vjpOf(node.opType);
     if (vjp === undefined) throw new Error(`ONNX autodiff: no vector-Jacobian product for operator ${node.opType} (node ${node.name})`);
@@ -86,10 +107,7 @@ export function backward(model: OnnxModel, loss: string, params: readonly string
     const dx = vjp({ e, node, info, dy, needs, producer: (v) => producers.get(v) });
     node.inputs.forEach((input, i) => {
       const g = dx[i];
-      if (!needs[i] || g === undefined) return;
-      const list = grads.get(input);
-      if (list === undefined) grads.set(input, [g]);
-      else list.push(g);
+      if (needs[i] && g !== undefined) addGrad(input, g);
     });
   }
 

@@ -449,35 +449,140 @@ function convWeightGradient(e: GraphEditor, x: string, dy: string, c: ConvGeomet
 }
 
 /**
- * Output planes of at least `im2colMinOutputPixels` pixels take `convWeightGradientIm2col`, smaller ones the per-tap
+ * How a weight gradient is formed. `auto`: the per-tap products below `im2colMinOutputPixels` output
+ * pixels, above it the one of the three patch forms that writes the fewest floats (`patchFloats`);
+ * the others force one form where it applies (tests).
+ */
+export type ConvWeightGradientForm = 'auto' | 'taps' | 'input-patches' | 'gradient-patches' | 'separable';
+
+/**
+ * Output planes of at least `im2colMinOutputPixels` pixels take a patch form, smaller ones the per-tap
  * products: on the compact presets, 1 ONNX Runtime thread, im2col from 64×64 up made the VQ-VAE step
  * 1.38× faster (6.5 → 9.0 slices/s), while im2col on the prior's 16×16 maps was 11 % slower
  * (docs/benchmarks.md, "Sessions in worker threads, weight gradients by im2col").
  */
-export const convVjpOptions = { im2colMinOutputPixels: 4096 };
+export const convVjpOptions: { im2colMinOutputPixels: number; weightGradient: ConvWeightGradientForm } = { im2colMinOutputPixels: 4096, weightGradient: 'auto' };
+
+type WeightGradientGeometry = ConvGeometry & { cin: number; cout: number; batch: number; inSize: readonly number[] };
+
+/** The padding that turns a stride-1 convolution's dy back onto its input grid (dx's padding), or null. */
+function backPads(c: WeightGradientGeometry): number[] | null {
+  if (c.strides.some((s) => s !== 1)) return null;
+  const [pt, pl, pb, pr] = c.pads as [number, number, number, number];
+  const back = [c.kh - 1 - pt, c.kw - 1 - pl, c.kh - 1 - pb, c.kw - 1 - pr];
+  return back.every((p) => p >= 0) ? back : null;
+}
 
 /**
- * dW by one im2col: a grouped Conv with one-hot kernels (group = Cin, one output channel per tap, the
- * forward's strides and pads) gives the patches [N, Cin·kh·kw, Ho·Wo] in one pass, then one batched
- * MatMul with dyᵀ and a sum over the batch: [Cin·kh·kw, Cout] → OIHW.
+ * Floats each patch form writes: the input's patches Cin·kh·kw·Ho·Wo; dy's patches on the input grid
+ * Cout·kh·kw·H·W; the separable form, the input shifted along the width Cin·kw·H·Wo plus dy shifted
+ * along the height Cout·kh·H·Wo. (The GEMMs do the same multiply-adds; the patches cross memory, and
+ * a narrow side of 8 columns fills half of an AVX-512 register.) Null: the form does not apply.
  */
-function convWeightGradientIm2col(e: GraphEditor, x: string, dy: string, c: ConvGeometry & { cin: number; cout: number; batch: number }): string {
-  const { kh, kw, strides, pads, cin, cout, batch } = c;
+export function patchFloats(c: WeightGradientGeometry): Record<'input-patches' | 'gradient-patches' | 'separable', number | null> {
+  const [h, w] = c.inSize as [number, number];
   const [ho, wo] = c.outSize as [number, number];
+  const taps = c.kh * c.kw;
+  const stride1 = backPads(c) !== null;
+  return {
+    'input-patches': c.cin * taps * ho * wo,
+    'gradient-patches': stride1 ? c.cout * taps * h * w : null,
+    separable: stride1 ? (c.cin * c.kw + c.cout * c.kh) * h * wo : null,
+  };
+}
+
+function chosenWeightGradient(c: WeightGradientGeometry): Exclude<ConvWeightGradientForm, 'auto'> {
+  const forced = convVjpOptions.weightGradient;
+  const sizes = patchFloats(c);
+  if (forced !== 'auto') return forced === 'taps' || sizes[forced] !== null ? forced : 'input-patches';
+  if (c.outSize[0]! * c.outSize[1]! < convVjpOptions.im2colMinOutputPixels) return 'taps';
+  // Ties keep the earlier form (fewer nodes): measured within noise of each other.
+  let best: 'input-patches' | 'gradient-patches' | 'separable' = 'input-patches';
+  for (const form of ['gradient-patches', 'separable'] as const) {
+    const n = sizes[form];
+    if (n !== null && n < sizes[best]!) best = form;
+  }
+  return best;
+}
+
+/** A grouped Conv with one-hot kernels: output channel g·taps + t of group g is tap `tapOf(t)` of its input channel. */
+function oneHotConv(e: GraphEditor, x: string, stem: string, groups: number, kh: number, kw: number, tapOf: (t: number) => number, strides: readonly number[], pads: readonly number[]): string {
   const taps = kh * kw;
-  const oneHot = new Float32Array(cin * taps * taps);
-  for (let g = 0; g < cin; g++) for (let t = 0; t < taps; t++) oneHot[(g * taps + t) * taps + t] = 1;
-  const patches = e.node('Conv', [x, e.initializer('grad/im2col', [cin * taps, 1, kh, kw], oneHot)], {
+  const oneHot = new Float32Array(groups * taps * taps);
+  for (let g = 0; g < groups; g++) for (let t = 0; t < taps; t++) oneHot[(g * taps + t) * taps + tapOf(t)] = 1;
+  return e.node('Conv', [x, e.initializer(stem, [groups * taps, 1, kh, kw], oneHot)], {
     kernel_shape: attr.ints([kh, kw]),
     strides: attr.ints([...strides]),
     pads: attr.ints([...pads]),
     dilations: attr.ints([1, 1]),
-    group: attr.int(cin),
-  }); // [N, Cin·taps, Ho, Wo]
-  const dyT = e.node('Transpose', [e.node('Reshape', [dy, e.ints([batch, cout, ho * wo])])], { perm: attr.ints([0, 2, 1]) }); // [N, Ho·Wo, Cout]
-  const product = e.node('MatMul', [e.node('Reshape', [patches, e.ints([batch, cin * taps, ho * wo])]), dyT]); // [N, Cin·taps, Cout]
-  const summed = e.node('ReduceSum', [product, e.ints([0])], { keepdims: attr.int(0) }); // [Cin·taps, Cout]
+    group: attr.int(groups),
+  });
+}
+
+/** Σ over the batch of a [N, rows, P] · [N, cols, P]ᵀ: [rows, cols]. */
+function batchedGram(e: GraphEditor, a: string, b: string, batch: number, rows: number, cols: number, inner: number): string {
+  const bT = e.node('Transpose', [e.node('Reshape', [b, e.ints([batch, cols, inner])])], { perm: attr.ints([0, 2, 1]) });
+  const product = e.node('MatMul', [e.node('Reshape', [a, e.ints([batch, rows, inner])]), bT]);
+  return e.node('ReduceSum', [product, e.ints([0])], { keepdims: attr.int(0) });
+}
+
+/**
+ * dW by one im2col of the input: a grouped Conv with one-hot kernels (group = Cin, one output channel
+ * per tap, the forward's strides and pads) gives the patches [N, Cin·kh·kw, Ho·Wo] in one pass, then one
+ * batched MatMul with dyᵀ and a sum over the batch: [Cin·kh·kw, Cout] → OIHW.
+ */
+function convWeightGradientIm2col(e: GraphEditor, x: string, dy: string, c: WeightGradientGeometry): string {
+  const { kh, kw, cin, cout, batch } = c;
+  const [ho, wo] = c.outSize as [number, number];
+  const patches = oneHotConv(e, x, 'grad/im2col', cin, kh, kw, (t) => t, c.strides, c.pads); // [N, Cin·taps, Ho, Wo]
+  const summed = batchedGram(e, patches, dy, batch, cin * kh * kw, cout, ho * wo); // [Cin·taps, Cout]
   return e.node('Transpose', [e.node('Reshape', [summed, e.ints([cin, kh, kw, cout])])], { perm: attr.ints([3, 0, 1, 2]) });
+}
+
+/**
+ * dW by one im2col of dy (stride 1): dW[o, i, ky, kx] = Σ x[i, u, v] · dy[o, u + pt − ky, v + pl − kx] over
+ * the input grid, so dy's patches are a one-hot Conv with flipped taps and dx's padding, [N, Cout·taps, H·W],
+ * times xᵀ. Cheaper than the input's patches when Cout < Cin.
+ */
+function convWeightGradientOfDyPatches(e: GraphEditor, x: string, dy: string, c: WeightGradientGeometry): string {
+  const { kh, kw, cin, cout, batch } = c;
+  const [h, w] = c.inSize as [number, number];
+  const taps = kh * kw;
+  const patches = oneHotConv(e, dy, 'grad/im2col_dy', cout, kh, kw, (t) => taps - 1 - t, [1, 1], backPads(c)!); // [N, Cout·taps, H, W]
+  const summed = batchedGram(e, patches, x, batch, cout * taps, cin, h * w); // [Cout·taps, Cin]
+  return e.node('Transpose', [e.node('Reshape', [summed, e.ints([cout, kh, kw, cin])])], { perm: attr.ints([0, 3, 1, 2]) });
+}
+
+/**
+ * dW with the taps split between the operands (stride 1): the input shifted along the width only,
+ * [N, Cin·kw, H, Wo] (a one-hot 1×kw Conv with the forward's left/right padding), against dy shifted
+ * along the height only, [N, Cout·kh, H, Wo] (a one-hot kh×1 Conv with flipped taps and dx's top/bottom
+ * padding): Σ over rows u of the input and columns v of the output of x[i, u, v + kx − pl] · dy[o, u + pt − ky, v]
+ * = dW[o, i, ky, kx]. kw + kh patch planes per channel instead of kh·kw.
+ */
+function convWeightGradientSeparable(e: GraphEditor, x: string, dy: string, c: WeightGradientGeometry): string {
+  const { kh, kw, cin, cout, batch } = c;
+  const [h] = c.inSize as [number];
+  const [, wo] = c.outSize as [number, number];
+  const [, pl, , pr] = c.pads as [number, number, number, number];
+  const [bt, , bb] = backPads(c)! as [number, number, number, number];
+  const alongWidth = oneHotConv(e, x, 'grad/im2col_w', cin, 1, kw, (t) => t, [1, 1], [0, pl, 0, pr]); // [N, Cin·kw, H, Wo]
+  const alongHeight = oneHotConv(e, dy, 'grad/im2col_h', cout, kh, 1, (t) => kh - 1 - t, [1, 1], [bt, 0, bb, 0]); // [N, Cout·kh, H, Wo]
+  const summed = batchedGram(e, alongWidth, alongHeight, batch, cin * kw, cout * kh, h * wo); // [Cin·kw, Cout·kh]
+  return e.node('Transpose', [e.node('Reshape', [summed, e.ints([cin, kw, cout, kh])])], { perm: attr.ints([2, 0, 3, 1]) });
+}
+
+function convWeightGradientOf(e: GraphEditor, x: string, dy: string, c: WeightGradientGeometry): string {
+  switch (chosenWeightGradient(c)) {
+    case 'taps':
+      return convWeightGradient(e, x, dy, c);
+    case 'input-patches':
+      return convWeightGradientIm2col(e, x, dy, c);
+    case 'gradient-patches':
+      return convWeightGradientOfDyPatches(e, x, dy, c);
+    case 'separable':
+      return convWeightGradientSeparable(e, x, dy, c);
+  }
 }
 
 registerVjp('Conv', (ctx) => {
@@ -499,7 +604,7 @@ registerVjp('Conv', (ctx) => {
   const dy = dy0(ctx);
   const out: (string | undefined)[] = [undefined, undefined, undefined];
   if (ctx.needs[0]) out[0] = convInputGradient(e, dy, w, { kh, kw, strides, pads, inSize: [sx[2]!, sx[3]!], outSize: [sy[2]!, sy[3]!] });
-  if (ctx.needs[1]) out[1] = (sy[2]! * sy[3]! >= convVjpOptions.im2colMinOutputPixels ? convWeightGradientIm2col : convWeightGradient)(e, x, dy, { kh, kw, strides, pads, cin: sx[1]!, cout: sw[0]!, batch: sx[0]!, outSize: [sy[2]!, sy[3]!] });
+  if (ctx.needs[1]) out[1] = convWeightGradientOf(e, x, dy, { kh, kw, strides, pads, cin: sx[1]!, cout: sw[0]!, batch: sx[0]!, inSize: [sx[2]!, sx[3]!], outSize: [sy[2]!, sy[3]!] });
   if (b !== undefined && b !== '' && ctx.needs[2]) out[2] = e.node('ReduceSum', [dy, e.ints([0, 2, 3])], { keepdims: attr.int(0) });
   return out;
 });

@@ -1,0 +1,141 @@
+/**
+ * GroupNorm with its per-channel affine, differentiated as one unit. ../emit-blocks.ts emits it as
+ *   Reshape [N, G, L] → InstanceNormalization (scale 1, shift 0) → Reshape [N, C, H, W] → Mul γ → Add β,
+ * whose per-operator VJPs recompute the rows' statistics and take about eight full-size passes. In a
+ * training graph the chain is rewritten and its gradient formed at once:
+ * - forward: LayerNormalization over the rows (the same normalisation, which also outputs 1/σ per
+ *   row), and the affine as one BatchNormalization pass (mean 0, variance 1: x̂·γ + β);
+ * - backward, with S0 = Σ_hw dy and S1 = Σ_hw dy·x̂ per sample and channel (dβ, dγ are their sums over
+ *   the batch) and T0, T1 their γ-weighted sums over each group of L elements:
+ *   dx = (rstd·γ)·dy − x̂·(rstd·T1/L) − rstd·T0/L,
+ *   one product, two reductions and three passes (a BatchNormalization for the first and last terms).
+ */
+import type { OnnxNode } from '../onnx-proto.js';
+import { attr, floatAttr, type GraphEditor } from './editor.js';
+import type { Shape, ShapeInfo } from './shapes.js';
+
+export interface GroupNormChain {
+  readonly reshapeIn: OnnxNode;
+  readonly norm: OnnxNode;
+  readonly reshapeOut: OnnxNode;
+  readonly scale: OnnxNode;
+  readonly shift: OnnxNode;
+  /** x [N, C, H, W], γ and β [C, 1, 1]. */
+  readonly x: string;
+  readonly gamma: string;
+  readonly beta: string;
+  readonly shape: Shape;
+  readonly groups: number;
+}
+
+function isUnit(info: ShapeInfo, name: string | undefined, value: number): boolean {
+  const c = name === undefined ? undefined : info.constants.get(name);
+  return c !== undefined && c.every((v) => v === value);
+}
+
+/** Every GroupNorm + affine chain whose intermediate values have no other consumer. */
+export function findGroupNormChains(nodes: readonly OnnxNode[], info: ShapeInfo): GroupNormChain[] {
+  const consumers = new Map<string, OnnxNode[]>();
+  for (const n of nodes) for (const i of n.inputs) consumers.set(i, [...(consumers.get(i) ?? []), n]);
+  const only = (value: string, opType: string): OnnxNode | undefined => {
+    const list = consumers.get(value) ?? [];
+    return list.length === 1 && list[0]!.opType === opType ? list[0] : undefined;
+  };
+  const chains: GroupNormChain[] = [];
+  for (const norm of nodes) {
+    if (norm.opType !== 'InstanceNormalization' || !isUnit(info, norm.inputs[1], 1) || !isUnit(info, norm.inputs[2], 0)) continue;
+    const grouped = norm.inputs[0]!;
+    const reshapeIn = nodes.find((n) => n.outputs[0] === grouped && n.opType === 'Reshape');
+    if (reshapeIn === undefined || (consumers.get(grouped) ?? []).length !== 1) continue;
+    const x = reshapeIn.inputs[0]!;
+    const shape = info.shapes.get(x);
+    const groupedShape = info.shapes.get(grouped);
+    if (shape === undefined || shape.length !== 4 || groupedShape === undefined || groupedShape.length !== 3) continue;
+    const reshapeOut = only(norm.outputs[0]!, 'Reshape');
+    if (reshapeOut === undefined || info.shapes.get(reshapeOut.outputs[0]!)?.join(',') !== shape.join(',')) continue;
+    const scale = only(reshapeOut.outputs[0]!, 'Mul');
+    if (scale === undefined || scale.inputs[0] !== reshapeOut.outputs[0]) continue;
+    const shift = only(scale.outputs[0]!, 'Add');
+    if (shift === undefined || shift.inputs[0] !== scale.outputs[0]) continue;
+    const channelShape = [shape[1]!, 1, 1].join(',');
+    const gamma = scale.inputs[1]!;
+    const beta = shift.inputs[1]!;
+    if (info.shapes.get(gamma)?.join(',') !== channelShape || info.shapes.get(beta)?.join(',') !== channelShape) continue;
+    chains.push({ reshapeIn, norm, reshapeOut, scale, shift, x, gamma, beta, shape, groups: groupedShape[1]! });
+  }
+  return chains;
+}
+
+function replaceNode(e: GraphEditor, old: OnnxNode, replacement: readonly OnnxNode[]): void {
+  const at = e.nodes.indexOf(old);
+  if (at < 0) throw new Error(`ONNX autodiff: node ${old.name} is not in the graph`);
+  e.nodes.splice(at, 1, ...replacement);
+}
+
+/**
+ * Rewrites the chain's forward nodes (see the file comment) and returns the gradients of x, γ and β
+ * (undefined where `needs` says none) given dy, the gradient of the chain's output.
+ */
+export function groupNormChainVjp(e: GraphEditor, chain: GroupNormChain, dy: string, needs: { x: boolean; gamma: boolean; beta: boolean }): { x?: string; gamma?: string; beta?: string } {
+  const [n, c, h, w] = chain.shape as [number, number, number, number];
+  const g = chain.groups;
+  const perGroup = c / g;
+  const rowLength = perGroup * h * w;
+  const xhat = chain.reshapeOut.outputs[0]!;
+
+  // Forward: LayerNormalization (Y, no mean, 1/σ), and the affine as one BatchNormalization.
+  const rstd = e.fresh(`${chain.norm.name}/inv_std`);
+  const unit = e.initializer(`${chain.norm.name}/unit_scale`, [rowLength], new Float32Array(rowLength).fill(1));
+  replaceNode(e, chain.norm, [
+    {
+      opType: 'LayerNormalization',
+      name: e.fresh(`${chain.norm.name}/as_layernorm`),
+      inputs: [chain.norm.inputs[0]!, unit],
+      outputs: [chain.norm.outputs[0]!, '', rstd],
+      attributes: { axis: attr.int(2), epsilon: attr.float(floatAttr(chain.norm, 'epsilon', 1e-5)) },
+    },
+  ]);
+  const flat = (v: string): [string, OnnxNode] => {
+    const out = e.fresh(`${v}/flat`);
+    return [out, { opType: 'Reshape', name: e.fresh(`${v}/flat_node`), inputs: [v, e.ints([c])], outputs: [out], attributes: {} }];
+  };
+  const [gammaFlat, gammaNode] = flat(chain.gamma);
+  const [betaFlat, betaNode] = flat(chain.beta);
+  const zeros = e.initializer(`${chain.scale.name}/zero_mean`, [c], new Float32Array(c));
+  const ones = e.initializer(`${chain.scale.name}/unit_variance`, [c], new Float32Array(c).fill(1));
+  replaceNode(e, chain.scale, [
+    gammaNode,
+    betaNode,
+    {
+      opType: 'BatchNormalization',
+      name: e.fresh(`${chain.scale.name}/affine`),
+      inputs: [xhat, gammaFlat, betaFlat, zeros, ones],
+      outputs: [chain.shift.outputs[0]!],
+      attributes: { epsilon: attr.float(0) },
+    },
+  ]);
+  replaceNode(e, chain.shift, []);
+
+  // Backward.
+  const spatial = e.ints([2, 3]);
+  const s0 = e.node('ReduceSum', [dy, spatial], { keepdims: attr.int(1) }); // [N, C, 1, 1]
+  const s1 = e.node('ReduceSum', [e.node('Mul', [dy, xhat]), spatial], { keepdims: attr.int(1) });
+  const out: { x?: string; gamma?: string; beta?: string } = {};
+  const overBatch = (v: string) => e.node('ReduceSum', [v, e.ints([0])], { keepdims: attr.int(0) }); // [C, 1, 1]
+  if (needs.beta) out.beta = overBatch(s0);
+  if (needs.gamma) out.gamma = overBatch(s1);
+  if (!needs.x) return out;
+  const gammaGrouped = e.node('Reshape', [chain.gamma, e.ints([1, g, perGroup])]);
+  const groupSum = (s: string) => e.node('ReduceSum', [e.node('Mul', [e.node('Reshape', [s, e.ints([n, g, perGroup])]), gammaGrouped]), e.ints([2])], { keepdims: attr.int(1) }); // [N, G, 1]
+  const perRow = e.node('Mul', [rstd, e.scalar(1 / rowLength)]);
+  const toChannels = (v: string) => e.node('Reshape', [e.node('Expand', [v, e.ints([n, g, perGroup])]), e.ints([n * c])]);
+  const a = e.node('Reshape', [e.node('Mul', [rstd, gammaGrouped]), e.ints([n * c])]); // rstd·γ
+  const b = e.node('Reshape', [toChannels(e.node('Mul', [perRow, groupSum(s1)])), e.ints([n, c, 1, 1])]); // rstd·T1/L
+  const negC0 = toChannels(e.node('Neg', [e.node('Mul', [perRow, groupSum(s0)])])); // −rstd·T0/L
+  const rows = e.ints([1, n * c, h * w]);
+  const zeroMean = e.initializer(`${chain.scale.name}/grad_zero_mean`, [n * c], new Float32Array(n * c));
+  const unitVariance = e.initializer(`${chain.scale.name}/grad_unit_variance`, [n * c], new Float32Array(n * c).fill(1));
+  const linear = e.node('BatchNormalization', [e.node('Reshape', [dy, rows]), a, negC0, zeroMean, unitVariance], { epsilon: attr.float(0) });
+  out.x = e.node('Sub', [e.node('Reshape', [linear, e.ints([n, c, h, w])]), e.node('Mul', [xhat, b])]);
+  return out;
+}
