@@ -3,13 +3,12 @@
  * trainer does (../src/train/onnx-runner.ts), runs it with ONNX Runtime's profiler on random inputs
  * of the compact brain preset, and prints the kernel time per operator type and the slowest nodes
  * (median over the profiled steps, the first run excluded).
- *   npx tsc -p tsconfig.json && node dist/scripts/profile-train.js --net vqvae|prior [--steps 4] [--threads 1] [--batch N] [--top 25] [--save-optimized FILE.onnx]
+ *   npx tsc -p tsconfig.json && node dist/scripts/profile-train.js --net vqvae|prior [--steps 4] [--threads 1] [--batch N] [--im2col-min PIXELS] [--top 25] [--save-optimized FILE.onnx]
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { backward } from '../src/onnx/autodiff/backward.js';
-import type { Shape } from '../src/onnx/autodiff/shapes.js';
+import { convVjpOptions } from '../src/onnx/autodiff/vjp.js';
 import { bindingValues } from '../src/onnx/autodiff/trainable.js';
 import { encodeModel } from '../src/onnx/onnx-proto.js';
 import { requireOnnxRuntime, type OrtTensor } from '../src/onnx/runtime.js';
@@ -18,6 +17,7 @@ import { flattenParams, initModel, paramLayout } from '../src/train/loop-worker.
 import { disposeParams } from '../src/models/params.js';
 import { dropoutMasks } from '../src/train/onnx-dropout.js';
 import { onnxNetFor } from '../src/train/onnx-nets.js';
+import { gradientModel } from '../src/train/onnx-runner.js';
 
 interface ProfileEvent {
   cat: string;
@@ -37,6 +37,7 @@ async function main(): Promise<void> {
   const threads = Number(arg('threads', '1'));
   const top = Number(arg('top', '25'));
   const ort = await requireOnnxRuntime();
+  convVjpOptions.im2colMinOutputPixels = Number(arg('im2col-min', String(convVjpOptions.im2colMinOutputPixels)));
   const { model, batch: presetBatch } = benchModel(net, 'compact');
   const count = Number(arg('batch', String(presetBatch)));
   const onnx = onnxNetFor(model);
@@ -47,9 +48,7 @@ async function main(): Promise<void> {
   const batch = randomTrainBatch(model, count);
   const data = onnx.feeds(ort, batch);
   const extra = onnx.trainFeeds?.(ort, batch, 1) ?? { feeds: {}, shapes: {} };
-  const inputShapes: Record<string, Shape> = { ...data.shapes, ...extra.shapes };
-  for (const site of onnx.train.dropout) inputShapes[site.input] = [count, ...site.shape];
-  const { model: withGrads } = backward(onnx.train.model, 'loss', onnx.train.bindings.map((b) => b.input), { inputShapes });
+  const withGrads = await gradientModel(ort, onnx, count, { ...data.shapes, ...extra.shapes });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'moodlsr-profile-'));
   const session = await ort.InferenceSession.create(encodeModel(withGrads), {
     executionProviders: ['cpu'],
@@ -67,9 +66,13 @@ async function main(): Promise<void> {
   const masks = dropoutMasks(onnx.train.dropout, count, onnx.dropoutRate, 1);
   for (const site of onnx.train.dropout) feeds[site.input] = new ort.Tensor('float32', masks.get(site.input)!, [count, ...site.shape]);
   const wall: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i <= steps; i++) {
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     await session.run(feeds);
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1000);
     wall.push(performance.now() - t0);
   }
   session.endProfiling();
@@ -99,7 +102,7 @@ async function main(): Promise<void> {
     phase.set(key, (phase.get(key) ?? 0) + us);
   }
   const sortedWall = wall.slice(1).sort((a, b) => a - b);
-  console.log(`${net} batch ${count}, ${threads} thread(s), ${perRun} kernels per run; wall median ${sortedWall[Math.floor(sortedWall.length / 2)]!.toFixed(0)} ms (min ${sortedWall[0]!.toFixed(0)}), kernels ${(total / 1000).toFixed(0)} ms, load ${os.loadavg()[0]!.toFixed(2)}`);
+  console.log(`${net} batch ${count}, ${threads} thread(s), ${perRun} kernels per run; wall median ${sortedWall[Math.floor(sortedWall.length / 2)]!.toFixed(0)} ms (min ${sortedWall[0]!.toFixed(0)}), cpu median ${cpu.slice(1).sort((a, b) => a - b)[Math.floor((cpu.length - 1) / 2)]!.toFixed(0)} ms, kernels ${(total / 1000).toFixed(0)} ms, load ${os.loadavg()[0]!.toFixed(2)}`);
   for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1])) console.log(`  ${op.padEnd(24)} ${(us / 1000).toFixed(1).padStart(8)} ms ${((100 * us) / total).toFixed(1).padStart(5)} %`);
   console.log('by phase (backward = nodes the autodiff appended):');
   for (const [key, us] of [...phase].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${key.padEnd(34)} ${(us / 1000).toFixed(1).padStart(8)} ms`);

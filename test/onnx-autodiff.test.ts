@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { convVjpOptions, patchFloats, registeredOperators } from '../src/onnx/autodiff/vjp.js';
-import { emitConv, emitGroupNorm, emitUpsampleNearest2x, feature, type HostParams } from '../src/onnx/emit-blocks.js';
+import { emitConv, emitGroupNorm, emitUpsampleConvPhases, emitUpsampleNearest2x, feature, type HostParams } from '../src/onnx/emit-blocks.js';
 import { conv, groupNorm } from '../src/models/blocks.js';
 import { upsampleNearest2x } from '../src/engine/upsample.js';
 import * as backwardModule from '../src/onnx/autodiff/backward.js';
@@ -184,6 +184,40 @@ describe('ONNX autodiff: GroupNorm + affine differentiated as one unit', () => {
     expect(plain).not.toContain('BatchNormalization');
     const { worst } = await checkGradients(model, feeds());
     expect(worst).toBeLessThan(FD_TOLERANCE);
+  });
+});
+
+describe('ONNX autodiff: nearest upsampling + 3×3 conv as phase kernels', () => {
+  const cin = 3;
+  const cout = 2;
+  const w = inp([3, 3, cin, cout], 'phase-w', 0.5); // [kh, kw, in, out], as the TF.js weights
+  const params: HostParams = new Map([
+    ['up.w', { shape: w.shape, values: w.values }],
+    ['up.b', { shape: [cout], values: Float32Array.of(0.3, -0.2) }],
+  ]);
+  const inputs = { x: inp([2, cin, 4, 5], 'phase-x') };
+
+  it('has Resize + Conv\'s input gradient, and weight gradients that match finite differences', async () => {
+    const outputs = async (build: (g: GraphBuilder, x: Value) => Value) => {
+      const model = lossGraph(inputs, (g, v) => ({ value: build(g, v.x!), shape: [2, cout, 8, 10] }));
+      const { analytic } = await checkGradients(model, inputs, { directions: 1, elements: 1 });
+      return analytic['grad/x']!;
+    };
+    const phases = await outputs((g, x) => emitUpsampleConvPhases(g, params, 'up', feature(x, cin, 4, 5)).value);
+    const twoStep = await outputs((g, x) => emitConv(g, params, 'up', emitUpsampleNearest2x(g, feature(x, cin, 4, 5))).value);
+    let worst = 0;
+    for (let i = 0; i < phases.length; i++) worst = Math.max(worst, Math.abs(phases[i]! - twoStep[i]!));
+    expect(worst).toBeLessThan(1e-4);
+    // The weights as inputs: their gradient goes through the phase-kernel MatMul.
+    const { initializersToInputs } = backwardModule;
+    const model = initializersToInputs(
+      lossGraph(inputs, (g, v) => ({ value: emitUpsampleConvPhases(g, params, 'up', feature(v.x!, cin, 4, 5)).value, shape: [2, cout, 8, 10] })),
+      ['up.w', 'up.b'],
+    );
+    const oihw = { shape: [cout, cin, 3, 3], values: new Float32Array(cout * cin * 9) };
+    for (let y = 0; y < 3; y++) for (let x = 0; x < 3; x++) for (let i = 0; i < cin; i++) for (let o = 0; o < cout; o++) oihw.values[((o * cin + i) * 3 + y) * 3 + x] = w.values[((y * 3 + x) * cin + i) * cout + o]!;
+    const { worst: fd } = await checkGradients(model, { ...inputs, 'up.w': oihw, 'up.b': { shape: [cout], values: params.get('up.b')!.values } });
+    expect(fd).toBeLessThan(FD_TOLERANCE);
   });
 });
 

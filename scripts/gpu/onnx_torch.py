@@ -211,6 +211,10 @@ class GraphInterpreter:
             if scales is None:
                 return F.interpolate(x[0], size=as_ints(x[3])[2:], mode='nearest')
             return F.interpolate(x[0], scale_factor=[float(v) for v in scales.tolist()][2:], mode='nearest')
+        if op == 'DepthToSpace':
+            if at.get('mode', b'DCR') not in (b'CRD', 'CRD'):
+                raise ValueError(f'DepthToSpace mode {at.get("mode")} not supported')
+            return F.pixel_shuffle(x[0], at['blocksize'])
         raise ValueError(f'operator {op} not supported by the interpreter')
 
 

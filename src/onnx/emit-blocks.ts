@@ -100,6 +100,41 @@ export function emitConv(g: GraphBuilder, params: HostParams, prefix: string, x:
 }
 
 /**
+ * Nearest 2× upsampling followed by a 'same' 3×3 convolution (emitUpsampleNearest2x + emitConv), as
+ * one convolution on the small grid and a DepthToSpace: output pixel (2i + a, 2j + b) sees small rows
+ * i − 1, i, i (a = 0) or i, i, i + 1 (a = 1) through the kernel's three rows, likewise for columns,
+ * so each phase (a, b) is a 3×3 kernel whose taps are sums of the original's. The phase kernels
+ * [4·Cout, Cin, 3, 3] are formed in the graph (a constant 0/1 matrix times the weights), so the
+ * weights stay one tensor to differentiate; the convolution runs on a quarter of the pixels with four
+ * times the output channels and no upsampled tensor is written. Same values as the two-step form up
+ * to float summation order.
+ */
+export function emitUpsampleConvPhases(g: GraphBuilder, params: HostParams, prefix: string, x: Feature): Feature {
+  const w = hostParam(params, `${prefix}.w`);
+  const [kh, kw, cin, cout] = w.shape;
+  if (kh !== 3 || kw !== 3) throw new Error(`ONNX export: ${prefix}: the phase form of upsample + conv needs a 3×3 kernel, got ${kh}×${kw}`);
+  if (cin !== x.channels) throw new Error(`ONNX export: ${prefix}.w expects ${cin} input channels, the graph has ${x.channels}`);
+  // Small-grid tap (0…2) that big-kernel tap k reads for phase p.
+  const smallTap = (p: number, k: number) => (p === 0 ? (k === 0 ? 0 : 1) : k === 2 ? 2 : 1);
+  const taps = new Float32Array(9 * 36);
+  for (let a = 0; a < 2; a++) {
+    for (let b = 0; b < 2; b++) {
+      for (let ky = 0; ky < 3; ky++) for (let kx = 0; kx < 3; kx++) taps[(ky * 3 + kx) * 36 + (a * 2 + b) * 9 + smallTap(a, ky) * 3 + smallTap(b, kx)]! += 1;
+    }
+  }
+  const weight = convWeightToOihw(w);
+  const flat = g.reshape(g.initializer(`${prefix}.w`, weight.dims, weight.values), [cout * cin, 9]);
+  const phased = g.matMul(flat, g.initializer(`${prefix}.phase_taps`, [9, 36], taps)); // [Cout·Cin, 4·9]
+  // DepthToSpace (CRD) reads output channel o·4 + a·2 + b for phase (a, b) of channel o.
+  const kernels = g.reshape(g.transpose(g.reshape(phased, [cout, cin, 4, 9]), [0, 2, 1, 3]), [4 * cout, cin, 3, 3]);
+  const inputs = [x.value, kernels];
+  const bias = params.get(`${prefix}.b`);
+  if (bias !== undefined) inputs.push(g.reshape(g.expand(g.reshape(g.initializer(`${prefix}.b`, [cout], bias.values), [cout, 1]), g.ints([cout, 4])), [4 * cout]));
+  const y = g.node('Conv', inputs, { kernel_shape: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1], dilations: [1, 1], group: 1 }, prefix);
+  return feature(g.node('DepthToSpace', [y], { blocksize: 2, mode: 'CRD' }, `${prefix}.phases`), cout, 2 * x.height, 2 * x.width);
+}
+
+/**
  * tf.conv2dTranspose(x, w [kh, kw, out, in], [B, 2H, 2W, out], stride, 'same'): the gradient of the
  * 'same' convolution from the output size back to the input size, i.e. ONNX ConvTranspose with the
  * forward convolution's padding. Weight layout [in, out, kh, kw].

@@ -18,6 +18,7 @@ import {
   emitGroupNorm,
   emitPositionColumn,
   emitPositionPlane,
+  emitUpsampleConvPhases,
   emitUpsampleNearest2x,
   feature,
   hostParam,
@@ -104,14 +105,20 @@ export function emitVqvaeDecoder(params: HostParams, cfg: VqvaeConfig): GraphBui
   return g;
 }
 
-/** vqvae.ts decoder: latent grid (NCHW feature) → image [B, S, S, C] (NHWC value). */
-export function emitVqvaeDecoderTrunk(g: GraphBuilder, params: HostParams, cfg: VqvaeConfig, grid: Feature, posColumn: Value, dropout?: DropoutHook): Value {
+/**
+ * vqvae.ts decoder: latent grid (NCHW feature) → image [B, S, S, C] (NHWC value). `upsample: 'phases'`
+ * emits the nearest-conv upsampling as emitUpsampleConvPhases (the training graphs: fewer pixels to
+ * differentiate), 'resize' as Resize + Conv (the inference graphs, as calibrated).
+ */
+export function emitVqvaeDecoderTrunk(g: GraphBuilder, params: HostParams, cfg: VqvaeConfig, grid: Feature, posColumn: Value, dropout?: DropoutHook, upsample: 'resize' | 'phases' = 'resize'): Value {
   const s = cfg.inputSize;
   let h = grid;
   h = emitGroupNorm(g, params, 'dec.stem.norm', emitConv(g, params, 'dec.stem', withPositionPlane(g, h, posColumn, cfg)), cfg.normGroups);
   for (let l = vqvaeLevels(cfg); l >= 1; l--) {
     for (let k = 0; k < cfg.blocksPerLevel; k++) h = emitGatedBlock(g, params, `dec.level${l}.block${k}`, h, posColumn, cfg, dropout);
-    h = cfg.upsample === 'nearest-conv' ? emitConv(g, params, `dec.level${l}.up`, emitUpsampleNearest2x(g, h)) : emitConvTranspose(g, params, `dec.level${l}.up.w`, h, 2);
+    const up = `dec.level${l}.up`;
+    if (cfg.upsample !== 'nearest-conv') h = emitConvTranspose(g, params, `${up}.w`, h, 2);
+    else h = upsample === 'phases' ? emitUpsampleConvPhases(g, params, up, h) : emitConv(g, params, up, emitUpsampleNearest2x(g, h));
     h = emitGroupNorm(g, params, `dec.level${l}.up.norm`, h, cfg.normGroups);
   }
   h = emitGatedBlock(g, params, 'dec.out.block', h, posColumn, cfg, dropout);

@@ -33,6 +33,8 @@ export interface OnnxNode {
   readonly inputs: readonly string[];
   readonly outputs: readonly string[];
   readonly attributes: Readonly<Record<string, AttributeValue>>;
+  /** Operator set domain; absent: the default ONNX domain. */
+  readonly domain?: string;
 }
 
 /** A dimension: a fixed size or a symbolic name such as 'batch'. */
@@ -55,6 +57,8 @@ export interface OnnxGraph {
 export interface OnnxModel {
   readonly graph: OnnxGraph;
   readonly opset: number;
+  /** Operator sets of other domains the nodes use (e.g. ONNX Runtime's com.microsoft.nchwc). */
+  readonly extraOpsets?: readonly { readonly domain: string; readonly version: number }[];
   readonly producerName: string;
   readonly producerVersion: string;
   readonly docString?: string;
@@ -105,6 +109,7 @@ function writeNode(w: ProtoWriter, n: OnnxNode): void {
   w.string(3, n.name);
   w.string(4, n.opType);
   for (const [name, a] of Object.entries(n.attributes)) w.message(5, (m) => writeAttribute(m, name, a));
+  if (n.domain !== undefined && n.domain !== '') w.string(7, n.domain);
 }
 
 function writeValueInfo(w: ProtoWriter, v: OnnxValueInfo): void {
@@ -140,5 +145,11 @@ export function encodeModel(model: OnnxModel): Uint8Array {
     m.string(1, '');
     m.int(2, model.opset);
   });
+  for (const o of model.extraOpsets ?? []) {
+    w.message(8, (m) => {
+      m.string(1, o.domain);
+      m.int(2, o.version);
+    });
+  }
   return w.finish();
 }

@@ -8,7 +8,8 @@
 import { backward, gradientName } from '../onnx/autodiff/backward.js';
 import type { Shape } from '../onnx/autodiff/shapes.js';
 import { bindingValues, scatterGradient, type TrainableModel } from '../onnx/autodiff/trainable.js';
-import { encodeModel } from '../onnx/onnx-proto.js';
+import { lowerConvsToNchwc, nchwcBlockSize } from '../onnx/nchwc.js';
+import { encodeModel, type OnnxModel } from '../onnx/onnx-proto.js';
 import { createSession, requireOnnxRuntime, type OrtModule, type OrtSession, type OrtTensor } from '../onnx/runtime.js';
 import { combineStats } from './engine.js';
 import type { BatchStats, ImageBatch, TrainBatch } from './loop-worker.js';
@@ -34,6 +35,19 @@ export interface OnnxRunner {
   close(): Promise<void>;
 }
 
+/**
+ * A network's gradient graph at a fixed part size: the training graph differentiated, then its
+ * convolutions put in ONNX Runtime's blocked layout where the runtime has those kernels (../onnx/nchwc.ts;
+ * MOODLSR_ORT_NCHWC=0 keeps the plain layout).
+ */
+export async function gradientModel(ort: OrtModule, net: OnnxNet, count: number, shapes: Record<string, Shape>): Promise<OnnxModel> {
+  const inputShapes: Record<string, Shape> = { ...shapes };
+  for (const site of net.train.dropout) inputShapes[site.input] = [count, ...site.shape];
+  const { model } = backward(net.train.model, 'loss', net.train.bindings.map((b) => b.input), { inputShapes });
+  const block = process.env.MOODLSR_ORT_NCHWC === '0' ? null : await nchwcBlockSize(ort);
+  return block === null ? model : lowerConvsToNchwc(model, { inputShapes, blockSize: block }).model;
+}
+
 export async function createOnnxRunner(model: OnnxModelSpec, threads: number, net: OnnxNet = onnxNetFor(model)): Promise<OnnxRunner> {
   const ort: OrtModule = await requireOnnxRuntime();
   const session = (m: TrainableModel['model']) => createSession(encodeModel(m), { threads });
@@ -56,10 +70,7 @@ export async function createOnnxRunner(model: OnnxModelSpec, threads: number, ne
   const gradSession = (count: number, shapes: Record<string, Shape>): Promise<OrtSession> => {
     let s = gradSessions.get(count);
     if (s === undefined) {
-      const inputShapes: Record<string, Shape> = { ...shapes };
-      for (const site of net.train.dropout) inputShapes[site.input] = [count, ...site.shape];
-      const { model: withGrads } = backward(net.train.model, 'loss', net.train.bindings.map((b) => b.input), { inputShapes });
-      s = session(withGrads);
+      s = gradientModel(ort, net, count, shapes).then(session);
       gradSessions.set(count, s);
     }
     return s;

@@ -59,7 +59,7 @@ export function emitVqvaeTraining(params: HostParams, cfg: VqvaeConfig, opts: { 
   const commit = sq(flat, stopGradient(g, codes));
   const zq = g.add(flat, stopGradient(g, g.sub(codes, flat))); // value: codes; gradient: to z
   const grid = feature(g.transpose(g.reshape(zq, [-1, latent, latent, d]), [0, 3, 1, 2]), d, latent, latent);
-  const xhat = emitVqvaeDecoderTrunk(g, params, cfg, grid, posColumn, withDropout ? dropoutInputs(sites, 'dec') : undefined);
+  const xhat = emitVqvaeDecoderTrunk(g, params, cfg, grid, posColumn, withDropout ? dropoutInputs(sites, 'dec') : undefined, 'phases');
   const rec = reduceMeanAll(g, g.node('Abs', [g.sub(xhat, image)]));
   const loss = g.add(g.add(rec, codebookLoss), g.mul(commit, g.scalar(cfg.commitmentWeight)));
   g.output(loss, 'loss', DataType.FLOAT, []);

@@ -327,9 +327,18 @@ function inferNode(node: OnnxNode, info: ShapeInfo): void {
       return;
     }
     case 'InstanceNormalization':
-    case 'LayerNormalization':
+    case 'BatchNormalization':
       set(0, inShape(0));
       return;
+    case 'LayerNormalization': {
+      const src = inShape(0);
+      let axis = intAttr(node, 'axis', -1);
+      if (axis < 0) axis += src.length;
+      set(0, src);
+      // Mean and 1/σ: the normalised axes reduced to 1.
+      for (const i of [1, 2]) if ((node.outputs[i] ?? '') !== '') set(i, src.map((d, k) => (k < axis ? d : 1)));
+      return;
+    }
     case 'Resize': {
       const src = inShape(0);
       const scales = node.inputs[2];
