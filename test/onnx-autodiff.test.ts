@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { convVjpOptions, patchFloats, registeredOperators } from '../src/onnx/autodiff/vjp.js';
-import { emitConv, emitGroupNorm, emitUpsampleConvPhases, emitUpsampleNearest2x, feature, type HostParams } from '../src/onnx/emit-blocks.js';
+import { emitConv, emitConvStride2AsSpaceToDepth, emitGroupNorm, emitUpsampleConvPhases, emitUpsampleNearest2x, feature, type HostParams } from '../src/onnx/emit-blocks.js';
 import { conv, groupNorm } from '../src/models/blocks.js';
 import { upsampleNearest2x } from '../src/engine/upsample.js';
 import * as backwardModule from '../src/onnx/autodiff/backward.js';
@@ -217,6 +217,41 @@ describe('ONNX autodiff: nearest upsampling + 3×3 conv as phase kernels', () =>
     const oihw = { shape: [cout, cin, 3, 3], values: new Float32Array(cout * cin * 9) };
     for (let y = 0; y < 3; y++) for (let x = 0; x < 3; x++) for (let i = 0; i < cin; i++) for (let o = 0; o < cout; o++) oihw.values[((o * cin + i) * 3 + y) * 3 + x] = w.values[((y * 3 + x) * cin + i) * cout + o]!;
     const { worst: fd } = await checkGradients(model, { ...inputs, 'up.w': oihw, 'up.b': { shape: [cout], values: params.get('up.b')!.values } });
+    expect(fd).toBeLessThan(FD_TOLERANCE);
+  });
+});
+
+describe('ONNX autodiff: a stride-2 conv as a stride-1 conv of SpaceToDepth', () => {
+  it.each([
+    [5, 8, 6],
+    [3, 6, 4],
+    [4, 4, 8],
+  ])('k = %i on %i×%i: the strided conv\'s input gradient, and weight gradients that match finite differences', async (k, height, width) => {
+    const cin = 2;
+    const cout = 3;
+    const w = inp([k, k, cin, cout], `s2d-w-${k}`, 0.4);
+    const params: HostParams = new Map([
+      ['down.w', { shape: w.shape, values: w.values }],
+      ['down.b', { shape: [cout], values: Float32Array.of(0.1, -0.3, 0.2) }],
+    ]);
+    const inputs = { x: inp([2, cin, height, width], `s2d-x-${k}`) };
+    const out = [2, cout, height / 2, width / 2];
+    const inputGradient = async (build: (g: GraphBuilder, x: Value) => Value) => {
+      const { analytic } = await checkGradients(lossGraph(inputs, (g, v) => ({ value: build(g, v.x!), shape: out })), inputs, { directions: 1, elements: 1 });
+      return analytic['grad/x']!;
+    };
+    const viaS2d = await inputGradient((g, x) => emitConvStride2AsSpaceToDepth(g, params, 'down', feature(x, cin, height, width)).value);
+    const strided = await inputGradient((g, x) => emitConv(g, params, 'down', feature(x, cin, height, width), { stride: 2 }).value);
+    let worst = 0;
+    for (let i = 0; i < strided.length; i++) worst = Math.max(worst, Math.abs(viaS2d[i]! - strided[i]!));
+    expect(worst).toBeLessThan(1e-4);
+    const model = backwardModule.initializersToInputs(
+      lossGraph(inputs, (g, v) => ({ value: emitConvStride2AsSpaceToDepth(g, params, 'down', feature(v.x!, cin, height, width)).value, shape: out })),
+      ['down.w', 'down.b'],
+    );
+    const oihw = { shape: [cout, cin, k, k], values: new Float32Array(cout * cin * k * k) };
+    for (let y = 0; y < k; y++) for (let x = 0; x < k; x++) for (let i = 0; i < cin; i++) for (let o = 0; o < cout; o++) oihw.values[((o * cin + i) * k + y) * k + x] = w.values[((y * k + x) * cin + i) * cout + o]!;
+    const { worst: fd } = await checkGradients(model, { ...inputs, 'down.w': oihw, 'down.b': { shape: [cout], values: params.get('down.b')!.values } });
     expect(fd).toBeLessThan(FD_TOLERANCE);
   });
 });

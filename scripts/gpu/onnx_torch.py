@@ -211,6 +211,11 @@ class GraphInterpreter:
             if scales is None:
                 return F.interpolate(x[0], size=as_ints(x[3])[2:], mode='nearest')
             return F.interpolate(x[0], scale_factor=[float(v) for v in scales.tolist()][2:], mode='nearest')
+        if op == 'SpaceToDepth':
+            b = at['blocksize']
+            n, c, h, w = x[0].shape
+            # ONNX orders the output channels (i·b + j)·C + c; pixel_unshuffle gives c·b² + i·b + j.
+            return F.pixel_unshuffle(x[0], b).reshape(n, c, b * b, h // b, w // b).transpose(1, 2).reshape(n, b * b * c, h // b, w // b)
         if op == 'DepthToSpace':
             if at.get('mode', b'DCR') not in (b'CRD', 'CRD'):
                 raise ValueError(f'DepthToSpace mode {at.get("mode")} not supported')

@@ -135,6 +135,40 @@ export function emitUpsampleConvPhases(g: GraphBuilder, params: HostParams, pref
 }
 
 /**
+ * A 'same' stride-2 convolution (emitConv with stride 2) as a stride-1 convolution of SpaceToDepth(x):
+ * input row 2i + ky − top is row i + dy, phase ry of the half-size grid when ky − top = 2·dy + ry, so the
+ * kernel, zero-padded to an even size, regroups into [Cout, 4·Cin, ⌈k/2⌉…, …] taps over the four phase
+ * planes (SpaceToDepth's channel order (ry·2 + rx)·Cin + c). Formed in the graph from the one weight
+ * tensor; the training graphs use it so that the convolution, its input gradient (no ConvTranspose) and
+ * its weight gradient run at stride 1 on 4·Cin channels. Even input sizes only.
+ */
+export function emitConvStride2AsSpaceToDepth(g: GraphBuilder, params: HostParams, prefix: string, x: Feature): Feature {
+  const w = hostParam(params, `${prefix}.w`);
+  const [kh, kw, cin, cout] = w.shape;
+  if (cin !== x.channels) throw new Error(`ONNX export: ${prefix}.w expects ${cin} input channels, the graph has ${x.channels}`);
+  if (x.height % 2 !== 0 || x.width % 2 !== 0) throw new Error(`ONNX export: ${prefix}: SpaceToDepth needs an even input size, got ${x.height}×${x.width}`);
+  // Per axis: the half-grid offsets dy the kernel reaches, the kernel's zero padding and the conv's.
+  const along = (size: number, k: number) => {
+    const [before] = samePadding(size, k, 2);
+    const lo = Math.floor(-before / 2);
+    const hi = Math.floor((k - 1 - before) / 2);
+    const taps = hi - lo + 1;
+    const front = -2 * lo - before;
+    return { taps, front, back: 2 * taps - k - front, padLo: -lo, padHi: Math.ceil(size / 2) - size / 2 + hi };
+  };
+  const r = along(x.height, kh);
+  const c = along(x.width, kw);
+  const weight = convWeightToOihw(w);
+  let kernel = g.pad(g.initializer(`${prefix}.w`, weight.dims, weight.values), [0, 0, r.front, c.front, 0, 0, r.back, c.back]);
+  kernel = g.reshape(g.transpose(g.reshape(kernel, [cout, cin, r.taps, 2, c.taps, 2]), [0, 3, 5, 1, 2, 4]), [cout, 4 * cin, r.taps, c.taps]);
+  const inputs = [g.node('SpaceToDepth', [x.value], { blocksize: 2 }), kernel];
+  const b = params.get(`${prefix}.b`);
+  if (b !== undefined) inputs.push(g.initializer(`${prefix}.b`, [cout], b.values));
+  const y = g.node('Conv', inputs, { kernel_shape: [r.taps, c.taps], strides: [1, 1], pads: [r.padLo, c.padLo, r.padHi, c.padHi], dilations: [1, 1], group: 1 }, prefix);
+  return feature(y, cout, x.height / 2, x.width / 2);
+}
+
+/**
  * tf.conv2dTranspose(x, w [kh, kw, out, in], [B, 2H, 2W, out], stride, 'same'): the gradient of the
  * 'same' convolution from the output size back to the input size, i.e. ONNX ConvTranspose with the
  * forward convolution's padding. Weight layout [in, out, kh, kw].

@@ -12,6 +12,7 @@ import {
   emitConcat,
   emitConditionBias,
   emitConv,
+  emitConvStride2AsSpaceToDepth,
   emitConvTranspose,
   emitElu,
   emitGlu,
@@ -48,13 +49,19 @@ function imageInput(g: GraphBuilder, value: Value, size: number, channels: numbe
   return feature(nchw, channels, size, size);
 }
 
-/** vqvae.ts encoder up to the pre-quantisation conv: image [B, S, S, C] (NHWC graph value) → z, NCHW. */
-export function emitVqvaeEncoderTrunk(g: GraphBuilder, params: HostParams, cfg: VqvaeConfig, image: Value, posColumn: Value, dropout?: DropoutHook): Feature {
+/**
+ * vqvae.ts encoder up to the pre-quantisation conv: image [B, S, S, C] (NHWC graph value) → z, NCHW.
+ * `downsample: 'space-to-depth'` emits the stride-2 convolutions as emitConvStride2AsSpaceToDepth (the
+ * training graphs), 'strided' as strided Convs (the inference graphs, as calibrated).
+ */
+export function emitVqvaeEncoderTrunk(g: GraphBuilder, params: HostParams, cfg: VqvaeConfig, image: Value, posColumn: Value, dropout?: DropoutHook, downsample: 'strided' | 'space-to-depth' = 'strided'): Feature {
   const x = imageInput(g, image, cfg.inputSize, cfg.inChannels);
   let h = emitGroupNorm(g, params, 'enc.stem.norm', emitConv(g, params, 'enc.stem', withPositionPlane(g, x, posColumn, cfg)), cfg.normGroups);
   for (let l = 0; l < vqvaeLevels(cfg); l++) {
     for (let k = 0; k < cfg.blocksPerLevel; k++) h = emitGatedBlock(g, params, `enc.level${l}.block${k}`, h, posColumn, cfg, dropout);
-    h = emitGroupNorm(g, params, `enc.level${l}.down.norm`, emitConv(g, params, `enc.level${l}.down`, h, { stride: 2 }), cfg.normGroups);
+    const down = `enc.level${l}.down`;
+    const reduced = downsample === 'space-to-depth' ? emitConvStride2AsSpaceToDepth(g, params, down, h) : emitConv(g, params, down, h, { stride: 2 });
+    h = emitGroupNorm(g, params, `${down}.norm`, reduced, cfg.normGroups);
   }
   h = emitGatedBlock(g, params, 'enc.out.block', h, posColumn, cfg, dropout);
   return emitConv(g, params, 'enc.preq', h);

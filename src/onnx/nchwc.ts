@@ -55,6 +55,8 @@ export interface NchwcOptions {
   /** Graph inputs' concrete shapes (training graphs run at a fixed batch). */
   readonly inputShapes: Readonly<Record<string, Shape>>;
   readonly blockSize: number;
+  /** Also lower convolutions with at least half a block of output channels, zero-padded to a block (default: whole blocks only). */
+  readonly padOutputs?: boolean;
 }
 
 /** The model with every eligible Conv (group 1, 2-D, input channels a multiple of the block) in NCHWc. */
@@ -80,7 +82,7 @@ export function lowerConvsToNchwc(model: OnnxModel, opts: NchwcOptions): { model
       (node.attributes.group === undefined || (node.attributes.group.kind === 'int' && node.attributes.group.value === 1)) &&
       (node.attributes.auto_pad === undefined || (node.attributes.auto_pad.kind === 'string' && node.attributes.auto_pad.value === 'NOTSET')) &&
       w[1]! % b === 0 &&
-      w[0]! % b === 0;
+      (w[0]! % b === 0 || (opts.padOutputs === true && w[0]! * 2 >= b));
     if (!eligible) {
       nodes.push(node);
       continue;

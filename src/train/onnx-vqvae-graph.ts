@@ -39,7 +39,7 @@ export function emitVqvaeTraining(params: HostParams, cfg: VqvaeConfig, opts: { 
   const image = g.input('image', DataType.FLOAT, ['batch', s, s, cfg.inChannels]);
   const pos = g.input('position', DataType.FLOAT, ['batch']);
   const posColumn = emitPositionColumn(g, pos);
-  const z = emitVqvaeEncoderTrunk(g, params, cfg, image, posColumn, withDropout ? dropoutInputs(sites, 'enc') : undefined);
+  const z = emitVqvaeEncoderTrunk(g, params, cfg, image, posColumn, withDropout ? dropoutInputs(sites, 'enc') : undefined, 'space-to-depth');
   const zNhwc = g.transpose(z.value, [0, 2, 3, 1]);
   const flat = g.reshape(zNhwc, [-1, d]); // [N, D]
   const book = hostParam(params, CODEBOOK);

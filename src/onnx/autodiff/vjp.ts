@@ -290,6 +290,9 @@ registerVjp('Slice', (ctx) => {
   }
   return [g];
 });
+// SpaceToDepth (channel (i·b + j)·C + c) is undone by DepthToSpace in DCR mode.
+registerVjp('SpaceToDepth', (ctx) => [ctx.e.node('DepthToSpace', [dy0(ctx)], { blocksize: attr.int(intAttr(ctx.node, 'blocksize', 1)), mode: { kind: 'string', value: 'DCR' } })]);
+
 registerVjp('DepthToSpace', (ctx) => {
   const e = ctx.e;
   const [n, c, h, w] = shapeOf(ctx, ctx.node.inputs[0]!) as [number, number, number, number];
