@@ -22,7 +22,10 @@ async function run(model: OnnxModel, inputs: Record<string, FloatInput>, names: 
 }
 
 describe('NCHWc lowering of gradient graphs', () => {
-  it.skipIf(block === null)('gives the plain graph\'s loss and gradients, lowering only convolutions of whole blocks', async () => {
+  it.skipIf(block === null).each([
+    ['whole blocks only', false, 3],
+    ['half a block of outputs padded', true, 4],
+  ] as const)('gives the plain graph\'s loss and gradients, lowering convolutions of %s', async (_, padOutputs, expected) => {
     const b = block!;
     const inputs = {
       x: randomInput([2, b, 6, 6], 'nchwc-x'),
@@ -39,13 +42,14 @@ describe('NCHWc lowering of gradient graphs', () => {
     const names = Object.keys(inputs);
     const shapes = Object.fromEntries(names.map((n) => [n, inputs[n as keyof typeof inputs].shape]));
     const { model: plain } = backward(model, 'loss', names, { inputShapes: shapes });
-    const { model: lowered, lowered: count } = lowerConvsToNchwc(plain, { inputShapes: shapes, blockSize: b });
+    const { model: lowered, lowered: count } = lowerConvsToNchwc(plain, { inputShapes: shapes, blockSize: b, padOutputs });
     const nchwcConvs = lowered.graph.nodes.filter((n) => n.domain === NCHWC_DOMAIN && n.opType === 'Conv').length;
-    // Lowered: the forward convs 1 and 2 and conv 1's input gradient (2b → b). Conv 2's input gradient
-    // is a ConvTranspose (stride 2); conv 3 (b/2 outputs) and its input gradient (b/2 inputs) stay plain.
+    // Lowered: the forward convs 1 and 2 and conv 1's input gradient (2b → b), and with padding conv 3
+    // (b/2 outputs). Conv 2's input gradient is a ConvTranspose (stride 2); conv 3's input gradient
+    // (b/2 inputs) stays plain.
     expect(count).toBe(nchwcConvs);
-    expect(count).toBe(3);
-    expect(lowered.graph.nodes.some((n) => n.opType === 'Conv' && n.domain === undefined && n.inputs[1] === 'w3')).toBe(true);
+    expect(count).toBe(expected);
+    expect(lowered.graph.nodes.some((n) => n.opType === 'Conv' && n.domain === undefined && n.inputs[1] === 'w3')).toBe(!padOutputs);
     const outputs = ['loss', ...names.map(gradientName)];
     const want = await run(plain, inputs, outputs);
     const got = await run(lowered, inputs, outputs);

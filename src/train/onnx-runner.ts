@@ -45,7 +45,7 @@ export async function gradientModel(ort: OrtModule, net: OnnxNet, count: number,
   for (const site of net.train.dropout) inputShapes[site.input] = [count, ...site.shape];
   const { model } = backward(net.train.model, 'loss', net.train.bindings.map((b) => b.input), { inputShapes });
   const block = process.env.MOODLSR_ORT_NCHWC === '0' ? null : await nchwcBlockSize(ort);
-  return block === null ? model : lowerConvsToNchwc(model, { inputShapes, blockSize: block, padOutputs: process.env.MOODLSR_ORT_NCHWC_PAD === '1' }).model;
+  return block === null ? model : lowerConvsToNchwc(model, { inputShapes, blockSize: block, padOutputs: true }).model;
 }
 
 export async function createOnnxRunner(model: OnnxModelSpec, threads: number, net: OnnxNet = onnxNetFor(model)): Promise<OnnxRunner> {
