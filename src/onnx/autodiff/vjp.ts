@@ -462,11 +462,12 @@ export type ConvWeightGradientForm = 'auto' | 'taps' | 'input-patches' | 'gradie
 
 /**
  * Output planes of at least `im2colMinOutputPixels` pixels take a patch form, smaller ones the per-tap
- * products: on the compact presets, 1 ONNX Runtime thread, im2col from 64×64 up made the VQ-VAE step
- * 1.38× faster (6.5 → 9.0 slices/s), while im2col on the prior's 16×16 maps was 11 % slower
- * (docs/benchmarks.md, "Sessions in worker threads, weight gradients by im2col").
+ * products. With the input's patches the only form, from 64×64 up was best (session 6: VQ-VAE 6.5 → 9.0
+ * slices/s; the prior's 16×16 maps 11 % slower with patches). With the three forms, from 16×16 up: the
+ * VQ-VAE's 2-session step median 29.4 → 32.6 slices/s over 10 interleaved pairs, the prior unchanged
+ * (median ratio 1.02 over 5) (docs/benchmarks.md, "Session 19").
  */
-export const convVjpOptions: { im2colMinOutputPixels: number; weightGradient: ConvWeightGradientForm } = { im2colMinOutputPixels: 4096, weightGradient: 'auto' };
+export const convVjpOptions: { im2colMinOutputPixels: number; weightGradient: ConvWeightGradientForm } = { im2colMinOutputPixels: 256, weightGradient: 'auto' };
 
 type WeightGradientGeometry = ConvGeometry & { cin: number; cout: number; batch: number; inSize: readonly number[] };
 
