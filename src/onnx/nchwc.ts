@@ -107,7 +107,6 @@ export function lowerConvsToNchwc(model: OnnxModel, opts: NchwcOptions): { model
     lowered++;
   }
   if (lowered === 0) return { model, lowered };
-  const built = e.build();
   const extraOpsets = [...(model.extraOpsets ?? []).filter((o) => o.domain !== NCHWC_DOMAIN), { domain: NCHWC_DOMAIN, version: 1 }];
-  return { model: { ...built, graph: { ...built.graph, nodes, initializers: e.initializers }, extraOpsets }, lowered };
+  return { model: { ...model, graph: { ...model.graph, nodes, initializers: e.initializers }, extraOpsets }, lowered };
 }
