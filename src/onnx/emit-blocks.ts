@@ -75,10 +75,16 @@ export interface ConvOptions {
 }
 
 /** blocks.conv (optionally preceded by blocks.padSpatial, given as explicit padding). */
-export function emitConv(g: GraphBuilder, params: HostParams, prefix: string, x: Feature, opts: ConvOptions = {}): Feature {
+/** The conv weight `${prefix}.w` ([kh, kw, in, out]), checked against the feature it is applied to. */
+function convWeightFor(params: HostParams, prefix: string, x: Feature): HostTensor {
   const w = hostParam(params, `${prefix}.w`);
+  if (w.shape[2] !== x.channels) throw new Error(`ONNX export: ${prefix}.w expects ${w.shape[2]} input channels, the graph has ${x.channels}`);
+  return w;
+}
+
+export function emitConv(g: GraphBuilder, params: HostParams, prefix: string, x: Feature, opts: ConvOptions = {}): Feature {
+  const w = convWeightFor(params, prefix, x);
   const [kh, kw, cin, cout] = w.shape;
-  if (cin !== x.channels) throw new Error(`ONNX export: ${prefix}.w expects ${cin} input channels, the graph has ${x.channels}`);
   const stride = opts.stride ?? 1;
   const padding = opts.padding ?? 'same';
   let pad: Pad4;
@@ -110,10 +116,9 @@ export function emitConv(g: GraphBuilder, params: HostParams, prefix: string, x:
  * to float summation order.
  */
 export function emitUpsampleConvPhases(g: GraphBuilder, params: HostParams, prefix: string, x: Feature): Feature {
-  const w = hostParam(params, `${prefix}.w`);
+  const w = convWeightFor(params, prefix, x);
   const [kh, kw, cin, cout] = w.shape;
   if (kh !== 3 || kw !== 3) throw new Error(`ONNX export: ${prefix}: the phase form of upsample + conv needs a 3×3 kernel, got ${kh}×${kw}`);
-  if (cin !== x.channels) throw new Error(`ONNX export: ${prefix}.w expects ${cin} input channels, the graph has ${x.channels}`);
   // Small-grid tap (0…2) that big-kernel tap k reads for phase p.
   const smallTap = (p: number, k: number) => (p === 0 ? (k === 0 ? 0 : 1) : k === 2 ? 2 : 1);
   const taps = new Float32Array(9 * 36);
@@ -143,9 +148,8 @@ export function emitUpsampleConvPhases(g: GraphBuilder, params: HostParams, pref
  * its weight gradient run at stride 1 on 4·Cin channels. Even input sizes only.
  */
 export function emitConvStride2AsSpaceToDepth(g: GraphBuilder, params: HostParams, prefix: string, x: Feature): Feature {
-  const w = hostParam(params, `${prefix}.w`);
+  const w = convWeightFor(params, prefix, x);
   const [kh, kw, cin, cout] = w.shape;
-  if (cin !== x.channels) throw new Error(`ONNX export: ${prefix}.w expects ${cin} input channels, the graph has ${x.channels}`);
   if (x.height % 2 !== 0 || x.width % 2 !== 0) throw new Error(`ONNX export: ${prefix}: SpaceToDepth needs an even input size, got ${x.height}×${x.width}`);
   // Per axis: the half-grid offsets dy the kernel reaches, the kernel's zero padding and the conv's.
   const along = (size: number, k: number) => {
