@@ -36,7 +36,15 @@ function isUnit(info: ShapeInfo, name: string | undefined, value: number): boole
 /** Every GroupNorm + affine chain whose intermediate values have no other consumer. */
 export function findGroupNormChains(nodes: readonly OnnxNode[], info: ShapeInfo): GroupNormChain[] {
   const consumers = new Map<string, OnnxNode[]>();
-  for (const n of nodes) for (const i of n.inputs) consumers.set(i, [...(consumers.get(i) ?? []), n]);
+  const producers = new Map<string, OnnxNode>();
+  for (const n of nodes) {
+    for (const i of n.inputs) {
+      const list = consumers.get(i);
+      if (list === undefined) consumers.set(i, [n]);
+      else list.push(n);
+    }
+    for (const o of n.outputs) producers.set(o, n);
+  }
   const only = (value: string, opType: string): OnnxNode | undefined => {
     const list = consumers.get(value) ?? [];
     return list.length === 1 && list[0]!.opType === opType ? list[0] : undefined;
@@ -45,8 +53,8 @@ export function findGroupNormChains(nodes: readonly OnnxNode[], info: ShapeInfo)
   for (const norm of nodes) {
     if (norm.opType !== 'InstanceNormalization' || !isUnit(info, norm.inputs[1], 1) || !isUnit(info, norm.inputs[2], 0)) continue;
     const grouped = norm.inputs[0]!;
-    const reshapeIn = nodes.find((n) => n.outputs[0] === grouped && n.opType === 'Reshape');
-    if (reshapeIn === undefined || (consumers.get(grouped) ?? []).length !== 1) continue;
+    const reshapeIn = producers.get(grouped);
+    if (reshapeIn?.opType !== 'Reshape' || (consumers.get(grouped) ?? []).length !== 1) continue;
     const x = reshapeIn.inputs[0]!;
     const shape = info.shapes.get(x);
     const groupedShape = info.shapes.get(grouped);
