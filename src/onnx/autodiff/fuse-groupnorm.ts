@@ -8,7 +8,8 @@
  * - backward, with S0 = Σ_hw dy and S1 = Σ_hw dy·x̂ per sample and channel (dβ, dγ are their sums over
  *   the batch) and T0, T1 their γ-weighted sums over each group of L elements:
  *   dx = (rstd·γ)·dy − x̂·(rstd·T1/L) − rstd·T0/L,
- *   one product, two reductions and three passes (a BatchNormalization for the first and last terms).
+ *   one reduction, one batched dot product (S1) and three passes (a BatchNormalization for the first and
+ *   last terms).
  */
 import type { OnnxNode } from '../onnx-proto.js';
 import { attr, floatAttr, type GraphEditor } from './editor.js';
@@ -127,7 +128,9 @@ export function groupNormChainVjp(e: GraphEditor, chain: GroupNormChain, dy: str
   // Backward.
   const spatial = e.ints([2, 3]);
   const s0 = e.node('ReduceSum', [dy, spatial], { keepdims: attr.int(1) }); // [N, C, 1, 1]
-  const s1 = e.node('ReduceSum', [e.node('Mul', [dy, xhat]), spatial], { keepdims: attr.int(1) });
+  // S1 as N·C dot products (a batched MatMul reads dy and x̂ once; Mul + ReduceSum also wrote and re-read the product).
+  const rowsOf = (v: string) => e.node('Reshape', [v, e.ints([n * c, 1, h * w])]);
+  const s1 = e.node('Reshape', [e.node('MatMul', [rowsOf(dy), e.node('Transpose', [rowsOf(xhat)], { perm: attr.ints([0, 2, 1]) })]), e.ints([n, c, 1, 1])]);
   const out: { x?: string; gamma?: string; beta?: string } = {};
   const overBatch = (v: string) => e.node('ReduceSum', [v, e.ints([0])], { keepdims: attr.int(0) }); // [C, 1, 1]
   if (needs.beta) out.beta = overBatch(s0);
