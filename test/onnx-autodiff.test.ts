@@ -187,6 +187,26 @@ describe('ONNX autodiff: GroupNorm + affine differentiated as one unit', () => {
   });
 });
 
+describe('ONNX autodiff: gated products a·σ(b) differentiated as one unit', () => {
+  const inputs = { x: inp([2, 6, 3, 3], 'glu-x', 2) };
+  // A GLU (σ(b) used once: fused) beside a product whose sigmoid is used twice (differentiated op by op).
+  const build: Build = (g, v) => {
+    const [a, b] = g.split(v.x!, 2, 1);
+    const glu = g.mul(a!, g.sigmoid(b!));
+    const shared = g.sigmoid(a!);
+    return { value: g.add(glu, g.mul(g.mul(b!, shared), shared)), shape: [2, 3, 3, 3] };
+  };
+
+  it('forms db as da·(a − o) (two operators fewer than op by op) and matches finite differences', async () => {
+    const model = lossGraph(inputs, build);
+    const ops = (fuseGatedProducts: boolean) => backward(model, 'loss', ['x'], { inputShapes: { x: inputs.x.shape }, fuseGatedProducts }).model.graph.nodes;
+    const fused = ops(true);
+    const plain = ops(false);
+    expect(plain.length - fused.length).toBe(2);
+    await expectFd(inputs, build);
+  });
+});
+
 describe('ONNX autodiff: nearest upsampling + 3×3 conv as phase kernels', () => {
   const cin = 3;
   const cout = 2;

@@ -10,6 +10,7 @@
 import { DataType, type OnnxModel } from '../onnx-proto.js';
 import type { GraphBuilder, Value } from '../graph.js';
 import { attr, GraphEditor } from './editor.js';
+import { findGatedProducts, gatedProductVjp } from './fuse-gated.js';
 import { findGroupNormChains, groupNormChainVjp, type GroupNormChain } from './fuse-groupnorm.js';
 import { inferShapes, type Shape, type ShapeInfo } from './shapes.js';
 import { NON_DIFFERENTIABLE, vjpOf } from './vjp.js';
@@ -30,6 +31,8 @@ export interface BackwardOptions {
   inputShapes: Readonly<Record<string, Shape>>;
   /** Differentiate GroupNorm + affine chains as one unit (./fuse-groupnorm.ts; default true). */
   fuseGroupNorm?: boolean;
+  /** Differentiate a · σ(b) products as one unit (./fuse-gated.ts; default true). */
+  fuseGatedProducts?: boolean;
 }
 
 export interface BackwardResult {
@@ -77,6 +80,7 @@ export function backward(model: OnnxModel, loss: string, params: readonly string
   };
   const chains = new Map<(typeof nodes)[number], GroupNormChain>();
   if (opts.fuseGroupNorm ?? true) for (const chain of findGroupNormChains(nodes, info)) chains.set(chain.shift, chain);
+  const gated = opts.fuseGatedProducts ?? true ? findGatedProducts(nodes, info) : new Map();
   const isFloatActive = (v: string) => v !== '' && active.has(v) && info.kinds.get(v) === 'float';
   const addGrad = (input: string, g: string) => {
     const list = grads.get(input);
@@ -97,6 +101,15 @@ export function backward(model: OnnxModel, loss: string, params: readonly string
       if (d.x !== undefined) addGrad(chain.x, d.x);
       if (d.gamma !== undefined) addGrad(chain.gamma, d.gamma);
       if (d.beta !== undefined) addGrad(chain.beta, d.beta);
+      continue;
+    }
+    const product = gated.get(node);
+    if (product !== undefined) {
+      const productNeeds = { a: isFloatActive(product.a), b: isFloatActive(product.b) };
+      if (!productNeeds.a && !productNeeds.b) continue;
+      const d = gatedProductVjp(e, product, gradOf(node.outputs[0]!)!, productNeeds);
+      if (d.a !== undefined) addGrad(product.a, d.a);
+      if (d.b !== undefined) addGrad(product.b, d.b);
       continue;
     }
     const needs = node.inputs.map(isFloatActive);
