@@ -17,7 +17,7 @@ import { flattenParams, initModel, paramLayout } from '../src/train/loop-worker.
 import { disposeParams } from '../src/models/params.js';
 import { dropoutMasks } from '../src/train/onnx-dropout.js';
 import { onnxNetFor } from '../src/train/onnx-nets.js';
-import { gradientModel } from '../src/train/onnx-runner.js';
+import { gradientModel, gradientWeightFeeds } from '../src/train/onnx-runner.js';
 
 interface ProfileEvent {
   cat: string;
@@ -50,7 +50,7 @@ async function main(): Promise<void> {
   const extra = onnx.trainFeeds?.(ort, batch, 1) ?? { feeds: {}, shapes: {} };
   const withGrads = await gradientModel(ort, onnx, count, { ...data.shapes, ...extra.shapes });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'moodlsr-profile-'));
-  const session = await ort.InferenceSession.create(encodeModel(withGrads), {
+  const session = await ort.InferenceSession.create(encodeModel(withGrads.model), {
     executionProviders: ['cpu'],
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
@@ -62,7 +62,11 @@ async function main(): Promise<void> {
     ...(arg('save-optimized', '') !== '' ? { optimizedModelFilePath: arg('save-optimized', '') } : {}),
   });
   const feeds: Record<string, OrtTensor> = { ...data.feeds, ...extra.feeds };
-  for (const b of onnx.train.bindings) feeds[b.input] = new ort.Tensor('float32', bindingValues(b, weights), [...b.dims]);
+  const paramFeeds: Record<string, OrtTensor> = {};
+  for (const b of onnx.train.bindings) paramFeeds[b.input] = new ort.Tensor('float32', bindingValues(b, weights), [...b.dims]);
+  const p0 = performance.now();
+  Object.assign(feeds, gradientWeightFeeds(ort, withGrads, paramFeeds));
+  const preludeMs = performance.now() - p0;
   const masks = dropoutMasks(onnx.train.dropout, count, onnx.dropoutRate, 1);
   for (const site of onnx.train.dropout) feeds[site.input] = new ort.Tensor('float32', masks.get(site.input)!, [count, ...site.shape]);
   const wall: number[] = [];
@@ -102,7 +106,7 @@ async function main(): Promise<void> {
     phase.set(key, (phase.get(key) ?? 0) + us);
   }
   const sortedWall = wall.slice(1).sort((a, b) => a - b);
-  console.log(`${net} batch ${count}, ${threads} thread(s), ${perRun} kernels per run; wall median ${sortedWall[Math.floor(sortedWall.length / 2)]!.toFixed(0)} ms (min ${sortedWall[0]!.toFixed(0)}), cpu median ${cpu.slice(1).sort((a, b) => a - b)[Math.floor((cpu.length - 1) / 2)]!.toFixed(0)} ms, kernels ${(total / 1000).toFixed(0)} ms, load ${os.loadavg()[0]!.toFixed(2)}`);
+  console.log(`${net} batch ${count}, ${threads} thread(s), ${perRun} kernels per run; wall median ${sortedWall[Math.floor(sortedWall.length / 2)]!.toFixed(0)} ms (min ${sortedWall[0]!.toFixed(0)}), cpu median ${cpu.slice(1).sort((a, b) => a - b)[Math.floor((cpu.length - 1) / 2)]!.toFixed(0)} ms, kernels ${(total / 1000).toFixed(0)} ms, host prelude ${withGrads.prelude === null ? 'none' : `${withGrads.prelude.nodes.length} nodes, ${preludeMs.toFixed(1)} ms once`}, load ${os.loadavg()[0]!.toFixed(2)}`);
   for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1])) console.log(`  ${op.padEnd(24)} ${(us / 1000).toFixed(1).padStart(8)} ms ${((100 * us) / total).toFixed(1).padStart(5)} %`);
   console.log('by phase (backward = nodes the autodiff appended):');
   for (const [key, us] of [...phase].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${key.padEnd(34)} ${(us / 1000).toFixed(1).padStart(8)} ms`);

@@ -10,6 +10,7 @@ import type { Shape } from '../onnx/autodiff/shapes.js';
 import { bindingValues, scatterGradient, type TrainableModel } from '../onnx/autodiff/trainable.js';
 import { lowerConvsToNchwc, nchwcBlockSize } from '../onnx/nchwc.js';
 import { encodeModel, type OnnxModel } from '../onnx/onnx-proto.js';
+import { hoistParameterPrelude, preludeParams, runParamPrelude, type ParamPrelude } from '../onnx/param-prelude.js';
 import { createSession, requireOnnxRuntime, type OrtModule, type OrtSession, type OrtTensor } from '../onnx/runtime.js';
 import { combineStats } from './engine.js';
 import type { BatchStats, ImageBatch, TrainBatch } from './loop-worker.js';
@@ -35,23 +36,49 @@ export interface OnnxRunner {
   close(): Promise<void>;
 }
 
+/** A network's gradient graph and the parameter-only prelude hoisted out of it (null: none). */
+export interface GradientGraph {
+  readonly model: OnnxModel;
+  readonly prelude: ParamPrelude | null;
+}
+
 /**
- * A network's gradient graph at a fixed part size: the training graph differentiated, then its
+ * A network's gradient graph at a fixed part size: the training graph differentiated, its
  * convolutions put in ONNX Runtime's blocked layout where the runtime has those kernels (../onnx/nchwc.ts;
- * MOODLSR_ORT_NCHWC=0 keeps the plain layout).
+ * MOODLSR_ORT_NCHWC=0 keeps the plain layout), and its parameter-only nodes hoisted into a prelude
+ * evaluated once per weights version (../onnx/param-prelude.ts; MOODLSR_PARAM_PRELUDE=0 keeps them).
  */
-export async function gradientModel(ort: OrtModule, net: OnnxNet, count: number, shapes: Record<string, Shape>): Promise<OnnxModel> {
+export async function gradientModel(ort: OrtModule, net: OnnxNet, count: number, shapes: Record<string, Shape>): Promise<GradientGraph> {
   const inputShapes: Record<string, Shape> = { ...shapes };
   for (const site of net.train.dropout) inputShapes[site.input] = [count, ...site.shape];
   const { model } = backward(net.train.model, 'loss', net.train.bindings.map((b) => b.input), { inputShapes });
   const block = process.env.MOODLSR_ORT_NCHWC === '0' ? null : await nchwcBlockSize(ort);
-  return block === null ? model : lowerConvsToNchwc(model, { inputShapes, blockSize: block, padOutputs: true }).model;
+  const lowered = block === null ? model : lowerConvsToNchwc(model, { inputShapes, blockSize: block, padOutputs: true }).model;
+  if (process.env.MOODLSR_PARAM_PRELUDE === '0') return { model: lowered, prelude: null };
+  return hoistParameterPrelude(lowered, new Map(net.train.bindings.map((b) => [b.input, [...b.dims]])));
+}
+
+/**
+ * The weight feeds of a gradient graph for one weights version: the parameters it still reads and
+ * its prelude's outputs.
+ */
+export function gradientWeightFeeds(ort: OrtModule, graph: GradientGraph, paramFeeds: Readonly<Record<string, OrtTensor>>): Record<string, OrtTensor> {
+  const wanted = new Set(graph.model.graph.inputs.map((i) => i.name));
+  const feeds: Record<string, OrtTensor> = {};
+  for (const [name, t] of Object.entries(paramFeeds)) if (wanted.has(name)) feeds[name] = t;
+  if (graph.prelude !== null) {
+    const params = new Map(preludeParams(graph.prelude).map((name) => [name, paramFeeds[name]!.data as Float32Array]));
+    const values = runParamPrelude(graph.prelude, params);
+    for (const o of graph.prelude.outputs) feeds[o.name] = new ort.Tensor('float32', values.get(o.name)!, [...o.shape]);
+  }
+  return feeds;
 }
 
 export async function createOnnxRunner(model: OnnxModelSpec, threads: number, net: OnnxNet = onnxNetFor(model)): Promise<OnnxRunner> {
   const ort: OrtModule = await requireOnnxRuntime();
   const session = (m: TrainableModel['model']) => createSession(encodeModel(m), { threads });
-  const gradSessions = new Map<number, Promise<OrtSession>>();
+  const gradSessions = new Map<number, Promise<{ graph: GradientGraph; session: OrtSession }>>();
+  const gradFeeds = new Map<number, { version: number; feeds: Record<string, OrtTensor> }>();
   let evalSession: Promise<OrtSession> | null = null;
   let encodeSession: Promise<OrtSession> | null = null;
   const weightFeeds = new Map<TrainableModel, { version: number; feeds: Record<string, OrtTensor> }>();
@@ -67,13 +94,20 @@ export async function createOnnxRunner(model: OnnxModelSpec, threads: number, ne
   };
 
   // One compiled gradient graph per part size.
-  const gradSession = (count: number, shapes: Record<string, Shape>): Promise<OrtSession> => {
+  const gradSession = (count: number, shapes: Record<string, Shape>): Promise<{ graph: GradientGraph; session: OrtSession }> => {
     let s = gradSessions.get(count);
     if (s === undefined) {
-      s = gradientModel(ort, net, count, shapes).then(session);
+      s = gradientModel(ort, net, count, shapes).then(async (graph) => ({ graph, session: await session(graph.model) }));
       gradSessions.set(count, s);
     }
     return s;
+  };
+  const weightFeedsFor = (count: number, graph: GradientGraph, weights: Float32Array, version: number): Record<string, OrtTensor> => {
+    const cached = gradFeeds.get(count);
+    if (cached !== undefined && cached.version === version) return cached.feeds;
+    const feeds = gradientWeightFeeds(ort, graph, paramFeeds(net.train, weights, version));
+    gradFeeds.set(count, { version, feeds });
+    return feeds;
   };
 
   const stepMasks = (total: number, seed: number): Map<string, Float32Array> => {
@@ -92,8 +126,8 @@ export async function createOnnxRunner(model: OnnxModelSpec, threads: number, ne
     async gradients(weights, version, part, place) {
       const data = net.feeds(ort, part);
       const extra = net.trainFeeds?.(ort, part, place.noiseSeed) ?? { feeds: {}, shapes: {} };
-      const s = await gradSession(part.count, { ...data.shapes, ...extra.shapes });
-      const all: Record<string, OrtTensor> = { ...data.feeds, ...extra.feeds, ...paramFeeds(net.train, weights, version) };
+      const { graph, session: s } = await gradSession(part.count, { ...data.shapes, ...extra.shapes });
+      const all: Record<string, OrtTensor> = { ...data.feeds, ...extra.feeds, ...weightFeedsFor(part.count, graph, weights, version) };
       if (net.train.dropout.length > 0) {
         const whole = stepMasks(place.total, place.seed);
         for (const site of net.train.dropout) {
@@ -131,8 +165,9 @@ export async function createOnnxRunner(model: OnnxModelSpec, threads: number, ne
       return Float32Array.from(r.z!.data as Float32Array);
     },
     async close() {
-      const all = [...gradSessions.values(), ...(evalSession ? [evalSession] : []), ...(encodeSession ? [encodeSession] : [])];
+      const all = [...[...gradSessions.values()].map(async (g) => (await g).session), ...(evalSession ? [evalSession] : []), ...(encodeSession ? [encodeSession] : [])];
       gradSessions.clear();
+      gradFeeds.clear();
       evalSession = null;
       encodeSession = null;
       for (const s of all) await (await s).release();
