@@ -527,6 +527,8 @@ function oneHotConv(e: GraphEditor, x: string, stem: string, groups: number, kh:
 
 /** Σ over the batch of a [N, rows, P] · [N, cols, P]ᵀ: [rows, cols]. */
 function batchedGram(e: GraphEditor, a: string, b: string, batch: number, rows: number, cols: number, inner: number): string {
+  // ONNX Runtime's GEMM copies (packs) the right operand; with the longer one on the left it packs the shorter.
+  if (cols > rows) return e.node('Transpose', [batchedGram(e, b, a, batch, cols, rows, inner)], { perm: attr.ints([1, 0]) });
   const bT = e.node('Transpose', [e.node('Reshape', [b, e.ints([batch, cols, inner])])], { perm: attr.ints([0, 2, 1]) });
   const product = e.node('MatMul', [e.node('Reshape', [a, e.ints([batch, rows, inner])]), bT]);
   return sumOverBatch(e, product, batch, [rows, cols]);
