@@ -95,7 +95,14 @@ export function weightedMeanGradients(parts: readonly { readonly grads: Float32A
   if (parts.length === 1) return parts[0]!.grads;
   const total = parts.reduce((a, p) => a + p.count, 0);
   const out = new Float32Array(parts[0]!.grads.length);
-  for (const p of parts) {
+  // Two parts (one per core) in one pass; more are added pairwise onto the first two.
+  const [a, b] = [parts[0]!, parts[1]!];
+  const wa = a.count / total;
+  const wb = b.count / total;
+  const ga = a.grads;
+  const gb = b.grads;
+  for (let i = 0; i < out.length; i++) out[i] = ga[i]! * wa + gb[i]! * wb;
+  for (const p of parts.slice(2)) {
     const w = p.count / total;
     const g = p.grads;
     for (let i = 0; i < out.length; i++) out[i] += g[i]! * w;

@@ -56,15 +56,16 @@ export function scaleInto(a: Float32Array, k: number): void {
 
 /** One Adam step in place; `t` is the step number after this update (1 for the first). */
 export function adamStep(weights: Float32Array, grads: Float32Array, m: Float32Array, v: Float32Array, t: number, o: AdamOptions): void {
-  const c1 = 1 - o.beta1 ** t;
-  const c2 = 1 - o.beta2 ** t;
+  const { beta1, beta2, epsilon } = o;
+  const step = o.lr / (1 - beta1 ** t);
+  const c2 = 1 - beta2 ** t;
   for (let i = 0; i < weights.length; i++) {
     const g = grads[i]!;
-    const mi = o.beta1 * m[i]! + (1 - o.beta1) * g;
-    const vi = o.beta2 * v[i]! + (1 - o.beta2) * g * g;
+    const mi = beta1 * m[i]! + (1 - beta1) * g;
+    const vi = beta2 * v[i]! + (1 - beta2) * g * g;
     m[i] = mi;
     v[i] = vi;
-    weights[i] = weights[i]! - (o.lr * (mi / c1)) / (Math.sqrt(vi / c2) + o.epsilon);
+    weights[i] = weights[i]! - (step * mi) / (Math.sqrt(vi / c2) + epsilon);
   }
 }
 
