@@ -7,7 +7,10 @@
  *   x → ReorderInput → com.microsoft.nchwc Conv (weights blocked in the graph) → ReorderOutput,
  * for 2-D convolutions whose input channels are a multiple of the block and whose output channels are
  * too, or (`padOutputs`) at least half a block, zero-padded (the VQ-VAE's 16 → 8 input gradients at
- * 128²: 8.9 ms plain, 5.9 + 1.9 ms of reorders blocked, 1 thread). The blocked weight layout
+ * 128²: 8.9 ms plain, 5.9 + 1.9 ms of reorders blocked, 1 thread). With `nchwInputs`, convolutions
+ * with fewer input channels than a block are lowered too, without ReorderInput: the kernel reads
+ * plain NCHW input (ONNX Runtime's choice for a network's first layer), with weights in OIHWBo
+ * ([O/B, I, kh, kw, B_out]). The blocked weight layout of the others
  * (OIHWBiBo: [O/B, I/B, kh, kw, B_in, B_out], output channels zero-padded to the block) is what the
  * transformer writes for constant weights. `nchwcBlockSize` probes whether the runtime has these
  * kernels (x86 builds of ONNX Runtime) and their block size; without them graphs stay as they are.
@@ -58,9 +61,14 @@ export interface NchwcOptions {
   readonly blockSize: number;
   /** Also lower convolutions with at least half a block of output channels, zero-padded to a block (default: whole blocks only). */
   readonly padOutputs?: boolean;
+  /**
+   * Also lower convolutions with fewer input channels than a block and a kernel wider than 1×1, which
+   * read their input as plain NCHW (default: no; a 1×1 convolution is already a plain GEMM).
+   */
+  readonly nchwInputs?: boolean;
 }
 
-/** The model with every eligible Conv (group 1, 2-D, input channels a multiple of the block) in NCHWc. */
+/** The model with every eligible Conv (group 1, 2-D, input channels a multiple of the block or, with `nchwInputs`, fewer) in NCHWc. */
 export function lowerConvsToNchwc(model: OnnxModel, opts: NchwcOptions): { model: OnnxModel; lowered: number } {
   const info = inferShapes(model, opts.inputShapes);
   const b = opts.blockSize;
@@ -82,7 +90,7 @@ export function lowerConvsToNchwc(model: OnnxModel, opts: NchwcOptions): { model
       w?.length === 4 &&
       (node.attributes.group === undefined || (node.attributes.group.kind === 'int' && node.attributes.group.value === 1)) &&
       (node.attributes.auto_pad === undefined || (node.attributes.auto_pad.kind === 'string' && node.attributes.auto_pad.value === 'NOTSET')) &&
-      w[1]! % b === 0 &&
+      (w[1]! % b === 0 || (opts.nchwInputs === true && w[1]! < b && w[2]! * w[3]! > 1)) &&
       (w[0]! % b === 0 || (opts.padOutputs === true && w[0]! * 2 >= b));
     if (!eligible) {
       nodes.push(node);
@@ -92,12 +100,21 @@ export function lowerConvsToNchwc(model: OnnxModel, opts: NchwcOptions): { model
     const padded = Math.ceil(cout / b) * b;
     const stem = node.name;
     const pads = (rank: number, axis: number) => e.ints(Array.from({ length: 2 * rank }, (_, i) => (i === rank + axis ? padded - cout : 0)));
+    // Fewer input channels than a block: ONNX Runtime's kernel reads the input as plain NCHW, with
+    // the weights in OIHWBo ([O/B, I, kh, kw, B_out]).
+    const plainInput = cin < b;
     let weight = node.inputs[1]!;
     if (padded !== cout) weight = emit('Pad', [weight, pads(4, 0)], {}, `${stem}/weight_padded`);
-    weight = emit('Reshape', [weight, e.ints([padded / b, b, cin / b, b, kh, kw])], {}, `${stem}/weight_split`);
-    weight = emit('Transpose', [weight], { perm: attr.ints([0, 2, 4, 5, 3, 1]) }, `${stem}/weight_blocked`);
+    if (plainInput) {
+      weight = emit('Reshape', [weight, e.ints([padded / b, b, cin, kh, kw])], {}, `${stem}/weight_split`);
+      weight = emit('Transpose', [weight], { perm: attr.ints([0, 2, 3, 4, 1]) }, `${stem}/weight_blocked`);
+    } else {
+      weight = emit('Reshape', [weight, e.ints([padded / b, b, cin / b, b, kh, kw])], {}, `${stem}/weight_split`);
+      weight = emit('Transpose', [weight], { perm: attr.ints([0, 2, 4, 5, 3, 1]) }, `${stem}/weight_blocked`);
+    }
     weight = emit('Reshape', [weight, e.ints([padded, cin, kh, kw])], {}, `${stem}/weight_nchwc`);
-    const inputs = [emit('ReorderInput', [node.inputs[0]!], { channels_last: attr.int(0) }, `${stem}/input_nchwc`, NCHWC_DOMAIN), weight];
+    const input = plainInput ? node.inputs[0]! : emit('ReorderInput', [node.inputs[0]!], { channels_last: attr.int(0) }, `${stem}/input_nchwc`, NCHWC_DOMAIN);
+    const inputs = [input, weight];
     const bias = node.inputs[2];
     if (bias !== undefined && bias !== '') inputs.push(padded !== cout ? emit('Pad', [bias, pads(1, 0)], {}, `${stem}/bias_padded`) : bias);
     const attributes: Record<string, OnnxNode['attributes'][string]> = { kernel_shape: attr.ints([kh, kw]), group: attr.int(1) };

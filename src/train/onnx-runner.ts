@@ -53,7 +53,7 @@ export async function gradientModel(ort: OrtModule, net: OnnxNet, count: number,
   for (const site of net.train.dropout) inputShapes[site.input] = [count, ...site.shape];
   const { model } = backward(net.train.model, 'loss', net.train.bindings.map((b) => b.input), { inputShapes });
   const block = process.env.MOODLSR_ORT_NCHWC === '0' ? null : await nchwcBlockSize(ort);
-  const lowered = block === null ? model : lowerConvsToNchwc(model, { inputShapes, blockSize: block, padOutputs: true }).model;
+  const lowered = block === null ? model : lowerConvsToNchwc(model, { inputShapes, blockSize: block, padOutputs: true, nchwInputs: true }).model;
   if (process.env.MOODLSR_PARAM_PRELUDE === '0') return { model: lowered, prelude: null };
   return hoistParameterPrelude(lowered, new Map(net.train.bindings.map((b) => [b.input, [...b.dims]])));
 }
