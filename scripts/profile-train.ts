@@ -9,7 +9,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { convVjpOptions } from '../src/onnx/autodiff/vjp.js';
-import { bindingValues } from '../src/onnx/autodiff/trainable.js';
 import { encodeModel } from '../src/onnx/onnx-proto.js';
 import { requireOnnxRuntime, type OrtTensor } from '../src/onnx/runtime.js';
 import { benchModel, randomTrainBatch, type BenchNet } from '../src/train/bench-train.js';
@@ -62,10 +61,8 @@ async function main(): Promise<void> {
     ...(arg('save-optimized', '') !== '' ? { optimizedModelFilePath: arg('save-optimized', '') } : {}),
   });
   const feeds: Record<string, OrtTensor> = { ...data.feeds, ...extra.feeds };
-  const paramFeeds: Record<string, OrtTensor> = {};
-  for (const b of onnx.train.bindings) paramFeeds[b.input] = new ort.Tensor('float32', bindingValues(b, weights), [...b.dims]);
   const p0 = performance.now();
-  Object.assign(feeds, gradientWeightFeeds(ort, withGrads, paramFeeds));
+  Object.assign(feeds, gradientWeightFeeds(ort, withGrads, weights));
   const preludeMs = performance.now() - p0;
   const masks = dropoutMasks(onnx.train.dropout, count, onnx.dropoutRate, 1);
   for (const site of onnx.train.dropout) feeds[site.input] = new ort.Tensor('float32', masks.get(site.input)!, [count, ...site.shape]);

@@ -12,6 +12,7 @@
  */
 import { DataType, type OnnxModel, type OnnxNode, type OnnxValueInfo } from './onnx-proto.js';
 import { intsAttr, tensorValues } from './autodiff/editor.js';
+import type { ParamBinding } from './autodiff/trainable.js';
 import { expand, pad, slice, transpose, type HostTensor } from './host-ops.js';
 
 export interface PreludeOutput {
@@ -151,4 +152,51 @@ export function runParamPrelude(prelude: ParamPrelude, params: ReadonlyMap<strin
 /** The parameters a prelude reads. */
 export function preludeParams(prelude: ParamPrelude): string[] {
   return [...new Set(prelude.outputs.map((o) => o.param))];
+}
+
+/** A prelude value read straight from the flat weights: element i is weights[flat[i]], or fill[i] where flat[i] < 0. */
+export interface FlatPreludeOutput {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly flat: Int32Array;
+  /** Values where flat < 0 (pads and the bindings' constants); null: all zero. */
+  readonly fill: Float32Array | null;
+}
+
+/**
+ * The prelude's index tables composed with the bindings of its parameters (graph input element →
+ * flat weight, ./autodiff/trainable.ts), so that each weights version fills the values from the flat
+ * weights in one indexed copy, without first copying the parameters they select from.
+ */
+export function flattenPrelude(prelude: ParamPrelude, bindings: readonly ParamBinding[]): FlatPreludeOutput[] {
+  const byInput = new Map(bindings.map((b) => [b.input, b]));
+  return prelude.outputs.map((o) => {
+    const b = byInput.get(o.param);
+    if (b === undefined) throw new Error(`param prelude: ${o.param} is not a parameter binding`);
+    const flat = new Int32Array(o.index.length).fill(-1);
+    let fill: Float32Array | null = null;
+    for (let i = 0; i < flat.length; i++) {
+      const at = o.index[i]!;
+      if (at === 0) continue;
+      const k = b.index[at - 1]!;
+      if (k >= 0) flat[i] = k;
+      else if (b.constants !== null && b.constants[at - 1] !== 0) (fill ??= new Float32Array(flat.length))[i] = b.constants[at - 1]!;
+    }
+    return { name: o.name, shape: o.shape, flat, fill };
+  });
+}
+
+/** The values of flattened prelude outputs for one weights vector. */
+export function fillFlatPrelude(outputs: readonly FlatPreludeOutput[], weights: Float32Array): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  for (const o of outputs) {
+    const values = o.fill === null ? new Float32Array(o.flat.length) : o.fill.slice();
+    const flat = o.flat;
+    for (let i = 0; i < flat.length; i++) {
+      const k = flat[i]!;
+      if (k >= 0) values[i] = weights[k]!;
+    }
+    out.set(o.name, values);
+  }
+  return out;
 }

@@ -7,10 +7,10 @@
  */
 import { backward, gradientName } from '../onnx/autodiff/backward.js';
 import type { Shape } from '../onnx/autodiff/shapes.js';
-import { bindingValues, scatterGradient, type TrainableModel } from '../onnx/autodiff/trainable.js';
+import { bindingValues, scatterGradient, type ParamBinding, type TrainableModel } from '../onnx/autodiff/trainable.js';
 import { lowerConvsToNchwc, nchwcBlockSize } from '../onnx/nchwc.js';
 import { encodeModel, type OnnxModel } from '../onnx/onnx-proto.js';
-import { hoistParameterPrelude, preludeParams, runParamPrelude, type ParamPrelude } from '../onnx/param-prelude.js';
+import { fillFlatPrelude, flattenPrelude, hoistParameterPrelude, type FlatPreludeOutput, type ParamPrelude } from '../onnx/param-prelude.js';
 import { createSession, requireOnnxRuntime, type OrtModule, type OrtSession, type OrtTensor } from '../onnx/runtime.js';
 import { combineStats } from './engine.js';
 import type { BatchStats, ImageBatch, TrainBatch } from './loop-worker.js';
@@ -40,13 +40,17 @@ export interface OnnxRunner {
 export interface GradientGraph {
   readonly model: OnnxModel;
   readonly prelude: ParamPrelude | null;
+  /** The bindings the graph still reads as inputs. */
+  readonly bindings: readonly ParamBinding[];
+  /** The prelude's values as indexed copies of the flat weights. */
+  readonly preludeOutputs: readonly FlatPreludeOutput[];
 }
 
 /**
  * A network's gradient graph at a fixed part size: the training graph differentiated, its
  * convolutions put in ONNX Runtime's blocked layout where the runtime has those kernels (../onnx/nchwc.ts;
- * MOODLSR_ORT_NCHWC=0 keeps the plain layout), and its parameter-only nodes hoisted into a prelude
- * evaluated once per weights version (../onnx/param-prelude.ts; MOODLSR_PARAM_PRELUDE=0 keeps them).
+ * MOODLSR_ORT_NCHWC=0 keeps the plain layout), and its parameter-only rearrangements hoisted into a
+ * prelude filled once per weights version (../onnx/param-prelude.ts; MOODLSR_PARAM_PRELUDE=0 keeps them).
  */
 export async function gradientModel(ort: OrtModule, net: OnnxNet, count: number, shapes: Record<string, Shape>): Promise<GradientGraph> {
   const inputShapes: Record<string, Shape> = { ...shapes };
@@ -54,23 +58,21 @@ export async function gradientModel(ort: OrtModule, net: OnnxNet, count: number,
   const { model } = backward(net.train.model, 'loss', net.train.bindings.map((b) => b.input), { inputShapes });
   const block = process.env.MOODLSR_ORT_NCHWC === '0' ? null : await nchwcBlockSize(ort);
   const lowered = block === null ? model : lowerConvsToNchwc(model, { inputShapes, blockSize: block, padOutputs: true, nchwInputs: true }).model;
-  if (process.env.MOODLSR_PARAM_PRELUDE === '0') return { model: lowered, prelude: null };
-  return hoistParameterPrelude(lowered, new Map(net.train.bindings.map((b) => [b.input, [...b.dims]])));
+  const hoisted = process.env.MOODLSR_PARAM_PRELUDE === '0' ? { model: lowered, prelude: null } : hoistParameterPrelude(lowered, new Map(net.train.bindings.map((b) => [b.input, [...b.dims]])));
+  const inputs = new Set(hoisted.model.graph.inputs.map((i) => i.name));
+  return {
+    ...hoisted,
+    bindings: net.train.bindings.filter((b) => inputs.has(b.input)),
+    preludeOutputs: hoisted.prelude === null ? [] : flattenPrelude(hoisted.prelude, net.train.bindings),
+  };
 }
 
-/**
- * The weight feeds of a gradient graph for one weights version: the parameters it still reads and
- * its prelude's outputs.
- */
-export function gradientWeightFeeds(ort: OrtModule, graph: GradientGraph, paramFeeds: Readonly<Record<string, OrtTensor>>): Record<string, OrtTensor> {
-  const wanted = new Set(graph.model.graph.inputs.map((i) => i.name));
+/** The weight feeds of a gradient graph for one weights version: the parameters it still reads and its prelude's values. */
+export function gradientWeightFeeds(ort: OrtModule, graph: GradientGraph, weights: Float32Array): Record<string, OrtTensor> {
   const feeds: Record<string, OrtTensor> = {};
-  for (const [name, t] of Object.entries(paramFeeds)) if (wanted.has(name)) feeds[name] = t;
-  if (graph.prelude !== null) {
-    const params = new Map(preludeParams(graph.prelude).map((name) => [name, paramFeeds[name]!.data as Float32Array]));
-    const values = runParamPrelude(graph.prelude, params);
-    for (const o of graph.prelude.outputs) feeds[o.name] = new ort.Tensor('float32', values.get(o.name)!, [...o.shape]);
-  }
+  for (const b of graph.bindings) feeds[b.input] = new ort.Tensor('float32', bindingValues(b, weights), [...b.dims]);
+  const values = fillFlatPrelude(graph.preludeOutputs, weights);
+  for (const o of graph.preludeOutputs) feeds[o.name] = new ort.Tensor('float32', values.get(o.name)!, [...o.shape]);
   return feeds;
 }
 
@@ -105,7 +107,7 @@ export async function createOnnxRunner(model: OnnxModelSpec, threads: number, ne
   const weightFeedsFor = (count: number, graph: GradientGraph, weights: Float32Array, version: number): Record<string, OrtTensor> => {
     const cached = gradFeeds.get(count);
     if (cached !== undefined && cached.version === version) return cached.feeds;
-    const feeds = gradientWeightFeeds(ort, graph, paramFeeds(net.train, weights, version));
+    const feeds = gradientWeightFeeds(ort, graph, weights);
     gradFeeds.set(count, { version, feeds });
     return feeds;
   };
