@@ -90,18 +90,20 @@ export function combineStats(parts: readonly BatchStats[]): BatchStats {
   return { count, means, codeCounts };
 }
 
-/** Σ grads_i · count_i / Σ count_i, in part order: the mean-loss gradient of the whole batch from its parts'. */
+/**
+ * Σ grads_i · count_i / Σ count_i, in part order: the mean-loss gradient of the whole batch from its
+ * parts'. Written into the first part's array (the parts are the workers' fresh results; a new
+ * 1.7 MB array per step cost about a millisecond more).
+ */
 export function weightedMeanGradients(parts: readonly { readonly grads: Float32Array; readonly count: number }[]): Float32Array {
   if (parts.length === 1) return parts[0]!.grads;
   const total = parts.reduce((a, p) => a + p.count, 0);
-  const out = new Float32Array(parts[0]!.grads.length);
-  // Two parts (one per core) in one pass; more are added pairwise onto the first two.
-  const [a, b] = [parts[0]!, parts[1]!];
-  const wa = a.count / total;
-  const wb = b.count / total;
-  const ga = a.grads;
-  const gb = b.grads;
-  for (let i = 0; i < out.length; i++) out[i] = ga[i]! * wa + gb[i]! * wb;
+  const out = parts[0]!.grads;
+  // Two parts (one per core) in one pass; more are added onto them.
+  const wa = parts[0]!.count / total;
+  const wb = parts[1]!.count / total;
+  const gb = parts[1]!.grads;
+  for (let i = 0; i < out.length; i++) out[i] = out[i]! * wa + gb[i]! * wb;
   for (const p of parts.slice(2)) {
     const w = p.count / total;
     const g = p.grads;
