@@ -21,6 +21,18 @@ async function run(model: OnnxModel, inputs: Record<string, FloatInput>, names: 
   return names.map((n) => out[n]!.data as Float32Array);
 }
 
+/** Both graphs' outputs agree within 1e-5 of each output's largest magnitude. */
+async function expectSameOutputs(plain: OnnxModel, lowered: OnnxModel, inputs: Record<string, FloatInput>, outputs: readonly string[]): Promise<void> {
+  const want = await run(plain, inputs, outputs);
+  const got = await run(lowered, inputs, outputs);
+  for (let k = 0; k < outputs.length; k++) {
+    const scale = Math.max(...want[k]!.map(Math.abs));
+    let worst = 0;
+    for (let i = 0; i < want[k]!.length; i++) worst = Math.max(worst, Math.abs(got[k]![i]! - want[k]![i]!));
+    expect(worst / scale, outputs[k]).toBeLessThan(1e-5);
+  }
+}
+
 describe('NCHWc lowering of gradient graphs', () => {
   it.skipIf(block === null).each([
     ['whole blocks only', false, 3],
@@ -51,14 +63,7 @@ describe('NCHWc lowering of gradient graphs', () => {
     expect(count).toBe(expected);
     expect(lowered.graph.nodes.some((n) => n.opType === 'Conv' && n.domain === undefined && n.inputs[1] === 'w3')).toBe(!padOutputs);
     const outputs = ['loss', ...names.map(gradientName)];
-    const want = await run(plain, inputs, outputs);
-    const got = await run(lowered, inputs, outputs);
-    for (let k = 0; k < outputs.length; k++) {
-      const scale = Math.max(...want[k]!.map(Math.abs));
-      let worst = 0;
-      for (let i = 0; i < want[k]!.length; i++) worst = Math.max(worst, Math.abs(got[k]![i]! - want[k]![i]!));
-      expect(worst / scale, outputs[k]).toBeLessThan(1e-5);
-    }
+    await expectSameOutputs(plain, lowered, inputs, outputs);
   });
 
   it.skipIf(block === null)('lowers convolutions with fewer input channels than a block (plain NCHW input, no ReorderInput), not 1×1 ones', async () => {
@@ -88,13 +93,6 @@ describe('NCHWc lowering of gradient graphs', () => {
     expect(blocked.length).toBe(4);
     expect(lowered.graph.nodes.some((n) => n.opType === 'Conv' && n.domain === undefined && n.inputs[1] === 'w3')).toBe(true);
     const outputs = ['loss', ...names.map(gradientName)];
-    const want = await run(plain, inputs, outputs);
-    const got = await run(lowered, inputs, outputs);
-    for (let k = 0; k < outputs.length; k++) {
-      const scale = Math.max(...want[k]!.map(Math.abs));
-      let worst = 0;
-      for (let i = 0; i < want[k]!.length; i++) worst = Math.max(worst, Math.abs(got[k]![i]! - want[k]![i]!));
-      expect(worst / scale, outputs[k]).toBeLessThan(1e-5);
-    }
+    await expectSameOutputs(plain, lowered, inputs, outputs);
   });
 });
