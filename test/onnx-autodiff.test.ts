@@ -185,6 +185,23 @@ describe('ONNX autodiff: GroupNorm + affine differentiated as one unit', () => {
     const { worst } = await checkGradients(model, feeds());
     expect(worst).toBeLessThan(FD_TOLERANCE);
   });
+
+  it('folds a per-sample bias added after the affine (the VQ-VAE\'s slice condition) into the affine pass', async () => {
+    const { initializersToInputs } = backwardModule;
+    const withBias = { ...inputs, p: inp([2, 6, 1, 1], 'gn-p', 2) };
+    const model = initializersToInputs(
+      lossGraph(withBias, (g, v) => ({ value: g.add(emitGroupNorm(g, params, 'n', feature(v.x!, 6, 4, 5), 3).value, v.p!), shape: [2, 6, 4, 5] })),
+      ['n.g', 'n.b'],
+    );
+    const allFeeds = { ...feeds(), p: withBias.p };
+    const shapes = Object.fromEntries(Object.entries(allFeeds).map(([k, v]) => [k, v.shape]));
+    const grads = backward(model, 'loss', ['x', 'n.g', 'n.b', 'p'], { inputShapes: shapes }).model.graph.nodes;
+    // The bias joins the affine's BatchNormalization, which runs over [1, N·C, H·W]: no Add of p is left.
+    expect(grads.some((n) => n.opType === 'Add' && n.inputs.includes('p'))).toBe(false);
+    expect(grads.filter((n) => n.opType === 'BatchNormalization' && !n.name.startsWith('grad/'))).toHaveLength(1);
+    const { worst } = await checkGradients(model, allFeeds);
+    expect(worst).toBeLessThan(FD_TOLERANCE);
+  });
 });
 
 describe('ONNX autodiff: gated products a·σ(b) differentiated as one unit', () => {

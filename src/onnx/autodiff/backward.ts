@@ -79,7 +79,7 @@ export function backward(model: OnnxModel, loss: string, params: readonly string
     return grads.get(v)![0];
   };
   const chains = new Map<(typeof nodes)[number], GroupNormChain>();
-  if (opts.fuseGroupNorm ?? true) for (const chain of findGroupNormChains(nodes, info)) chains.set(chain.shift, chain);
+  if (opts.fuseGroupNorm ?? true) for (const chain of findGroupNormChains(nodes, info)) chains.set(chain.sampleBias?.add ?? chain.shift, chain);
   const gated = opts.fuseGatedProducts ?? true ? findGatedProducts(nodes, info) : new Map();
   const isFloatActive = (v: string) => v !== '' && active.has(v) && info.kinds.get(v) === 'float';
   const addGrad = (input: string, g: string) => {
@@ -95,12 +95,14 @@ export function backward(model: OnnxModel, loss: string, params: readonly string
     if (!node.outputs.some((o) => active.has(o) && needed.has(o) && grads.has(o))) continue;
     const chain = chains.get(node);
     if (chain !== undefined) {
-      const chainNeeds = { x: isFloatActive(chain.x), gamma: isFloatActive(chain.gamma), beta: isFloatActive(chain.beta) };
-      if (!chainNeeds.x && !chainNeeds.gamma && !chainNeeds.beta) continue;
+      const bias = chain.sampleBias?.value;
+      const chainNeeds = { x: isFloatActive(chain.x), gamma: isFloatActive(chain.gamma), beta: isFloatActive(chain.beta), sampleBias: bias !== undefined && isFloatActive(bias) };
+      if (!chainNeeds.x && !chainNeeds.gamma && !chainNeeds.beta && !chainNeeds.sampleBias) continue;
       const d = groupNormChainVjp(e, chain, gradOf(node.outputs[0]!)!, chainNeeds);
       if (d.x !== undefined) addGrad(chain.x, d.x);
       if (d.gamma !== undefined) addGrad(chain.gamma, d.gamma);
       if (d.beta !== undefined) addGrad(chain.beta, d.beta);
+      if (d.sampleBias !== undefined) addGrad(bias!, d.sampleBias);
       continue;
     }
     const product = gated.get(node);

@@ -10,6 +10,9 @@
  *   dx = (rstd·γ)·dy − x̂·(rstd·T1/L) − rstd·T0/L,
  *   one reduction, one batched dot product (S1) and three passes (a BatchNormalization for the first and
  *   last terms).
+ * A per-sample bias added right after the chain (the VQ-VAE's slice condition, [N, C, 1, 1]) joins the
+ * affine: the BatchNormalization then runs over rows [1, N·C, H·W] with β + bias per (sample, channel),
+ * one full-size pass fewer; the bias's gradient is S0.
  */
 import type { OnnxNode } from '../onnx-proto.js';
 import { attr, floatAttr, type GraphEditor } from './editor.js';
@@ -27,6 +30,11 @@ export interface GroupNormChain {
   readonly beta: string;
   readonly shape: Shape;
   readonly groups: number;
+  /**
+   * A per-sample, per-channel bias [N, C, 1, 1] added right after the affine (the VQ-VAE's slice
+   * condition), folded into the affine's pass; its gradient is S0.
+   */
+  readonly sampleBias?: { readonly add: OnnxNode; readonly value: string };
 }
 
 function isUnit(info: ShapeInfo, name: string | undefined, value: number): boolean {
@@ -70,7 +78,14 @@ export function findGroupNormChains(nodes: readonly OnnxNode[], info: ShapeInfo)
     const gamma = scale.inputs[1]!;
     const beta = shift.inputs[1]!;
     if (info.shapes.get(gamma)?.join(',') !== channelShape || info.shapes.get(beta)?.join(',') !== channelShape) continue;
-    chains.push({ reshapeIn, norm, reshapeOut, scale, shift, x, gamma, beta, shape, groups: groupedShape[1]! });
+    const next = only(shift.outputs[0]!, 'Add');
+    const other = next === undefined ? undefined : next.inputs.find((i) => i !== shift.outputs[0]);
+    const sampleShape = [shape[0]!, shape[1]!, 1, 1].join(',');
+    const sampleBias =
+      next !== undefined && other !== undefined && next.inputs.length === 2 && info.shapes.get(other)?.join(',') === sampleShape && info.shapes.get(next.outputs[0]!)?.join(',') === shape.join(',')
+        ? { add: next, value: other }
+        : undefined;
+    chains.push({ reshapeIn, norm, reshapeOut, scale, shift, x, gamma, beta, shape, groups: groupedShape[1]!, ...(sampleBias !== undefined ? { sampleBias } : {}) });
   }
   return chains;
 }
@@ -85,7 +100,12 @@ function replaceNode(e: GraphEditor, old: OnnxNode, replacement: readonly OnnxNo
  * Rewrites the chain's forward nodes (see the file comment) and returns the gradients of x, γ and β
  * (undefined where `needs` says none) given dy, the gradient of the chain's output.
  */
-export function groupNormChainVjp(e: GraphEditor, chain: GroupNormChain, dy: string, needs: { x: boolean; gamma: boolean; beta: boolean }): { x?: string; gamma?: string; beta?: string } {
+export function groupNormChainVjp(
+  e: GraphEditor,
+  chain: GroupNormChain,
+  dy: string,
+  needs: { x: boolean; gamma: boolean; beta: boolean; sampleBias?: boolean },
+): { x?: string; gamma?: string; beta?: string; sampleBias?: string } {
   const [n, c, h, w] = chain.shape as [number, number, number, number];
   const g = chain.groups;
   const perGroup = c / g;
@@ -104,26 +124,36 @@ export function groupNormChainVjp(e: GraphEditor, chain: GroupNormChain, dy: str
       attributes: { axis: attr.int(2), epsilon: attr.float(floatAttr(chain.norm, 'epsilon', 1e-5)) },
     },
   ]);
-  const flat = (v: string): [string, OnnxNode] => {
-    const out = e.fresh(`${v}/flat`);
-    return [out, { opType: 'Reshape', name: e.fresh(`${v}/flat_node`), inputs: [v, e.ints([c])], outputs: [out], attributes: {} }];
+  const emit = (opType: string, inputs: readonly string[], stem: string): [string, OnnxNode] => {
+    const out = e.fresh(stem);
+    return [out, { opType, name: e.fresh(`${stem}_node`), inputs, outputs: [out], attributes: {} }];
   };
-  const [gammaFlat, gammaNode] = flat(chain.gamma);
-  const [betaFlat, betaNode] = flat(chain.beta);
-  const zeros = e.initializer(`${chain.scale.name}/zero_mean`, [c], new Float32Array(c));
-  const ones = e.initializer(`${chain.scale.name}/unit_variance`, [c], new Float32Array(c).fill(1));
-  replaceNode(e, chain.scale, [
-    gammaNode,
-    betaNode,
-    {
-      opType: 'BatchNormalization',
-      name: e.fresh(`${chain.scale.name}/affine`),
-      inputs: [xhat, gammaFlat, betaFlat, zeros, ones],
-      outputs: [chain.shift.outputs[0]!],
-      attributes: { epsilon: attr.float(0) },
-    },
-  ]);
-  replaceNode(e, chain.shift, []);
+  const fused: OnnxNode[] = [];
+  const value = (opType: string, inputs: readonly string[], stem: string): string => {
+    const [out, node] = emit(opType, inputs, stem);
+    fused.push(node);
+    return out;
+  };
+  const bias = chain.sampleBias;
+  // Per channel, or with a per-sample bias per (sample, channel) over rows [1, N·C, H·W].
+  const channels = bias === undefined ? c : n * c;
+  const perChannel = (v: string) => value('Reshape', [v, e.ints([1, c])], `${v}/row`);
+  const gammaFlat = bias === undefined ? value('Reshape', [chain.gamma, e.ints([c])], `${chain.gamma}/flat`) : value('Reshape', [value('Expand', [perChannel(chain.gamma), e.ints([n, c])], `${chain.gamma}/per_sample`), e.ints([channels])], `${chain.gamma}/flat`);
+  const betaFlat =
+    bias === undefined
+      ? value('Reshape', [chain.beta, e.ints([c])], `${chain.beta}/flat`)
+      : value('Reshape', [value('Add', [perChannel(chain.beta), value('Reshape', [bias.value, e.ints([n, c])], `${bias.value}/rows`)], `${chain.beta}/per_sample`), e.ints([channels])], `${chain.beta}/flat`);
+  const zeros = e.initializer(`${chain.scale.name}/zero_mean`, [channels], new Float32Array(channels));
+  const ones = e.initializer(`${chain.scale.name}/unit_variance`, [channels], new Float32Array(channels).fill(1));
+  const last = bias?.add ?? chain.shift;
+  const affineIn = bias === undefined ? xhat : value('Reshape', [xhat, e.ints([1, channels, h * w])], `${xhat}/rows`);
+  const affineOut = bias === undefined ? last.outputs[0]! : e.fresh(`${chain.scale.name}/affine_rows`);
+  fused.push({ opType: 'BatchNormalization', name: e.fresh(`${chain.scale.name}/affine`), inputs: [affineIn, gammaFlat, betaFlat, zeros, ones], outputs: [affineOut], attributes: { epsilon: attr.float(0) } });
+  if (bias !== undefined) fused.push({ opType: 'Reshape', name: e.fresh(`${chain.scale.name}/affine_nchw_node`), inputs: [affineOut, e.ints([n, c, h, w])], outputs: [last.outputs[0]!], attributes: {} });
+  // In the place of the chain's last node: the per-sample bias is computed after the normalisation.
+  replaceNode(e, last, fused);
+  replaceNode(e, chain.scale, []);
+  if (bias !== undefined) replaceNode(e, chain.shift, []);
 
   // Backward.
   const spatial = e.ints([2, 3]);
@@ -131,7 +161,8 @@ export function groupNormChainVjp(e: GraphEditor, chain: GroupNormChain, dy: str
   // S1 as N·C dot products (a batched MatMul reads dy and x̂ once; Mul + ReduceSum also wrote and re-read the product).
   const rowsOf = (v: string) => e.node('Reshape', [v, e.ints([n * c, 1, h * w])]);
   const s1 = e.node('Reshape', [e.node('MatMul', [rowsOf(dy), e.node('Transpose', [rowsOf(xhat)], { perm: attr.ints([0, 2, 1]) })]), e.ints([n, c, 1, 1])]);
-  const out: { x?: string; gamma?: string; beta?: string } = {};
+  const out: { x?: string; gamma?: string; beta?: string; sampleBias?: string } = {};
+  if (needs.sampleBias === true) out.sampleBias = s0;
   const overBatch = (v: string) => e.node('ReduceSum', [v, e.ints([0])], { keepdims: attr.int(0) }); // [C, 1, 1]
   if (needs.beta) out.beta = overBatch(s0);
   if (needs.gamma) out.gamma = overBatch(s1);
