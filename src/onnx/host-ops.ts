@@ -3,12 +3,8 @@
  * Transpose, Slice, Pad (constant) and Expand (numpy broadcasting). ./param-prelude.ts runs them
  * on index tables. Pure functions; each returns a new tensor.
  */
+import type { HostTensor } from '../io/tensor-bundle.js';
 import { sliceIndices } from './autodiff/shapes.js';
-
-export interface HostTensor {
-  readonly shape: readonly number[];
-  readonly data: Float32Array;
-}
 
 const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
@@ -71,7 +67,7 @@ function gather(data: Float32Array, shape: readonly number[], inStrides: readonl
 export function transpose(x: HostTensor, perm: readonly number[]): HostTensor {
   const strides = stridesOf(x.shape);
   const shape = perm.map((p) => x.shape[p]!);
-  return { shape, data: gather(x.data, shape, perm.map((p) => strides[p]!)) };
+  return { shape, values: gather(x.values, shape, perm.map((p) => strides[p]!)) };
 }
 
 export function slice(x: HostTensor, starts: readonly number[], ends: readonly number[], axes: readonly number[], steps: readonly number[]): HostTensor {
@@ -81,19 +77,19 @@ export function slice(x: HostTensor, starts: readonly number[], ends: readonly n
     indexOf[a] = sliceIndices(x.shape[a]!, starts[i]!, ends[i]!, steps[i]!);
   });
   const shape = x.shape.map((d, k) => indexOf[k]?.length ?? d);
-  return { shape, data: gather(x.data, shape, stridesOf(x.shape), indexOf) };
+  return { shape, values: gather(x.values, shape, stridesOf(x.shape), indexOf) };
 }
 
 /** Constant padding; `pads` = [begin₀ … begin_r, end₀ … end_r], negative entries crop. */
 export function pad(x: HostTensor, pads: readonly number[], value = 0): HostTensor {
   const rank = x.shape.length;
   const shape = x.shape.map((d, k) => d + pads[k]! + pads[k + rank]!);
-  const data = new Float32Array(sizeOf(shape)).fill(value);
+  const values = new Float32Array(sizeOf(shape)).fill(value);
   const outStrides = stridesOf(shape);
   const inStrides = stridesOf(x.shape);
   // Copy the kept part of each input row into place.
   const counter = new Array<number>(rank).fill(0);
-  if (sizeOf(x.shape) === 0) return { shape, data };
+  if (sizeOf(x.shape) === 0) return { shape, values };
   for (;;) {
     let inside = true;
     let src = 0;
@@ -108,11 +104,11 @@ export function pad(x: HostTensor, pads: readonly number[], value = 0): HostTens
       const width = x.shape[rank - 1]!;
       const lo = Math.max(0, -pads[rank - 1]!);
       const hi = Math.min(width, shape[rank - 1]! - pads[rank - 1]!);
-      for (let i = lo; i < hi; i++) data[dst + i + pads[rank - 1]!] = x.data[src + i]!;
+      for (let i = lo; i < hi; i++) values[dst + i + pads[rank - 1]!] = x.values[src + i]!;
     }
     let k = rank - 2;
     while (k >= 0 && ++counter[k]! === x.shape[k]) counter[k--] = 0;
-    if (k < 0) return { shape, data };
+    if (k < 0) return { shape, values };
   }
 }
 
@@ -139,5 +135,5 @@ function broadcastShape(a: readonly number[], b: readonly number[]): number[] {
 
 export function expand(x: HostTensor, shape: readonly number[]): HostTensor {
   const out = broadcastShape(x.shape, shape);
-  return { shape: out, data: gather(x.data, out, broadcastStrides(x.shape, out)) };
+  return { shape: out, values: gather(x.values, out, broadcastStrides(x.shape, out)) };
 }

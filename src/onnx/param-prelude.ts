@@ -13,7 +13,8 @@
 import { DataType, type OnnxModel, type OnnxNode, type OnnxValueInfo } from './onnx-proto.js';
 import { intsAttr, tensorValues } from './autodiff/editor.js';
 import type { ParamBinding } from './autodiff/trainable.js';
-import { expand, pad, slice, transpose, type HostTensor } from './host-ops.js';
+import type { HostTensor } from '../io/tensor-bundle.js';
+import { expand, pad, slice, transpose } from './host-ops.js';
 
 export interface PreludeOutput {
   readonly name: string;
@@ -49,7 +50,7 @@ function rearrange(node: OnnxNode, x: HostTensor, ints: (name: string) => readon
       if (target === undefined) return undefined;
       const dims = target.map((d, k) => (d === 0 ? x.shape[k]! : d));
       const known = dims.reduce((a, d) => (d === -1 ? a : a * d), 1);
-      return { shape: dims.map((d) => (d === -1 ? x.data.length / known : d)), data: x.data };
+      return { shape: dims.map((d) => (d === -1 ? x.values.length / known : d)), values: x.values };
     }
     case 'Transpose':
       return transpose(x, intsAttr(node, 'perm') ?? x.shape.map((_, k) => x.shape.length - 1 - k));
@@ -92,7 +93,7 @@ export function hoistParameterPrelude(model: OnnxModel, params: ReadonlyMap<stri
   const tables = new Map<string, { param: string; table: HostTensor }>();
   for (const [name, shape] of params) {
     const count = shape.reduce((a, b) => a * b, 1);
-    if (count < MAX_PARAM_ELEMENTS) tables.set(name, { param: name, table: { shape, data: Float32Array.from({ length: count }, (_, i) => i + 1) } });
+    if (count < MAX_PARAM_ELEMENTS) tables.set(name, { param: name, table: { shape, values: Float32Array.from({ length: count }, (_, i) => i + 1) } });
   }
   const hoisted: OnnxNode[] = [];
   const rest: OnnxNode[] = [];
@@ -106,7 +107,7 @@ export function hoistParameterPrelude(model: OnnxModel, params: ReadonlyMap<stri
       !graphOutputs.has(node.outputs[0]!) &&
       node.inputs.slice(1).every((i) => i === '' || ints.has(i));
     const table = eligible ? rearrange(node, source.table, (name) => ints.get(name)) : undefined;
-    if (table !== undefined && table.data.length <= PRELUDE_MAX_ELEMENTS) {
+    if (table !== undefined && table.values.length <= PRELUDE_MAX_ELEMENTS) {
       tables.set(node.outputs[0]!, { param: source!.param, table });
       hoisted.push(node);
     } else {
@@ -122,7 +123,7 @@ export function hoistParameterPrelude(model: OnnxModel, params: ReadonlyMap<stri
     .filter((v) => usedByRest.has(v))
     .map((name) => {
       const { param, table } = tables.get(name)!;
-      return { name, shape: [...table.shape], param, index: Int32Array.from(table.data) };
+      return { name, shape: [...table.shape], param, index: Int32Array.from(table.values) };
     });
   const inputs: OnnxValueInfo[] = [
     ...graph.inputs.filter((i) => !params.has(i.name) || usedByRest.has(i.name)),
