@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { gradientName } from '../src/onnx/autodiff/backward.js';
 import { encodeModel, type OnnxModel } from '../src/onnx/onnx-proto.js';
-import { hoistParameterPrelude, preludeParams, runParamPrelude } from '../src/onnx/param-prelude.js';
+import { fillFlatPrelude, flattenPrelude, hoistParameterPrelude } from '../src/onnx/param-prelude.js';
 import { createSession, requireOnnxRuntime, type OrtTensor } from '../src/onnx/runtime.js';
 import { benchModel, randomTrainBatch } from '../src/train/bench-train.js';
 import { flattenParams, initModel, paramLayout } from '../src/train/loop-worker.js';
@@ -44,12 +44,15 @@ describe('parameter prelude', () => {
     expect(hoisted.graph.inputs.map((i) => i.name)).not.toContain('w'); // read only through the prelude
     const tensor = (t: { shape: number[]; values: Float32Array }) => new ort.Tensor('float32', t.values, t.shape);
     const [want] = await run(model, { x: tensor(inputs.x), w: tensor(inputs.w) }, ['loss']);
-    const values = runParamPrelude(prelude!, new Map([['w', inputs.w.values]]));
+    // w is the whole flat weight vector here: its binding reads element j from weight j.
+    const binding = { input: 'w', dims: inputs.w.shape, index: Int32Array.from(inputs.w.values, (_, j) => j), constants: null };
+    const flat = flattenPrelude(prelude!, [binding]);
+    const values = fillFlatPrelude(flat, inputs.w.values);
     const feeds: Record<string, OrtTensor> = { x: tensor(inputs.x) };
-    for (const o of prelude!.outputs) feeds[o.name] = new ort.Tensor('float32', values.get(o.name)!, [...o.shape]);
+    for (const o of flat) feeds[o.name] = new ort.Tensor('float32', values.get(o.name)!, [...o.shape]);
     const [got] = await run(hoisted, feeds, ['loss']);
     expect(Array.from(got!)).toEqual(Array.from(want!));
-    expect(preludeParams(prelude!)).toEqual(['w']);
+    expect(new Set(prelude!.outputs.map((o) => o.param))).toEqual(new Set(['w']));
   });
 
   it('leaves a graph without parameter rearrangements as it is', () => {

@@ -7,8 +7,9 @@
  *
  * Every such value is a fixed selection of its parameter's elements, so `hoistParameterPrelude`
  * computes it once as an index table (the chain run on 1, 2, 3, … with ./host-ops.ts; 0 where a pad
- * puts a zero) and makes the value a graph input. `runParamPrelude` fills it for each weights version
- * with one indexed copy.
+ * puts a zero) and makes the value a graph input. `flattenPrelude` composes the tables with the
+ * parameters' bindings, and `fillFlatPrelude` fills the values from the flat weights for each weights
+ * version with one indexed copy.
  */
 import { DataType, type OnnxModel, type OnnxNode, type OnnxValueInfo } from './onnx-proto.js';
 import { intsAttr, tensorValues } from './autodiff/editor.js';
@@ -131,28 +132,6 @@ export function hoistParameterPrelude(model: OnnxModel, params: ReadonlyMap<stri
   ];
   const initializers = graph.initializers.filter((t) => usedByRest.has(t.name));
   return { model: { ...model, graph: { ...graph, nodes: rest, inputs, initializers } }, prelude: { nodes: hoisted, outputs } };
-}
-
-/** The prelude's values for one set of parameter values (by graph input name). */
-export function runParamPrelude(prelude: ParamPrelude, params: ReadonlyMap<string, Float32Array>): Map<string, Float32Array> {
-  const out = new Map<string, Float32Array>();
-  for (const o of prelude.outputs) {
-    const src = params.get(o.param);
-    if (src === undefined) throw new Error(`param prelude: no value for parameter ${o.param}`);
-    const values = new Float32Array(o.index.length);
-    const index = o.index;
-    for (let i = 0; i < index.length; i++) {
-      const at = index[i]!;
-      if (at !== 0) values[i] = src[at - 1]!;
-    }
-    out.set(o.name, values);
-  }
-  return out;
-}
-
-/** The parameters a prelude reads. */
-export function preludeParams(prelude: ParamPrelude): string[] {
-  return [...new Set(prelude.outputs.map((o) => o.param))];
 }
 
 /** A prelude value read straight from the flat weights: element i is weights[flat[i]], or fill[i] where flat[i] < 0. */
