@@ -16,7 +16,7 @@ import { flattenParams, initModel, paramLayout } from '../src/train/loop-worker.
 import { disposeParams } from '../src/models/params.js';
 import { dropoutMasks } from '../src/train/onnx-dropout.js';
 import { onnxNetFor } from '../src/train/onnx-nets.js';
-import { gradientModel, gradientWeightFeeds } from '../src/train/onnx-runner.js';
+import { gradientModel, weightFeedsOf } from '../src/train/onnx-runner.js';
 
 interface ProfileEvent {
   cat: string;
@@ -62,7 +62,7 @@ async function main(): Promise<void> {
   });
   const feeds: Record<string, OrtTensor> = { ...data.feeds, ...extra.feeds };
   const p0 = performance.now();
-  Object.assign(feeds, gradientWeightFeeds(ort, withGrads, weights));
+  Object.assign(feeds, weightFeedsOf(ort, withGrads, weights));
   const preludeMs = performance.now() - p0;
   const masks = dropoutMasks(onnx.train.dropout, count, onnx.dropoutRate, 1);
   for (const site of onnx.train.dropout) feeds[site.input] = new ort.Tensor('float32', masks.get(site.input)!, [count, ...site.shape]);

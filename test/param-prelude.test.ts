@@ -13,7 +13,7 @@ import { flattenParams, initModel, paramLayout } from '../src/train/loop-worker.
 import { disposeParams } from '../src/models/params.js';
 import { dropoutMasks } from '../src/train/onnx-dropout.js';
 import { onnxNetFor } from '../src/train/onnx-nets.js';
-import { gradientModel, gradientWeightFeeds } from '../src/train/onnx-runner.js';
+import { gradientModel, weightFeedsOf } from '../src/train/onnx-runner.js';
 import { lossGraph, randomInput } from './helpers/onnx-grad.js';
 
 const ort = await requireOnnxRuntime();
@@ -88,8 +88,8 @@ describe('parameter prelude', () => {
     expect(whole.bindings.length).toBe(onnx.train.bindings.length);
     expect(split.bindings.length).toBeLessThan(onnx.train.bindings.length); // parameters read only through the prelude are not copied
     expect(split.prelude!.outputs.length).toBeGreaterThan(20);
-    const want = await run(whole.model, { ...common, ...gradientWeightFeeds(ort, whole, weights) }, names);
-    const got = await run(split.model, { ...common, ...gradientWeightFeeds(ort, split, weights) }, names);
+    const want = await run(whole.model, { ...common, ...weightFeedsOf(ort, whole, weights) }, names);
+    const got = await run(split.model, { ...common, ...weightFeedsOf(ort, split, weights) }, names);
     for (let k = 0; k < names.length; k++) {
       const scale = Math.max(1e-12, ...want[k]!.map(Math.abs));
       let worst = 0;

@@ -67,12 +67,20 @@ export async function gradientModel(ort: OrtModule, net: OnnxNet, count: number,
   };
 }
 
-/** The weight feeds of a gradient graph for one weights version: the parameters it still reads and its prelude's values. */
-export function gradientWeightFeeds(ort: OrtModule, graph: GradientGraph, weights: Float32Array): Record<string, OrtTensor> {
+/**
+ * The weight feeds of a graph for one weights version: the parameters it reads and, for a gradient
+ * graph, its prelude's values.
+ */
+export function weightFeedsOf(
+  ort: OrtModule,
+  graph: { readonly bindings: readonly ParamBinding[]; readonly preludeOutputs?: readonly FlatPreludeOutput[] },
+  weights: Float32Array,
+): Record<string, OrtTensor> {
   const feeds: Record<string, OrtTensor> = {};
   for (const b of graph.bindings) feeds[b.input] = new ort.Tensor('float32', bindingValues(b, weights), [...b.dims]);
-  const values = fillFlatPrelude(graph.preludeOutputs, weights);
-  for (const o of graph.preludeOutputs) feeds[o.name] = new ort.Tensor('float32', values.get(o.name)!, [...o.shape]);
+  const prelude = graph.preludeOutputs ?? [];
+  const values = fillFlatPrelude(prelude, weights);
+  for (const o of prelude) feeds[o.name] = new ort.Tensor('float32', values.get(o.name)!, [...o.shape]);
   return feeds;
 }
 
@@ -80,17 +88,16 @@ export async function createOnnxRunner(model: OnnxModelSpec, threads: number, ne
   const ort: OrtModule = await requireOnnxRuntime();
   const session = (m: TrainableModel['model']) => createSession(encodeModel(m), { threads });
   const gradSessions = new Map<number, Promise<{ graph: GradientGraph; session: OrtSession }>>();
-  const gradFeeds = new Map<number, { version: number; feeds: Record<string, OrtTensor> }>();
   let evalSession: Promise<OrtSession> | null = null;
   let encodeSession: Promise<OrtSession> | null = null;
-  const weightFeeds = new Map<TrainableModel, { version: number; feeds: Record<string, OrtTensor> }>();
+  // Weight feeds per graph (gradient graphs, evaluation, encoder), recomputed when the version changes.
+  const weightFeeds = new Map<TrainableModel | GradientGraph, { version: number; feeds: Record<string, OrtTensor> }>();
   let masks: { key: string; masks: Map<string, Float32Array> } | null = null;
 
-  const paramFeeds = (graph: TrainableModel, weights: Float32Array, version: number): Record<string, OrtTensor> => {
+  const paramFeeds = (graph: TrainableModel | GradientGraph, weights: Float32Array, version: number): Record<string, OrtTensor> => {
     const cached = weightFeeds.get(graph);
     if (cached !== undefined && cached.version === version) return cached.feeds;
-    const feeds: Record<string, OrtTensor> = {};
-    for (const b of graph.bindings) feeds[b.input] = new ort.Tensor('float32', bindingValues(b, weights), [...b.dims]);
+    const feeds = weightFeedsOf(ort, graph, weights);
     weightFeeds.set(graph, { version, feeds });
     return feeds;
   };
@@ -103,13 +110,6 @@ export async function createOnnxRunner(model: OnnxModelSpec, threads: number, ne
       gradSessions.set(count, s);
     }
     return s;
-  };
-  const weightFeedsFor = (count: number, graph: GradientGraph, weights: Float32Array, version: number): Record<string, OrtTensor> => {
-    const cached = gradFeeds.get(count);
-    if (cached !== undefined && cached.version === version) return cached.feeds;
-    const feeds = gradientWeightFeeds(ort, graph, weights);
-    gradFeeds.set(count, { version, feeds });
-    return feeds;
   };
 
   const stepMasks = (total: number, seed: number): Map<string, Float32Array> => {
@@ -129,7 +129,7 @@ export async function createOnnxRunner(model: OnnxModelSpec, threads: number, ne
       const data = net.feeds(ort, part);
       const extra = net.trainFeeds?.(ort, part, place.noiseSeed) ?? { feeds: {}, shapes: {} };
       const { graph, session: s } = await gradSession(part.count, { ...data.shapes, ...extra.shapes });
-      const all: Record<string, OrtTensor> = { ...data.feeds, ...extra.feeds, ...weightFeedsFor(part.count, graph, weights, version) };
+      const all: Record<string, OrtTensor> = { ...data.feeds, ...extra.feeds, ...paramFeeds(graph, weights, version) };
       if (net.train.dropout.length > 0) {
         const whole = stepMasks(place.total, place.seed);
         for (const site of net.train.dropout) {
@@ -169,7 +169,7 @@ export async function createOnnxRunner(model: OnnxModelSpec, threads: number, ne
     async close() {
       const all = [...[...gradSessions.values()].map(async (g) => (await g).session), ...(evalSession ? [evalSession] : []), ...(encodeSession ? [encodeSession] : [])];
       gradSessions.clear();
-      gradFeeds.clear();
+      weightFeeds.clear();
       evalSession = null;
       encodeSession = null;
       for (const s of all) await (await s).release();
