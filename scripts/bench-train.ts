@@ -18,7 +18,7 @@ import { createRng } from '../src/engine/random.js';
 import { pixelsnailPreset, vqvaePreset, type PixelSnailConfig, type VqvaeConfig } from '../src/models/config.js';
 import { disposeParams } from '../src/models/params.js';
 import { createTrainingEngine } from '../src/train/engine.js';
-import { adamStep, clipValues, DEFAULT_ADAM } from '../src/train/loop.js';
+import { adamStep, DEFAULT_ADAM } from '../src/train/loop.js';
 import { flattenParams, initModel, paramLayout, type ModelSpec, type TrainBatch } from '../src/train/loop-worker.js';
 
 interface Job {
@@ -88,8 +88,7 @@ async function timeWasm(job: Job, workers: number): Promise<number> {
     for (let i = 0; i <= steps; i++) {
       const t0 = performance.now();
       const { grads } = await engine.gradients(weights, i + 1, batch, i);
-      clipValues(grads, 1);
-      adamStep(weights, grads, m, v, i + 1, DEFAULT_ADAM);
+      adamStep(weights, grads, m, v, i + 1, DEFAULT_ADAM, 1);
       if (i > 0) times.push((performance.now() - t0) / 1000);
     }
   } finally {

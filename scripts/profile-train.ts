@@ -3,7 +3,7 @@
  * trainer does (../src/train/onnx-runner.ts), runs it with ONNX Runtime's profiler on random inputs
  * of the compact brain preset, and prints the kernel time per operator type and the slowest nodes
  * (median over the profiled steps, the first run excluded).
- *   npx tsc -p tsconfig.json && node dist/scripts/profile-train.js --net vqvae|prior [--steps 4] [--threads 1] [--batch N] [--im2col-min PIXELS] [--top 25] [--save-optimized FILE.onnx]
+ *   npx tsc -p tsconfig.json && node dist/scripts/profile-train.js --net vqvae|prior [--steps 4] [--threads 1] [--batch N] [--im2col-min PIXELS] [--height-shifts gather|conv] [--top 25] [--save-optimized FILE.onnx]
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -37,6 +37,7 @@ async function main(): Promise<void> {
   const top = Number(arg('top', '25'));
   const ort = await requireOnnxRuntime();
   convVjpOptions.im2colMinOutputPixels = Number(arg('im2col-min', String(convVjpOptions.im2colMinOutputPixels)));
+  convVjpOptions.heightShifts = arg('height-shifts', convVjpOptions.heightShifts) as typeof convVjpOptions.heightShifts;
   const { model, batch: presetBatch } = benchModel(net, 'compact');
   const count = Number(arg('batch', String(presetBatch)));
   const onnx = onnxNetFor(model);

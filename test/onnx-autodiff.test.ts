@@ -103,12 +103,14 @@ describe('ONNX autodiff: per-operator gradients vs finite differences', () => {
     ['per-tap products', Number.POSITIVE_INFINITY, 'auto'],
     ['the input\'s patches', 0, 'input-patches'],
     ['dy\'s patches (stride 1)', 0, 'gradient-patches'],
-    ['shifts split between input and dy (stride 1)', 0, 'separable'],
+    ['shifts split between input and dy (stride 1), dy\'s rows gathered', 0, 'separable'],
+    ['shifts split between input and dy (stride 1), dy\'s rows by a one-hot Conv', 0, 'separable', 'conv'],
     ['the form writing the fewest patches', 0, 'auto'],
-  ] as const)('Conv: 3×3 same, 3×3 uneven pads, 5×5 stride 2 same (TF padding), 7×7, 1×1 with bias; weight gradient by %s', async (_, threshold, form) => {
+  ] as const)('Conv: 3×3 same, 3×3 uneven pads, 5×5 stride 2 same (TF padding), 7×7, 1×1 with bias; weight gradient by %s', async (_, threshold, form, heightShifts: 'gather' | 'conv' = 'gather') => {
     const saved = { ...convVjpOptions };
     convVjpOptions.im2colMinOutputPixels = threshold;
     convVjpOptions.weightGradient = form;
+    convVjpOptions.heightShifts = heightShifts;
     try {
       const wShape = (kh: number, cin: number, cout: number) => [cout, cin, kh, kh];
       for (const [kh, stride, pads, size] of [
@@ -127,6 +129,27 @@ describe('ONNX autodiff: per-operator gradients vs finite differences', () => {
           return { value: y, shape: [2, 4, rows, cols] };
         });
       }
+    } finally {
+      Object.assign(convVjpOptions, saved);
+    }
+  });
+
+  it('separable weight gradient: dy\'s row shifts are one Pad + one Gather of whole rows, no kh×1 one-hot Conv', () => {
+    const saved = { ...convVjpOptions };
+    convVjpOptions.im2colMinOutputPixels = 0;
+    convVjpOptions.weightGradient = 'separable';
+    try {
+      const inputs = { x: inp([2, 3, 6, 6], 'rows-x'), w: inp([4, 3, 3, 3], 'rows-w', 0.3) };
+      const model = lossGraph(inputs, (g, v) => ({ value: g.node('Conv', [v.x!, v.w!], { kernel_shape: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1], dilations: [1, 1], group: 1 }), shape: [2, 4, 6, 6] }));
+      const nodes = (heightShifts: 'gather' | 'conv') => {
+        convVjpOptions.heightShifts = heightShifts;
+        return backward(model, 'loss', ['x', 'w'], { inputShapes: { x: [2, 3, 6, 6], w: [4, 3, 3, 3] } }).model.graph.nodes.filter((n) => n.name.startsWith('grad/'));
+      };
+      const kernels = (list: ReturnType<typeof nodes>) => list.filter((n) => n.opType === 'Conv' && n.inputs.some((i) => i.startsWith('grad/im2col_h'))).length;
+      const gathered = nodes('gather');
+      expect(gathered.filter((n) => n.opType === 'Gather' && n.attributes.axis?.kind === 'int' && n.attributes.axis.value === 2)).toHaveLength(1);
+      expect(kernels(gathered)).toBe(0);
+      expect(kernels(nodes('conv'))).toBe(1);
     } finally {
       Object.assign(convVjpOptions, saved);
     }

@@ -74,6 +74,26 @@ describe('Adam and clipping', () => {
     expect(w[2]).toBeCloseTo(0.99, 5);
   });
 
+  it('adamStep with clip: the update of clipValues then adamStep, with the gradients left as they were', () => {
+    const g = Float32Array.from([-3, -0.5, 0, 0.25, 2, 1e-4]);
+    const clipped = Float32Array.from(g);
+    clipValues(clipped, 1);
+    const state = () => ({ w: Float32Array.from([0.5, -1, 2, 0, 1, 3]), m: Float32Array.from([0.1, 0, -0.2, 0.05, 0, 0]), v: Float32Array.from([0.01, 0, 0.04, 1e-6, 0, 0]) });
+    const a = state();
+    const b = state();
+    for (let t = 1; t <= 3; t++) {
+      adamStep(a.w, clipped, a.m, a.v, t, { lr: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 });
+      adamStep(b.w, g, b.m, b.v, t, { lr: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 }, 1);
+    }
+    for (let i = 0; i < g.length; i++) {
+      expect(b.w[i]).toBeCloseTo(a.w[i]!, 6);
+      expect(b.m[i]).toBeCloseTo(a.m[i]!, 7);
+      expect(b.v[i]).toBeCloseTo(a.v[i]!, 7);
+    }
+    expect(b.w[0]).not.toBeCloseTo(state().w[0]!, 3);
+    expect(Array.from(g)).toEqual(Array.from(Float32Array.from([-3, -0.5, 0, 0.25, 2, 1e-4])));
+  });
+
   it('codebookUsage: perplexity = number of codes for a uniform histogram', () => {
     expect(codebookUsage(Int32Array.from([5, 5, 5, 5, 0]))).toEqual({ perplexity: expect.closeTo(4, 10), used: 4 });
     expect(codebookUsage(Int32Array.from([9, 0, 0])).perplexity).toBeCloseTo(1, 10);

@@ -12,7 +12,7 @@ import { transformerPreset } from '../methods/lsgs/transformer.js';
 import { vaePreset } from '../methods/vae/config.js';
 import { DEFAULT_PRIOR_BATCH, DEFAULT_TRANSFORMER_BATCH, DEFAULT_VQVAE_BATCH } from './defaults.js';
 import { createTrainingEngine, type TrainingEngine } from './engine.js';
-import { adamStep, clipValues, DEFAULT_ADAM } from './loop.js';
+import { adamStep, DEFAULT_ADAM } from './loop.js';
 import { flattenParams, initModel, paramLayout, type ModelSpec, type TrainBatch } from './loop-worker.js';
 
 export type BenchNet = 'vqvae' | 'prior' | 'transformer' | 'vae';
@@ -121,8 +121,7 @@ export async function benchTrain(opts: {
     for (let i = 0; i <= opts.steps; i++) {
       const t0 = performance.now();
       const { grads } = await engine.gradients(weights, i + 1, batch, i);
-      clipValues(grads, 1);
-      adamStep(weights, grads, m, v, i + 1, DEFAULT_ADAM);
+      adamStep(weights, grads, m, v, i + 1, DEFAULT_ADAM, 1);
       const seconds = (performance.now() - t0) / 1000;
       if (i > 0) times.push(seconds);
       opts.log?.(`${i === 0 ? 'warm-up' : `step ${i}/${opts.steps}`}: ${seconds.toFixed(3)} s`);

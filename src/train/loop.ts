@@ -54,18 +54,27 @@ export function scaleInto(a: Float32Array, k: number): void {
   for (let i = 0; i < a.length; i++) a[i] = a[i]! * k;
 }
 
-/** One Adam step in place; `t` is the step number after this update (1 for the first). */
-export function adamStep(weights: Float32Array, grads: Float32Array, m: Float32Array, v: Float32Array, t: number, o: AdamOptions): void {
-  const { beta1, beta2, epsilon } = o;
-  const step = o.lr / (1 - beta1 ** t);
-  const c2 = 1 - beta2 ** t;
+/**
+ * One Adam step in place; `t` is the step number after this update (1 for the first). With `clip`,
+ * each gradient value is first clamped to [−clip, clip] (as `clipValues`, without changing `grads`),
+ * in the same pass: the update runs on the main thread between the workers' steps.
+ */
+export function adamStep(weights: Float32Array, grads: Float32Array, m: Float32Array, v: Float32Array, t: number, o: AdamOptions, clip = Infinity): void {
+  const { beta1, beta2 } = o;
+  const a1 = 1 - beta1;
+  const a2 = 1 - beta2;
+  // lr·m̂/(√v̂ + ε) with m̂ = m/(1 − β1ᵗ), v̂ = v/(1 − β2ᵗ), scaled by √(1 − β2ᵗ) so the loop has no division under the root.
+  const root = Math.sqrt(1 - beta2 ** t);
+  const step = (o.lr / (1 - beta1 ** t)) * root;
+  const epsilon = o.epsilon * root;
   for (let i = 0; i < weights.length; i++) {
-    const g = grads[i]!;
-    const mi = beta1 * m[i]! + (1 - beta1) * g;
-    const vi = beta2 * v[i]! + (1 - beta2) * g * g;
+    const raw = grads[i]!;
+    const g = raw > clip ? clip : raw < -clip ? -clip : raw;
+    const mi = beta1 * m[i]! + a1 * g;
+    const vi = beta2 * v[i]! + a2 * g * g;
     m[i] = mi;
     v[i] = vi;
-    weights[i] = weights[i]! - (step * mi) / (Math.sqrt(vi / c2) + epsilon);
+    weights[i] = weights[i]! - (step * mi) / (Math.sqrt(vi) + epsilon);
   }
 }
 
@@ -252,10 +261,9 @@ export async function runTrainingLoop(spec: LoopSpec): Promise<LoopResult> {
       }
       const grads = sum!;
       if (accumulate > 1) scaleInto(grads, 1 / accumulate);
-      clipValues(grads, spec.clip);
       state.step++;
       lr = scheduledLr(spec.adam.lr, state.step, spec.schedule);
-      adamStep(weights, grads, adamM, adamV, state.step, spec.schedule === undefined ? spec.adam : { ...spec.adam, lr });
+      adamStep(weights, grads, adamM, adamV, state.step, spec.schedule === undefined ? spec.adam : { ...spec.adam, lr }, spec.clip);
       version++;
       const perStep = (performance.now() - t0) / 1000 / s;
       progress.update(s, spec.stepsPerEpoch, `loss ${fmt(stats!.means.loss)} ${perStep.toFixed(2)} s/step`);

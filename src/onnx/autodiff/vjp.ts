@@ -467,7 +467,11 @@ export type ConvWeightGradientForm = 'auto' | 'taps' | 'input-patches' | 'gradie
  * VQ-VAE's 2-session step median 29.4 → 32.6 slices/s over 10 interleaved pairs, the prior unchanged
  * (median ratio 1.02 over 5) (docs/benchmarks.md, "Session 19").
  */
-export const convVjpOptions: { im2colMinOutputPixels: number; weightGradient: ConvWeightGradientForm } = { im2colMinOutputPixels: 256, weightGradient: 'auto' };
+export const convVjpOptions: { im2colMinOutputPixels: number; weightGradient: ConvWeightGradientForm; heightShifts: 'gather' | 'conv' } = {
+  im2colMinOutputPixels: 256,
+  weightGradient: 'auto',
+  heightShifts: 'gather',
+};
 
 type WeightGradientGeometry = ConvGeometry & { cin: number; cout: number; batch: number; inSize: readonly number[] };
 
@@ -523,6 +527,23 @@ function oneHotConv(e: GraphEditor, x: string, stem: string, groups: number, kh:
     dilations: attr.ints([1, 1]),
     group: attr.int(groups),
   });
+}
+
+/**
+ * Copies of v shifted along the height only, [N, C·kh, Ho, W]: channel c·kh + t is v's rows from
+ * `tapOf(t)` on, with `top`/`bottom` zero rows around v (the one-hot kh×1 Conv of `oneHotConv`, same
+ * layout). Whole rows are contiguous, so they are gathered (one copy of W floats per row) after one
+ * Pad, where the grouped Conv writes every plane twice (its im2col, then its GEMM).
+ */
+function heightShifts(e: GraphEditor, v: string, channels: number, kh: number, tapOf: (t: number) => number, top: number, bottom: number, stem: string, shape: readonly number[]): string {
+  if (convVjpOptions.heightShifts === 'conv') return oneHotConv(e, v, stem, channels, kh, 1, tapOf, [1, 1], [top, 0, bottom, 0]);
+  const [n, , h, w] = shape as [number, number, number, number];
+  const padded = top > 0 || bottom > 0 ? e.node('Pad', [v, e.ints([0, 0, top, 0, 0, 0, bottom, 0])], { mode: { kind: 'string', value: 'constant' } }) : v;
+  const rows = h + top + bottom - kh + 1;
+  const index = new BigInt64Array(kh * rows);
+  for (let t = 0; t < kh; t++) for (let u = 0; u < rows; u++) index[t * rows + u] = BigInt(u + tapOf(t));
+  const gathered = e.node('Gather', [padded, e.initializer(`${stem}_rows`, [kh, rows], index)], { axis: attr.int(2) }); // [N, C, kh, Ho, W]
+  return e.node('Reshape', [gathered, e.ints([n, channels * kh, rows, w])]);
 }
 
 /** Σ over the batch of a [N, rows, P] · [N, cols, P]ᵀ: [rows, cols]. */
@@ -587,7 +608,7 @@ function convWeightGradientSeparable(e: GraphEditor, x: string, dy: string, c: W
   const [, pl, , pr] = c.pads as [number, number, number, number];
   const [bt, , bb] = backPads(c)! as [number, number, number, number];
   const alongWidth = oneHotConv(e, x, 'grad/im2col_w', cin, 1, kw, (t) => t, [1, 1], [0, pl, 0, pr]); // [N, Cin·kw, H, Wo]
-  const alongHeight = oneHotConv(e, dy, 'grad/im2col_h', cout, kh, 1, (t) => kh - 1 - t, [1, 1], [bt, 0, bb, 0]); // [N, Cout·kh, H, Wo]
+  const alongHeight = heightShifts(e, dy, cout, kh, (t) => kh - 1 - t, bt, bb, 'grad/im2col_h', [batch, cout, ...c.outSize]); // [N, Cout·kh, H, Wo]
   const summed = batchedGram(e, alongWidth, alongHeight, batch, cin * kw, cout * kh, h * wo); // [Cin·kw, Cout·kh]
   return e.node('Transpose', [e.node('Reshape', [summed, e.ints([cin, kw, cout, kh])])], { perm: attr.ints([2, 0, 3, 1]) });
 }
