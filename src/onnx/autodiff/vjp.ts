@@ -530,14 +530,15 @@ function oneHotConv(e: GraphEditor, x: string, stem: string, groups: number, kh:
 }
 
 /**
- * Copies of v shifted along the height only, [N, C·kh, Ho, W]: channel c·kh + t is v's rows from
- * `tapOf(t)` on, with `top`/`bottom` zero rows around v (the one-hot kh×1 Conv of `oneHotConv`, same
- * layout). Whole rows are contiguous, so they are gathered (one copy of W floats per row) after one
- * Pad, where the grouped Conv writes every plane twice (its im2col, then its GEMM).
+ * Copies of v (`shape` [N, C, H, W]) shifted along the height only, [N, C·kh, Ho, W]: channel
+ * c·kh + t is v's rows from `tapOf(t)` on, with `top`/`bottom` zero rows around v (the one-hot kh×1
+ * Conv of `oneHotConv`, same layout). Whole rows are contiguous, so they are gathered (one copy of W
+ * floats per row) after one Pad, where the grouped Conv writes every plane twice (its im2col, then
+ * its GEMM).
  */
-function heightShifts(e: GraphEditor, v: string, channels: number, kh: number, tapOf: (t: number) => number, top: number, bottom: number, stem: string, shape: readonly number[]): string {
+function heightShifts(e: GraphEditor, v: string, shape: readonly number[], kh: number, tapOf: (t: number) => number, top: number, bottom: number, stem: string): string {
+  const [n, channels, h, w] = shape as [number, number, number, number];
   if (convVjpOptions.heightShifts === 'conv') return oneHotConv(e, v, stem, channels, kh, 1, tapOf, [1, 1], [top, 0, bottom, 0]);
-  const [n, , h, w] = shape as [number, number, number, number];
   const padded = top > 0 || bottom > 0 ? e.node('Pad', [v, e.ints([0, 0, top, 0, 0, 0, bottom, 0])], { mode: { kind: 'string', value: 'constant' } }) : v;
   const rows = h + top + bottom - kh + 1;
   const index = new BigInt64Array(kh * rows);
@@ -608,7 +609,7 @@ function convWeightGradientSeparable(e: GraphEditor, x: string, dy: string, c: W
   const [, pl, , pr] = c.pads as [number, number, number, number];
   const [bt, , bb] = backPads(c)! as [number, number, number, number];
   const alongWidth = oneHotConv(e, x, 'grad/im2col_w', cin, 1, kw, (t) => t, [1, 1], [0, pl, 0, pr]); // [N, Cin·kw, H, Wo]
-  const alongHeight = heightShifts(e, dy, cout, kh, (t) => kh - 1 - t, bt, bb, 'grad/im2col_h', [batch, cout, ...c.outSize]); // [N, Cout·kh, H, Wo]
+  const alongHeight = heightShifts(e, dy, [batch, cout, ...c.outSize], kh, (t) => kh - 1 - t, bt, bb, 'grad/im2col_h'); // [N, Cout·kh, H, Wo]
   const summed = batchedGram(e, alongWidth, alongHeight, batch, cin * kw, cout * kh, h * wo); // [Cin·kw, Cout·kh]
   return e.node('Transpose', [e.node('Reshape', [summed, e.ints([cin, kw, cout, kh])])], { perm: attr.ints([2, 0, 3, 1]) });
 }
