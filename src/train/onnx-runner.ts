@@ -11,6 +11,7 @@ import { bindingValues, scatterGradient, type ParamBinding, type TrainableModel 
 import { lowerConvsToNchwc, nchwcBlockSize } from '../onnx/nchwc.js';
 import { encodeModel, type OnnxModel } from '../onnx/onnx-proto.js';
 import { fillFlatPrelude, flattenPrelude, hoistParameterPrelude, type FlatPreludeOutput, type ParamPrelude } from '../onnx/param-prelude.js';
+import { loadNativeKernels, type NativeKernels } from '../onnx/native-session.js';
 import { createSession, requireOnnxRuntime, type OrtModule, type OrtSession, type OrtTensor } from '../onnx/runtime.js';
 import { combineStats } from './engine.js';
 import type { BatchStats, ImageBatch, TrainBatch } from './loop-worker.js';
@@ -52,10 +53,10 @@ export interface GradientGraph {
  * MOODLSR_ORT_NCHWC=0 keeps the plain layout), and its parameter-only rearrangements hoisted into a
  * prelude filled once per weights version (../onnx/param-prelude.ts; MOODLSR_PARAM_PRELUDE=0 keeps them).
  */
-export async function gradientModel(ort: OrtModule, net: OnnxNet, count: number, shapes: Record<string, Shape>): Promise<GradientGraph> {
+export async function gradientModel(ort: OrtModule, net: OnnxNet, count: number, shapes: Record<string, Shape>, opts: { customOperators?: boolean } = {}): Promise<GradientGraph> {
   const inputShapes: Record<string, Shape> = { ...shapes };
   for (const site of net.train.dropout) inputShapes[site.input] = [count, ...site.shape];
-  const { model } = backward(net.train.model, 'loss', net.train.bindings.map((b) => b.input), { inputShapes });
+  const { model } = backward(net.train.model, 'loss', net.train.bindings.map((b) => b.input), { inputShapes, customOperators: opts.customOperators ?? false });
   const block = process.env.MOODLSR_ORT_NCHWC === '0' ? null : await nchwcBlockSize(ort);
   const lowered = block === null ? model : lowerConvsToNchwc(model, { inputShapes, blockSize: block, padOutputs: true, nchwInputs: true }).model;
   const hoisted = process.env.MOODLSR_PARAM_PRELUDE === '0' ? { model: lowered, prelude: null } : hoistParameterPrelude(lowered, new Map(net.train.bindings.map((b) => [b.input, [...b.dims]])));
@@ -84,9 +85,22 @@ export function weightFeedsOf(
   return feeds;
 }
 
+/**
+ * The binding that runs gradient graphs with the project's custom kernels (../onnx/native-session.ts),
+ * or null where it is not built, is turned off, or its kernels would not run vectorised here.
+ */
+export function customKernels(): NativeKernels | null {
+  const native = loadNativeKernels();
+  return 'kernels' in native && native.kernels.vectorised ? native.kernels : null;
+}
+
 export async function createOnnxRunner(model: OnnxModelSpec, threads: number, net: OnnxNet = onnxNetFor(model)): Promise<OnnxRunner> {
   const ort: OrtModule = await requireOnnxRuntime();
   const session = (m: TrainableModel['model']) => createSession(encodeModel(m), { threads });
+  const kernels = customKernels();
+  // Gradient graphs with the custom kernels where the binding runs them, onnxruntime-node otherwise.
+  const gradientSession = async (m: OnnxModel): Promise<OrtSession> =>
+    kernels === null ? session(m) : (kernels.createSession(encodeModel(m), m.graph.outputs.map((o) => o.name), threads) as unknown as OrtSession);
   const gradSessions = new Map<number, Promise<{ graph: GradientGraph; session: OrtSession }>>();
   let evalSession: Promise<OrtSession> | null = null;
   let encodeSession: Promise<OrtSession> | null = null;
@@ -106,7 +120,7 @@ export async function createOnnxRunner(model: OnnxModelSpec, threads: number, ne
   const gradSession = (count: number, shapes: Record<string, Shape>): Promise<{ graph: GradientGraph; session: OrtSession }> => {
     let s = gradSessions.get(count);
     if (s === undefined) {
-      s = gradientModel(ort, net, count, shapes).then(async (graph) => ({ graph, session: await session(graph.model) }));
+      s = gradientModel(ort, net, count, shapes, { customOperators: kernels !== null }).then(async (graph) => ({ graph, session: await gradientSession(graph.model) }));
       gradSessions.set(count, s);
     }
     return s;

@@ -13,7 +13,7 @@ import { attr, GraphEditor } from './editor.js';
 import { findGatedProducts, gatedProductVjp } from './fuse-gated.js';
 import { findGroupNormChains, groupNormChainVjp, type GroupNormChain } from './fuse-groupnorm.js';
 import { inferShapes, type Shape, type ShapeInfo } from './shapes.js';
-import { NON_DIFFERENTIABLE, vjpOf } from './vjp.js';
+import { CUSTOM_DOMAIN, NON_DIFFERENTIABLE, vjpOf } from './vjp.js';
 
 export const STOP_GRADIENT = 'stop_gradient';
 
@@ -33,6 +33,11 @@ export interface BackwardOptions {
   fuseGroupNorm?: boolean;
   /** Differentiate a · σ(b) products as one unit (./fuse-gated.ts; default true). */
   fuseGatedProducts?: boolean;
+  /**
+   * Emit this project's custom operators where they apply (`ConvWeightGrad` of the com.moodlsr domain,
+   * ./vjp.ts): only sessions of ../native-session.ts can run the result. Default false.
+   */
+  customOperators?: boolean;
 }
 
 export interface BackwardResult {
@@ -119,7 +124,7 @@ export function backward(model: OnnxModel, loss: string, params: readonly string
     const vjp = vjpOf(node.opType);
     if (vjp === undefined) throw new Error(`ONNX autodiff: no vector-Jacobian product for operator ${node.opType} (node ${node.name})`);
     const dy = node.outputs.map((o) => gradOf(o));
-    const dx = vjp({ e, node, info, dy, needs, producer: (v) => producers.get(v) });
+    const dx = vjp({ e, node, info, dy, needs, producer: (v) => producers.get(v), customOperators: opts.customOperators ?? false });
     node.inputs.forEach((input, i) => {
       const g = dx[i];
       if (needs[i] && g !== undefined) addGrad(input, g);
@@ -137,7 +142,10 @@ export function backward(model: OnnxModel, loss: string, params: readonly string
     e.addOutput({ name, dataType: DataType.FLOAT, shape });
     gradients.set(p, name);
   }
-  return { model: e.build(), gradients, info };
+  const built = e.build();
+  const custom = built.graph.nodes.some((n) => n.domain === CUSTOM_DOMAIN);
+  const withOpsets = custom ? { ...built, extraOpsets: [...(built.extraOpsets ?? []).filter((o) => o.domain !== CUSTOM_DOMAIN), { domain: CUSTOM_DOMAIN, version: 1 }] } : built;
+  return { model: withOpsets, gradients, info };
 }
 
 /**

@@ -312,6 +312,12 @@ function inferNode(node: OnnxNode, info: ShapeInfo): void {
       set(0, [src[0]!, w[0]!, ...kernel.map((k, i) => convOutput(src[i + 2]!, k, strides[i]!, pads[i]!, pads[i + spatial]!, dil[i]!))]);
       return;
     }
+    case 'ConvWeightGrad': {
+      // com.moodlsr (native/ort-kernels): x [N, Cin, H, W], dy [N, Cout, Ho, Wo] → dW [Cout, Cin, kh, kw].
+      const kernel = intsAttr(node, 'kernel_shape')!;
+      set(0, [inShape(1)[1]!, inShape(0)[1]!, ...kernel], 'float');
+      return;
+    }
     case 'ConvTranspose': {
       const src = inShape(0);
       const w = inShape(1);

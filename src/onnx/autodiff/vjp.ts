@@ -23,7 +23,12 @@ export interface VjpContext {
   readonly needs: readonly boolean[];
   /** The node computing a value (undefined for inputs and initializers). */
   readonly producer: (value: string) => OnnxNode | undefined;
+  /** Whether the graph may use this project's custom operators (BackwardOptions.customOperators). */
+  readonly customOperators?: boolean;
 }
+
+/** The operator domain of this project's custom kernels (native/ort-kernels). */
+export const CUSTOM_DOMAIN = 'com.moodlsr';
 
 /** Gradients of the inputs, in input order (undefined: none / zero). */
 export type Vjp = (ctx: VjpContext) => (string | undefined)[];
@@ -467,8 +472,9 @@ export type ConvWeightGradientForm = 'auto' | 'taps' | 'input-patches' | 'gradie
  * VQ-VAE's 2-session step median 29.4 → 32.6 slices/s over 10 interleaved pairs, the prior unchanged
  * (median ratio 1.02 over 5) (docs/benchmarks.md, "Session 19").
  */
-export const convVjpOptions: { im2colMinOutputPixels: number; weightGradient: ConvWeightGradientForm; heightShifts: 'gather' | 'conv' } = {
+export const convVjpOptions: { im2colMinOutputPixels: number; weightGradient: ConvWeightGradientForm; heightShifts: 'gather' | 'conv'; directMinOutputPixels: number } = {
   im2colMinOutputPixels: 256,
+  directMinOutputPixels: 4096,
   weightGradient: 'auto',
   heightShifts: 'gather',
 };
@@ -614,7 +620,23 @@ function convWeightGradientSeparable(e: GraphEditor, x: string, dy: string, c: W
   return e.node('Transpose', [e.node('Reshape', [summed, e.ints([cin, kw, cout, kh])])], { perm: attr.ints([2, 0, 3, 1]) });
 }
 
-function convWeightGradientOf(e: GraphEditor, x: string, dy: string, c: WeightGradientGeometry): string {
+/**
+ * dW by the custom ConvWeightGrad kernel (native/ort-kernels): the sums over the batch and the output
+ * plane read x and dy where they lie, with no patches written to memory. Stride 1 only.
+ */
+function convWeightGradientDirect(e: GraphEditor, x: string, dy: string, c: WeightGradientGeometry): string {
+  const out = e.fresh('grad/conv_weight_grad');
+  e.nodes.push({ opType: 'ConvWeightGrad', name: e.fresh('grad/conv_weight_grad_node'), inputs: [x, dy], outputs: [out], attributes: { kernel_shape: attr.ints([c.kh, c.kw]), pads: attr.ints([...c.pads]) }, domain: CUSTOM_DOMAIN });
+  return out;
+}
+
+/** Whether the custom kernel takes a weight gradient: stride 1 and an output plane of at least `directMinOutputPixels`. */
+function takesDirectWeightGradient(c: WeightGradientGeometry): boolean {
+  return c.strides.every((s) => s === 1) && c.outSize[0]! * c.outSize[1]! >= convVjpOptions.directMinOutputPixels;
+}
+
+function convWeightGradientOf(e: GraphEditor, x: string, dy: string, c: WeightGradientGeometry, customOperators: boolean): string {
+  if (customOperators && takesDirectWeightGradient(c)) return convWeightGradientDirect(e, x, dy, c);
   switch (chosenWeightGradient(c)) {
     case 'taps':
       return convWeightGradient(e, x, dy, c);
@@ -646,7 +668,7 @@ registerVjp('Conv', (ctx) => {
   const dy = dy0(ctx);
   const out: (string | undefined)[] = [undefined, undefined, undefined];
   if (ctx.needs[0]) out[0] = convInputGradient(e, dy, w, { kh, kw, strides, pads, inSize: [sx[2]!, sx[3]!], outSize: [sy[2]!, sy[3]!] });
-  if (ctx.needs[1]) out[1] = convWeightGradientOf(e, x, dy, { kh, kw, strides, pads, cin: sx[1]!, cout: sw[0]!, batch: sx[0]!, inSize: [sx[2]!, sx[3]!], outSize: [sy[2]!, sy[3]!] });
+  if (ctx.needs[1]) out[1] = convWeightGradientOf(e, x, dy, { kh, kw, strides, pads, cin: sx[1]!, cout: sw[0]!, batch: sx[0]!, inSize: [sx[2]!, sx[3]!], outSize: [sy[2]!, sy[3]!] }, ctx.customOperators ?? false);
   if (b !== undefined && b !== '' && ctx.needs[2]) out[2] = e.node('ReduceSum', [dy, e.ints([0, 2, 3])], { keepdims: attr.int(0) });
   return out;
 });
