@@ -5,6 +5,8 @@
 #   python3-torch, python3-onnx: PyTorch's autograd as an independent check of the project's training
 #     graphs and gradients (scripts/gpu/onnx_torch.py, the GPU trainer's interpreter, run on CPU in the tests)
 #   chromium: the headless browser that checks the HTML report
+# and this project's ONNX Runtime binding with its custom training kernels (native/ort-kernels), built with
+# the machine's g++ against Node's own headers; without a compiler training falls back to standard operators.
 set -eu
 cd "$(dirname "$0")/.."
 need=""
@@ -20,4 +22,5 @@ if [ -n "$need" ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $need >/dev/null
 fi
 npm ci --no-audit --no-fund
+if command -v "${CXX:-g++}" >/dev/null 2>&1; then sh native/ort-kernels/build.sh; else echo "setup: no C++ compiler, native/ort-kernels not built (training uses standard ONNX operators)"; fi
 sh scripts/fetch-data.sh

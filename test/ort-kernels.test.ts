@@ -12,6 +12,12 @@ import { encodeModel } from '../src/onnx/onnx-proto.js';
 import { loadNativeKernels } from '../src/onnx/native-session.js';
 import { createSession, requireOnnxRuntime } from '../src/onnx/runtime.js';
 import { lossGraph, randomInput, type FloatInput } from './helpers/onnx-grad.js';
+import { createRng } from '../src/engine/random.js';
+import { initVqvae } from '../src/models/vqvae.js';
+import { flattenParams, paramLayout, type ImageBatch } from '../src/train/loop-worker.js';
+import { createOnnxTrainingEngine, onnxNetFor } from '../src/train/onnx-engine.js';
+import { gradientModel } from '../src/train/onnx-runner.js';
+import { TINY_VQVAE } from './helpers/score-fixtures.js';
 
 const native = loadNativeKernels();
 const built = 'kernels' in native;
@@ -99,5 +105,90 @@ describe('native ONNX Runtime binding (native/ort-kernels)', () => {
     } finally {
       Object.assign(convVjpOptions, saved);
     }
+  });
+
+  it.skipIf(!built)('a VQ-VAE step at 64² (its first level through ConvWeightGrad): gradients and statistics equal the standard graph\'s', async () => {
+    const model = { kind: 'vqvae' as const, config: { ...TINY_VQVAE, inputSize: 64, dropout: 0.1 } };
+    const ort = await requireOnnxRuntime();
+    const count = 3;
+    const rng = createRng('vq64');
+    const size = model.config.inputSize;
+    const batch: ImageBatch = { kind: 'images', images: Float32Array.from({ length: count * size * size }, () => rng.next()), positions: Float32Array.from({ length: count }, () => rng.uniform(-1, 1)), count, size };
+    const net = onnxNetFor(model);
+    const graph = await gradientModel(ort, net, count, net.feeds(ort, batch).shapes, { customOperators: true });
+    const direct = graph.model.graph.nodes.filter((n) => n.opType === 'ConvWeightGrad').length;
+    expect(direct).toBeGreaterThanOrEqual(4);
+    const weights = flattenParams(initVqvae(model.config, 7), paramLayout(model));
+    const run = async (customKernels: boolean) => {
+      const engine = await createOnnxTrainingEngine(model, { threads: 1, customKernels });
+      try {
+        return await engine.gradients(weights, 1, batch, 11);
+      } finally {
+        await engine.close();
+      }
+    };
+    const plain = await run(false);
+    const custom = await run(true);
+    for (const key of Object.keys(plain.stats.means)) expect(custom.stats.means[key], key).toBeCloseTo(plain.stats.means[key]!, 5);
+    let scale = 0;
+    let worst = 0;
+    for (let i = 0; i < plain.grads.length; i++) {
+      scale = Math.max(scale, Math.abs(plain.grads[i]!));
+      worst = Math.max(worst, Math.abs(custom.grads[i]! - plain.grads[i]!));
+    }
+    expect(scale).toBeGreaterThan(0);
+    expect(worst / scale).toBeLessThan(1e-5);
+  });
+
+  it.skipIf(!built)('a session names the bad feed and refuses to run after release', async () => {
+    const kernels = (native as { kernels: NonNullable<Extract<typeof native, { kernels: unknown }>['kernels']> }).kernels;
+    const { model, inputs } = convLoss({ batch: 1, cin: 1, cout: 1, size: [4, 4], kernel: 3, pads: [1, 1, 1, 1] }, 'errors');
+    const session = kernels.createSession(encodeModel(model), ['loss'], 1);
+    const x = { type: 'float32', data: inputs.x!.values, dims: inputs.x!.shape };
+    const w = { type: 'float32', data: inputs.w!.values, dims: inputs.w!.shape };
+    await expect(session.run({ x, w: { ...w, dims: [1, 1, 3, 2] } })).rejects.toThrow(/input w has 9 elements/);
+    await expect(session.run({ x, nope: w })).rejects.toThrow(/nope/);
+    const out = await session.run({ x, w });
+    expect(out.loss!.dims).toEqual([]);
+    expect(Number.isFinite((out.loss!.data as Float32Array)[0])).toBe(true);
+    await session.release();
+    await expect(session.run({ x, w })).rejects.toThrow(/after release/);
+    expect(() => kernels.createSession(Uint8Array.of(1, 2, 3), ['loss'], 1)).toThrow(/ort-kernels/);
+  });
+
+  it.skipIf(!built)('the kernel alone, vectorised and scalar, against a float64 loop; a geometry that does not add up is refused', () => {
+    const kernels = (native as { kernels: NonNullable<Extract<typeof native, { kernels: unknown }>['kernels']> }).kernels;
+    const cases: { batch: number; inChannels: number; outChannels: number; height: number; width: number; kernel: [number, number]; pads: [number, number, number, number] }[] = [
+      { batch: 2, inChannels: 3, outChannels: 6, height: 7, width: 19, kernel: [3, 3], pads: [1, 1, 1, 1] },
+      { batch: 1, inChannels: 1, outChannels: 2, height: 5, width: 40, kernel: [3, 5], pads: [0, 2, 2, 2] },
+    ];
+    for (const [k, g] of cases.entries()) {
+      const [kh, kw] = g.kernel;
+      const geometry = { ...g, outHeight: g.height + g.pads[0] + g.pads[2] - kh + 1, outWidth: g.width + g.pads[1] + g.pads[3] - kw + 1 };
+      const x = randomInput([g.batch, g.inChannels, g.height, g.width], `alone-x-${k}`).values;
+      const dy = randomInput([g.batch, g.outChannels, geometry.outHeight, geometry.outWidth], `alone-dy-${k}`).values;
+      const want = new Float64Array(g.outChannels * g.inChannels * kh * kw);
+      for (let n = 0; n < g.batch; n++)
+        for (let o = 0; o < g.outChannels; o++)
+          for (let i = 0; i < g.inChannels; i++)
+            for (let ky = 0; ky < kh; ky++)
+              for (let kx = 0; kx < kw; kx++)
+                for (let y = 0; y < geometry.outHeight; y++)
+                  for (let xo = 0; xo < geometry.outWidth; xo++) {
+                    const r = y + ky - g.pads[0];
+                    const c = xo + kx - g.pads[1];
+                    if (r < 0 || r >= g.height || c < 0 || c >= g.width) continue;
+                    want[((o * g.inChannels + i) * kh + ky) * kw + kx]! += dy[((n * g.outChannels + o) * geometry.outHeight + y) * geometry.outWidth + xo]! * x[((n * g.inChannels + i) * g.height + r) * g.width + c]!;
+                  }
+      for (const vectorised of [true, false]) {
+        const got = kernels.convWeightGrad(x, dy, geometry, vectorised);
+        expect(got.length).toBe(want.length);
+        let worst = 0;
+        for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!) / (1 + Math.abs(want[i]!)));
+        expect(worst, `case ${k}, vectorised ${vectorised}`).toBeLessThan(1e-5);
+      }
+    }
+    const bad = { batch: 1, inChannels: 1, outChannels: 1, height: 4, width: 4, outHeight: 5, outWidth: 4, kernel: [3, 3], pads: [1, 1, 1, 1] } as const;
+    expect(() => kernels.convWeightGrad(new Float32Array(16), new Float32Array(20), bad, true)).toThrow(/inconsistent geometry/);
   });
 });

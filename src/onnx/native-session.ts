@@ -25,6 +25,21 @@ interface Addon {
   createSession(model: Uint8Array, threads: number): unknown;
   run(session: unknown, inputNames: string[], inputs: NativeTensor[], outputNames: string[]): NativeTensor[];
   releaseSession(session: unknown): void;
+  convWeightGrad(x: Float32Array, dy: Float32Array, geometry: number[], vectorised: boolean): Float32Array;
+}
+
+/** The geometry of one ConvWeightGrad call: x [batch, inChannels, height, width], dy [batch, outChannels, outHeight, outWidth]. */
+export interface ConvWeightGradGeometry {
+  readonly batch: number;
+  readonly inChannels: number;
+  readonly outChannels: number;
+  readonly height: number;
+  readonly width: number;
+  readonly outHeight: number;
+  readonly outWidth: number;
+  readonly kernel: readonly [number, number];
+  /** ONNX order: top, left, bottom, right. */
+  readonly pads: readonly [number, number, number, number];
 }
 
 /** A session with the part of onnxruntime-node's InferenceSession the trainers use. */
@@ -39,6 +54,8 @@ export interface NativeKernels {
   /** Whether the custom kernels run vectorised here (AVX-512); the graphs use them only then. */
   readonly vectorised: boolean;
   createSession(model: Uint8Array, outputNames: readonly string[], threads: number): NativeSession;
+  /** The ConvWeightGrad kernel called directly (tests): dW [outChannels, inChannels, kh, kw]; `vectorised` false takes the scalar loop. */
+  convWeightGrad(x: Float32Array, dy: Float32Array, geometry: ConvWeightGradGeometry, vectorised: boolean): Float32Array;
 }
 
 /** The package root: the nearest folder above this module that holds native/ort-kernels. */
@@ -73,7 +90,15 @@ export function loadNativeKernels(): { kernels: NativeKernels } | { error: strin
     if (!fs.existsSync(file)) return (loaded = { error: `not built (${file}; sh native/ort-kernels/build.sh builds it)` });
     const addon = createRequire(import.meta.url)(file) as Addon;
     const { version, vectorised } = addon.load(onnxRuntimeLibrary());
-    loaded = { kernels: { version, vectorised, createSession: (model, outputNames, threads) => openSession(addon, model, outputNames, threads) } };
+    loaded = {
+      kernels: {
+        version,
+        vectorised,
+        createSession: (model, outputNames, threads) => openSession(addon, model, outputNames, threads),
+        convWeightGrad: (x, dy, g, vec) =>
+          addon.convWeightGrad(x, dy, [g.batch, g.inChannels, g.outChannels, g.height, g.width, g.outHeight, g.outWidth, g.kernel[0], g.kernel[1], ...g.pads], vec),
+      },
+    };
   } catch (err) {
     loaded = { error: (err as Error).message };
   }

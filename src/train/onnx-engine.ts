@@ -26,6 +26,11 @@ export interface OnnxEngineOptions {
   threads?: number;
   /** Sessions a step's batch is split over, each in its own worker thread (default 1: this thread). */
   sessions?: number;
+  /**
+   * Run gradient graphs with the project's custom kernels where they load (../onnx/native-session.ts;
+   * default true). false keeps standard operators on onnxruntime-node (comparisons, tests).
+   */
+  customKernels?: boolean;
 }
 
 /** Sessions the command-line trainers use by default: one worker thread per core, up to 2 (docs/benchmarks.md). */
@@ -73,11 +78,11 @@ export async function createOnnxTrainingEngine(model: OnnxModelSpec, opts: OnnxE
   const sessions = opts.sessions ?? 1;
   if (!Number.isInteger(sessions) || sessions < 1) throw new Error(`ONNX training sessions: expected a whole number ≥ 1, got ${sessions}`);
   const threads = opts.threads ?? Math.max(1, Math.floor(os.availableParallelism() / sessions));
-  if (sessions === 1) return inThreadEngine(await createOnnxRunner(model, threads), threads);
+  if (sessions === 1) return inThreadEngine(await createOnnxRunner(model, threads, undefined, { customKernels: opts.customKernels ?? true }), threads);
   const pool = await createInferencePool<OnnxRunnerInit, OnnxRunnerTask, OnnxRunnerResult>({
     // From the .ts sources (vitest) the pool maps this to its compiled twin under dist/.
     jobModule: new URL(import.meta.url.endsWith('.ts') ? './onnx-runner.ts' : './onnx-runner.js', import.meta.url),
-    initArg: { model, threads },
+    initArg: { model, threads, customKernels: opts.customKernels ?? true },
     workers: sessions,
     // The workers' TF.js backend is unused (graphs and sessions are ONNX); cpu starts fastest.
     backend: 'cpu',

@@ -94,10 +94,10 @@ export function customKernels(): NativeKernels | null {
   return 'kernels' in native && native.kernels.vectorised ? native.kernels : null;
 }
 
-export async function createOnnxRunner(model: OnnxModelSpec, threads: number, net: OnnxNet = onnxNetFor(model)): Promise<OnnxRunner> {
+export async function createOnnxRunner(model: OnnxModelSpec, threads: number, net: OnnxNet = onnxNetFor(model), opts: { customKernels?: boolean } = {}): Promise<OnnxRunner> {
   const ort: OrtModule = await requireOnnxRuntime();
   const session = (m: TrainableModel['model']) => createSession(encodeModel(m), { threads });
-  const kernels = customKernels();
+  const kernels = opts.customKernels === false ? null : customKernels();
   // Gradient graphs with the custom kernels where the binding runs them, onnxruntime-node otherwise.
   const gradientSession = async (m: OnnxModel): Promise<OrtSession> =>
     kernels === null ? session(m) : (kernels.createSession(encodeModel(m), m.graph.outputs.map((o) => o.name), threads) as unknown as OrtSession);
@@ -196,6 +196,8 @@ export async function createOnnxRunner(model: OnnxModelSpec, threads: number, ne
 export interface OnnxRunnerInit {
   readonly model: OnnxModelSpec;
   readonly threads: number;
+  /** false: gradient graphs of standard operators on onnxruntime-node even where the custom kernels load. */
+  readonly customKernels?: boolean;
 }
 
 export type OnnxRunnerTask =
@@ -213,7 +215,7 @@ export type OnnxRunnerResult =
 let workerRunner: OnnxRunner | null = null;
 
 export async function setup(init: OnnxRunnerInit): Promise<void> {
-  workerRunner = await createOnnxRunner(init.model, init.threads);
+  workerRunner = await createOnnxRunner(init.model, init.threads, undefined, { customKernels: init.customKernels ?? true });
 }
 
 export async function run(task: OnnxRunnerTask): Promise<OnnxRunnerResult> {

@@ -5,6 +5,7 @@
 //   createSession(model: Uint8Array, threads) → session
 //   run(session, inputNames, inputs: {type, data, dims}[], outputNames) → {type, data, dims}[]
 //   releaseSession(session)
+//   convWeightGrad(x, dy, geometry[13], vectorised) → dW: the kernel alone, for the tests
 #include <dlfcn.h>
 #include <node_api.h>
 
@@ -134,7 +135,7 @@ ort::CustomOp convWeightGradOp() {
   return op;
 }
 
-ort::CustomOp convWeightGrad = convWeightGradOp();
+ort::CustomOp convWeightGradDescription = convWeightGradOp();
 
 // ---- loading -------------------------------------------------------------------------------------
 
@@ -161,7 +162,7 @@ void loadRuntime(const std::string& path) {
   std::string e = takeError(api.call<ort::Status*>(ort::kCreateEnv, 3 /* error */, "moodlsr-kernels", &runtime.env));
   if (e.empty()) e = takeError(api.call<ort::Status*>(ort::kCreateCpuMemoryInfo, 1 /* arena */, 0 /* default */, &runtime.cpu));
   if (e.empty()) e = takeError(api.call<ort::Status*>(ort::kCreateCustomOpDomain, "com.moodlsr", &runtime.domain));
-  if (e.empty()) e = takeError(api.call<ort::Status*>(ort::kCustomOpDomainAdd, runtime.domain, static_cast<const ort::CustomOp*>(&convWeightGrad)));
+  if (e.empty()) e = takeError(api.call<ort::Status*>(ort::kCustomOpDomainAdd, runtime.domain, static_cast<const ort::CustomOp*>(&convWeightGradDescription)));
   if (!e.empty()) {
     runtime.error = e;
     runtime.api = nullptr;
@@ -409,12 +410,49 @@ napi_value Run(napi_env env, napi_callback_info info) {
   return result;
 }
 
+napi_value ConvWeightGrad(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 4) return fail(env, "convWeightGrad(x, dy, geometry, vectorised)");
+  float* data[2];
+  size_t lengths[2];
+  for (int i = 0; i < 2; i++) {
+    napi_typedarray_type type;
+    void* p;
+    if (napi_get_typedarray_info(env, argv[i], &type, &lengths[i], &p, nullptr, nullptr) != napi_ok || type != napi_float32_array)
+      return fail(env, "convWeightGrad: x and dy must be Float32Arrays");
+    data[i] = static_cast<float*>(p);
+  }
+  int64_t v[13];
+  for (uint32_t i = 0; i < 13; i++) {
+    napi_value item;
+    CHECK_NAPI(env, napi_get_element(env, argv[2], i, &item));
+    CHECK_NAPI(env, napi_get_value_int64(env, item, &v[i]));
+  }
+  bool vectorised = true;
+  CHECK_NAPI(env, napi_get_value_bool(env, argv[3], &vectorised));
+  const ConvWeightGradGeometry g{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12]};
+  if (!convWeightGradValid(g)) return fail(env, "convWeightGrad: inconsistent geometry");
+  if (static_cast<int64_t>(lengths[0]) != g.batch * g.inChannels * g.height * g.width || static_cast<int64_t>(lengths[1]) != g.batch * g.outChannels * g.outHeight * g.outWidth)
+    return fail(env, "convWeightGrad: x or dy does not match the geometry");
+  const size_t count = static_cast<size_t>(g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth);
+  napi_value buffer, result;
+  void* out = nullptr;
+  CHECK_NAPI(env, napi_create_arraybuffer(env, count * sizeof(float), &out, &buffer));
+  std::vector<float> scratch;
+  convWeightGrad(data[0], data[1], static_cast<float*>(out), g, scratch, vectorised);
+  CHECK_NAPI(env, napi_create_typedarray(env, napi_float32_array, count, buffer, 0, &result));
+  return result;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   const napi_property_descriptor properties[] = {
       {"load", nullptr, Load, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"createSession", nullptr, CreateSession, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"run", nullptr, Run, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"releaseSession", nullptr, ReleaseSession, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"convWeightGrad", nullptr, ConvWeightGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties);
   return exports;

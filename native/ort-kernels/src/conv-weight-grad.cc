@@ -107,9 +107,10 @@ void sampleScalar(const float* pad, const float* dy, float* dw, const ConvWeight
 
 }  // namespace
 
-void convWeightGrad(const float* x, const float* dy, float* dw, const ConvWeightGradGeometry& g, std::vector<float>& scratch) {
+void convWeightGrad(const float* x, const float* dy, float* dw, const ConvWeightGradGeometry& g, std::vector<float>& scratch,
+                    bool vectorised) {
   const Padded p = paddedLayout(g);
-  const bool vectorised = convWeightGradVectorised();
+  vectorised = vectorised && convWeightGradVectorised();
   std::fill(dw, dw + g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth, 0.f);
   for (int64_t n = 0; n < g.batch; n++) {
     padSample(x + n * g.inChannels * g.height * g.width, g, p, scratch);

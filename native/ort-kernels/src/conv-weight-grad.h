@@ -19,5 +19,9 @@ bool convWeightGradValid(const ConvWeightGradGeometry& g);
 /** True where the vectorised kernel runs (AVX-512F); elsewhere a scalar loop computes the same sums. */
 bool convWeightGradVectorised();
 
-/** dw [outChannels·inChannels·kh·kw] = the sums above; `scratch` holds one sample's padded input. */
-void convWeightGrad(const float* x, const float* dy, float* dw, const ConvWeightGradGeometry& g, std::vector<float>& scratch);
+/**
+ * dw [outChannels·inChannels·kh·kw] = the sums above; `scratch` holds one sample's padded input.
+ * `vectorised` false takes the scalar loop (where AVX-512F is missing, and in the tests).
+ */
+void convWeightGrad(const float* x, const float* dy, float* dw, const ConvWeightGradGeometry& g, std::vector<float>& scratch,
+                    bool vectorised = convWeightGradVectorised());
