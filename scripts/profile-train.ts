@@ -3,20 +3,21 @@
  * trainer does (../src/train/onnx-runner.ts), runs it with ONNX Runtime's profiler on random inputs
  * of the compact brain preset, and prints the kernel time per operator type and the slowest nodes
  * (median over the profiled steps, the first run excluded).
- *   npx tsc -p tsconfig.json && node dist/scripts/profile-train.js --net vqvae|prior [--steps 4] [--threads 1] [--batch N] [--im2col-min PIXELS] [--height-shifts gather|conv] [--top 25] [--save-optimized FILE.onnx]
+ *   npx tsc -p tsconfig.json && node dist/scripts/profile-train.js --net vqvae|prior [--steps 4] [--threads 1] [--batch N] [--im2col-min PIXELS] [--height-shifts gather|conv] [--top 25] [--save-optimized FILE.onnx] [--kernels]
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { convVjpOptions } from '../src/onnx/autodiff/vjp.js';
 import { encodeModel } from '../src/onnx/onnx-proto.js';
+import type { NativeTensor } from '../src/onnx/native-session.js';
 import { requireOnnxRuntime, type OrtTensor } from '../src/onnx/runtime.js';
 import { benchModel, randomTrainBatch, type BenchNet } from '../src/train/bench-train.js';
 import { flattenParams, initModel, paramLayout } from '../src/train/loop-worker.js';
 import { disposeParams } from '../src/models/params.js';
 import { dropoutMasks } from '../src/train/onnx-dropout.js';
 import { onnxNetFor } from '../src/train/onnx-nets.js';
-import { gradientModel, weightFeedsOf } from '../src/train/onnx-runner.js';
+import { customKernels, gradientModel, weightFeedsOf } from '../src/train/onnx-runner.js';
 
 interface ProfileEvent {
   cat: string;
@@ -48,9 +49,13 @@ async function main(): Promise<void> {
   const batch = randomTrainBatch(model, count);
   const data = onnx.feeds(ort, batch);
   const extra = onnx.trainFeeds?.(ort, batch, 1) ?? { feeds: {}, shapes: {} };
-  const withGrads = await gradientModel(ort, onnx, count, { ...data.shapes, ...extra.shapes });
+  // --kernels: the gradient graph with the project's custom kernels, on its own binding (src/onnx/native-session.ts).
+  const custom = process.argv.includes('--kernels') ? customKernels() : null;
+  if (process.argv.includes('--kernels') && custom === null) throw new Error('profile-train --kernels: the custom kernels do not load here (sh native/ort-kernels/build.sh)');
+  const withGrads = await gradientModel(ort, onnx, count, { ...data.shapes, ...extra.shapes }, { customOperators: custom !== null });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'moodlsr-profile-'));
-  const session = await ort.InferenceSession.create(encodeModel(withGrads.model), {
+  const nativeSession = custom?.createSession(encodeModel(withGrads.model), withGrads.model.graph.outputs.map((o) => o.name), threads, path.join(dir, 'step'));
+  const session = nativeSession !== undefined ? null : await ort.InferenceSession.create(encodeModel(withGrads.model), {
     executionProviders: ['cpu'],
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
@@ -72,13 +77,19 @@ async function main(): Promise<void> {
   for (let i = 0; i <= steps; i++) {
     const t0 = performance.now();
     const c0 = process.cpuUsage();
-    await session.run(feeds);
+    if (nativeSession !== undefined) await nativeSession.run(feeds as unknown as Record<string, NativeTensor>);
+    else await session!.run(feeds);
     const c = process.cpuUsage(c0);
     cpu.push((c.user + c.system) / 1000);
     wall.push(performance.now() - t0);
   }
-  session.endProfiling();
-  await session.release();
+  if (nativeSession !== undefined) {
+    nativeSession.endProfiling();
+    await nativeSession.release();
+  } else {
+    session!.endProfiling();
+    await session!.release();
+  }
   const written = fs.readdirSync(dir).filter((f) => f.endsWith('.json'));
   if (written.length !== 1) throw new Error(`profile-train: expected one profile in ${dir}, found ${written.length}`);
   const events = JSON.parse(fs.readFileSync(path.join(dir, written[0]!), 'utf8')) as ProfileEvent[];

@@ -22,7 +22,8 @@ export interface NativeTensor {
 
 interface Addon {
   load(libraryPath: string): { version: string; vectorised: boolean };
-  createSession(model: Uint8Array, threads: number): unknown;
+  createSession(model: Uint8Array, threads: number, profilePrefix?: string): unknown;
+  endProfiling(session: unknown): string;
   run(session: unknown, inputNames: string[], inputs: NativeTensor[], outputNames: string[]): NativeTensor[];
   releaseSession(session: unknown): void;
   convWeightGrad(x: Float32Array, dy: Float32Array, geometry: number[], vectorised: boolean): Float32Array;
@@ -46,6 +47,8 @@ export interface ConvWeightGradGeometry {
 export interface NativeSession {
   run(feeds: Readonly<Record<string, NativeTensor>>): Promise<Record<string, NativeTensor>>;
   release(): Promise<void>;
+  /** Ends ONNX Runtime's profiling (a session opened with `profilePrefix`) and returns the profile's file. */
+  endProfiling(): string;
 }
 
 export interface NativeKernels {
@@ -53,7 +56,8 @@ export interface NativeKernels {
   readonly version: string;
   /** Whether the custom kernels run vectorised here (AVX-512); the graphs use them only then. */
   readonly vectorised: boolean;
-  createSession(model: Uint8Array, outputNames: readonly string[], threads: number): NativeSession;
+  /** `profilePrefix`: ONNX Runtime profiles every run into a JSON file with this prefix (see NativeSession.endProfiling). */
+  createSession(model: Uint8Array, outputNames: readonly string[], threads: number, profilePrefix?: string): NativeSession;
   /** The ConvWeightGrad kernel called directly (tests): dW [outChannels, inChannels, kh, kw]; `vectorised` false takes the scalar loop. */
   convWeightGrad(x: Float32Array, dy: Float32Array, geometry: ConvWeightGradGeometry, vectorised: boolean): Float32Array;
 }
@@ -94,7 +98,7 @@ export function loadNativeKernels(): { kernels: NativeKernels } | { error: strin
       kernels: {
         version,
         vectorised,
-        createSession: (model, outputNames, threads) => openSession(addon, model, outputNames, threads),
+        createSession: (model, outputNames, threads, profilePrefix) => openSession(addon, model, outputNames, threads, profilePrefix),
         convWeightGrad: (x, dy, g, vec) =>
           addon.convWeightGrad(x, dy, [g.batch, g.inChannels, g.outChannels, g.height, g.width, g.outHeight, g.outWidth, g.kernel[0], g.kernel[1], ...g.pads], vec),
       },
@@ -105,8 +109,8 @@ export function loadNativeKernels(): { kernels: NativeKernels } | { error: strin
   return loaded;
 }
 
-function openSession(addon: Addon, model: Uint8Array, outputNames: readonly string[], threads: number): NativeSession {
-  let handle: unknown = addon.createSession(model, threads);
+function openSession(addon: Addon, model: Uint8Array, outputNames: readonly string[], threads: number, profilePrefix?: string): NativeSession {
+  let handle: unknown = addon.createSession(model, threads, profilePrefix);
   const outputs = [...outputNames];
   return {
     run(feeds) {
@@ -120,6 +124,10 @@ function openSession(addon: Addon, model: Uint8Array, outputNames: readonly stri
       } catch (err) {
         return Promise.reject(err as Error);
       }
+    },
+    endProfiling() {
+      if (handle === null) throw new Error('native ONNX Runtime session: endProfiling after release');
+      return addon.endProfiling(handle);
     },
     release() {
       if (handle !== null) addon.releaseSession(handle);

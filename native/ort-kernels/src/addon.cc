@@ -2,7 +2,8 @@
 // ships and loads, driven through its C API, with this project's custom operators registered
 // (onnxruntime-node cannot register any). Inputs are passed to the runtime without copying.
 //   load(libraryPath) → { version, vectorised }
-//   createSession(model: Uint8Array, threads) → session
+//   createSession(model: Uint8Array, threads, profilePrefix?) → session
+//   endProfiling(session) → the profile's file name (sessions created with a profilePrefix)
 //   run(session, inputNames, inputs: {type, data, dims}[], outputNames) → {type, data, dims}[]
 //   releaseSession(session)
 //   convWeightGrad(x, dy, geometry[13], vectorised) → dW: the kernel alone, for the tests
@@ -263,9 +264,15 @@ napi_value Load(napi_env env, napi_callback_info info) {
 
 napi_value CreateSession(napi_env env, napi_callback_info info) {
   if (runtime.api == nullptr) return fail(env, "load() first");
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  std::string profilePrefix;
+  if (argc >= 3) {
+    napi_valuetype kind;
+    CHECK_NAPI(env, napi_typeof(env, argv[2], &kind));
+    if (kind == napi_string && !stringOf(env, argv[2], profilePrefix)) return fail(env, "createSession: bad profile prefix");
+  }
   bool typed = false;
   if (argc < 2 || napi_is_typedarray(env, argv[0], &typed) != napi_ok || !typed) return fail(env, "createSession(model: Uint8Array, threads)");
   napi_typedarray_type type;
@@ -283,6 +290,7 @@ napi_value CreateSession(napi_env env, napi_callback_info info) {
   if (e.empty()) e = takeError(api.call<ort::Status*>(ort::kSetSessionGraphOptimizationLevel, options, 99 /* all */));
   if (e.empty()) e = takeError(api.call<ort::Status*>(ort::kAddSessionConfigEntry, options, "session.intra_op.allow_spinning", "0"));
   if (e.empty()) e = takeError(api.call<ort::Status*>(ort::kAddCustomOpDomain, options, runtime.domain));
+  if (e.empty() && !profilePrefix.empty()) e = takeError(api.call<ort::Status*>(ort::kEnableProfiling, options, profilePrefix.c_str()));
   auto* handle = new SessionHandle();
   if (e.empty()) e = takeError(api.call<ort::Status*>(ort::kCreateSessionFromArray, static_cast<const ort::Env*>(runtime.env), static_cast<const void*>(bytes), length, static_cast<const ort::SessionOptions*>(options), &handle->session));
   if (options != nullptr) api.call<void>(ort::kReleaseSessionOptions, options);
@@ -310,6 +318,24 @@ napi_value ReleaseSession(napi_env env, napi_callback_info info) {
   if (handle->session != nullptr) runtime.api->call<void>(ort::kReleaseSession, handle->session);
   handle->session = nullptr;
   return nullptr;
+}
+
+napi_value EndProfiling(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  SessionHandle* handle = argc < 1 ? nullptr : sessionOf(env, argv[0]);
+  if (handle == nullptr || handle->session == nullptr) return fail(env, "endProfiling(session): no open session");
+  ort::Allocator* allocator = nullptr;
+  std::string e = takeError(runtime.api->call<ort::Status*>(ort::kGetAllocatorWithDefaultOptions, &allocator));
+  char* file = nullptr;
+  if (e.empty()) e = takeError(runtime.api->call<ort::Status*>(ort::kSessionEndProfiling, handle->session, allocator, &file));
+  if (!e.empty()) return fail(env, e);
+  napi_value result;
+  napi_status made = napi_create_string_utf8(env, file == nullptr ? "" : file, NAPI_AUTO_LENGTH, &result);
+  if (file != nullptr) runtime.api->call<ort::Status*>(ort::kAllocatorFree, allocator, static_cast<void*>(file));
+  if (made != napi_ok) return fail(env, "endProfiling: cannot return the file name");
+  return result;
 }
 
 struct Values {
@@ -452,6 +478,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"createSession", nullptr, CreateSession, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"run", nullptr, Run, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"releaseSession", nullptr, ReleaseSession, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"endProfiling", nullptr, EndProfiling, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"convWeightGrad", nullptr, ConvWeightGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties);

@@ -17,6 +17,7 @@ struct TensorTypeAndShapeInfo;
 struct CustomOpDomain;
 struct KernelInfo;
 struct KernelContext;
+struct Allocator;
 
 enum Slot : std::size_t {
   kGetErrorMessage = 2,
@@ -25,6 +26,7 @@ enum Slot : std::size_t {
   kRun = 9,
   kCreateSessionOptions = 10,
   kSetSessionExecutionMode = 13,
+  kEnableProfiling = 14,
   kSetSessionGraphOptimizationLevel = 23,
   kSetIntraOpNumThreads = 24,
   kSetInterOpNumThreads = 25,
@@ -39,6 +41,8 @@ enum Slot : std::size_t {
   kGetTensorShapeElementCount = 64,
   kGetTensorTypeAndShape = 65,
   kCreateCpuMemoryInfo = 69,
+  kAllocatorFree = 76,
+  kGetAllocatorWithDefaultOptions = 78,
   kKernelContextGetInput = 90,
   kKernelContextGetOutput = 91,
   kReleaseStatus = 93,
@@ -47,6 +51,7 @@ enum Slot : std::size_t {
   kReleaseValue = 96,
   kReleaseTensorTypeAndShapeInfo = 99,
   kReleaseSessionOptions = 100,
+  kSessionEndProfiling = 110,
   kAddSessionConfigEntry = 130,
   kKernelInfoGetAttributeArrayInt64 = 163,
   kSlotCount = 164,
