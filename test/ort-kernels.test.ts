@@ -107,6 +107,22 @@ describe('native ONNX Runtime binding (native/ort-kernels)', () => {
     }
   });
 
+  it.skipIf(!built)('EluExp alone, vectorised and scalar: max(x, e − 1) and e = exp(min(x, 0)) against float64, every length tail', () => {
+    const kernels = (native as { kernels: NonNullable<Extract<typeof native, { kernels: unknown }>['kernels']> }).kernels;
+    for (const length of [1, 15, 16, 17, 1000]) {
+      const x = Float32Array.from(randomInput([length], `elu-${length}`, 6).values);
+      if (length === 1000) x.set([0, -0, -90, -87, 88, -1e-8, 1e-8, -0.34657359], 0);
+      for (const vectorised of [true, false]) {
+        const [y, e] = kernels.eluExp(x, vectorised);
+        for (let i = 0; i < length; i++) {
+          const want = Math.exp(Math.min(x[i]!, 0));
+          expect(Math.abs(e[i]! - want), `e(${x[i]}) ${vectorised}`).toBeLessThanOrEqual(2.5e-7 * want + 1e-38);
+          expect(y[i] === Math.max(x[i]!, Math.fround(e[i]! - 1)), `y(${x[i]}) ${vectorised}`).toBe(true);
+        }
+      }
+    }
+  });
+
   it.skipIf(!built)('a VQ-VAE step at 64² (its first level through ConvWeightGrad): gradients and statistics equal the standard graph\'s', async () => {
     const model = { kind: 'vqvae' as const, config: { ...TINY_VQVAE, inputSize: 64, dropout: 0.1 } };
     const ort = await requireOnnxRuntime();
@@ -118,6 +134,9 @@ describe('native ONNX Runtime binding (native/ort-kernels)', () => {
     const graph = await gradientModel(ort, net, count, net.feeds(ort, batch).shapes, { customOperators: true });
     const direct = graph.model.graph.nodes.filter((n) => n.opType === 'ConvWeightGrad').length;
     expect(direct).toBeGreaterThanOrEqual(4);
+    // Every ELU's Min → Exp → Sub → Max chain is one EluExp node.
+    expect(graph.model.graph.nodes.filter((n) => n.opType === 'EluExp').length).toBeGreaterThanOrEqual(8);
+    expect(graph.model.graph.nodes.filter((n) => n.opType === 'Exp' && n.domain === undefined).length).toBe(0);
     const weights = flattenParams(initVqvae(model.config, 7), paramLayout(model));
     const run = async (customKernels: boolean) => {
       const engine = await createOnnxTrainingEngine(model, { threads: 1, customKernels });

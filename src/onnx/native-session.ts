@@ -27,6 +27,7 @@ interface Addon {
   run(session: unknown, inputNames: string[], inputs: NativeTensor[], outputNames: string[]): NativeTensor[];
   releaseSession(session: unknown): void;
   convWeightGrad(x: Float32Array, dy: Float32Array, geometry: number[], vectorised: boolean): Float32Array;
+  eluExp(x: Float32Array, vectorised: boolean): [Float32Array, Float32Array];
 }
 
 /** The geometry of one ConvWeightGrad call: x [batch, inChannels, height, width], dy [batch, outChannels, outHeight, outWidth]. */
@@ -60,6 +61,8 @@ export interface NativeKernels {
   createSession(model: Uint8Array, outputNames: readonly string[], threads: number, profilePrefix?: string): NativeSession;
   /** The ConvWeightGrad kernel called directly (tests): dW [outChannels, inChannels, kh, kw]; `vectorised` false takes the scalar loop. */
   convWeightGrad(x: Float32Array, dy: Float32Array, geometry: ConvWeightGradGeometry, vectorised: boolean): Float32Array;
+  /** The EluExp kernel called directly (tests): [max(x, e − 1), e = exp(min(x, 0))]. */
+  eluExp(x: Float32Array, vectorised: boolean): [Float32Array, Float32Array];
 }
 
 /** The package root: the nearest folder above this module that holds native/ort-kernels. */
@@ -101,6 +104,7 @@ export function loadNativeKernels(): { kernels: NativeKernels } | { error: strin
         createSession: (model, outputNames, threads, profilePrefix) => openSession(addon, model, outputNames, threads, profilePrefix),
         convWeightGrad: (x, dy, g, vec) =>
           addon.convWeightGrad(x, dy, [g.batch, g.inChannels, g.outChannels, g.height, g.width, g.outHeight, g.outWidth, g.kernel[0], g.kernel[1], ...g.pads], vec),
+        eluExp: (x, vec) => addon.eluExp(x, vec),
       },
     };
   } catch (err) {

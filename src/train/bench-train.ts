@@ -58,6 +58,8 @@ export interface BenchResult {
   /** ONNX Runtime sessions a step's batch is split over, each in its own worker thread when > 1 (1 for TF.js). */
   sessions: number;
   workers: number;
+  /** ONNX Runtime: whether the gradient graphs ran with the custom kernels (native/ort-kernels); false for TF.js. */
+  custom_kernels: boolean;
   load_start: number;
   load_end: number;
   node: string;
@@ -96,6 +98,7 @@ export async function benchTrain(opts: {
   let threads = 1;
   let sessions = 1;
   let workers = 0;
+  let kernels = false;
   if (opts.engine === 'onnx') {
     const { createOnnxTrainingEngine, defaultOnnxSessions } = await import('./onnx-engine.js');
     const e = await createOnnxTrainingEngine(model, {
@@ -105,6 +108,7 @@ export async function benchTrain(opts: {
     threads = e.threads;
     sessions = e.sessions;
     workers = e.workers;
+    kernels = e.customKernels;
     engine = e;
   } else {
     const { initEngine } = await import('../engine/backend.js');
@@ -142,6 +146,7 @@ export async function benchTrain(opts: {
     threads,
     sessions,
     workers,
+    custom_kernels: kernels,
     load_start: loadStart,
     load_end: os.loadavg()[0]!,
     node: process.version,

@@ -16,7 +16,7 @@ import os from 'node:os';
 import { createInferencePool, type InferencePool } from '../engine/pool.js';
 import { combineStats, splitBatch, weightedMeanGradients, type TrainingEngine } from './engine.js';
 import type { BatchStats, TrainBatch } from './loop-worker.js';
-import { createOnnxRunner, type OnnxRunner, type OnnxRunnerInit, type OnnxRunnerResult, type OnnxRunnerTask, type PartPlace } from './onnx-runner.js';
+import { createOnnxRunner, customKernels, type OnnxRunner, type OnnxRunnerInit, type OnnxRunnerResult, type OnnxRunnerTask, type PartPlace } from './onnx-runner.js';
 import type { OnnxModelSpec } from './onnx-nets.js';
 
 export { foregroundL1Parts, foregroundNllParts, onnxNetFor, type OnnxModelSpec, type OnnxNet } from './onnx-nets.js';
@@ -44,13 +44,16 @@ export function onnxSessionsForWorkers(workers: number | undefined): number {
 }
 
 /** The trainers' log line for an ONNX Runtime engine. */
-export function describeOnnxEngine(engine: Pick<OnnxTrainingEngine, 'sessions' | 'threads'>): string {
-  return `ONNX Runtime, ${engine.sessions === 1 ? 'this thread' : `${engine.sessions} worker threads`} × ${engine.threads} intra-op threads`;
+export function describeOnnxEngine(engine: Pick<OnnxTrainingEngine, 'sessions' | 'threads'> & { customKernels?: boolean }): string {
+  const kernels = engine.customKernels === undefined ? '' : engine.customKernels ? ', gradient graphs with the custom kernels (native/ort-kernels)' : ', standard operators only';
+  return `ONNX Runtime, ${engine.sessions === 1 ? 'this thread' : `${engine.sessions} worker threads`} × ${engine.threads} intra-op threads${kernels}`;
 }
 
 export interface OnnxTrainingEngine extends TrainingEngine {
   readonly threads: number;
   readonly sessions: number;
+  /** Whether gradient graphs run with the project's custom kernels (./onnx-runner.ts, `customKernels`). */
+  readonly customKernels: boolean;
 }
 
 /** The seed of part `slot`'s own noise: the step's seed for the first part, so one session = the unsplit step. */
@@ -78,23 +81,25 @@ export async function createOnnxTrainingEngine(model: OnnxModelSpec, opts: OnnxE
   const sessions = opts.sessions ?? 1;
   if (!Number.isInteger(sessions) || sessions < 1) throw new Error(`ONNX training sessions: expected a whole number ≥ 1, got ${sessions}`);
   const threads = opts.threads ?? Math.max(1, Math.floor(os.availableParallelism() / sessions));
-  if (sessions === 1) return inThreadEngine(await createOnnxRunner(model, threads, undefined, { customKernels: opts.customKernels ?? true }), threads);
+  const kernels = opts.customKernels !== false && customKernels() !== null;
+  if (sessions === 1) return inThreadEngine(await createOnnxRunner(model, threads, undefined, { customKernels: kernels }), threads, kernels);
   const pool = await createInferencePool<OnnxRunnerInit, OnnxRunnerTask, OnnxRunnerResult>({
     // From the .ts sources (vitest) the pool maps this to its compiled twin under dist/.
     jobModule: new URL(import.meta.url.endsWith('.ts') ? './onnx-runner.ts' : './onnx-runner.js', import.meta.url),
-    initArg: { model, threads, customKernels: opts.customKernels ?? true },
+    initArg: { model, threads, customKernels: kernels },
     workers: sessions,
     // The workers' TF.js backend is unused (graphs and sessions are ONNX); cpu starts fastest.
     backend: 'cpu',
   });
-  return workerEngine(pool, sessions, threads);
+  return workerEngine(pool, sessions, threads, kernels);
 }
 
-function inThreadEngine(runner: OnnxRunner, threads: number): OnnxTrainingEngine {
+function inThreadEngine(runner: OnnxRunner, threads: number, kernels: boolean): OnnxTrainingEngine {
   return {
     workers: 0,
     threads,
     sessions: 1,
+    customKernels: kernels,
     async gradients(weights, version, batch, seed) {
       return runner.gradients(weights, version, batch, placesOf([batch], seed)[0]!);
     },
@@ -105,7 +110,7 @@ function inThreadEngine(runner: OnnxRunner, threads: number): OnnxTrainingEngine
   };
 }
 
-function workerEngine(pool: InferencePool<OnnxRunnerTask, OnnxRunnerResult>, sessions: number, threads: number): OnnxTrainingEngine {
+function workerEngine(pool: InferencePool<OnnxRunnerTask, OnnxRunnerResult>, sessions: number, threads: number, kernels: boolean): OnnxTrainingEngine {
   // One shared copy of each weights version for every worker (the loop updates its array in place).
   let shared: { version: number; source: Float32Array; weights: Float32Array } | null = null;
   const sharedWeights = (weights: Float32Array, version: number): Float32Array => {
@@ -126,6 +131,7 @@ function workerEngine(pool: InferencePool<OnnxRunnerTask, OnnxRunnerResult>, ses
     workers: sessions,
     threads,
     sessions,
+    customKernels: kernels,
     async gradients(weights, version, batch, seed) {
       const w = sharedWeights(weights, version);
       const parts = splitBatch(batch, sessions);

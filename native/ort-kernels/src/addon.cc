@@ -6,7 +6,7 @@
 //   endProfiling(session) → the profile's file name (sessions created with a profilePrefix)
 //   run(session, inputNames, inputs: {type, data, dims}[], outputNames) → {type, data, dims}[]
 //   releaseSession(session)
-//   convWeightGrad(x, dy, geometry[13], vectorised) → dW: the kernel alone, for the tests
+//   convWeightGrad(x, dy, geometry[13], vectorised) → dW; eluExp(x, vectorised) → [y, e]: the kernels alone, for the tests
 #include <dlfcn.h>
 #include <node_api.h>
 
@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "conv-weight-grad.h"
+#include "elu-exp.h"
 #include "ort-slots.h"
 
 namespace {
@@ -138,6 +139,35 @@ ort::CustomOp convWeightGradOp() {
 
 ort::CustomOp convWeightGradDescription = convWeightGradOp();
 
+// ---- the EluExp operator (domain com.moodlsr): x → [elu(x), exp(min(x, 0))] ----------------------
+
+void* createEluExp(const ort::CustomOp*, const void*, const ort::KernelInfo*) { return new int(0); }
+
+void computeEluExp(void*, ort::KernelContext* context) {
+  const ort::Value* x = nullptr;
+  runtime.api->call<ort::Status*>(ort::kKernelContextGetInput, static_cast<const ort::KernelContext*>(context), size_t{0}, &x);
+  const std::vector<int64_t> dims = dimsOf(x);
+  int64_t count = 1;
+  for (int64_t d : dims) count *= d;
+  ort::Value* outputs[2] = {nullptr, nullptr};
+  for (size_t i = 0; i < 2; i++)
+    if (!takeError(runtime.api->call<ort::Status*>(ort::kKernelContextGetOutput, context, i, static_cast<const int64_t*>(dims.data()), dims.size(), &outputs[i])).empty()) return;
+  eluExp(tensorData(x), tensorData(outputs[0]), tensorData(outputs[1]), count);
+}
+
+ort::CustomOp eluExpOp() {
+  ort::CustomOp op = convWeightGradOp();
+  op.CreateKernel = createEluExp;
+  op.GetName = [](const ort::CustomOp*) { return "EluExp"; };
+  op.GetInputTypeCount = [](const ort::CustomOp*) { return size_t{1}; };
+  op.GetOutputTypeCount = [](const ort::CustomOp*) { return size_t{2}; };
+  op.KernelCompute = computeEluExp;
+  op.KernelDestroy = [](void* state) { delete static_cast<int*>(state); };
+  return op;
+}
+
+ort::CustomOp eluExpDescription = eluExpOp();
+
 // ---- loading -------------------------------------------------------------------------------------
 
 void loadRuntime(const std::string& path) {
@@ -164,6 +194,7 @@ void loadRuntime(const std::string& path) {
   if (e.empty()) e = takeError(api.call<ort::Status*>(ort::kCreateCpuMemoryInfo, 1 /* arena */, 0 /* default */, &runtime.cpu));
   if (e.empty()) e = takeError(api.call<ort::Status*>(ort::kCreateCustomOpDomain, "com.moodlsr", &runtime.domain));
   if (e.empty()) e = takeError(api.call<ort::Status*>(ort::kCustomOpDomainAdd, runtime.domain, static_cast<const ort::CustomOp*>(&convWeightGradDescription)));
+  if (e.empty()) e = takeError(api.call<ort::Status*>(ort::kCustomOpDomainAdd, runtime.domain, static_cast<const ort::CustomOp*>(&eluExpDescription)));
   if (!e.empty()) {
     runtime.error = e;
     runtime.api = nullptr;
@@ -472,6 +503,30 @@ napi_value ConvWeightGrad(napi_env env, napi_callback_info info) {
   return result;
 }
 
+napi_value EluExp(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (argc < 2 || napi_get_typedarray_info(env, argv[0], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_float32_array)
+    return fail(env, "eluExp(x: Float32Array, vectorised)");
+  bool vectorised = true;
+  CHECK_NAPI(env, napi_get_value_bool(env, argv[1], &vectorised));
+  napi_value buffer, y, e, result;
+  void* out = nullptr;
+  CHECK_NAPI(env, napi_create_arraybuffer(env, 2 * length * sizeof(float), &out, &buffer));
+  float* o = static_cast<float*>(out);
+  eluExp(static_cast<const float*>(data), o, o + length, static_cast<int64_t>(length), vectorised);
+  CHECK_NAPI(env, napi_create_typedarray(env, napi_float32_array, length, buffer, 0, &y));
+  CHECK_NAPI(env, napi_create_typedarray(env, napi_float32_array, length, buffer, length * sizeof(float), &e));
+  CHECK_NAPI(env, napi_create_array_with_length(env, 2, &result));
+  CHECK_NAPI(env, napi_set_element(env, result, 0, y));
+  CHECK_NAPI(env, napi_set_element(env, result, 1, e));
+  return result;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   const napi_property_descriptor properties[] = {
       {"load", nullptr, Load, nullptr, nullptr, nullptr, napi_default, nullptr},
@@ -479,6 +534,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"run", nullptr, Run, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"releaseSession", nullptr, ReleaseSession, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"endProfiling", nullptr, EndProfiling, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"eluExp", nullptr, EluExp, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"convWeightGrad", nullptr, ConvWeightGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties);

@@ -312,6 +312,12 @@ function inferNode(node: OnnxNode, info: ShapeInfo): void {
       set(0, [src[0]!, w[0]!, ...kernel.map((k, i) => convOutput(src[i + 2]!, k, strides[i]!, pads[i]!, pads[i + spatial]!, dil[i]!))]);
       return;
     }
+    case 'EluExp': {
+      // com.moodlsr (native/ort-kernels): x → [elu(x), exp(min(x, 0))].
+      set(0, inShape(0), 'float');
+      set(1, inShape(0), 'float');
+      return;
+    }
     case 'ConvWeightGrad': {
       // com.moodlsr (native/ort-kernels): x [N, Cin, H, W], dy [N, Cout, Ho, Wo] → dW [Cout, Cin, kh, kw].
       const kernel = intsAttr(node, 'kernel_shape')!;
