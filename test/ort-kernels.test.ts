@@ -123,7 +123,7 @@ describe('native ONNX Runtime binding (native/ort-kernels)', () => {
     }
   });
 
-  it.skipIf(!built)('a VQ-VAE step at 64² (its first level through ConvWeightGrad): gradients and statistics equal the standard graph\'s', async () => {
+  it.skipIf(!built)('a VQ-VAE step at 64² (its first level through ConvWeightGrad; EluExp, PlaneSums, PlaneCombine throughout): gradients and statistics equal the standard graph\'s', async () => {
     const model = { kind: 'vqvae' as const, config: { ...TINY_VQVAE, inputSize: 64, dropout: 0.1 } };
     const ort = await requireOnnxRuntime();
     const count = 3;
@@ -137,6 +137,11 @@ describe('native ONNX Runtime binding (native/ort-kernels)', () => {
     // Every ELU's Min → Exp → Sub → Max chain is one EluExp node.
     expect(graph.model.graph.nodes.filter((n) => n.opType === 'EluExp').length).toBeGreaterThanOrEqual(8);
     expect(graph.model.graph.nodes.filter((n) => n.opType === 'Exp' && n.domain === undefined).length).toBe(0);
+    // Every GroupNorm's backward: its two sums in one PlaneSums pass, dx in one PlaneCombine pass.
+    const norms = graph.model.graph.nodes.filter((n) => n.opType === 'LayerNormalization').length;
+    expect(norms).toBeGreaterThanOrEqual(8);
+    expect(graph.model.graph.nodes.filter((n) => n.opType === 'PlaneSums').length).toBe(norms);
+    expect(graph.model.graph.nodes.filter((n) => n.opType === 'PlaneCombine').length).toBe(norms);
     const weights = flattenParams(initVqvae(model.config, 7), paramLayout(model));
     const run = async (customKernels: boolean) => {
       const engine = await createOnnxTrainingEngine(model, { threads: 1, customKernels });

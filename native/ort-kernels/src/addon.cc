@@ -19,6 +19,7 @@
 
 #include "conv-weight-grad.h"
 #include "elu-exp.h"
+#include "plane-ops.h"
 #include "ort-slots.h"
 
 namespace {
@@ -168,6 +169,73 @@ ort::CustomOp eluExpOp() {
 
 ort::CustomOp eluExpDescription = eluExpOp();
 
+// ---- PlaneSums (dy, x → Σ dy, Σ dy·x per plane) and PlaneCombine (dy, x, a, b, c → a·dy − b·x + c) --
+
+/** Planes and plane size of an NCHW value: N·C planes of H·W. */
+bool planesOf(const std::vector<int64_t>& dims, int64_t& planes, int64_t& size) {
+  if (dims.size() != 4) return false;
+  planes = dims[0] * dims[1];
+  size = dims[2] * dims[3];
+  return true;
+}
+
+int64_t elementsOf(const ort::Value* v) {
+  int64_t count = 1;
+  for (int64_t d : dimsOf(v)) count *= d;
+  return count;
+}
+
+void computePlaneSums(void*, ort::KernelContext* context) {
+  const ort::Value* in[2] = {nullptr, nullptr};
+  for (size_t i = 0; i < 2; i++) runtime.api->call<ort::Status*>(ort::kKernelContextGetInput, static_cast<const ort::KernelContext*>(context), i, &in[i]);
+  const std::vector<int64_t> dims = dimsOf(in[0]);
+  int64_t planes = 0, size = 0;
+  const bool ok = planesOf(dims, planes, size) && dimsOf(in[1]) == dims;
+  const int64_t outDims[4] = {ok ? dims[0] : 0, ok ? dims[1] : 0, 1, 1};
+  ort::Value* out[2] = {nullptr, nullptr};
+  for (size_t i = 0; i < 2; i++)
+    if (!takeError(runtime.api->call<ort::Status*>(ort::kKernelContextGetOutput, context, i, outDims, size_t{4}, &out[i])).empty()) return;
+  if (ok) planeSums(tensorData(in[0]), tensorData(in[1]), tensorData(out[0]), tensorData(out[1]), planes, size);
+}
+
+void computePlaneCombine(void*, ort::KernelContext* context) {
+  const ort::Value* in[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
+  for (size_t i = 0; i < 5; i++) runtime.api->call<ort::Status*>(ort::kKernelContextGetInput, static_cast<const ort::KernelContext*>(context), i, &in[i]);
+  const std::vector<int64_t> dims = dimsOf(in[0]);
+  int64_t planes = 0, size = 0;
+  bool ok = planesOf(dims, planes, size) && dimsOf(in[1]) == dims;
+  for (int i = 2; ok && i < 5; i++) ok = elementsOf(in[i]) == planes;
+  ort::Value* out = nullptr;
+  if (!takeError(runtime.api->call<ort::Status*>(ort::kKernelContextGetOutput, context, size_t{0}, static_cast<const int64_t*>(dims.data()), dims.size(), &out)).empty()) return;
+  float* o = tensorData(out);
+  if (!ok) {
+    std::fill(o, o + elementsOf(out), std::numeric_limits<float>::quiet_NaN());
+    return;
+  }
+  planeCombine(tensorData(in[0]), tensorData(in[1]), tensorData(in[2]), tensorData(in[3]), tensorData(in[4]), o, planes, size);
+}
+
+ort::CustomOp planeSumsOp() {
+  ort::CustomOp op = eluExpOp();
+  op.GetName = [](const ort::CustomOp*) { return "PlaneSums"; };
+  op.GetInputTypeCount = [](const ort::CustomOp*) { return size_t{2}; };
+  op.GetOutputTypeCount = [](const ort::CustomOp*) { return size_t{2}; };
+  op.KernelCompute = computePlaneSums;
+  return op;
+}
+
+ort::CustomOp planeCombineOp() {
+  ort::CustomOp op = eluExpOp();
+  op.GetName = [](const ort::CustomOp*) { return "PlaneCombine"; };
+  op.GetInputTypeCount = [](const ort::CustomOp*) { return size_t{5}; };
+  op.GetOutputTypeCount = [](const ort::CustomOp*) { return size_t{1}; };
+  op.KernelCompute = computePlaneCombine;
+  return op;
+}
+
+ort::CustomOp planeSumsDescription = planeSumsOp();
+ort::CustomOp planeCombineDescription = planeCombineOp();
+
 // ---- loading -------------------------------------------------------------------------------------
 
 void loadRuntime(const std::string& path) {
@@ -195,6 +263,8 @@ void loadRuntime(const std::string& path) {
   if (e.empty()) e = takeError(api.call<ort::Status*>(ort::kCreateCustomOpDomain, "com.moodlsr", &runtime.domain));
   if (e.empty()) e = takeError(api.call<ort::Status*>(ort::kCustomOpDomainAdd, runtime.domain, static_cast<const ort::CustomOp*>(&convWeightGradDescription)));
   if (e.empty()) e = takeError(api.call<ort::Status*>(ort::kCustomOpDomainAdd, runtime.domain, static_cast<const ort::CustomOp*>(&eluExpDescription)));
+  if (e.empty()) e = takeError(api.call<ort::Status*>(ort::kCustomOpDomainAdd, runtime.domain, static_cast<const ort::CustomOp*>(&planeSumsDescription)));
+  if (e.empty()) e = takeError(api.call<ort::Status*>(ort::kCustomOpDomainAdd, runtime.domain, static_cast<const ort::CustomOp*>(&planeCombineDescription)));
   if (!e.empty()) {
     runtime.error = e;
     runtime.api = nullptr;

@@ -103,7 +103,7 @@ export function backward(model: OnnxModel, loss: string, params: readonly string
       const bias = chain.sampleBias?.value;
       const chainNeeds = { x: isFloatActive(chain.x), gamma: isFloatActive(chain.gamma), beta: isFloatActive(chain.beta), sampleBias: bias !== undefined && isFloatActive(bias) };
       if (!chainNeeds.x && !chainNeeds.gamma && !chainNeeds.beta && !chainNeeds.sampleBias) continue;
-      const d = groupNormChainVjp(e, chain, gradOf(node.outputs[0]!)!, chainNeeds);
+      const d = groupNormChainVjp(e, chain, gradOf(node.outputs[0]!)!, chainNeeds, opts.customOperators ?? false);
       if (d.x !== undefined) addGrad(chain.x, d.x);
       if (d.gamma !== undefined) addGrad(chain.gamma, d.gamma);
       if (d.beta !== undefined) addGrad(chain.beta, d.beta);

@@ -17,6 +17,7 @@
 import type { OnnxNode } from '../onnx-proto.js';
 import { attr, floatAttr, type GraphEditor } from './editor.js';
 import type { Shape, ShapeInfo } from './shapes.js';
+import { CUSTOM_DOMAIN } from './vjp.js';
 
 export interface GroupNormChain {
   readonly reshapeIn: OnnxNode;
@@ -105,6 +106,7 @@ export function groupNormChainVjp(
   chain: GroupNormChain,
   dy: string,
   needs: { x: boolean; gamma: boolean; beta: boolean; sampleBias?: boolean },
+  customOperators = false,
 ): { x?: string; gamma?: string; beta?: string; sampleBias?: string } {
   const [n, c, h, w] = chain.shape as [number, number, number, number];
   const g = chain.groups;
@@ -156,11 +158,22 @@ export function groupNormChainVjp(
   if (bias !== undefined) replaceNode(e, chain.shift, []);
 
   // Backward.
-  const spatial = e.ints([2, 3]);
-  const s0 = e.node('ReduceSum', [dy, spatial], { keepdims: attr.int(1) }); // [N, C, 1, 1]
-  // S1 as N·C dot products (a batched MatMul reads dy and x̂ once; Mul + ReduceSum also wrote and re-read the product).
-  const rowsOf = (v: string) => e.node('Reshape', [v, e.ints([n * c, 1, h * w])]);
-  const s1 = e.node('Reshape', [e.node('MatMul', [rowsOf(dy), e.node('Transpose', [rowsOf(xhat)], { perm: attr.ints([0, 2, 1]) })]), e.ints([n, c, 1, 1])]);
+  const custom = (opType: string, inputs: readonly string[], outputs: number): string[] => {
+    const names = Array.from({ length: outputs }, (_, i) => e.fresh(`grad/${opType.toLowerCase()}${outputs > 1 ? `_out${i}` : ''}`));
+    e.nodes.push({ opType, name: e.fresh(`grad/${opType.toLowerCase()}_node`), inputs, outputs: names, attributes: {}, domain: CUSTOM_DOMAIN });
+    return names;
+  };
+  let s0: string;
+  let s1: string;
+  if (customOperators) {
+    // Both sums in one pass over dy and x̂ (native/ort-kernels, PlaneSums).
+    [s0, s1] = custom('PlaneSums', [dy, xhat], 2) as [string, string];
+  } else {
+    s0 = e.node('ReduceSum', [dy, e.ints([2, 3])], { keepdims: attr.int(1) }); // [N, C, 1, 1]
+    // S1 as N·C dot products (a batched MatMul reads dy and x̂ once; Mul + ReduceSum also wrote and re-read the product).
+    const rowsOf = (v: string) => e.node('Reshape', [v, e.ints([n * c, 1, h * w])]);
+    s1 = e.node('Reshape', [e.node('MatMul', [rowsOf(dy), e.node('Transpose', [rowsOf(xhat)], { perm: attr.ints([0, 2, 1]) })]), e.ints([n, c, 1, 1])]);
+  }
   const out: { x?: string; gamma?: string; beta?: string; sampleBias?: string } = {};
   if (needs.sampleBias === true) out.sampleBias = s0;
   const overBatch = (v: string) => e.node('ReduceSum', [v, e.ints([0])], { keepdims: attr.int(0) }); // [C, 1, 1]
@@ -174,6 +187,11 @@ export function groupNormChainVjp(
   const a = e.node('Reshape', [e.node('Mul', [rstd, gammaGrouped]), e.ints([n * c])]); // rstd·γ
   const b = e.node('Reshape', [toChannels(e.node('Mul', [perRow, groupSum(s1)])), e.ints([n, c, 1, 1])]); // rstd·T1/L
   const negC0 = toChannels(e.node('Neg', [e.node('Mul', [perRow, groupSum(s0)])])); // −rstd·T0/L
+  if (customOperators) {
+    // dx = a·dy − b·x̂ + c in one pass (native/ort-kernels, PlaneCombine).
+    out.x = custom('PlaneCombine', [dy, xhat, a, b, negC0], 1)[0]!;
+    return out;
+  }
   const rows = e.ints([1, n * c, h * w]);
   const zeroMean = e.initializer(`${chain.scale.name}/grad_zero_mean`, [n * c], new Float32Array(n * c));
   const unitVariance = e.initializer(`${chain.scale.name}/grad_unit_variance`, [n * c], new Float32Array(n * c).fill(1));

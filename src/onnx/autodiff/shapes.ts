@@ -312,6 +312,17 @@ function inferNode(node: OnnxNode, info: ShapeInfo): void {
       set(0, [src[0]!, w[0]!, ...kernel.map((k, i) => convOutput(src[i + 2]!, k, strides[i]!, pads[i]!, pads[i + spatial]!, dil[i]!))]);
       return;
     }
+    case 'PlaneSums': {
+      // com.moodlsr: dy, x [N, C, H, W] → Σ dy, Σ dy·x over each plane, [N, C, 1, 1] each.
+      const [n, c] = inShape(0) as [number, number];
+      set(0, [n, c, 1, 1], 'float');
+      set(1, [n, c, 1, 1], 'float');
+      return;
+    }
+    case 'PlaneCombine':
+      // com.moodlsr: a·dy − b·x + c per plane.
+      set(0, inShape(0), 'float');
+      return;
     case 'EluExp': {
       // com.moodlsr (native/ort-kernels): x → [elu(x), exp(min(x, 0))].
       set(0, inShape(0), 'float');
