@@ -54,7 +54,6 @@ enum Slot : std::size_t {
   kSessionEndProfiling = 110,
   kAddSessionConfigEntry = 130,
   kKernelInfoGetAttributeArrayInt64 = 163,
-  kSlotCount = 164,
 };
 
 // ONNXTensorElementDataType values used here.
@@ -95,10 +94,6 @@ class Api {
   R call(Slot slot, A... args) const {
     return reinterpret_cast<R (*)(A...)>(table_[slot])(args...);
   }
-  /** Calls an entry that returns a status; returns the error message, or an empty string on success. */
-  template <typename... A>
-  const char* status(Slot slot, A... args) const;
-
  private:
   void* const* table_;
 };
