@@ -1,6 +1,6 @@
 // The few entries of ONNX Runtime's C API table (struct OrtApi) this addon calls, by position.
 // The table only ever grows at its end (ONNX Runtime's ABI promise), so these positions hold for every
-// release from API version 13 on; the addon asks for version 13 and checks the library's version string.
+// release from API version 13 on; the addon asks for version 13 (GetApi returns null where a library lacks it).
 #pragma once
 #include <cstddef>
 #include <cstdint>
