@@ -6,7 +6,6 @@
  * several cores at once: onnxruntime-node's `run` occupies the thread that calls it.
  */
 import { backward, gradientName } from '../onnx/autodiff/backward.js';
-import { fuseEluChains } from '../onnx/autodiff/custom-elu.js';
 import type { Shape } from '../onnx/autodiff/shapes.js';
 import { bindingValues, scatterGradient, type ParamBinding, type TrainableModel } from '../onnx/autodiff/trainable.js';
 import { lowerConvsToNchwc, nchwcBlockSize } from '../onnx/nchwc.js';
@@ -57,8 +56,7 @@ export interface GradientGraph {
 export async function gradientModel(ort: OrtModule, net: OnnxNet, count: number, shapes: Record<string, Shape>, opts: { customOperators?: boolean } = {}): Promise<GradientGraph> {
   const inputShapes: Record<string, Shape> = { ...shapes };
   for (const site of net.train.dropout) inputShapes[site.input] = [count, ...site.shape];
-  const differentiated = backward(net.train.model, 'loss', net.train.bindings.map((b) => b.input), { inputShapes, customOperators: opts.customOperators ?? false }).model;
-  const model = opts.customOperators === true ? fuseEluChains(differentiated).model : differentiated;
+  const { model } = backward(net.train.model, 'loss', net.train.bindings.map((b) => b.input), { inputShapes, customOperators: opts.customOperators ?? false });
   const block = process.env.MOODLSR_ORT_NCHWC === '0' ? null : await nchwcBlockSize(ort);
   const lowered = block === null ? model : lowerConvsToNchwc(model, { inputShapes, blockSize: block, padOutputs: true, nchwInputs: true }).model;
   const hoisted = process.env.MOODLSR_PARAM_PRELUDE === '0' ? { model: lowered, prelude: null } : hoistParameterPrelude(lowered, new Map(net.train.bindings.map((b) => [b.input, [...b.dims]])));

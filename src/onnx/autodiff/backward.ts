@@ -9,6 +9,7 @@
  */
 import { DataType, type OnnxModel } from '../onnx-proto.js';
 import type { GraphBuilder, Value } from '../graph.js';
+import { fuseEluChains } from './custom-elu.js';
 import { attr, GraphEditor } from './editor.js';
 import { findGatedProducts, gatedProductVjp } from './fuse-gated.js';
 import { findGroupNormChains, groupNormChainVjp, type GroupNormChain } from './fuse-groupnorm.js';
@@ -34,8 +35,9 @@ export interface BackwardOptions {
   /** Differentiate a · σ(b) products as one unit (./fuse-gated.ts; default true). */
   fuseGatedProducts?: boolean;
   /**
-   * Emit this project's custom operators where they apply (`ConvWeightGrad` of the com.moodlsr domain,
-   * ./vjp.ts): only sessions of ../native-session.ts can run the result. Default false.
+   * Emit this project's custom operators where they apply (the com.moodlsr domain: ConvWeightGrad in
+   * ./vjp.ts, PlaneSums/PlaneCombine in ./fuse-groupnorm.ts, EluExp in ./custom-elu.ts): only sessions
+   * of ../native-session.ts can run the result. Default false.
    */
   customOperators?: boolean;
 }
@@ -142,7 +144,7 @@ export function backward(model: OnnxModel, loss: string, params: readonly string
     e.addOutput({ name, dataType: DataType.FLOAT, shape });
     gradients.set(p, name);
   }
-  const built = e.build();
+  const built = opts.customOperators === true ? fuseEluChains(e.build(), info).model : e.build();
   const custom = built.graph.nodes.some((n) => n.domain === CUSTOM_DOMAIN);
   const withOpsets = custom ? { ...built, extraOpsets: [...(built.extraOpsets ?? []).filter((o) => o.domain !== CUSTOM_DOMAIN), { domain: CUSTOM_DOMAIN, version: 1 }] } : built;
   return { model: withOpsets, gradients, info };

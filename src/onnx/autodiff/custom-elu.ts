@@ -3,20 +3,18 @@
  * full-size passes (Min, Exp, Sub, Max), whose Exp value the ELU's vector–Jacobian product reuses
  * (./vjp.ts, `eluPattern`). In a gradient graph that may use the project's custom kernels
  * (BackwardOptions.customOperators), each such chain becomes one `EluExp` node of the com.moodlsr
- * domain (native/ort-kernels): x → [y, exp(min(x, 0))], one read and two writes.
+ * domain (native/ort-kernels): x → [y, exp(min(x, 0))], one read and two writes. ./backward.ts applies it.
  */
-import { DataType, type OnnxModel, type OnnxNode } from '../onnx-proto.js';
+import type { OnnxModel, OnnxNode } from '../onnx-proto.js';
+import type { ShapeInfo } from './shapes.js';
 import { CUSTOM_DOMAIN } from './vjp.js';
 
-/** The value of a one-element float32 initializer, else undefined. */
-function scalarOf(model: OnnxModel, name: string): number | undefined {
-  const t = model.graph.initializers.find((i) => i.name === name);
-  if (t === undefined || t.dataType !== DataType.FLOAT || t.raw.byteLength !== 4) return undefined;
-  return new DataView(t.raw.buffer, t.raw.byteOffset, 4).getFloat32(0, true);
-}
-
-/** The model with every Min → Exp → Sub → Max ELU chain (intermediates used nowhere else) as one EluExp node. */
-export function fuseEluChains(model: OnnxModel): { model: OnnxModel; fused: number } {
+/**
+ * The model with every Min → Exp → Sub → Max ELU chain (intermediates used nowhere else) as one EluExp
+ * node; `info` holds the graph's small float constants (./shapes.ts).
+ */
+export function fuseEluChains(model: OnnxModel, info: ShapeInfo): { model: OnnxModel; fused: number } {
+  const scalarOf = (name: string): number | undefined => info.floats.get(name)?.[0];
   const nodes = model.graph.nodes;
   const producers = new Map<string, OnnxNode>();
   const uses = new Map<string, number>();
@@ -30,11 +28,11 @@ export function fuseEluChains(model: OnnxModel): { model: OnnxModel; fused: numb
     if (max.opType !== 'Max' || (max.domain ?? '') !== '' || max.inputs.length !== 2) continue;
     const [x, shifted] = max.inputs as [string, string];
     const sub = producers.get(shifted);
-    if (sub?.opType !== 'Sub' || uses.get(shifted) !== 1 || scalarOf(model, sub.inputs[1]!) !== 1) continue;
+    if (sub?.opType !== 'Sub' || uses.get(shifted) !== 1 || scalarOf(sub.inputs[1]!) !== 1) continue;
     const exp = producers.get(sub.inputs[0]!);
     if (exp?.opType !== 'Exp') continue;
     const min = producers.get(exp.inputs[0]!);
-    if (min?.opType !== 'Min' || min.inputs[0] !== x || scalarOf(model, min.inputs[1]!) !== 0 || uses.get(min.outputs[0]!) !== 1) continue;
+    if (min?.opType !== 'Min' || min.inputs[0] !== x || scalarOf(min.inputs[1]!) !== 0 || uses.get(min.outputs[0]!) !== 1) continue;
     if ([min, exp, sub, max].some((n) => replaced.has(n))) continue;
     replaced.set(min, null);
     replaced.set(exp, null);
