@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spinByDefault } from './runtime.js';
 
 type TypedArray = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array;
 
@@ -22,7 +23,7 @@ export interface NativeTensor {
 
 interface Addon {
   load(libraryPath: string): { version: string; vectorised: boolean };
-  createSession(model: Uint8Array, threads: number, profilePrefix?: string): unknown;
+  createSession(model: Uint8Array, threads: number, profilePrefix: string | undefined, spin: boolean): unknown;
   endProfiling(session: unknown): string;
   run(session: unknown, inputNames: string[], inputs: NativeTensor[], outputNames: string[]): NativeTensor[];
   releaseSession(session: unknown): void;
@@ -114,7 +115,8 @@ export function loadNativeKernels(): { kernels: NativeKernels } | { error: strin
 }
 
 function openSession(addon: Addon, model: Uint8Array, outputNames: readonly string[], threads: number, profilePrefix?: string): NativeSession {
-  let handle: unknown = addon.createSession(model, threads, profilePrefix);
+  // The other options are createSession's (./runtime.ts), spinning included.
+  let handle: unknown = addon.createSession(model, threads, profilePrefix, spinByDefault());
   const outputs = [...outputNames];
   return {
     run(feeds) {

@@ -38,10 +38,15 @@ export interface SessionOptions {
   spin?: boolean;
 }
 
+/** Whether sessions let idle intra-op threads spin when not told (SessionOptions.spin): MOODLSR_ORT_SPIN=1. */
+export function spinByDefault(): boolean {
+  return process.env.MOODLSR_ORT_SPIN === '1';
+}
+
 /** A CPU session over a serialised model, all graph optimisations on, one inter-op thread. */
 export async function createSession(model: Uint8Array, opts: SessionOptions = {}): Promise<OrtSession> {
   const ort = await requireOnnxRuntime();
-  const spin = opts.spin ?? process.env.MOODLSR_ORT_SPIN === '1';
+  const spin = opts.spin ?? spinByDefault();
   return ort.InferenceSession.create(model, {
     executionProviders: ['cpu'],
     graphOptimizationLevel: 'all',

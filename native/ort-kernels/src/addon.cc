@@ -2,7 +2,7 @@
 // ships and loads, driven through its C API, with this project's custom operators registered
 // (onnxruntime-node cannot register any). Inputs are passed to the runtime without copying.
 //   load(libraryPath) → { version, vectorised }
-//   createSession(model: Uint8Array, threads, profilePrefix?) → session
+//   createSession(model: Uint8Array, threads, profilePrefix?, spin?) → session
 //   endProfiling(session) → the profile's file name (sessions created with a profilePrefix)
 //   run(session, inputNames, inputs: {type, data, dims}[], outputNames) → {type, data, dims}[]
 #include <node_api.h>
@@ -112,9 +112,15 @@ napi_value Load(napi_env env, napi_callback_info info) {
 
 napi_value CreateSession(napi_env env, napi_callback_info info) {
   if (runtime().api == nullptr) return fail(env, "load() first");
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  bool spin = false;
+  if (argc >= 4) {
+    napi_value flag;
+    CHECK_NAPI(env, napi_coerce_to_bool(env, argv[3], &flag));
+    CHECK_NAPI(env, napi_get_value_bool(env, flag, &spin));
+  }
   std::string profilePrefix;
   if (argc >= 3) {
     napi_valuetype kind;
@@ -136,7 +142,7 @@ napi_value CreateSession(napi_env env, napi_callback_info info) {
   if (e.empty()) e = takeError(api.call<ort::Status*>(ort::kSetInterOpNumThreads, options, 1));
   if (e.empty()) e = takeError(api.call<ort::Status*>(ort::kSetSessionExecutionMode, options, 0 /* sequential */));
   if (e.empty()) e = takeError(api.call<ort::Status*>(ort::kSetSessionGraphOptimizationLevel, options, 99 /* all */));
-  if (e.empty()) e = takeError(api.call<ort::Status*>(ort::kAddSessionConfigEntry, options, "session.intra_op.allow_spinning", "0"));
+  if (e.empty()) e = takeError(api.call<ort::Status*>(ort::kAddSessionConfigEntry, options, "session.intra_op.allow_spinning", spin ? "1" : "0"));
   if (e.empty()) e = takeError(api.call<ort::Status*>(ort::kAddCustomOpDomain, options, runtime().domain));
   if (e.empty() && !profilePrefix.empty()) e = takeError(api.call<ort::Status*>(ort::kEnableProfiling, options, profilePrefix.c_str()));
   auto* handle = new SessionHandle();
